@@ -1,0 +1,1 @@
+"""SQL store (SQLite, PostgreSQL) on SQLAlchemy Core."""

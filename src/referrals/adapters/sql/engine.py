@@ -1,0 +1,48 @@
+"""Engines per database: SQLite needs WAL, foreign keys and write transactions taken up front."""
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, make_url
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def create_engines(url: str, pool_size: int = 5) -> tuple[Engine, Engine]:
+    """Return (writer, reader) engines for `url`.
+
+    On SQLite every write transaction starts with BEGIN IMMEDIATE: it takes the
+    write lock before the first read, so a signup's read-then-increment cannot
+    be invalidated by another writer (a deferred transaction would fail with
+    SQLITE_BUSY_SNAPSHOT instead of waiting). Readers use plain BEGIN and, with
+    WAL, never wait for writers. Other databases use one engine for both.
+    """
+    if not is_sqlite(url):
+        engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        return engine, engine
+    writer = _sqlite_engine(url, "BEGIN IMMEDIATE")
+    reader = _sqlite_engine(url, "BEGIN")
+    return writer, reader
+
+
+def _sqlite_engine(url: str, begin: str) -> Engine:
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event issue BEGIN instead of the driver's implicit one.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        # FULL: a commit that answered 2xx survives a crash of the process and of the OS.
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql(begin)
+
+    return engine

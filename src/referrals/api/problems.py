@@ -1,0 +1,79 @@
+"""RFC 9457 problem responses: one place maps error codes to HTTP."""
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from referrals.domain.errors import DomainError
+
+STATUS_BY_CODE = {
+    "validation_error": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "code_not_found": 404,
+    "method_not_allowed": 405,
+    "already_referred": 409,
+    "referrer_exists": 409,
+    "code_taken": 409,
+    "payout_in_progress": 409,
+    "request_too_large": 413,
+    "self_referral": 422,
+    "internal_error": 500,
+}
+CODE_BY_STATUS = {400: "validation_error", 401: "unauthorized", 403: "forbidden", 404: "not_found"}
+CODE_BY_STATUS |= {405: "method_not_allowed", 413: "request_too_large"}
+
+
+class ApiError(Exception):
+    """An error raised by the HTTP layer itself (authentication, authorization)."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+def problem(code: str, detail: str, **extra: Any) -> JSONResponse:
+    status = STATUS_BY_CODE[code]
+    body = {
+        "type": f"urn:referrals:problem:{code}",
+        "title": code.replace("_", " ").capitalize(),
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **extra,
+    }
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status, headers=headers, media_type="application/problem+json")
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def _domain(_: Request, error: DomainError) -> JSONResponse:
+        return problem(error.code, error.detail)
+
+    @app.exception_handler(ApiError)
+    async def _api(_: Request, error: ApiError) -> JSONResponse:
+        return problem(error.code, error.detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, error: RequestValidationError) -> JSONResponse:
+        # The offending input is not echoed back: it may be large or sensitive.
+        errors = [
+            {"loc": [str(part) for part in e.get("loc", ())], "msg": str(e.get("msg", ""))}
+            for e in error.errors()
+        ]
+        return problem("validation_error", "the request is not valid", errors=errors)
+
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, error: HTTPException) -> JSONResponse:
+        code = CODE_BY_STATUS.get(error.status_code, "validation_error")
+        return problem(code, str(error.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, error: Exception) -> JSONResponse:
+        return problem("internal_error", "an unexpected error occurred")

@@ -1,0 +1,152 @@
+"""Routes: parse, call one use case, shape the answer. No rules live here."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response, status
+
+from referrals.api import auth
+from referrals.api.problems import ApiError
+from referrals.api.schemas import (
+    EnrollRequest,
+    Health,
+    LegacySignupRequest,
+    LegacySignupResponse,
+    ReferralOut,
+    ReferralPage,
+    ReferrerCount,
+    ReferrerOut,
+    SignupOut,
+    SignupRequest,
+    UserId,
+)
+from referrals.bootstrap import Services
+from referrals.domain.model import ApiKey, ReferralStatus, Role
+from referrals.domain.money import cents_to_dollars
+from referrals.services import queries
+from referrals.services.referrers import enroll
+from referrals.services.signups import sign_up
+
+router = APIRouter()
+ServicesDep = Annotated[Services, Depends(auth.services)]
+Limit = Annotated[int, Query(ge=1, le=queries.MAX_PAGE)]
+Cursor = Annotated[str | None, Query(max_length=200, pattern=r"^[A-Za-z0-9_-]+$")]
+
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Invalid request (problem+json, code validation_error)"},
+    401: {"description": "Missing or invalid API key"},
+    403: {"description": "The key's role may not do this"},
+}
+
+
+@router.get("/healthz", response_model=Health, tags=["health"])
+def healthz(svc: ServicesDep) -> Health:
+    svc.store.check()
+    return Health(status="ok")
+
+
+@router.post(
+    "/signup",
+    response_model=LegacySignupResponse,
+    tags=["signups"],
+    summary="Record a signup (compatible with the original API)",
+    responses=PROBLEMS | {404: {"description": "code_not_found"}, 409: {}, 422: {}},
+)
+def legacy_signup(
+    body: LegacySignupRequest, svc: ServicesDep, _: ApiKey = Depends(auth.ingest)
+) -> LegacySignupResponse:
+    result = sign_up(svc.store, svc.clock, svc.program, body.userId, body.referralCode, body.email)
+    return LegacySignupResponse(
+        rewardAmount=cents_to_dollars(result.referral.reward_cents),
+        referralCount=result.referral_count,
+        referralId=result.referral.id,
+        rewardCents=result.referral.reward_cents,
+        refereeCode=result.referee_code,
+    )
+
+
+@router.post(
+    "/v1/referrers",
+    response_model=ReferrerOut,
+    status_code=status.HTTP_201_CREATED,
+    tags=["referrers"],
+    responses=PROBLEMS | {200: {"model": ReferrerOut, "description": "Already enrolled"}, 409: {}},
+)
+def enroll_referrer(
+    body: EnrollRequest, response: Response, svc: ServicesDep, _: ApiKey = Depends(auth.ingest)
+) -> ReferrerOut:
+    enrollment = enroll(svc.store, svc.clock, body.user_id, body.email, body.code)
+    if not enrollment.created:
+        response.status_code = status.HTTP_200_OK
+    return ReferrerOut.of(queries.referrer_stats(svc.store, svc.program, body.user_id))
+
+
+@router.get(
+    "/v1/referrers/{user_id}",
+    response_model=ReferrerOut,
+    tags=["referrers"],
+    responses=PROBLEMS | {404: {}},
+)
+def get_referrer(user_id: UserId, svc: ServicesDep, _: ApiKey = Depends(auth.admin)) -> ReferrerOut:
+    return ReferrerOut.of(queries.referrer_stats(svc.store, svc.program, user_id))
+
+
+@router.get(
+    "/v1/referrers/{user_id}/referrals",
+    response_model=ReferralPage,
+    tags=["referrers"],
+    responses=PROBLEMS | {404: {}},
+)
+def list_referrer_referrals(
+    user_id: UserId,
+    svc: ServicesDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    _: ApiKey = Depends(auth.admin),
+) -> ReferralPage:
+    return ReferralPage.of(queries.referrals_of(svc.store, user_id, limit, cursor))
+
+
+@router.post(
+    "/v1/signups",
+    response_model=SignupOut,
+    status_code=status.HTTP_201_CREATED,
+    tags=["signups"],
+    responses=PROBLEMS
+    | {200: {"model": SignupOut, "description": "Replay of a recorded signup"}, 404: {}}
+    | {409: {}, 422: {}},
+)
+def create_signup(
+    body: SignupRequest, response: Response, svc: ServicesDep, key: ApiKey = Depends(auth.ingest)
+) -> SignupOut:
+    if body.signed_up_at is not None and key.role is not Role.ADMIN:
+        raise ApiError("forbidden", "only admin keys may import signups with signed_up_at")
+    result = sign_up(
+        svc.store,
+        svc.clock,
+        svc.program,
+        body.user_id,
+        body.referral_code,
+        body.email,
+        body.signed_up_at,
+    )
+    if result.replayed:
+        response.status_code = status.HTTP_200_OK
+    referral = result.referral
+    return SignupOut(
+        referral=ReferralOut.of(referral),
+        referrer=ReferrerCount(user_id=referral.referrer_id, referral_count=result.referral_count),
+        referee_code=result.referee_code,
+    )
+
+
+@router.get("/v1/referrals", response_model=ReferralPage, tags=["referrals"], responses=PROBLEMS)
+def list_referrals(
+    svc: ServicesDep,
+    status: ReferralStatus | None = None,
+    referrer_id: Annotated[UserId | None, Query()] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    _: ApiKey = Depends(auth.admin),
+) -> ReferralPage:
+    page = queries.search_referrals(svc.store, limit, cursor, status, referrer_id)
+    return ReferralPage.of(page)

@@ -1,0 +1,169 @@
+"""Request and response bodies. Requests forbid unknown fields and refuse coercion."""
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    WithJsonSchema,
+)
+
+from referrals.domain.model import Referral, ReferralStatus
+from referrals.services.queries import Page, ReferrerStats
+
+
+def _check_email(value: str) -> str:
+    try:
+        validate_email(value, check_deliverability=False)
+    except EmailNotValidError as error:
+        raise ValueError(str(error)) from None
+    return value
+
+
+UserId = Annotated[
+    str,
+    StringConstraints(strict=True, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@+-]+$"),
+]
+Code = Annotated[
+    str, StringConstraints(strict=True, min_length=3, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")
+]
+Email = Annotated[
+    str,
+    StringConstraints(strict=True, min_length=3, max_length=254),
+    AfterValidator(_check_email),
+    Field(json_schema_extra={"format": "email"}),
+]
+# The original API answered dollars as a JSON number: 10 or 12.5, computed exactly.
+Dollars = Annotated[
+    Decimal,
+    PlainSerializer(lambda d: int(d) if d == d.to_integral() else float(d)),
+    WithJsonSchema({"type": "number", "examples": [10, 12.5]}),
+]
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LegacySignupRequest(Request):
+    userId: UserId
+    referralCode: Code
+    email: Email | None = None
+
+
+class LegacySignupResponse(BaseModel):
+    message: str = "Signup successful"
+    rewardAmount: Dollars
+    referralCount: int
+    referralId: str
+    rewardCents: int
+    refereeCode: str | None
+
+
+class EnrollRequest(Request):
+    user_id: UserId
+    email: Email | None = None
+    code: Code | None = None
+
+
+class SignupRequest(Request):
+    user_id: UserId
+    referral_code: Code
+    email: Email | None = None
+    signed_up_at: AwareDatetime | None = Field(
+        None, description="Import a historical signup (admin keys only); not in the future."
+    )
+
+
+class NextTier(BaseModel):
+    at_count: int
+    reward_cents: int
+
+
+class ReferrerOut(BaseModel):
+    user_id: str
+    code: str
+    email: str | None
+    referral_count: int
+    earned_cents: int
+    pending_cents: int
+    paid_cents: int
+    next_tier: NextTier | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, stats: ReferrerStats) -> "ReferrerOut":
+        r, e, tier = stats.referrer, stats.earnings, stats.next_tier
+        return cls(
+            user_id=r.user_id,
+            code=r.code,
+            email=r.email,
+            referral_count=r.referral_count,
+            earned_cents=e.earned_cents,
+            pending_cents=e.pending_cents,
+            paid_cents=e.paid_cents,
+            next_tier=NextTier(at_count=tier.threshold, reward_cents=tier.reward_cents)
+            if tier
+            else None,
+            created_at=r.created_at,
+        )
+
+
+class ReferralOut(BaseModel):
+    id: str
+    referee_id: str
+    referrer_id: str
+    code: str
+    email: str | None
+    ordinal: int
+    reward_cents: int
+    status: ReferralStatus
+    created_at: datetime
+    payout_period: str | None
+
+    @classmethod
+    def of(cls, r: Referral) -> "ReferralOut":
+        return cls(
+            id=r.id,
+            referee_id=r.referee_id,
+            referrer_id=r.referrer_id,
+            code=r.code,
+            email=r.email,
+            ordinal=r.ordinal,
+            reward_cents=r.reward_cents,
+            status=r.status,
+            created_at=r.created_at,
+            payout_period=r.payout_period,
+        )
+
+
+class ReferralPage(BaseModel):
+    items: list[ReferralOut]
+    next_cursor: str | None
+
+    @classmethod
+    def of(cls, page: Page) -> "ReferralPage":
+        return cls(items=[ReferralOut.of(r) for r in page.items], next_cursor=page.next_cursor)
+
+
+class ReferrerCount(BaseModel):
+    user_id: str
+    referral_count: int
+
+
+class SignupOut(BaseModel):
+    referral: ReferralOut
+    referrer: ReferrerCount
+    referee_code: str | None
+
+
+class Health(BaseModel):
+    status: str

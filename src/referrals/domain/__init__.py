@@ -1,0 +1,1 @@
+"""Pure rules of the referral program. Imports only the standard library."""

@@ -1,0 +1,48 @@
+"""Domain errors carry a stable `code`; the API maps codes to HTTP statuses in one place."""
+
+
+class DomainError(Exception):
+    code = "domain_error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class InvalidInput(DomainError):
+    code = "validation_error"
+
+
+class NotFound(DomainError):
+    code = "not_found"
+
+
+class CodeNotFound(NotFound):
+    code = "code_not_found"
+
+
+class AlreadyReferred(DomainError):
+    code = "already_referred"
+
+
+class SelfReferral(DomainError):
+    code = "self_referral"
+
+
+class ReferrerExists(DomainError):
+    code = "referrer_exists"
+
+
+class CodeTaken(DomainError):
+    code = "code_taken"
+
+
+class PayoutInProgress(DomainError):
+    code = "payout_in_progress"
+
+
+class Conflict(Exception):
+    """A store saw a concurrent write win a race (unique key, lost condition).
+
+    Not a DomainError: use cases retry on it, and it never reaches a client.
+    """

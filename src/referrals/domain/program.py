@@ -1,0 +1,12 @@
+"""The rules a product team configures for its referral program."""
+
+from dataclasses import dataclass
+
+from referrals.domain.tiers import DEFAULT_TIERS, TierSchedule
+
+
+@dataclass(frozen=True, slots=True)
+class Program:
+    tiers: TierSchedule = DEFAULT_TIERS
+    # A referred user becomes a referrer at once, so the signup can hand them a code.
+    auto_enroll_referees: bool = True

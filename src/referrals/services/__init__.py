@@ -1,0 +1,1 @@
+"""Use cases: plain functions taking inputs and ports, one transaction each."""

@@ -1,0 +1,45 @@
+"""API keys: random secrets shown once, stored only as a hash."""
+
+import hashlib
+import secrets
+
+from referrals.domain.model import ApiKey, Role, new_id
+from referrals.ports import Clock, Store
+
+KEY_PREFIX = "rk_"
+
+
+def hash_key(plaintext: str) -> str:
+    # Keys carry 256 random bits, so a fast hash is enough: there is nothing to brute-force.
+    return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+def _new_key(clock: Clock, role: Role) -> tuple[str, ApiKey]:
+    plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
+    return plaintext, ApiKey(new_id(), role, hash_key(plaintext), clock.now())
+
+
+def create_key(store: Store, clock: Clock, role: Role) -> tuple[str, ApiKey]:
+    plaintext, key = _new_key(clock, role)
+    with store.unit_of_work() as uow:
+        uow.api_keys.add(key)
+        uow.commit()
+    return plaintext, key
+
+
+def create_first_admin_key(store: Store, clock: Clock) -> str | None:
+    """On a store with no key, make an admin key and return it; otherwise None."""
+    with store.unit_of_work() as uow:
+        if uow.api_keys.count():
+            return None
+        plaintext, key = _new_key(clock, Role.ADMIN)
+        uow.api_keys.add(key)
+        uow.commit()
+    return plaintext
+
+
+def authenticate(store: Store, plaintext: str) -> ApiKey | None:
+    if not plaintext.startswith(KEY_PREFIX) or len(plaintext) > 128:
+        return None
+    with store.read() as uow:
+        return uow.api_keys.by_hash(hash_key(plaintext))

@@ -1,0 +1,91 @@
+"""Read-side use cases: a referrer's stats and paginated referral lists."""
+
+import base64
+import binascii
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from referrals.domain.errors import InvalidInput, NotFound
+from referrals.domain.model import Earnings, Referral, ReferralStatus, Referrer
+from referrals.domain.program import Program
+from referrals.domain.tiers import Tier
+from referrals.ports import Store
+
+MAX_PAGE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class ReferrerStats:
+    referrer: Referrer
+    earnings: Earnings
+    next_tier: Tier | None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: Sequence[Referral]
+    next_cursor: str | None
+
+
+def referrer_stats(store: Store, program: Program, user_id: str) -> ReferrerStats:
+    with store.read() as uow:
+        referrer = uow.referrers.get(user_id)
+        if referrer is None:
+            raise NotFound(f"no referrer {user_id!r}")
+        earnings = uow.referrers.earnings(user_id)
+    return ReferrerStats(referrer, earnings, program.tiers.next_tier(referrer.referral_count))
+
+
+def referrals_of(store: Store, user_id: str, limit: int, cursor: str | None) -> Page:
+    after = _decode_cursor(cursor)
+    if after is not None and not after.isdigit():
+        raise InvalidInput("invalid cursor")
+    _check_limit(limit)
+    with store.read() as uow:
+        if uow.referrers.get(user_id) is None:
+            raise NotFound(f"no referrer {user_id!r}")
+        rows = uow.referrals.for_referrer(user_id, int(after) if after else None, limit + 1)
+    return _page(rows, limit, lambda last: str(last.ordinal))
+
+
+def search_referrals(
+    store: Store,
+    limit: int,
+    cursor: str | None,
+    status: ReferralStatus | None = None,
+    referrer_id: str | None = None,
+) -> Page:
+    _check_limit(limit)
+    after = _decode_cursor(cursor)
+    with store.read() as uow:
+        rows = uow.referrals.search(status, referrer_id, after, limit + 1)
+    return _page(rows, limit, lambda last: last.id)
+
+
+def _page(rows: Sequence[Referral], limit: int, key: Callable[[Referral], str]) -> Page:
+    """Rows were fetched with one extra: its presence says whether a next page exists."""
+    if len(rows) <= limit:
+        return Page(rows, None)
+    items = rows[:limit]
+    return Page(items, _encode_cursor(key(items[-1])))
+
+
+def _check_limit(limit: int) -> None:
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
+
+
+def _encode_cursor(value: str) -> str:
+    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str | None) -> str | None:
+    if cursor is None:
+        return None
+    try:
+        value = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidInput("invalid cursor") from None
+    if not value or len(value) > 64 or not value.isascii():
+        raise InvalidInput("invalid cursor")
+    return value

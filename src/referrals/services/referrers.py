@@ -1,0 +1,62 @@
+"""Enrolling referrers."""
+
+from dataclasses import dataclass
+
+from referrals.domain.codes import generate_code, is_valid_code, is_valid_user_id, normalize_code
+from referrals.domain.errors import CodeTaken, Conflict, InvalidInput, ReferrerExists
+from referrals.domain.model import Referrer
+from referrals.ports import Clock, Store, UnitOfWork
+from referrals.services.retry import retry_on_conflict
+
+
+@dataclass(frozen=True, slots=True)
+class Enrollment:
+    referrer: Referrer
+    created: bool
+
+
+def enroll(
+    store: Store, clock: Clock, user_id: str, email: str | None = None, code: str | None = None
+) -> Enrollment:
+    """Make `user_id` a referrer with a generated or vanity code.
+
+    Idempotent: enrolling the same user again returns the existing referrer,
+    unless a different code is asked for (ReferrerExists).
+    """
+    if not is_valid_user_id(user_id):
+        raise InvalidInput("user_id must be 1-128 characters of [A-Za-z0-9._:@+-]")
+    if code is not None and not is_valid_code(code):
+        raise InvalidInput("code must be 3-32 characters of [A-Za-z0-9_-]")
+
+    def attempt() -> Enrollment:
+        with store.unit_of_work() as uow:
+            existing = uow.referrers.get(user_id)
+            if existing is not None:
+                if code is not None and normalize_code(code) != normalize_code(existing.code):
+                    raise ReferrerExists(f"{user_id} is already a referrer with another code")
+                return Enrollment(existing, created=False)
+            if code is not None and uow.referrers.by_code(code) is not None:
+                raise CodeTaken(f"the code {code} is taken")
+            referrer = add_referrer(uow, clock, user_id, email, code)
+            uow.commit()
+            return Enrollment(referrer, created=True)
+
+    return retry_on_conflict(attempt)
+
+
+def add_referrer(
+    uow: UnitOfWork, clock: Clock, user_id: str, email: str | None, code: str | None = None
+) -> Referrer:
+    """Insert a referrer; a generated code that collides is drawn again.
+
+    Collisions of 8-character codes are rare (32^8 ≈ 10^12) but must not fail
+    a signup, so a few fresh draws are tried before giving up to the caller's retry.
+    """
+    for _ in range(5):
+        chosen = code or generate_code()
+        if code is None and uow.referrers.by_code(chosen) is not None:
+            continue
+        referrer = Referrer(user_id, chosen, email, referral_count=0, created_at=clock.now())
+        uow.referrers.add(referrer)
+        return referrer
+    raise Conflict("could not draw a free referral code")

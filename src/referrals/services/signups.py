@@ -1,0 +1,89 @@
+"""Signing up a referred user: the referral, its ordinal and its tier reward, atomically."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from referrals.domain.codes import is_valid_code, is_valid_user_id
+from referrals.domain.errors import AlreadyReferred, CodeNotFound, InvalidInput, SelfReferral
+from referrals.domain.model import Referral, ReferralStatus, new_id
+from referrals.domain.program import Program
+from referrals.ports import Clock, Store
+from referrals.services.referrers import add_referrer
+from referrals.services.retry import retry_on_conflict
+
+
+@dataclass(frozen=True, slots=True)
+class SignupResult:
+    referral: Referral
+    referee_code: str | None
+    replayed: bool  # the same signup was recorded before; this is its original result
+
+    @property
+    def referral_count(self) -> int:
+        """The referrer's count right after this referral: its ordinal, also on replay."""
+        return self.referral.ordinal
+
+
+def sign_up(
+    store: Store,
+    clock: Clock,
+    program: Program,
+    user_id: str,
+    referral_code: str,
+    email: str | None = None,
+    signed_up_at: datetime | None = None,
+) -> SignupResult:
+    """Record that `user_id` signed up with `referral_code` and price the reward.
+
+    The ordinal comes from an atomic increment of the referrer's counter in the
+    same transaction as the referral row, so concurrent signups never share or
+    skip an ordinal, and the tier is priced from that ordinal, never a stale read.
+    """
+    if not is_valid_user_id(user_id):
+        raise InvalidInput("user_id must be 1-128 characters of [A-Za-z0-9._:@+-]")
+    if not is_valid_code(referral_code):
+        raise CodeNotFound(f"no referrer has the code {referral_code!r}")
+    if signed_up_at is not None:
+        if signed_up_at.tzinfo is None:
+            raise InvalidInput("signed_up_at needs a timezone")
+        if signed_up_at > clock.now():
+            raise InvalidInput("signed_up_at cannot be in the future")
+
+    def attempt() -> SignupResult:
+        with store.unit_of_work() as uow:
+            referrer = uow.referrers.by_code(referral_code)
+            if referrer is None:
+                raise CodeNotFound(f"no referrer has the code {referral_code!r}")
+            earlier = uow.referrals.by_referee(user_id)
+            if earlier is not None:
+                if earlier.referrer_id != referrer.user_id:
+                    raise AlreadyReferred(f"{user_id} was already referred by someone else")
+                referee = uow.referrers.get(user_id)
+                return SignupResult(earlier, referee.code if referee else None, replayed=True)
+            if user_id == referrer.user_id or _same_email(email, referrer.email):
+                raise SelfReferral("a user cannot refer themselves")
+
+            ordinal = uow.referrers.increment_referral_count(referrer.user_id)
+            referral = Referral(
+                id=new_id(),
+                referee_id=user_id,
+                referrer_id=referrer.user_id,
+                code=referrer.code,
+                email=email,
+                ordinal=ordinal,
+                reward_cents=program.tiers.reward_for(ordinal),
+                status=ReferralStatus.PENDING,
+                created_at=signed_up_at or clock.now(),
+            )
+            uow.referrals.add(referral)
+            referee = uow.referrers.get(user_id)
+            if referee is None and program.auto_enroll_referees:
+                referee = add_referrer(uow, clock, user_id, email)
+            uow.commit()
+            return SignupResult(referral, referee.code if referee else None, replayed=False)
+
+    return retry_on_conflict(attempt)
+
+
+def _same_email(a: str | None, b: str | None) -> bool:
+    return a is not None and b is not None and a.casefold() == b.casefold()

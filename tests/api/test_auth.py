@@ -1,0 +1,48 @@
+import pytest
+from fastapi.testclient import TestClient
+
+ADMIN_ONLY = [
+    ("GET", "/v1/referrers/alice"),
+    ("GET", "/v1/referrers/alice/referrals"),
+    ("GET", "/v1/referrals"),
+]
+INGEST_ALLOWED = [("POST", "/v1/referrers"), ("POST", "/v1/signups"), ("POST", "/signup")]
+
+
+@pytest.mark.parametrize(("method", "path"), ADMIN_ONLY + INGEST_ALLOWED)
+def test_no_key_is_401(client: TestClient, method: str, path: str) -> None:
+    response = client.request(method, path, json={})
+    assert response.status_code == 401
+    assert response.json()["code"] == "unauthorized"
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize(
+    "header", ["Bearer rk_not-a-real-key", "Bearer ", "Basic YWxpY2U6c2VjcmV0", "rk_x"]
+)
+def test_bad_key_is_401(client: TestClient, header: str) -> None:
+    response = client.get("/v1/referrals", headers={"Authorization": header})
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize(("method", "path"), ADMIN_ONLY)
+def test_ingest_key_on_admin_route_is_403(
+    client: TestClient, ingest: dict[str, str], method: str, path: str
+) -> None:
+    response = client.request(method, path, headers=ingest)
+    assert response.status_code == 403
+    assert response.json()["code"] == "forbidden"
+
+
+def test_ingest_key_may_enroll(client: TestClient, ingest: dict[str, str]) -> None:
+    assert client.post("/v1/referrers", json={"user_id": "a"}, headers=ingest).status_code == 201
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/docs", "/openapi.json"])
+def test_public_routes_need_no_key(client: TestClient, path: str) -> None:
+    assert client.get(path).status_code == 200
+
+
+def test_openapi_declares_bearer_auth(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"

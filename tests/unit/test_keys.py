@@ -1,0 +1,30 @@
+from referrals.adapters.memory import MemoryStore
+from referrals.domain.model import Role
+from referrals.services.keys import authenticate, create_first_admin_key, create_key
+from tests.clocks import FixedClock
+
+
+def test_created_key_authenticates_with_its_role(store: MemoryStore, clock: FixedClock) -> None:
+    plaintext, key = create_key(store, clock, Role.INGEST)
+    assert authenticate(store, plaintext) == key
+    assert key.role is Role.INGEST
+
+
+def test_only_the_hash_is_stored(store: MemoryStore, clock: FixedClock) -> None:
+    plaintext, key = create_key(store, clock, Role.ADMIN)
+    assert plaintext not in repr(store.state)
+    assert key.key_hash in store.state.api_keys
+
+
+def test_wrong_or_malformed_keys_do_not_authenticate(store: MemoryStore, clock: FixedClock) -> None:
+    plaintext, _ = create_key(store, clock, Role.ADMIN)
+    assert authenticate(store, plaintext[:-1] + "x") is None
+    assert authenticate(store, "") is None
+    assert authenticate(store, "rk_" + "a" * 500) is None
+
+
+def test_first_admin_key_only_on_an_empty_store(store: MemoryStore, clock: FixedClock) -> None:
+    first = create_first_admin_key(store, clock)
+    assert first is not None
+    assert authenticate(store, first).role is Role.ADMIN  # type: ignore[union-attr]
+    assert create_first_admin_key(store, clock) is None

@@ -1,0 +1,141 @@
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+
+from referrals.adapters.memory import MemoryStore
+from referrals.domain.errors import AlreadyReferred, CodeNotFound, InvalidInput, SelfReferral
+from referrals.domain.model import ReferralStatus
+from referrals.domain.program import Program
+from referrals.domain.tiers import TierSchedule
+from referrals.services.referrers import enroll
+from referrals.services.signups import sign_up
+from tests.clocks import FixedClock
+
+
+@pytest.fixture
+def code(store: MemoryStore, clock: FixedClock) -> str:
+    return enroll(store, clock, "alice", "Alice@Example.com", code="ALICE-1").referrer.code
+
+
+def test_signup_records_ordinal_reward_and_counter(
+    store: MemoryStore, clock: FixedClock, program: Program, code: str
+) -> None:
+    result = sign_up(store, clock, program, "bob", code, "bob@example.com")
+    assert not result.replayed
+    assert result.referral.ordinal == result.referral_count == 1
+    assert result.referral.reward_cents == 1000
+    assert result.referral.status is ReferralStatus.PENDING
+    with store.read() as uow:
+        assert uow.referrers.get("alice").referral_count == 1  # type: ignore[union-attr]
+
+
+def test_fifth_signup_is_priced_at_the_second_tier(
+    store: MemoryStore, clock: FixedClock, program: Program, code: str
+) -> None:
+    rewards = [
+        sign_up(store, clock, program, f"u{i}", code).referral.reward_cents for i in range(6)
+    ]
+    assert rewards == [1000, 1000, 1000, 1000, 1500, 1500]
+
+
+def test_code_matches_case_insensitively(
+    store: MemoryStore, clock: FixedClock, program: Program, code: str
+) -> None:
+    assert sign_up(store, clock, program, "bob", code.lower()).referral.referrer_id == "alice"
+
+
+def test_referee_is_enrolled_with_a_code(
+    store: MemoryStore, clock: FixedClock, program: Program, code: str
+) -> None:
+    result = sign_up(store, clock, program, "bob", code, "bob@example.com")
+    with store.read() as uow:
+        bob = uow.referrers.get("bob")
+    assert bob is not None and bob.code == result.referee_code and bob.email == "bob@example.com"
+
+
+def test_referee_is_not_enrolled_when_the_program_says_so(
+    store: MemoryStore, clock: FixedClock, code: str
+) -> None:
+    result = sign_up(store, clock, Program(auto_enroll_referees=False), "bob", code)
+    assert result.referee_code is None
+    with store.read() as uow:
+        assert uow.referrers.get("bob") is None
+
+
+def test_replay_returns_the_original_result_and_writes_nothing(
+    store: MemoryStore, clock: FixedClock, program: Program, code: str
+) -> None:
+    first = sign_up(store, clock, program, "bob", code)
+    sign_up(store, clock, program, "carol", code)
+    again = sign_up(store, clock, program, "bob", code.lower())
+    assert again.replayed
+    assert again.referral == first.referral
+    assert again.referral_count == 1 and again.referee_code == first.referee_code
+    with store.read() as uow:
+        assert uow.referrers.get("alice").referral_count == 2  # type: ignore[union-attr]
+
+
+def test_same_user_with_another_code_conflicts(
+    store: MemoryStore, clock: FixedClock, program: Program, code: str
+) -> None:
+    other = enroll(store, clock, "dave").referrer.code
+    sign_up(store, clock, program, "bob", code)
+    with pytest.raises(AlreadyReferred):
+        sign_up(store, clock, program, "bob", other)
+
+
+def test_self_referral_by_user_id(
+    store: MemoryStore, clock: FixedClock, program: Program, code: str
+) -> None:
+    with pytest.raises(SelfReferral):
+        sign_up(store, clock, program, "alice", code)
+
+
+def test_self_referral_by_email_ignores_case(
+    store: MemoryStore, clock: FixedClock, program: Program, code: str
+) -> None:
+    with pytest.raises(SelfReferral):
+        sign_up(store, clock, program, "alice-2nd-account", code, "ALICE@example.COM")
+    with store.read() as uow:
+        assert uow.referrers.get("alice").referral_count == 0  # type: ignore[union-attr]
+
+
+def test_unknown_code(store: MemoryStore, clock: FixedClock, program: Program) -> None:
+    with pytest.raises(CodeNotFound):
+        sign_up(store, clock, program, "bob", "NOSUCH")
+
+
+def test_custom_schedule_is_applied(store: MemoryStore, clock: FixedClock, code: str) -> None:
+    program = Program(TierSchedule.parse("1:100,2:200"))
+    rewards = [
+        sign_up(store, clock, program, f"u{i}", code).referral.reward_cents for i in range(3)
+    ]
+    assert rewards == [100, 200, 200]
+
+
+def test_import_sets_created_at(
+    store: MemoryStore, clock: FixedClock, program: Program, code: str
+) -> None:
+    past = clock.now() - timedelta(days=40)
+    assert (
+        sign_up(store, clock, program, "bob", code, signed_up_at=past).referral.created_at == past
+    )
+
+
+def test_import_in_the_future_is_refused(
+    store: MemoryStore, clock: FixedClock, program: Program, code: str
+) -> None:
+    with pytest.raises(InvalidInput):
+        sign_up(store, clock, program, "bob", code, signed_up_at=clock.now() + timedelta(seconds=1))
+
+
+def test_concurrent_signups_get_exact_ordinals(
+    store: MemoryStore, clock: FixedClock, program: Program, code: str
+) -> None:
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(lambda i: sign_up(store, clock, program, f"u{i}", code), range(60)))
+    assert sorted(r.referral.ordinal for r in results) == list(range(1, 61))
+    assert all(
+        r.referral.reward_cents == program.tiers.reward_for(r.referral.ordinal) for r in results
+    )

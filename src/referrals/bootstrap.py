@@ -1,12 +1,15 @@
 """Builds the adapters from settings: the only place that chooses them."""
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from referrals.adapters.clock import SystemClock
 from referrals.config import Settings
 from referrals.domain.program import Program
 from referrals.domain.tiers import TierSchedule
-from referrals.ports import Clock, Store
+from referrals.ports import Clock, Notifier, ReportStore, Store
+from referrals.services.outbox import RetryPolicy
 
 
 @dataclass(frozen=True)
@@ -15,6 +18,9 @@ class Services:
     store: Store
     clock: Clock
     program: Program
+    reports: ReportStore
+    notifier: Notifier
+    retry_policy: RetryPolicy
 
 
 def build(settings: Settings | None = None, *, migrate: bool = False) -> Services:
@@ -24,6 +30,9 @@ def build(settings: Settings | None = None, *, migrate: bool = False) -> Service
         store=build_store(settings.database_url, settings.pool_size, migrate=migrate),
         clock=SystemClock(),
         program=Program(TierSchedule.parse(settings.tiers), settings.auto_enroll),
+        reports=build_reports(settings.reports_url),
+        notifier=build_notifier(settings),
+        retry_policy=RetryPolicy(max_attempts=settings.notify_max_attempts),
     )
 
 
@@ -41,3 +50,37 @@ def build_store(url: str, pool_size: int = 5, *, migrate: bool = False) -> Store
 
         upgrade(writer)
     return SqlStore(writer, reader)
+
+
+def build_reports(url: str) -> ReportStore:
+    if url.startswith("s3://"):
+        from referrals.adapters.reports.s3 import S3ReportStore
+
+        bucket, _, prefix = url.removeprefix("s3://").partition("/")
+        return S3ReportStore(_boto3_client("s3"), bucket, prefix)
+    from referrals.adapters.reports.local import LocalReportStore
+
+    return LocalReportStore(Path(url))
+
+
+def build_notifier(settings: Settings) -> Notifier:
+    url = settings.notify_url
+    if url.startswith("arn:aws:sns:"):
+        from referrals.adapters.notify.sns import SnsNotifier
+
+        return SnsNotifier(_boto3_client("sns", region=url.split(":")[3]), url)
+    if url.startswith(("https://", "http://")):
+        import httpx
+
+        from referrals.adapters.notify.webhook import WebhookNotifier
+
+        return WebhookNotifier(url, settings.webhook_secret, httpx.Client(timeout=10))
+    from referrals.adapters.notify.log import LogNotifier
+
+    return LogNotifier()
+
+
+def _boto3_client(service: str, region: str | None = None) -> Any:
+    import boto3
+
+    return boto3.client(service, region_name=region) if region else boto3.client(service)

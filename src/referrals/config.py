@@ -11,10 +11,23 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="REFERRALS_", extra="ignore")
 
     database_url: str = "sqlite:///./referrals.db"
+    reports_url: str = "./reports"
+    # Empty: log only; https://... a signed webhook; arn:aws:sns:... an SNS topic.
+    notify_url: str = ""
+    webhook_secret: str = ""
+    notify_max_attempts: int = 8
+    scheduler: bool = True
     tiers: str = "1:1000,5:1500,10:2000,25:2500"
     auto_enroll: bool = True
     max_body_bytes: int = 64 * 1024
     pool_size: int = 5
+
+    @field_validator("notify_url")
+    @classmethod
+    def _valid_notify_url(cls, value: str) -> str:
+        if value and not value.startswith(("https://", "http://", "arn:aws:sns:")):
+            raise ValueError("notify_url must be empty, an http(s) URL or an SNS topic ARN")
+        return value
 
     @field_validator("tiers")
     @classmethod

@@ -1,11 +1,21 @@
 """The ports use cases depend on; adapters implement them."""
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Protocol, Self
+from typing import BinaryIO, Protocol, Self
 
-from referrals.domain.model import ApiKey, Earnings, Referral, ReferralStatus, Referrer
+from referrals.domain.model import (
+    ApiKey,
+    Earnings,
+    Event,
+    EventStatus,
+    PayoutLine,
+    PayoutRun,
+    Referral,
+    ReferralStatus,
+    Referrer,
+)
 
 
 class Clock(Protocol):
@@ -70,6 +80,88 @@ class ApiKeyRepository(Protocol):
     def count(self) -> int: ...
 
 
+class PayoutRepository(Protocol):
+    def get(self, period: str) -> PayoutRun | None: ...
+
+    def list(self) -> Sequence[PayoutRun]:
+        """Every run, the newest period first."""
+        ...
+
+    def last_completed(self) -> PayoutRun | None:
+        """The run completed most recently: the previous link of the report hash chain."""
+        ...
+
+    def claim(
+        self, period: str, cutoff: datetime, owner: str, now: datetime, until: datetime
+    ) -> bool:
+        """Conditionally take the period's run for `owner` until `until`.
+
+        Creates the run if absent; takes over one that failed or whose lease
+        expired (or that `owner` already holds). False if it is completed or
+        another owner's lease is live.
+        """
+        ...
+
+    def renew(self, period: str, owner: str, until: datetime) -> bool:
+        """Extend the lease; False if `owner` lost it (the caller must stop)."""
+        ...
+
+    def assign_batch(self, period: str, cutoff: datetime, limit: int) -> int:
+        """Move up to `limit` pending rewards earned before `cutoff` to this period.
+
+        Each moves pending -> processing by a conditional update, so a reward is
+        assigned to one run only. Returns how many moved.
+        """
+        ...
+
+    def lines(self, period: str) -> Iterator[PayoutLine]:
+        """Per-referrer totals of the rewards assigned to `period`, by referrer id, streamed."""
+        ...
+
+    def preview(self, period: str, cutoff: datetime) -> Iterator[PayoutLine]:
+        """The lines a run would pay now: assigned to `period` or pending before `cutoff`."""
+        ...
+
+    def complete(self, run: PayoutRun, owner: str) -> int:
+        """Mark the run completed and its rewards paid, if `owner` holds the lease.
+
+        Returns the number of rewards marked paid, or -1 if the lease was lost.
+        """
+        ...
+
+    def fail(self, period: str, owner: str, error: str) -> None:
+        """Record a failed attempt and release the lease, if `owner` holds it."""
+        ...
+
+
+class OutboxRepository(Protocol):
+    def add(self, event: Event) -> None: ...
+
+    def get(self, event_id: str) -> Event | None: ...
+
+    def claim_due(self, now: datetime, until: datetime, limit: int) -> Sequence[Event]:
+        """Pending events due by `now`, hidden from other dispatchers until `until`."""
+        ...
+
+    def delivered(self, event_id: str) -> None: ...
+
+    def attempt_failed(
+        self, event_id: str, error: str, next_attempt_at: datetime, dead: bool
+    ) -> None: ...
+
+    def list(self, status: EventStatus | None, limit: int) -> Sequence[Event]:
+        """Events, newest first."""
+        ...
+
+    def requeue(self, event_id: str, now: datetime) -> bool:
+        """Send a dead event again; False if there is no such dead event."""
+        ...
+
+    def backlog(self) -> int:
+        """How many events wait for delivery."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. Changes persist only if `commit()` is called inside the `with`."""
 
@@ -81,6 +173,12 @@ class UnitOfWork(Protocol):
 
     @property
     def api_keys(self) -> ApiKeyRepository: ...
+
+    @property
+    def payouts(self) -> PayoutRepository: ...
+
+    @property
+    def outbox(self) -> OutboxRepository: ...
 
     def __enter__(self) -> Self: ...
 
@@ -105,4 +203,20 @@ class Store(Protocol):
 
     def check(self) -> None:
         """Raise if the store cannot be reached."""
+        ...
+
+
+class ReportStore(Protocol):
+    """Where payout reports go: a local folder or an S3 bucket."""
+
+    def put(self, key: str, data: BinaryIO, content_type: str) -> None:
+        """Store `data` under `key` atomically: readers see all of it or nothing."""
+        ...
+
+    def get(self, key: str) -> bytes | None: ...
+
+
+class Notifier(Protocol):
+    def deliver(self, event: Event) -> None:
+        """Deliver one event or raise; delivery is retried, so receivers dedupe by event id."""
         ...

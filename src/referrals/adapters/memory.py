@@ -6,14 +6,27 @@ commit, so an uncommitted or failed unit of work leaves nothing behind.
 
 import copy
 import threading
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from types import TracebackType
 from typing import Self
 
 from referrals.domain.codes import normalize_code
 from referrals.domain.errors import Conflict
-from referrals.domain.model import ApiKey, Earnings, Referral, ReferralStatus, Referrer
+from referrals.domain.model import (
+    ApiKey,
+    Earnings,
+    Event,
+    EventStatus,
+    PayoutLine,
+    PayoutRun,
+    Referral,
+    ReferralStatus,
+    Referrer,
+    RunStatus,
+)
 
 
 @dataclass
@@ -23,6 +36,8 @@ class _State:
     referrals: dict[str, Referral] = field(default_factory=dict)
     referees: dict[str, str] = field(default_factory=dict)  # referee id -> referral id
     api_keys: dict[str, ApiKey] = field(default_factory=dict)  # hash -> key
+    runs: dict[str, PayoutRun] = field(default_factory=dict)
+    outbox: dict[str, Event] = field(default_factory=dict)
 
 
 class MemoryReferrers:
@@ -122,10 +137,175 @@ class MemoryApiKeys:
         return len(self._s.api_keys)
 
 
+class MemoryPayouts:
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    def get(self, period: str) -> PayoutRun | None:
+        return self._s.runs.get(period)
+
+    def list(self) -> Sequence[PayoutRun]:
+        return sorted(self._s.runs.values(), key=lambda r: r.period, reverse=True)
+
+    def last_completed(self) -> PayoutRun | None:
+        done = [r for r in self._s.runs.values() if r.status is RunStatus.COMPLETED]
+        return max(done, key=lambda r: r.completed_at or r.started_at, default=None)
+
+    def claim(
+        self, period: str, cutoff: datetime, owner: str, now: datetime, until: datetime
+    ) -> bool:
+        run = self._s.runs.get(period)
+        if run is None:
+            run = PayoutRun(period, RunStatus.RUNNING, cutoff, started_at=now)
+        elif run.status is RunStatus.COMPLETED or not (
+            run.lease_expires_at is None or run.lease_expires_at < now or run.lease_owner == owner
+        ):
+            return False
+        self._s.runs[period] = replace(
+            run, status=RunStatus.RUNNING, lease_owner=owner, lease_expires_at=until, error=None
+        )
+        return True
+
+    def renew(self, period: str, owner: str, until: datetime) -> bool:
+        run = self._s.runs.get(period)
+        if run is None or run.lease_owner != owner or run.status is not RunStatus.RUNNING:
+            return False
+        self._s.runs[period] = replace(run, lease_expires_at=until)
+        return True
+
+    def assign_batch(self, period: str, cutoff: datetime, limit: int) -> int:
+        eligible = sorted(
+            r.id
+            for r in self._s.referrals.values()
+            if r.status is ReferralStatus.PENDING and r.created_at < cutoff
+        )[:limit]
+        for referral_id in eligible:
+            referral = self._s.referrals[referral_id]
+            self._s.referrals[referral_id] = replace(
+                referral, status=ReferralStatus.PROCESSING, payout_period=period
+            )
+        return len(eligible)
+
+    def lines(self, period: str) -> Iterator[PayoutLine]:
+        return _lines(self._s.referrals.values(), lambda r: r.payout_period == period)
+
+    def preview(self, period: str, cutoff: datetime) -> Iterator[PayoutLine]:
+        def payable(r: Referral) -> bool:
+            if r.status is ReferralStatus.PROCESSING:
+                return r.payout_period == period
+            return r.status is ReferralStatus.PENDING and r.created_at < cutoff
+
+        return _lines(self._s.referrals.values(), payable)
+
+    def complete(self, run: PayoutRun, owner: str) -> int:
+        current = self._s.runs.get(run.period)
+        if current is None or current.lease_owner != owner:
+            return -1
+        if current.status is not RunStatus.RUNNING:
+            return -1
+        self._s.runs[run.period] = run
+        paid = 0
+        for referral in list(self._s.referrals.values()):
+            if (
+                referral.payout_period == run.period
+                and referral.status is ReferralStatus.PROCESSING
+            ):
+                self._s.referrals[referral.id] = replace(referral, status=ReferralStatus.PAID)
+                paid += 1
+        return paid
+
+    def fail(self, period: str, owner: str, error: str) -> None:
+        run = self._s.runs.get(period)
+        if run is not None and run.lease_owner == owner:
+            self._s.runs[period] = replace(
+                run, status=RunStatus.FAILED, lease_owner=None, lease_expires_at=None, error=error
+            )
+
+
+def _lines(rows: Iterable[Referral], keep: Callable[[Referral], bool]) -> Iterator[PayoutLine]:
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for r in rows:
+        if keep(r):
+            counts[r.referrer_id][0] += 1
+            counts[r.referrer_id][1] += r.reward_cents
+    for referrer_id in sorted(counts):
+        yield PayoutLine(referrer_id, *counts[referrer_id])
+
+
+class MemoryOutbox:
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    def add(self, event: Event) -> None:
+        if event.id in self._s.outbox:
+            raise Conflict("event exists")
+        self._s.outbox[event.id] = event
+
+    def get(self, event_id: str) -> Event | None:
+        return self._s.outbox.get(event_id)
+
+    def claim_due(self, now: datetime, until: datetime, limit: int) -> Sequence[Event]:
+        due = sorted(
+            (e for e in self._s.outbox.values() if _is_due(e, now)),
+            key=lambda e: (e.next_attempt_at, e.id),
+        )[:limit]
+        for event in due:
+            self._s.outbox[event.id] = replace(event, next_attempt_at=until)
+        return sorted((self._s.outbox[e.id] for e in due), key=lambda e: e.id)
+
+    def delivered(self, event_id: str) -> None:
+        event = self._s.outbox[event_id]
+        self._s.outbox[event_id] = replace(
+            event,
+            status=EventStatus.DELIVERED,
+            attempts=event.attempts + 1,
+            next_attempt_at=None,
+            last_error=None,
+        )
+
+    def attempt_failed(
+        self, event_id: str, error: str, next_attempt_at: datetime, dead: bool
+    ) -> None:
+        event = self._s.outbox[event_id]
+        self._s.outbox[event_id] = replace(
+            event,
+            status=EventStatus.DEAD if dead else EventStatus.PENDING,
+            attempts=event.attempts + 1,
+            next_attempt_at=next_attempt_at,
+            last_error=error,
+        )
+
+    def list(self, status: EventStatus | None, limit: int) -> Sequence[Event]:
+        events = sorted(self._s.outbox.values(), key=lambda e: e.id, reverse=True)
+        return [e for e in events if status is None or e.status is status][:limit]
+
+    def requeue(self, event_id: str, now: datetime) -> bool:
+        event = self._s.outbox.get(event_id)
+        if event is None or event.status is not EventStatus.DEAD:
+            return False
+        self._s.outbox[event_id] = replace(
+            event, status=EventStatus.PENDING, attempts=0, next_attempt_at=now
+        )
+        return True
+
+    def backlog(self) -> int:
+        return sum(e.status is EventStatus.PENDING for e in self._s.outbox.values())
+
+
+def _is_due(event: Event, now: datetime) -> bool:
+    return (
+        event.status is EventStatus.PENDING
+        and event.next_attempt_at is not None
+        and event.next_attempt_at <= now
+    )
+
+
 class MemoryUnitOfWork:
     referrers: MemoryReferrers
     referrals: MemoryReferrals
     api_keys: MemoryApiKeys
+    payouts: MemoryPayouts
+    outbox: MemoryOutbox
 
     def __init__(self, store: "MemoryStore") -> None:
         self._store = store
@@ -136,6 +316,8 @@ class MemoryUnitOfWork:
         self.referrers = MemoryReferrers(self._state)
         self.referrals = MemoryReferrals(self._state)
         self.api_keys = MemoryApiKeys(self._state)
+        self.payouts = MemoryPayouts(self._state)
+        self.outbox = MemoryOutbox(self._state)
         return self
 
     def __exit__(

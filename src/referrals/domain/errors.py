@@ -41,6 +41,12 @@ class PayoutInProgress(DomainError):
     code = "payout_in_progress"
 
 
+class PayoutFailed(DomainError):
+    """The run hit a failure of its own (report store down, ...); it can be run again."""
+
+    code = "payout_failed"
+
+
 class Conflict(Exception):
     """A store saw a concurrent write win a race (unique key, lost condition).
 

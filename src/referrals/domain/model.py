@@ -2,6 +2,7 @@
 
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -61,6 +62,59 @@ class ApiKey:
     role: Role
     key_hash: str
     created_at: datetime
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"  # may be claimed again: its assigned rewards are paid by the re-run
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutRun:
+    period: str
+    status: RunStatus
+    cutoff: datetime
+    started_at: datetime
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+    referrer_count: int = 0
+    referral_count: int = 0
+    total_cents: int = 0
+    report_key: str | None = None
+    report_sha256: str | None = None
+    previous_sha256: str | None = None
+    completed_at: datetime | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutLine:
+    """What one referrer is paid in one run."""
+
+    referrer_id: str
+    referral_count: int
+    amount_cents: int
+
+
+class EventStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    DEAD = "dead"  # gave up after the retry limit; an admin can send it again
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A notification, written in the same transaction as the change it describes."""
+
+    id: str
+    type: str
+    payload: Mapping[str, object]
+    created_at: datetime
+    status: EventStatus = EventStatus.PENDING
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
 
 
 def new_id() -> str:

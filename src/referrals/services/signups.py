@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from datetime import datetime
 
+from referrals.domain import events
 from referrals.domain.codes import is_valid_code, is_valid_user_id
 from referrals.domain.errors import AlreadyReferred, CodeNotFound, InvalidInput, SelfReferral
 from referrals.domain.model import Referral, ReferralStatus, new_id
@@ -76,6 +77,7 @@ def sign_up(
                 created_at=signed_up_at or clock.now(),
             )
             uow.referrals.add(referral)
+            uow.outbox.add(events.referral_created(referral, clock.now()))
             referee = uow.referrers.get(user_id)
             if referee is None and program.auto_enroll_referees:
                 referee = add_referrer(uow, clock, user_id, email)

@@ -9,6 +9,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 
@@ -43,6 +44,8 @@ referrals = Table(
     UniqueConstraint("referrer_id", "ordinal", name="uq_referrals_referrer_ordinal"),
     Index("ix_referrals_status_id", "status", "id"),
     Index("ix_referrals_referrer_status", "referrer_id", "status"),
+    # A run aggregates and completes its rewards through this index, never a scan.
+    Index("ix_referrals_period_referrer", "payout_period", "referrer_id"),
 )
 
 api_keys = Table(
@@ -52,4 +55,38 @@ api_keys = Table(
     Column("key_hash", String(64), nullable=False, unique=True),
     Column("role", String(16), nullable=False),
     Column("created_at", BigInteger, nullable=False),
+)
+
+payout_runs = Table(
+    "payout_runs",
+    metadata,
+    Column("period", String(7), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("cutoff", BigInteger, nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("lease_owner", String(200)),
+    Column("lease_expires_at", BigInteger),
+    Column("referrer_count", BigInteger, nullable=False, server_default="0"),
+    Column("referral_count", BigInteger, nullable=False, server_default="0"),
+    Column("total_cents", BigInteger, nullable=False, server_default="0"),
+    Column("report_key", String(200)),
+    Column("report_sha256", String(64)),
+    Column("previous_sha256", String(64)),
+    Column("completed_at", BigInteger),
+    Column("error", Text),
+    Index("ix_payout_runs_status_completed", "status", "completed_at"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", String(26), primary_key=True),
+    Column("type", String(64), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", BigInteger),
+    Column("last_error", Text),
+    Index("ix_outbox_status_due", "status", "next_attempt_at"),
 )

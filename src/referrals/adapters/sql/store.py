@@ -1,24 +1,44 @@
 """The store ports on SQLAlchemy Core; rows are mapped to domain values explicitly."""
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import Connection, Engine, Row, func, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    Select,
+    and_,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
-from referrals.adapters.sql.schema import api_keys, referrals, referrers
+from referrals.adapters.sql.schema import api_keys, outbox, payout_runs, referrals, referrers
 from referrals.domain.codes import normalize_code
 from referrals.domain.errors import Conflict
 from referrals.domain.model import (
     ApiKey,
     Earnings,
+    Event,
+    EventStatus,
+    PayoutLine,
+    PayoutRun,
     Referral,
     ReferralStatus,
     Referrer,
     Role,
+    RunStatus,
 )
+
+PENDING, PROCESSING, PAID = (status.value for status in ReferralStatus)
 
 
 def to_micros(moment: datetime) -> int:
@@ -155,10 +175,240 @@ class SqlApiKeys:
         return int(self._conn.execute(select(func.count()).select_from(api_keys)).scalar_one())
 
 
+class SqlPayouts:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def get(self, period: str) -> PayoutRun | None:
+        row = self._conn.execute(select(payout_runs).where(payout_runs.c.period == period)).first()
+        return _run(row) if row else None
+
+    def list(self) -> Sequence[PayoutRun]:
+        query = select(payout_runs).order_by(payout_runs.c.period.desc())
+        return [_run(row) for row in self._conn.execute(query)]
+
+    def last_completed(self) -> PayoutRun | None:
+        query = (
+            select(payout_runs)
+            .where(payout_runs.c.status == RunStatus.COMPLETED.value)
+            .order_by(payout_runs.c.completed_at.desc())
+            .limit(1)
+        )
+        row = self._conn.execute(query).first()
+        return _run(row) if row else None
+
+    def claim(
+        self, period: str, cutoff: datetime, owner: str, now: datetime, until: datetime
+    ) -> bool:
+        lease = {"lease_owner": owner, "lease_expires_at": to_micros(until)}
+        taken = self._conn.execute(
+            update(payout_runs)
+            .where(
+                payout_runs.c.period == period,
+                payout_runs.c.status != RunStatus.COMPLETED.value,
+                or_(
+                    payout_runs.c.lease_expires_at.is_(None),
+                    payout_runs.c.lease_expires_at < to_micros(now),
+                    payout_runs.c.lease_owner == owner,
+                ),
+            )
+            .values(status=RunStatus.RUNNING.value, error=None, **lease)
+        )
+        if taken.rowcount == 1:
+            return True
+        if self.get(period) is not None:
+            return False
+        values = {
+            "period": period,
+            "status": RunStatus.RUNNING.value,
+            "cutoff": to_micros(cutoff),
+            "started_at": to_micros(now),
+            **lease,
+        }
+        try:
+            _insert(self._conn, insert(payout_runs).values(values))
+        except Conflict:
+            return False  # another process created the run first: it holds the lease
+        return True
+
+    def renew(self, period: str, owner: str, until: datetime) -> bool:
+        renewed = self._conn.execute(
+            update(payout_runs)
+            .where(
+                payout_runs.c.period == period,
+                payout_runs.c.lease_owner == owner,
+                payout_runs.c.status == RunStatus.RUNNING.value,
+            )
+            .values(lease_expires_at=to_micros(until))
+        )
+        return renewed.rowcount == 1
+
+    def assign_batch(self, period: str, cutoff: datetime, limit: int) -> int:
+        eligible = (
+            select(referrals.c.id)
+            .where(referrals.c.status == PENDING, referrals.c.created_at < to_micros(cutoff))
+            .order_by(referrals.c.id)
+            .limit(limit)
+        )
+        # The outer status condition is re-checked under the row lock (PostgreSQL),
+        # so a reward another period's run took meanwhile is skipped, not stolen.
+        moved = self._conn.execute(
+            update(referrals)
+            .where(referrals.c.id.in_(eligible), referrals.c.status == PENDING)
+            .values(status=PROCESSING, payout_period=period)
+        )
+        return moved.rowcount
+
+    def lines(self, period: str) -> Iterator[PayoutLine]:
+        return self._lines(referrals.c.payout_period == period)
+
+    def preview(self, period: str, cutoff: datetime) -> Iterator[PayoutLine]:
+        return self._lines(
+            or_(
+                and_(referrals.c.payout_period == period, referrals.c.status == PROCESSING),
+                and_(referrals.c.status == PENDING, referrals.c.created_at < to_micros(cutoff)),
+            )
+        )
+
+    def _lines(self, condition: Any) -> Iterator[PayoutLine]:
+        query: Select[Any] = (
+            select(referrals.c.referrer_id, func.count(), func.sum(referrals.c.reward_cents))
+            .where(condition)
+            .group_by(referrals.c.referrer_id)
+            .order_by(referrals.c.referrer_id)
+            .execution_options(yield_per=2000)
+        )
+        for referrer_id, count, cents in self._conn.execute(query):
+            yield PayoutLine(referrer_id, int(count), int(cents))
+
+    def complete(self, run: PayoutRun, owner: str) -> int:
+        done = self._conn.execute(
+            update(payout_runs)
+            .where(
+                payout_runs.c.period == run.period,
+                payout_runs.c.lease_owner == owner,
+                payout_runs.c.status == RunStatus.RUNNING.value,
+            )
+            .values(
+                status=RunStatus.COMPLETED.value,
+                referrer_count=run.referrer_count,
+                referral_count=run.referral_count,
+                total_cents=run.total_cents,
+                report_key=run.report_key,
+                report_sha256=run.report_sha256,
+                previous_sha256=run.previous_sha256,
+                completed_at=to_micros(run.completed_at) if run.completed_at else None,
+                lease_owner=None,
+                lease_expires_at=None,
+                error=None,
+            )
+        )
+        if done.rowcount != 1:
+            return -1
+        paid = self._conn.execute(
+            update(referrals)
+            .where(referrals.c.payout_period == run.period, referrals.c.status == PROCESSING)
+            .values(status=PAID)
+        )
+        return paid.rowcount
+
+    def fail(self, period: str, owner: str, error: str) -> None:
+        self._conn.execute(
+            update(payout_runs)
+            .where(payout_runs.c.period == period, payout_runs.c.lease_owner == owner)
+            .values(
+                status=RunStatus.FAILED.value, lease_owner=None, lease_expires_at=None, error=error
+            )
+        )
+
+
+class SqlOutbox:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def add(self, event: Event) -> None:
+        values = {
+            "id": event.id,
+            "type": event.type,
+            "payload": json.dumps(event.payload, sort_keys=True, separators=(",", ":")),
+            "created_at": to_micros(event.created_at),
+            "status": event.status.value,
+            "attempts": event.attempts,
+            "next_attempt_at": _micros_or_none(event.next_attempt_at),
+            "last_error": event.last_error,
+        }
+        _insert(self._conn, insert(outbox).values(values))
+
+    def get(self, event_id: str) -> Event | None:
+        row = self._conn.execute(select(outbox).where(outbox.c.id == event_id)).first()
+        return _event(row) if row else None
+
+    def claim_due(self, now: datetime, until: datetime, limit: int) -> Sequence[Event]:
+        due = [
+            outbox.c.status == EventStatus.PENDING.value,
+            outbox.c.next_attempt_at <= to_micros(now),
+        ]
+        ids = select(outbox.c.id).where(*due).order_by(outbox.c.next_attempt_at, outbox.c.id)
+        claimed = self._conn.execute(
+            update(outbox)
+            .where(outbox.c.id.in_(ids.limit(limit)), *due)
+            .values(next_attempt_at=to_micros(until))
+            .returning(*outbox.c)
+        )
+        return sorted((_event(row) for row in claimed), key=lambda e: e.id)
+
+    def delivered(self, event_id: str) -> None:
+        self._conn.execute(
+            update(outbox)
+            .where(outbox.c.id == event_id)
+            .values(
+                status=EventStatus.DELIVERED.value,
+                attempts=outbox.c.attempts + 1,
+                next_attempt_at=None,
+                last_error=None,
+            )
+        )
+
+    def attempt_failed(
+        self, event_id: str, error: str, next_attempt_at: datetime, dead: bool
+    ) -> None:
+        status = EventStatus.DEAD if dead else EventStatus.PENDING
+        self._conn.execute(
+            update(outbox)
+            .where(outbox.c.id == event_id)
+            .values(
+                status=status.value,
+                attempts=outbox.c.attempts + 1,
+                next_attempt_at=to_micros(next_attempt_at),
+                last_error=error,
+            )
+        )
+
+    def list(self, status: EventStatus | None, limit: int) -> Sequence[Event]:
+        query = select(outbox).order_by(outbox.c.id.desc()).limit(limit)
+        if status is not None:
+            query = query.where(outbox.c.status == status.value)
+        return [_event(row) for row in self._conn.execute(query)]
+
+    def requeue(self, event_id: str, now: datetime) -> bool:
+        requeued = self._conn.execute(
+            update(outbox)
+            .where(outbox.c.id == event_id, outbox.c.status == EventStatus.DEAD.value)
+            .values(status=EventStatus.PENDING.value, attempts=0, next_attempt_at=to_micros(now))
+        )
+        return requeued.rowcount == 1
+
+    def backlog(self) -> int:
+        query = select(func.count()).where(outbox.c.status == EventStatus.PENDING.value)
+        return int(self._conn.execute(query).scalar_one())
+
+
 class SqlUnitOfWork:
     referrers: SqlReferrers
     referrals: SqlReferrals
     api_keys: SqlApiKeys
+    payouts: SqlPayouts
+    outbox: SqlOutbox
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -169,6 +419,8 @@ class SqlUnitOfWork:
         self.referrers = SqlReferrers(self._conn)
         self.referrals = SqlReferrals(self._conn)
         self.api_keys = SqlApiKeys(self._conn)
+        self.payouts = SqlPayouts(self._conn)
+        self.outbox = SqlOutbox(self._conn)
         return self
 
     def __exit__(
@@ -237,4 +489,44 @@ def _referral(row: Row[Any]) -> Referral:
         status=ReferralStatus(row.status),
         created_at=from_micros(row.created_at),
         payout_period=row.payout_period,
+    )
+
+
+def _micros_or_none(moment: datetime | None) -> int | None:
+    return to_micros(moment) if moment is not None else None
+
+
+def _time_or_none(micros: int | None) -> datetime | None:
+    return from_micros(micros) if micros is not None else None
+
+
+def _run(row: Row[Any]) -> PayoutRun:
+    return PayoutRun(
+        period=row.period,
+        status=RunStatus(row.status),
+        cutoff=from_micros(row.cutoff),
+        started_at=from_micros(row.started_at),
+        lease_owner=row.lease_owner,
+        lease_expires_at=_time_or_none(row.lease_expires_at),
+        referrer_count=row.referrer_count,
+        referral_count=row.referral_count,
+        total_cents=row.total_cents,
+        report_key=row.report_key,
+        report_sha256=row.report_sha256,
+        previous_sha256=row.previous_sha256,
+        completed_at=_time_or_none(row.completed_at),
+        error=row.error,
+    )
+
+
+def _event(row: Row[Any]) -> Event:
+    return Event(
+        id=row.id,
+        type=row.type,
+        payload=json.loads(row.payload),
+        created_at=from_micros(row.created_at),
+        status=EventStatus(row.status),
+        attempts=row.attempts,
+        next_attempt_at=_time_or_none(row.next_attempt_at),
+        last_error=row.last_error,
     )

@@ -1,0 +1,1 @@
+"""Notifiers: log, signed webhook, SNS."""

@@ -1,0 +1,1 @@
+"""Report stores: a local folder or S3."""

@@ -1,0 +1,51 @@
+"""The events the service announces. Payloads carry no email: notifications leave the system."""
+
+import json
+from datetime import datetime
+
+from referrals.domain.model import Event, PayoutRun, Referral, new_id
+
+REFERRAL_CREATED = "referral.created"
+PAYOUT_COMPLETED = "payout.completed"
+PAYOUT_FAILED = "payout.failed"
+
+
+def referral_created(referral: Referral, now: datetime) -> Event:
+    payload = {
+        "referral_id": referral.id,
+        "referrer_id": referral.referrer_id,
+        "referee_id": referral.referee_id,
+        "ordinal": referral.ordinal,
+        "reward_cents": referral.reward_cents,
+        "created_at": referral.created_at.isoformat(),
+    }
+    return Event(new_id(), REFERRAL_CREATED, payload, now, next_attempt_at=now)
+
+
+def payout_completed(run: PayoutRun, now: datetime) -> Event:
+    payload = {
+        "period": run.period,
+        "referrer_count": run.referrer_count,
+        "referral_count": run.referral_count,
+        "total_cents": run.total_cents,
+        "report_key": run.report_key,
+        "report_sha256": run.report_sha256,
+    }
+    return Event(new_id(), PAYOUT_COMPLETED, payload, now, next_attempt_at=now)
+
+
+def payout_failed(period: str, error: str, now: datetime) -> Event:
+    return Event(
+        new_id(), PAYOUT_FAILED, {"period": period, "error": error}, now, next_attempt_at=now
+    )
+
+
+def envelope(event: Event) -> bytes:
+    """The wire form of an event, the same for every notifier."""
+    body = {
+        "id": event.id,
+        "type": event.type,
+        "created_at": event.created_at.isoformat(),
+        "data": dict(event.payload),
+    }
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()

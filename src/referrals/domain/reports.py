@@ -1,0 +1,64 @@
+"""The payout report: a CSV line per referrer, and its manifest. Deterministic bytes."""
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator
+
+from referrals.domain.model import PayoutLine, PayoutRun
+from referrals.domain.money import DEFAULT_CURRENCY, format_cents
+
+HEADER = ("period", "referrer_id", "referral_count", "amount_cents", "amount", "currency")
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def report_key(period: str) -> str:
+    return f"payouts/{period}/report.csv"
+
+
+def manifest_key(period: str) -> str:
+    return f"payouts/{period}/manifest.json"
+
+
+def neutralise(cell: str) -> str:
+    """Prefix a formula trigger with an apostrophe so spreadsheets show it as text."""
+    return "'" + cell if cell.startswith(FORMULA_TRIGGERS) else cell
+
+
+def render_csv(period: str, lines: Iterable[PayoutLine]) -> Iterator[bytes]:
+    """The report, chunk by chunk, so a large run never holds it whole in memory."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(HEADER)
+    for n, line in enumerate(lines, 1):
+        writer.writerow(
+            (
+                period,
+                neutralise(line.referrer_id),
+                line.referral_count,
+                line.amount_cents,
+                format_cents(line.amount_cents),
+                DEFAULT_CURRENCY,
+            )
+        )
+        if n % 1000 == 0:
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode()
+
+
+def render_manifest(run: PayoutRun) -> bytes:
+    manifest = {
+        "period": run.period,
+        "cutoff": run.cutoff.isoformat(),
+        "referrer_count": run.referrer_count,
+        "referral_count": run.referral_count,
+        "total_cents": run.total_cents,
+        "currency": DEFAULT_CURRENCY,
+        "report_key": run.report_key,
+        "sha256": run.report_sha256,
+        "previous_sha256": run.previous_sha256,
+    }
+    return json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"

@@ -1,0 +1,96 @@
+"""Delivering outbox events at least once, with backoff, into a dead-letter state at the limit."""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from referrals.domain.errors import InvalidInput, NotFound
+from referrals.domain.model import Event, EventStatus
+from referrals.ports import Clock, Notifier, Store
+
+CLAIM = timedelta(seconds=60)  # an event claimed by a dispatcher that died is retried after this
+
+
+def _no_checkpoint(_: str) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_attempts: int = 8
+    first_delay: timedelta = timedelta(seconds=2)
+    max_delay: timedelta = timedelta(minutes=30)
+
+    def delay(self, attempts: int) -> timedelta:
+        """Exponential backoff: 2 s, 4 s, 8 s ... capped."""
+        return min(self.first_delay * (1 << min(max(attempts - 1, 0), 30)), self.max_delay)
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchResult:
+    delivered: int = 0
+    failed: int = 0
+    dead: int = 0
+
+
+def dispatch(
+    store: Store,
+    notifier: Notifier,
+    clock: Clock,
+    policy: RetryPolicy = RetryPolicy(),
+    limit: int = 100,
+    checkpoint: Callable[[str], None] = _no_checkpoint,
+) -> DispatchResult:
+    """Deliver the events that are due.
+
+    Events are claimed (hidden for CLAIM) in one transaction, delivered outside
+    any transaction, then marked. A crash between delivery and marking delivers
+    the event again later, with the same id: at least once, never lost.
+    """
+    now = clock.now()
+    with store.unit_of_work() as uow:
+        claimed = uow.outbox.claim_due(now, now + CLAIM, limit)
+        uow.commit()
+    delivered = failed = dead = 0
+    for event in claimed:
+        try:
+            notifier.deliver(event)
+        except Exception as error:
+            attempts = event.attempts + 1
+            give_up = attempts >= policy.max_attempts
+            with store.unit_of_work() as uow:
+                uow.outbox.attempt_failed(
+                    event.id, _describe(error), clock.now() + policy.delay(attempts), give_up
+                )
+                uow.commit()
+            failed += 1
+            dead += give_up
+            continue
+        checkpoint("delivered")
+        with store.unit_of_work() as uow:
+            uow.outbox.delivered(event.id)
+            uow.commit()
+        delivered += 1
+    return DispatchResult(delivered, failed, dead)
+
+
+def list_events(store: Store, status: EventStatus | None, limit: int = 100) -> Sequence[Event]:
+    if not 1 <= limit <= 500:
+        raise InvalidInput("limit must be between 1 and 500")
+    with store.read() as uow:
+        return uow.outbox.list(status, limit)
+
+
+def requeue(store: Store, clock: Clock, event_id: str) -> Event:
+    """Send a dead-lettered event again."""
+    with store.unit_of_work() as uow:
+        if not uow.outbox.requeue(event_id, clock.now()):
+            raise NotFound(f"no dead event {event_id!r}")
+        event = uow.outbox.get(event_id)
+        uow.commit()
+    assert event is not None
+    return event
+
+
+def _describe(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"[:1000]

@@ -1,0 +1,256 @@
+"""Monthly payouts: every reward paid exactly once, whatever crashes or concurrent runs.
+
+A run claims its period with a lease, assigns eligible rewards to itself in
+bounded batches, aggregates per referrer from what is assigned (so a resumed
+run computes the same lines), writes the report to a deterministic key, then
+marks the rewards paid and the run completed in one transaction. Each step is
+safe to repeat, so a crash anywhere followed by a re-run pays each reward once
+and writes the same report bytes.
+"""
+
+import hashlib
+import io
+import os
+import socket
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import IO
+
+from referrals.domain import events
+from referrals.domain.errors import InvalidInput, NotFound, PayoutFailed, PayoutInProgress
+from referrals.domain.model import PayoutLine, PayoutRun, RunStatus, new_id
+from referrals.domain.periods import Period
+from referrals.domain.reports import manifest_key, render_csv, render_manifest, report_key
+from referrals.ports import Clock, ReportStore, Store
+
+LEASE = timedelta(seconds=30)  # a crashed run can be resumed within this
+BATCH_SIZE = 5000
+
+
+def _no_checkpoint(_: str) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutPreview:
+    period: str
+    cutoff: datetime
+    lines: list[PayoutLine]
+    referrer_count: int
+    referral_count: int
+    total_cents: int
+
+
+def new_owner() -> str:
+    """Identifies one attempt at a run, for its lease."""
+    return f"{socket.gethostname()}:{os.getpid()}:{new_id()}"
+
+
+def run_payout(
+    store: Store,
+    reports: ReportStore,
+    clock: Clock,
+    period: Period,
+    *,
+    owner: str | None = None,
+    batch_size: int = BATCH_SIZE,
+    on_progress: Callable[[int], None] | None = None,
+    checkpoint: Callable[[str], None] = _no_checkpoint,
+) -> PayoutRun:
+    """Pay every unpaid reward earned before the period's cutoff; see the module doc.
+
+    `checkpoint` is called with the name of each step as it is reached; the
+    crash tests kill the process there.
+    """
+    now = clock.now()
+    if not period.has_ended(now):
+        raise InvalidInput(f"the period {period} has not ended yet")
+    name, cutoff, owner = str(period), period.cutoff, owner or new_owner()
+
+    with store.unit_of_work() as uow:
+        existing = uow.payouts.get(name)
+        if existing is not None and existing.status is RunStatus.COMPLETED:
+            done: PayoutRun | None = existing
+        elif uow.payouts.claim(name, cutoff, owner, now, now + LEASE):
+            done = None
+            uow.commit()
+        else:
+            raise PayoutInProgress(f"a payout run for {name} is in progress elsewhere")
+    if done is not None:
+        # A crash may have come between completion and the manifest: write it again.
+        _put_manifest(reports, done)
+        return done
+    checkpoint("claimed")
+
+    try:
+        _assign(store, clock, name, cutoff, owner, batch_size, on_progress, checkpoint)
+        checkpoint("assigned")
+        with tempfile.TemporaryFile() as report:
+            totals = _render_report(store, name, report)
+            checkpoint("report_rendered")
+            report.seek(0)
+            reports.put(report_key(name), report, "text/csv")
+        checkpoint("report_written")
+        completed = _complete(store, clock, name, owner, totals, checkpoint)
+        checkpoint("completed")
+        _put_manifest(reports, completed)
+        checkpoint("manifest_written")
+        return completed
+    except PayoutInProgress:
+        raise
+    except Exception as error:
+        _record_failure(store, clock, name, owner, f"{type(error).__name__}: {error}")
+        raise PayoutFailed(
+            f"the payout run for {name} failed and can be run again: {error}"
+        ) from error
+
+
+def _assign(
+    store: Store,
+    clock: Clock,
+    period: str,
+    cutoff: datetime,
+    owner: str,
+    batch_size: int,
+    on_progress: Callable[[int], None] | None,
+    checkpoint: Callable[[str], None],
+) -> int:
+    """Assign eligible rewards batch by batch; the lease is renewed in each batch's transaction.
+
+    Renewing in the same transaction fences a run that lost its lease: its batch
+    rolls back instead of assigning rewards behind the new owner's back.
+    """
+    total = 0
+    while True:
+        with store.unit_of_work() as uow:
+            if not uow.payouts.renew(period, owner, clock.now() + LEASE):
+                raise PayoutInProgress(f"the lease on {period} was taken over")
+            moved = uow.payouts.assign_batch(period, cutoff, batch_size)
+            checkpoint("assign_uncommitted")
+            uow.commit()
+        total += moved
+        if on_progress:
+            on_progress(total)
+        checkpoint("assign_batch")
+        if moved < batch_size:
+            return total
+
+
+@dataclass(frozen=True, slots=True)
+class _Totals:
+    referrer_count: int
+    referral_count: int
+    total_cents: int
+    sha256: str
+
+
+def _render_report(store: Store, period: str, out: IO[bytes]) -> _Totals:
+    digest = hashlib.sha256()
+    counts = [0, 0, 0]
+
+    def counted(lines: Iterator[PayoutLine]) -> Iterator[PayoutLine]:
+        for line in lines:
+            counts[0] += 1
+            counts[1] += line.referral_count
+            counts[2] += line.amount_cents
+            yield line
+
+    with store.read() as uow:
+        for chunk in render_csv(period, counted(uow.payouts.lines(period))):
+            digest.update(chunk)
+            out.write(chunk)
+    out.flush()
+    return _Totals(counts[0], counts[1], counts[2], digest.hexdigest())
+
+
+def _complete(
+    store: Store,
+    clock: Clock,
+    period: str,
+    owner: str,
+    totals: _Totals,
+    checkpoint: Callable[[str], None],
+) -> PayoutRun:
+    with store.unit_of_work() as uow:
+        run = uow.payouts.get(period)
+        if run is None:
+            raise NotFound(f"no payout run {period}")
+        previous = uow.payouts.last_completed()
+        completed = replace(
+            run,
+            status=RunStatus.COMPLETED,
+            referrer_count=totals.referrer_count,
+            referral_count=totals.referral_count,
+            total_cents=totals.total_cents,
+            report_key=report_key(period),
+            report_sha256=totals.sha256,
+            previous_sha256=previous.report_sha256 if previous else None,
+            completed_at=clock.now(),
+            lease_owner=None,
+            lease_expires_at=None,
+            error=None,
+        )
+        paid = uow.payouts.complete(completed, owner)
+        if paid < 0:
+            raise PayoutInProgress(f"the lease on {period} was taken over")
+        if paid != totals.referral_count:
+            # The report and the rows disagree: never mark paid what the report does not show.
+            raise RuntimeError(f"report has {totals.referral_count} rewards, store {paid}")
+        uow.outbox.add(events.payout_completed(completed, clock.now()))
+        checkpoint("complete_uncommitted")
+        uow.commit()
+    return completed
+
+
+def _record_failure(store: Store, clock: Clock, period: str, owner: str, error: str) -> None:
+    with store.unit_of_work() as uow:
+        uow.payouts.fail(period, owner, error[:1000])
+        uow.outbox.add(events.payout_failed(period, error[:1000], clock.now()))
+        uow.commit()
+
+
+def _put_manifest(reports: ReportStore, run: PayoutRun) -> None:
+    reports.put(manifest_key(run.period), io.BytesIO(render_manifest(run)), "application/json")
+
+
+def preview_payout(store: Store, clock: Clock, period: Period) -> PayoutPreview:
+    """What a run would pay now, computed without writing anything."""
+    if not period.has_ended(clock.now()):
+        raise InvalidInput(f"the period {period} has not ended yet")
+    with store.read() as uow:
+        run = uow.payouts.get(str(period))
+        if run is not None and run.status is RunStatus.COMPLETED:
+            lines = list(uow.payouts.lines(str(period)))
+        else:
+            lines = list(uow.payouts.preview(str(period), period.cutoff))
+    return PayoutPreview(
+        period=str(period),
+        cutoff=period.cutoff,
+        lines=lines,
+        referrer_count=len(lines),
+        referral_count=sum(line.referral_count for line in lines),
+        total_cents=sum(line.amount_cents for line in lines),
+    )
+
+
+def get_run(store: Store, period: Period) -> PayoutRun:
+    with store.read() as uow:
+        run = uow.payouts.get(str(period))
+    if run is None:
+        raise NotFound(f"no payout run for {period}")
+    return run
+
+
+def list_runs(store: Store) -> list[PayoutRun]:
+    with store.read() as uow:
+        return list(uow.payouts.list())
+
+
+def get_report(store: Store, reports: ReportStore, period: Period) -> bytes:
+    run = get_run(store, period)
+    data = reports.get(run.report_key) if run.report_key else None
+    if data is None:
+        raise NotFound(f"no report for {period}")
+    return data

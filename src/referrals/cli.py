@@ -1,5 +1,6 @@
 """The `referrals` command line."""
 
+import logging
 import secrets
 from typing import Annotated
 
@@ -9,9 +10,10 @@ from rich.table import Table
 
 from referrals.bootstrap import Services, build
 from referrals.domain.errors import DomainError
-from referrals.domain.model import ReferralStatus, Role
+from referrals.domain.model import EventStatus, PayoutLine, ReferralStatus, Role
 from referrals.domain.money import format_cents
-from referrals.services import queries
+from referrals.domain.periods import Period, last_ended_period
+from referrals.services import outbox, payouts, queries
 from referrals.services.keys import create_first_admin_key, create_key
 from referrals.services.referrers import enroll
 from referrals.services.signups import sign_up
@@ -25,6 +27,10 @@ referrers_app = typer.Typer(help="Referrers.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(referrers_app, name="referrers")
+payout_app = typer.Typer(help="Monthly payouts.", no_args_is_help=True)
+events_app = typer.Typer(help="Notification events (the outbox).", no_args_is_help=True)
+app.add_typer(payout_app, name="payout")
+app.add_typer(events_app, name="events")
 console = Console()
 
 
@@ -47,6 +53,7 @@ def serve(
     """Migrate the database if needed and serve the HTTP API."""
     import uvicorn
 
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s %(message)s")
     svc = _services()
     key = create_first_admin_key(svc.store, svc.clock)
     if key is not None:
@@ -54,7 +61,7 @@ def serve(
         print(key, flush=True)
     console.print(f"API docs: http://{host}:{port}/docs")
     uvicorn.run(
-        "referrals.api.app:create_app",
+        "referrals.api.app:serve_app",
         factory=True,
         host=host,
         port=port,
@@ -175,3 +182,106 @@ def demo(referrers: int = 2) -> None:
         earned = sum(c * count for c, count in rewards.items())
         table.add_row(referrer_id, str(top + n), by_tier, f"${format_cents(earned)}")
     console.print(table)
+
+
+@payout_app.command("run")
+def payout_run(
+    period: Annotated[str | None, typer.Option(help="YYYY-MM; default: last month")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the lines, write nothing")
+    ] = False,
+) -> None:
+    """Pay every unpaid reward earned before the period's end, exactly once."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    svc = _services()
+    try:
+        chosen = Period.parse(period) if period else last_ended_period(svc.clock.now())
+        if dry_run:
+            preview = payouts.preview_payout(svc.store, svc.clock, chosen)
+            _print_lines(preview.period, preview.lines)
+            console.print(
+                f"dry run: {preview.referral_count} rewards to {preview.referrer_count} "
+                f"referrers, ${format_cents(preview.total_cents)}; nothing was written"
+            )
+            return
+        columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+        with Progress(*columns, console=console, transient=True) as progress:
+            task = progress.add_task(f"payout {chosen}: assigning rewards", total=None)
+            run = payouts.run_payout(
+                svc.store,
+                svc.reports,
+                svc.clock,
+                chosen,
+                on_progress=lambda n: progress.update(
+                    task, description=f"payout {chosen}: {n} rewards assigned"
+                ),
+            )
+    except DomainError as error:
+        raise _fail(error) from None
+    outbox.dispatch(svc.store, svc.notifier, svc.clock, svc.retry_policy)
+    table = Table(title=f"payout {run.period}", show_header=False)
+    table.add_row("status", run.status)
+    table.add_row("referrers", str(run.referrer_count))
+    table.add_row("rewards", str(run.referral_count))
+    table.add_row("total", f"${format_cents(run.total_cents)}")
+    table.add_row("report", f"{svc.settings.reports_url.rstrip('/')}/{run.report_key}")
+    table.add_row("sha256", run.report_sha256 or "")
+    console.print(table)
+
+
+@payout_app.command("list")
+def payout_list() -> None:
+    """Every payout run, newest period first."""
+    svc = _services()
+    table = Table("period", "status", "referrers", "rewards", "total", "completed")
+    for run in payouts.list_runs(svc.store):
+        completed = run.completed_at.isoformat(timespec="seconds") if run.completed_at else ""
+        table.add_row(
+            run.period,
+            run.status,
+            str(run.referrer_count),
+            str(run.referral_count),
+            f"${format_cents(run.total_cents)}",
+            completed,
+        )
+    console.print(table)
+
+
+def _print_lines(period: str, lines: list[PayoutLine]) -> None:
+    table = Table("referrer", "rewards", "amount", title=f"payout {period}")
+    for line in lines[:50]:
+        table.add_row(line.referrer_id, str(line.referral_count), format_cents(line.amount_cents))
+    if len(lines) > 50:
+        table.add_row(f"... {len(lines) - 50} more", "", "")
+    console.print(table)
+
+
+@events_app.command("list")
+def events_list(status: EventStatus | None = None, limit: int = 50) -> None:
+    """Notification events, newest first (`--status dead` for the dead letters)."""
+    svc = _services()
+    table = Table("id", "type", "status", "attempts", "last error")
+    for event in outbox.list_events(svc.store, status, limit):
+        table.add_row(event.id, event.type, event.status, str(event.attempts), event.last_error)
+    console.print(table)
+
+
+@events_app.command("retry")
+def events_retry(event_id: str) -> None:
+    """Send a dead-lettered event again."""
+    svc = _services()
+    try:
+        outbox.requeue(svc.store, svc.clock, event_id)
+    except DomainError as error:
+        raise _fail(error) from None
+    result = outbox.dispatch(svc.store, svc.notifier, svc.clock, svc.retry_policy)
+    console.print(f"requeued {event_id}; delivered {result.delivered}, failed {result.failed}")
+
+
+@events_app.command("dispatch")
+def events_dispatch() -> None:
+    """Deliver the events that are due now."""
+    svc = _services()
+    result = outbox.dispatch(svc.store, svc.notifier, svc.clock, svc.retry_policy)
+    console.print(f"delivered {result.delivered}, failed {result.failed}, dead {result.dead}")

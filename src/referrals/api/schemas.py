@@ -1,5 +1,6 @@
 """Request and response bodies. Requests forbid unknown fields and refuse coercion."""
 
+from dataclasses import asdict
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
@@ -12,11 +13,20 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    StrictBool,
     StringConstraints,
     WithJsonSchema,
 )
 
-from referrals.domain.model import Referral, ReferralStatus
+from referrals.domain.model import (
+    Event,
+    EventStatus,
+    PayoutRun,
+    Referral,
+    ReferralStatus,
+    RunStatus,
+)
+from referrals.services.payouts import PayoutPreview
 from referrals.services.queries import Page, ReferrerStats
 
 
@@ -167,3 +177,101 @@ class SignupOut(BaseModel):
 
 class Health(BaseModel):
     status: str
+
+
+Period = Annotated[str, StringConstraints(strict=True, pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
+
+
+class PayoutRequest(Request):
+    period: Period | None = Field(None, description="YYYY-MM; default: the month just ended.")
+    dry_run: StrictBool = False
+
+
+class PayoutRunOut(BaseModel):
+    period: str
+    status: RunStatus
+    cutoff: datetime
+    referrer_count: int
+    referral_count: int
+    total_cents: int
+    report_key: str | None
+    report_sha256: str | None
+    previous_sha256: str | None
+    started_at: datetime
+    completed_at: datetime | None
+    error: str | None
+
+    @classmethod
+    def of(cls, run: PayoutRun) -> "PayoutRunOut":
+        return cls(
+            period=run.period,
+            status=run.status,
+            cutoff=run.cutoff,
+            referrer_count=run.referrer_count,
+            referral_count=run.referral_count,
+            total_cents=run.total_cents,
+            report_key=run.report_key,
+            report_sha256=run.report_sha256,
+            previous_sha256=run.previous_sha256,
+            started_at=run.started_at,
+            completed_at=run.completed_at,
+            error=run.error,
+        )
+
+
+class PayoutLineOut(BaseModel):
+    referrer_id: str
+    referral_count: int
+    amount_cents: int
+
+
+class PayoutPreviewOut(BaseModel):
+    period: str
+    cutoff: datetime
+    lines: list[PayoutLineOut]
+    referrer_count: int
+    referral_count: int
+    total_cents: int
+
+    @classmethod
+    def of(cls, preview: PayoutPreview) -> "PayoutPreviewOut":
+        return cls(
+            period=preview.period,
+            cutoff=preview.cutoff,
+            lines=[PayoutLineOut(**asdict(line)) for line in preview.lines],
+            referrer_count=preview.referrer_count,
+            referral_count=preview.referral_count,
+            total_cents=preview.total_cents,
+        )
+
+
+class PayoutRunList(BaseModel):
+    items: list[PayoutRunOut]
+
+
+class EventOut(BaseModel):
+    id: str
+    type: str
+    payload: dict[str, object]
+    created_at: datetime
+    status: EventStatus
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None
+
+    @classmethod
+    def of(cls, event: Event) -> "EventOut":
+        return cls(
+            id=event.id,
+            type=event.type,
+            payload=dict(event.payload),
+            created_at=event.created_at,
+            status=event.status,
+            attempts=event.attempts,
+            next_attempt_at=event.next_attempt_at,
+            last_error=event.last_error,
+        )
+
+
+class EventList(BaseModel):
+    items: list[EventOut]

@@ -1,0 +1,84 @@
+"""Payout runs, their reports, and the notification outbox (admin only)."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import Response
+
+from referrals.api import auth
+from referrals.api.routes import PROBLEMS, ServicesDep
+from referrals.api.schemas import (
+    EventList,
+    EventOut,
+    PayoutPreviewOut,
+    PayoutRequest,
+    PayoutRunList,
+    PayoutRunOut,
+)
+from referrals.domain.model import ApiKey, EventStatus
+from referrals.domain.periods import Period, last_ended_period
+from referrals.services import outbox, payouts
+
+router = APIRouter(tags=["payouts"])
+PeriodPath = Annotated[str, Path(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
+EventId = Annotated[str, Path(pattern=r"^[0-9A-Z]{26}$")]
+
+
+@router.post(
+    "/v1/payouts",
+    response_model=PayoutRunOut | PayoutPreviewOut,
+    responses=PROBLEMS | {409: {"description": "payout_in_progress"}, 503: {}},
+)
+def run_payout(
+    body: PayoutRequest, svc: ServicesDep, _: ApiKey = Depends(auth.admin)
+) -> PayoutRunOut | PayoutPreviewOut:
+    """Run the payout for a period to completion (or preview it with `dry_run`)."""
+    period = Period.parse(body.period) if body.period else last_ended_period(svc.clock.now())
+    if body.dry_run:
+        return PayoutPreviewOut.of(payouts.preview_payout(svc.store, svc.clock, period))
+    return PayoutRunOut.of(payouts.run_payout(svc.store, svc.reports, svc.clock, period))
+
+
+@router.get("/v1/payouts", response_model=PayoutRunList, responses=PROBLEMS)
+def list_payouts(svc: ServicesDep, _: ApiKey = Depends(auth.admin)) -> PayoutRunList:
+    return PayoutRunList(items=[PayoutRunOut.of(r) for r in payouts.list_runs(svc.store)])
+
+
+@router.get("/v1/payouts/{period}", response_model=PayoutRunOut, responses=PROBLEMS | {404: {}})
+def get_payout(
+    period: PeriodPath, svc: ServicesDep, _: ApiKey = Depends(auth.admin)
+) -> PayoutRunOut:
+    return PayoutRunOut.of(payouts.get_run(svc.store, Period.parse(period)))
+
+
+@router.get(
+    "/v1/payouts/{period}/report",
+    response_class=Response,
+    responses=PROBLEMS | {200: {"content": {"text/csv": {}}}, 404: {}},
+)
+def get_report(period: PeriodPath, svc: ServicesDep, _: ApiKey = Depends(auth.admin)) -> Response:
+    data = payouts.get_report(svc.store, svc.reports, Period.parse(period))
+    headers = {"Content-Disposition": f'attachment; filename="payouts-{period}.csv"'}
+    return Response(data, media_type="text/csv; charset=utf-8", headers=headers)
+
+
+@router.get("/v1/events", response_model=EventList, tags=["events"], responses=PROBLEMS)
+def list_events(
+    svc: ServicesDep,
+    status: EventStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    _: ApiKey = Depends(auth.admin),
+) -> EventList:
+    """Notification events, newest first; `status=dead` lists the dead letters."""
+    return EventList(items=[EventOut.of(e) for e in outbox.list_events(svc.store, status, limit)])
+
+
+@router.post(
+    "/v1/events/{event_id}/retry",
+    response_model=EventOut,
+    tags=["events"],
+    responses=PROBLEMS | {404: {}},
+)
+def retry_event(event_id: EventId, svc: ServicesDep, _: ApiKey = Depends(auth.admin)) -> EventOut:
+    """Send a dead-lettered event again."""
+    return EventOut.of(outbox.requeue(svc.store, svc.clock, event_id))

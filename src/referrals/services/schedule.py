@@ -1,0 +1,25 @@
+"""The monthly schedule: pay the month just ended, once, whichever server gets there first."""
+
+from referrals.domain.errors import PayoutInProgress
+from referrals.domain.model import PayoutRun, RunStatus
+from referrals.domain.periods import last_ended_period
+from referrals.ports import Clock, ReportStore, Store
+from referrals.services.payouts import run_payout
+
+
+def run_due_payout(store: Store, reports: ReportStore, clock: Clock) -> PayoutRun | None:
+    """Run the payout of the month just ended unless it is completed or running elsewhere.
+
+    Checked every minute rather than fired once at 00:00 on the 1st, so a server
+    that was down at midnight, or a run that failed, catches up; the run's claim
+    makes it safe for any number of servers to check at the same instant.
+    """
+    period = last_ended_period(clock.now())
+    with store.read() as uow:
+        run = uow.payouts.get(str(period))
+    if run is not None and run.status is RunStatus.COMPLETED:
+        return None
+    try:
+        return run_payout(store, reports, clock, period)
+    except PayoutInProgress:
+        return None

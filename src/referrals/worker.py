@@ -1,0 +1,61 @@
+"""Background work inside `referrals serve`: outbox delivery and the monthly payout schedule."""
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from referrals.bootstrap import Services
+from referrals.domain.errors import DomainError
+from referrals.services.outbox import dispatch
+from referrals.services.schedule import run_due_payout
+
+logger = logging.getLogger("referrals.worker")
+
+
+class BackgroundWorker:
+    def __init__(
+        self, services: Services, dispatch_every: float = 1.0, schedule_every: float = 60.0
+    ) -> None:
+        self.services = services
+        self.dispatch_every = dispatch_every
+        self.schedule_every = schedule_every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="referrals-worker", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        svc = self.services
+        next_schedule = time.monotonic()
+        while not self._stop.is_set():
+            if svc.settings.scheduler and time.monotonic() >= next_schedule:
+                next_schedule = time.monotonic() + self.schedule_every
+                self._guard("scheduled payout", self._run_schedule)
+            self._guard("outbox dispatch", self._dispatch)
+            self._stop.wait(self.dispatch_every)
+
+    def _run_schedule(self) -> None:
+        svc = self.services
+        run = run_due_payout(svc.store, svc.reports, svc.clock)
+        if run is not None:
+            logger.info("scheduled payout %s completed: %s cents", run.period, run.total_cents)
+
+    def _dispatch(self) -> None:
+        svc = self.services
+        while dispatch(svc.store, svc.notifier, svc.clock, svc.retry_policy).delivered:
+            pass  # keep going while there is a backlog
+
+    def _guard(self, what: str, work: Callable[[], None]) -> None:
+        # A failing notifier or store must not kill the thread: log and try next time.
+        try:
+            work()
+        except DomainError as error:
+            logger.warning("%s: %s", what, error.detail)
+        except Exception:
+            logger.exception("%s failed", what)

@@ -13,7 +13,8 @@ from referrals.services.keys import create_key
 
 @pytest.fixture
 def services(tmp_path: Path) -> Iterator[Services]:
-    svc = build(Settings(database_url=f"sqlite:///{tmp_path}/api.db"), migrate=True)
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/api.db", reports_url=str(tmp_path))
+    svc = build(settings, migrate=True)
     yield svc
     svc.store.dispose()  # type: ignore[attr-defined]
 

@@ -1,0 +1,143 @@
+import csv
+import hashlib
+import io
+from datetime import UTC, datetime
+
+import pytest
+from fastapi.testclient import TestClient
+
+from referrals.bootstrap import Services
+from referrals.domain.periods import Period, last_ended_period
+from referrals.services.payouts import LEASE
+
+Headers = dict[str, str]
+
+
+@pytest.fixture
+def rewards(client: TestClient, admin: Headers, alice_code: str) -> None:
+    """Three rewards in October 2026, one in November."""
+    moments = ["2026-10-01T00:00:00Z", "2026-10-15T08:00:00Z", "2026-10-31T23:59:59.999Z"]
+    for n, moment in enumerate([*moments, "2026-11-01T00:00:00Z"]):
+        body = {"user_id": f"u{n}", "referral_code": alice_code, "signed_up_at": moment}
+        assert client.post("/v1/signups", json=body, headers=admin).status_code == 201
+
+
+def test_run_pays_the_period_and_answers_the_completed_run(
+    client: TestClient, admin: Headers, rewards: None
+) -> None:
+    response = client.post("/v1/payouts", json={"period": "2026-10"}, headers=admin)
+    assert response.status_code == 200
+    run = response.json()
+    assert run["status"] == "completed" and run["period"] == "2026-10"
+    assert (run["referrer_count"], run["referral_count"], run["total_cents"]) == (1, 3, 3000)
+    assert run["cutoff"] == "2026-11-01T00:00:00Z"
+    alice = client.get("/v1/referrers/alice", headers=admin).json()
+    assert (alice["paid_cents"], alice["pending_cents"]) == (3000, 1000)
+    paid = client.get("/v1/referrals?status=paid", headers=admin).json()["items"]
+    assert {r["payout_period"] for r in paid} == {"2026-10"} and len(paid) == 3
+
+
+def test_default_period_is_the_month_just_ended(client: TestClient, admin: Headers) -> None:
+    response = client.post("/v1/payouts", json={}, headers=admin)
+    assert response.status_code == 200
+    assert response.json()["period"] == str(last_ended_period(datetime.now(UTC)))
+
+
+def test_second_run_is_a_no_op(client: TestClient, admin: Headers, rewards: None) -> None:
+    first = client.post("/v1/payouts", json={"period": "2026-10"}, headers=admin).json()
+    again = client.post("/v1/payouts", json={"period": "2026-10"}, headers=admin)
+    assert again.status_code == 200 and again.json() == first
+
+
+def test_dry_run_shows_lines_and_writes_nothing(
+    client: TestClient, admin: Headers, rewards: None
+) -> None:
+    response = client.post(
+        "/v1/payouts", json={"period": "2026-10", "dry_run": True}, headers=admin
+    )
+    assert response.status_code == 200
+    preview = response.json()
+    assert preview["lines"] == [{"referrer_id": "alice", "referral_count": 3, "amount_cents": 3000}]
+    assert preview["total_cents"] == 3000 and "status" not in preview
+    assert client.get("/v1/payouts", headers=admin).json()["items"] == []
+    assert len(client.get("/v1/referrals?status=pending", headers=admin).json()["items"]) == 4
+
+
+def test_a_period_that_has_not_ended_is_400(client: TestClient, admin: Headers) -> None:
+    response = client.post("/v1/payouts", json={"period": "2099-01"}, headers=admin)
+    assert response.status_code == 400
+    assert response.json()["code"] == "validation_error"
+
+
+@pytest.mark.parametrize("body", [{"period": "2026-13"}, {"period": 202610}, {"dry_run": "yes"}])
+def test_bad_payout_requests_are_400(client: TestClient, admin: Headers, body: object) -> None:
+    assert client.post("/v1/payouts", json=body, headers=admin).status_code == 400
+
+
+def test_a_live_run_elsewhere_is_409(
+    client: TestClient, admin: Headers, services: Services, rewards: None
+) -> None:
+    now = services.clock.now()
+    with services.store.unit_of_work() as uow:
+        uow.payouts.claim("2026-10", Period(2026, 10).cutoff, "elsewhere", now, now + LEASE)
+        uow.commit()
+    response = client.post("/v1/payouts", json={"period": "2026-10"}, headers=admin)
+    assert response.status_code == 409
+    assert response.json()["code"] == "payout_in_progress"
+
+
+def test_runs_are_listed_and_shown(client: TestClient, admin: Headers, rewards: None) -> None:
+    client.post("/v1/payouts", json={"period": "2026-09"}, headers=admin)
+    client.post("/v1/payouts", json={"period": "2026-10"}, headers=admin)
+    runs = client.get("/v1/payouts", headers=admin).json()["items"]
+    assert [r["period"] for r in runs] == ["2026-10", "2026-09"]
+    assert runs[0]["previous_sha256"] == runs[1]["report_sha256"]
+    assert client.get("/v1/payouts/2026-09", headers=admin).json()["referral_count"] == 0
+    missing = client.get("/v1/payouts/2026-01", headers=admin)
+    assert missing.status_code == 404 and missing.json()["code"] == "not_found"
+    assert client.get("/v1/payouts/2026-1", headers=admin).status_code == 400
+
+
+def test_report_is_csv_matching_the_run(client: TestClient, admin: Headers, rewards: None) -> None:
+    run = client.post("/v1/payouts", json={"period": "2026-10"}, headers=admin).json()
+    response = client.get("/v1/payouts/2026-10/report", headers=admin)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    assert hashlib.sha256(response.content).hexdigest() == run["report_sha256"]
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert rows == [
+        {
+            "period": "2026-10",
+            "referrer_id": "alice",
+            "referral_count": "3",
+            "amount_cents": "3000",
+            "amount": "30.00",
+            "currency": "USD",
+        }
+    ]
+    assert client.get("/v1/payouts/2026-01/report", headers=admin).status_code == 404
+
+
+def test_payouts_need_an_admin_key(client: TestClient, ingest: Headers) -> None:
+    assert client.post("/v1/payouts", json={}, headers=ingest).status_code == 403
+    assert client.get("/v1/payouts").status_code == 401
+
+
+def test_events_list_and_dead_letter_retry(
+    client: TestClient, admin: Headers, services: Services, rewards: None
+) -> None:
+    events = client.get("/v1/events", headers=admin).json()["items"]
+    assert [e["type"] for e in events] == ["referral.created"] * 4
+    assert client.get("/v1/events?status=dead", headers=admin).json()["items"] == []
+    target = events[0]["id"]
+    now = services.clock.now()
+    with services.store.unit_of_work() as uow:
+        uow.outbox.attempt_failed(target, "HTTP 503", now, dead=True)
+        uow.commit()
+    dead = client.get("/v1/events?status=dead", headers=admin).json()["items"]
+    assert [e["id"] for e in dead] == [target]
+    retried = client.post(f"/v1/events/{target}/retry", headers=admin)
+    assert retried.status_code == 200 and retried.json()["status"] == "pending"
+    again = client.post(f"/v1/events/{target}/retry", headers=admin)
+    assert again.status_code == 404
+    assert client.post("/v1/events/not-an-id/retry", headers=admin).status_code == 400

@@ -1,0 +1,212 @@
+"""Payout runs and the outbox: the same behaviour from every store."""
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from referrals.domain.model import Event, EventStatus, Referral, ReferralStatus, RunStatus, new_id
+from referrals.ports import Store
+from tests.contract.test_store import add_referrer, referral, referrer
+
+CUTOFF = datetime(2026, 11, 1, tzinfo=UTC)
+NOW = datetime(2026, 11, 25, tzinfo=UTC)
+LEASE = timedelta(seconds=30)
+
+
+def seed(store: Store, rows: list[Referral]) -> None:
+    with store.unit_of_work() as uow:
+        for r in rows:
+            uow.referrals.add(r)
+        uow.commit()
+
+
+@pytest.fixture
+def rewards(store: Store) -> list[Referral]:
+    for user in ("alice", "bob"):
+        add_referrer(store, referrer(user, user.upper()))
+    just_before = CUTOFF - timedelta(microseconds=1)
+    rows = [
+        referral("bob", "b1", 1, created_at=just_before, reward_cents=1000),
+        referral("alice", "a1", 1, created_at=datetime(2026, 3, 1, tzinfo=UTC), reward_cents=1000),
+        referral("alice", "a2", 2, created_at=just_before, reward_cents=1500),
+        referral("alice", "a3", 3, created_at=CUTOFF, reward_cents=2000),
+    ]
+    seed(store, rows)
+    return rows
+
+
+def claim(store: Store, owner: str, now: datetime = NOW) -> bool:
+    with store.unit_of_work() as uow:
+        taken = uow.payouts.claim("2026-10", CUTOFF, owner, now, now + LEASE)
+        uow.commit()
+    return taken
+
+
+def test_claim_creates_a_running_run(store: Store) -> None:
+    assert claim(store, "one")
+    with store.read() as uow:
+        run = uow.payouts.get("2026-10")
+    assert run is not None and run.status is RunStatus.RUNNING
+    assert run.lease_owner == "one" and run.lease_expires_at == NOW + LEASE
+    assert run.cutoff == CUTOFF and run.started_at == NOW
+
+
+def test_a_live_lease_cannot_be_claimed_by_another_owner(store: Store) -> None:
+    assert claim(store, "one")
+    assert not claim(store, "two", NOW + LEASE - timedelta(seconds=1))
+    assert claim(store, "one", NOW + timedelta(seconds=5))  # the holder may resume
+
+
+def test_an_expired_lease_can_be_taken_over(store: Store) -> None:
+    assert claim(store, "one")
+    assert claim(store, "two", NOW + LEASE + timedelta(seconds=1))
+    with store.unit_of_work() as uow:
+        assert not uow.payouts.renew("2026-10", "one", NOW + LEASE * 3)
+        assert uow.payouts.renew("2026-10", "two", NOW + LEASE * 3)
+        uow.commit()
+
+
+def test_assign_moves_pending_rewards_before_the_cutoff_in_batches(
+    store: Store, rewards: list[Referral]
+) -> None:
+    claim(store, "one")
+    with store.unit_of_work() as uow:
+        assert uow.payouts.assign_batch("2026-10", CUTOFF, 2) == 2
+        assert uow.payouts.assign_batch("2026-10", CUTOFF, 2) == 1
+        assert uow.payouts.assign_batch("2026-10", CUTOFF, 2) == 0
+        uow.commit()
+    with store.read() as uow:
+        got = {
+            r.referee_id: (r.status, r.payout_period)
+            for r in uow.referrals.search(None, None, None, 10)
+        }
+    processing = (ReferralStatus.PROCESSING, "2026-10")
+    assert got == {
+        "a1": processing,
+        "a2": processing,
+        "b1": processing,
+        "a3": (ReferralStatus.PENDING, None),
+    }
+
+
+def test_a_reward_assigned_to_one_run_is_not_assigned_to_another(
+    store: Store, rewards: list[Referral]
+) -> None:
+    with store.unit_of_work() as uow:
+        uow.payouts.assign_batch("2026-09", CUTOFF, 10)
+        assert uow.payouts.assign_batch("2026-10", CUTOFF, 10) == 0
+        uow.commit()
+
+
+def test_lines_aggregate_assigned_rewards_by_referrer_id(
+    store: Store, rewards: list[Referral]
+) -> None:
+    with store.unit_of_work() as uow:
+        uow.payouts.assign_batch("2026-10", CUTOFF, 10)
+        uow.commit()
+    with store.read() as uow:
+        lines = [
+            (x.referrer_id, x.referral_count, x.amount_cents) for x in uow.payouts.lines("2026-10")
+        ]
+    assert lines == [("alice", 2, 2500), ("bob", 1, 1000)]
+
+
+def test_preview_shows_assigned_and_eligible_pending(store: Store, rewards: list[Referral]) -> None:
+    with store.unit_of_work() as uow:
+        uow.payouts.assign_batch("2026-10", CUTOFF, 1)
+        uow.commit()
+    with store.read() as uow:
+        lines = [(x.referrer_id, x.amount_cents) for x in uow.payouts.preview("2026-10", CUTOFF)]
+    assert lines == [("alice", 2500), ("bob", 1000)]
+
+
+def test_complete_marks_paid_only_for_the_lease_holder(
+    store: Store, rewards: list[Referral]
+) -> None:
+    claim(store, "one")
+    with store.unit_of_work() as uow:
+        uow.payouts.assign_batch("2026-10", CUTOFF, 10)
+        run = uow.payouts.get("2026-10")
+        assert run is not None
+        uow.commit()
+    done = replace(run, status=RunStatus.COMPLETED, total_cents=3500, completed_at=NOW)
+    with store.unit_of_work() as uow:
+        assert uow.payouts.complete(done, "two") == -1
+    with store.unit_of_work() as uow:
+        assert uow.payouts.complete(done, "one") == 3
+        uow.commit()
+    with store.read() as uow:
+        stored = uow.payouts.get("2026-10")
+        assert stored is not None and stored.status is RunStatus.COMPLETED
+        assert stored.total_cents == 3500 and stored.lease_owner is None
+        assert uow.payouts.last_completed() == stored
+        assert uow.referrers.earnings("alice").paid_cents == 2500
+        assert not claim(store, "three", NOW + LEASE * 10)
+
+
+def test_fail_releases_the_lease(store: Store) -> None:
+    claim(store, "one")
+    with store.unit_of_work() as uow:
+        uow.payouts.fail("2026-10", "one", "S3 down")
+        uow.commit()
+    with store.read() as uow:
+        run = uow.payouts.get("2026-10")
+    assert run is not None and run.status is RunStatus.FAILED and run.error == "S3 down"
+    assert claim(store, "two")
+
+
+def test_runs_list_newest_period_first(store: Store) -> None:
+    with store.unit_of_work() as uow:
+        for period in ("2026-08", "2026-10", "2026-09"):
+            uow.payouts.claim(period, CUTOFF, "one", NOW, NOW + LEASE)
+        uow.commit()
+    with store.read() as uow:
+        assert [r.period for r in uow.payouts.list()] == ["2026-10", "2026-09", "2026-08"]
+
+
+def event(at: datetime, **changes: object) -> Event:
+    base = Event(new_id(), "referral.created", {"n": 1, "s": "x"}, at, next_attempt_at=at)
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def test_outbox_round_trips_and_claims_due_events_once(store: Store) -> None:
+    due, later = event(NOW), event(NOW, next_attempt_at=NOW + timedelta(minutes=5))
+    with store.unit_of_work() as uow:
+        uow.outbox.add(due)
+        uow.outbox.add(later)
+        uow.commit()
+    with store.read() as uow:
+        assert uow.outbox.get(due.id) == due
+        assert uow.outbox.backlog() == 2
+    with store.unit_of_work() as uow:
+        claimed = uow.outbox.claim_due(NOW, NOW + timedelta(seconds=60), 10)
+        uow.commit()
+    assert [e.id for e in claimed] == [due.id]
+    with store.unit_of_work() as uow:
+        assert uow.outbox.claim_due(NOW, NOW + timedelta(seconds=60), 10) == []
+
+
+def test_outbox_failure_dead_letter_and_requeue(store: Store) -> None:
+    e = event(NOW)
+    with store.unit_of_work() as uow:
+        uow.outbox.add(e)
+        uow.outbox.attempt_failed(e.id, "503", NOW + timedelta(seconds=4), dead=False)
+        uow.commit()
+    with store.read() as uow:
+        failed = uow.outbox.get(e.id)
+    assert failed is not None and failed.attempts == 1 and failed.last_error == "503"
+    assert failed.next_attempt_at == NOW + timedelta(seconds=4)
+    with store.unit_of_work() as uow:
+        assert not uow.outbox.requeue(e.id, NOW)  # not dead yet
+        uow.outbox.attempt_failed(e.id, "503", NOW, dead=True)
+        uow.commit()
+    with store.unit_of_work() as uow:
+        assert [x.id for x in uow.outbox.list(EventStatus.DEAD, 10)] == [e.id]
+        assert uow.outbox.backlog() == 0
+        assert uow.outbox.requeue(e.id, NOW)
+        uow.outbox.delivered(e.id)
+        uow.commit()
+    with store.read() as uow:
+        delivered = uow.outbox.get(e.id)
+    assert delivered is not None and delivered.status is EventStatus.DELIVERED

@@ -1,0 +1,108 @@
+from datetime import timedelta
+
+import pytest
+
+from referrals.adapters.memory import MemoryStore
+from referrals.domain.errors import NotFound
+from referrals.domain.model import EventStatus
+from referrals.domain.program import Program
+from referrals.services.outbox import RetryPolicy, dispatch, list_events, requeue
+from referrals.services.referrers import enroll
+from referrals.services.signups import sign_up
+from tests.clocks import FixedClock
+from tests.fakes import RecordingNotifier
+
+POLICY = RetryPolicy(max_attempts=3, first_delay=timedelta(seconds=10))
+
+
+@pytest.fixture
+def signed_up(store: MemoryStore, clock: FixedClock) -> str:
+    code = enroll(store, clock, "alice").referrer.code
+    return sign_up(store, clock, Program(), "bob", code).referral.id
+
+
+def only_event(store: MemoryStore):  # type: ignore[no-untyped-def]
+    (event,) = store.state.outbox.values()
+    return event
+
+
+def test_signup_writes_its_event_in_the_same_transaction(
+    store: MemoryStore, clock: FixedClock, signed_up: str
+) -> None:
+    event = only_event(store)
+    assert event.type == "referral.created" and event.payload["referral_id"] == signed_up
+    assert event.status is EventStatus.PENDING
+
+
+def test_a_refused_signup_writes_no_event(
+    store: MemoryStore, clock: FixedClock, signed_up: str
+) -> None:
+    code = store.state.referrers["alice"].code
+    with pytest.raises(Exception, match="refer themselves"):
+        sign_up(store, clock, Program(), "alice", code)
+    sign_up(store, clock, Program(), "bob", code)  # a replay
+    assert len(store.state.outbox) == 1
+
+
+def test_dispatch_delivers_and_marks(store: MemoryStore, clock: FixedClock, signed_up: str) -> None:
+    notifier = RecordingNotifier()
+    assert dispatch(store, notifier, clock, POLICY).delivered == 1
+    assert [e.payload["referral_id"] for e in notifier.delivered] == [signed_up]
+    assert only_event(store).status is EventStatus.DELIVERED
+    assert dispatch(store, notifier, clock, POLICY).delivered == 0
+
+
+def test_failures_back_off_exponentially(
+    store: MemoryStore, clock: FixedClock, signed_up: str
+) -> None:
+    notifier = RecordingNotifier(failures=2)
+    start = clock.now()
+    dispatch(store, notifier, clock, POLICY)
+    assert only_event(store).next_attempt_at == start + timedelta(seconds=10)
+    assert dispatch(store, notifier, clock, POLICY).failed == 0  # not due yet
+    clock.advance(seconds=10)
+    dispatch(store, notifier, clock, POLICY)
+    assert only_event(store).next_attempt_at == clock.now() + timedelta(seconds=20)
+    clock.advance(seconds=20)
+    assert dispatch(store, notifier, clock, POLICY).delivered == 1
+    assert only_event(store).attempts == 3
+
+
+def test_gives_up_into_dead_letters_and_an_admin_can_retry(
+    store: MemoryStore, clock: FixedClock, signed_up: str
+) -> None:
+    notifier = RecordingNotifier(failures=99)
+    for _ in range(5):
+        dispatch(store, notifier, clock, POLICY)
+        clock.advance(hours=1)
+    event = only_event(store)
+    assert event.status is EventStatus.DEAD and event.attempts == 3
+    assert "receiver down" in (event.last_error or "")
+    assert [e.id for e in list_events(store, EventStatus.DEAD)] == [event.id]
+    notifier.failures = 0
+    assert requeue(store, clock, event.id).status is EventStatus.PENDING
+    assert dispatch(store, notifier, clock, POLICY).delivered == 1
+
+
+def test_requeue_of_a_live_event_is_not_found(
+    store: MemoryStore, clock: FixedClock, signed_up: str
+) -> None:
+    with pytest.raises(NotFound):
+        requeue(store, clock, only_event(store).id)
+
+
+def test_a_crash_after_delivery_delivers_again_with_the_same_id(
+    store: MemoryStore, clock: FixedClock, signed_up: str
+) -> None:
+    notifier = RecordingNotifier()
+
+    def crash(step: str) -> None:
+        raise KeyboardInterrupt  # the process dies before marking the event delivered
+
+    with pytest.raises(KeyboardInterrupt):
+        dispatch(store, notifier, clock, POLICY, checkpoint=crash)
+    assert dispatch(store, notifier, clock, POLICY).delivered == 0  # still claimed
+    clock.advance(minutes=2)
+    assert dispatch(store, notifier, clock, POLICY).delivered == 1
+    first, second = notifier.delivered
+    assert first.id == second.id

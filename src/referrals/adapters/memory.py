@@ -203,7 +203,9 @@ class MemoryPayouts:
             return -1
         if current.status is not RunStatus.RUNNING:
             return -1
-        self._s.runs[run.period] = run
+        self._s.runs[run.period] = replace(
+            run, status=RunStatus.COMPLETED, lease_owner=None, lease_expires_at=None, error=None
+        )
         paid = 0
         for referral in list(self._s.referrals.values()):
             if (

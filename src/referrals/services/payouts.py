@@ -26,7 +26,7 @@ from referrals.domain.reports import manifest_key, render_csv, render_manifest, 
 from referrals.ports import Clock, ReportStore, Store
 
 LEASE = timedelta(seconds=30)  # a crashed run can be resumed within this
-BATCH_SIZE = 5000
+BATCH_SIZE = 20_000
 
 
 def _no_checkpoint(_: str) -> None:

@@ -1,0 +1,80 @@
+import time
+from datetime import UTC, datetime
+
+from referrals.adapters.memory import MemoryStore
+from referrals.bootstrap import Services
+from referrals.config import Settings
+from referrals.domain.model import EventStatus, RunStatus
+from referrals.domain.program import Program
+from referrals.services.outbox import RetryPolicy
+from referrals.services.referrers import enroll
+from referrals.services.signups import sign_up
+from referrals.worker import BackgroundWorker
+from tests.clocks import FixedClock
+from tests.fakes import MemoryReports, RecordingNotifier
+
+
+def services(store: MemoryStore, scheduler: bool) -> Services:
+    return Services(
+        settings=Settings(scheduler=scheduler, database_url="memory://"),
+        store=store,
+        clock=FixedClock(datetime(2026, 11, 1, 0, 0, 30, tzinfo=UTC)),
+        program=Program(),
+        reports=MemoryReports(),
+        notifier=RecordingNotifier(),
+        retry_policy=RetryPolicy(),
+    )
+
+
+def wait_for(condition, seconds: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_worker_runs_the_schedule_and_delivers_events(store: MemoryStore) -> None:
+    svc = services(store, scheduler=True)
+    code = enroll(store, svc.clock, "alice").referrer.code
+    sign_up(
+        store, svc.clock, svc.program, "bob", code, signed_up_at=datetime(2026, 10, 3, tzinfo=UTC)
+    )
+    worker = BackgroundWorker(svc, dispatch_every=0.01)
+    worker.start()
+    try:
+        assert wait_for(
+            lambda: (
+                "2026-10" in store.state.runs
+                and store.state.runs["2026-10"].status is RunStatus.COMPLETED
+            )
+        )
+        assert wait_for(
+            lambda: all(e.status is EventStatus.DELIVERED for e in store.state.outbox.values())
+        )
+    finally:
+        worker.stop()
+    delivered = [e.type for e in svc.notifier.delivered]  # type: ignore[attr-defined]
+    assert sorted(delivered) == ["payout.completed", "referral.created"]
+
+
+def test_scheduler_off_runs_no_payout_but_still_delivers(store: MemoryStore) -> None:
+    svc = services(store, scheduler=False)
+    code = enroll(store, svc.clock, "alice").referrer.code
+    sign_up(
+        store, svc.clock, svc.program, "bob", code, signed_up_at=datetime(2026, 10, 3, tzinfo=UTC)
+    )
+    worker = BackgroundWorker(svc, dispatch_every=0.01)
+    worker.start()
+    try:
+        assert wait_for(lambda: len(svc.notifier.delivered) == 1)  # type: ignore[attr-defined]
+        time.sleep(0.1)
+    finally:
+        worker.stop()
+    assert store.state.runs == {}
+
+
+def test_scheduler_setting_reads_on_and_off() -> None:
+    assert Settings(scheduler="off").scheduler is False  # type: ignore[arg-type]
+    assert Settings(scheduler="on").scheduler is True  # type: ignore[arg-type]

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test lint typecheck pytest install bench clean
+.PHONY: run test lint typecheck pytest install checkov bench clean
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -19,10 +19,19 @@ $(VENV)/.installed: $(BIN)/uv requirements.lock pyproject.toml
 
 install: $(VENV)/.installed
 
+# checkov pins its own boto3 and would downgrade ours: it lives in a venv of its own.
+CHECKOV_VENV := .venv-checkov
+$(CHECKOV_VENV)/.installed: requirements-checkov.lock $(BIN)/uv
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(BIN)/uv pip install --quiet --python $(CHECKOV_VENV)/bin/python -r requirements-checkov.lock
+	touch $@
+
+checkov: $(CHECKOV_VENV)/.installed
+
 run: install
 	$(BIN)/referrals serve --host 127.0.0.1 --port 8000
 
-test: install lint typecheck pytest
+test: install checkov lint typecheck pytest
 
 lint: install
 	$(BIN)/ruff check src tests bench
@@ -38,4 +47,4 @@ bench: install
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) .mypy_cache .pytest_cache .ruff_cache

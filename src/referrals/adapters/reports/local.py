@@ -27,6 +27,7 @@ class LocalReportStore:
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(tmp, path)  # atomic: readers see the old file or the whole new one
+            _fsync_dir(path.parent)  # and the rename itself survives a power loss
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -34,3 +35,11 @@ class LocalReportStore:
     def get(self, key: str) -> bytes | None:
         path = self._path(key)
         return path.read_bytes() if path.is_file() else None
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,1 @@
+"""DynamoDB store: the same ports on two tables designed for the access patterns."""

@@ -1,0 +1,91 @@
+"""The DynamoDB table design, in one place for the store, the tests and the CDK stack.
+
+Main table (`pk`, `sk`), one item per fact, every access a GetItem or a Query:
+
+| item | pk | sk | indexed as |
+|---|---|---|---|
+| referrer | `REFERRER#<user_id>` | `PROFILE` | |
+| code claim (unique, case-insensitive) | `CODE#<CODE>` | `CODE` | |
+| referral, also the referee claim | `REFEREE#<referee_id>` | `REFERRAL` | by_referrer, by_id, by_status, unpaid, by_period |
+| payout run | `RUNS` | `<YYYY-MM>` | |
+| API key | `KEYS` | `<sha256>` | |
+
+Indexes (sparse where noted: an item is in the index only while it has the key):
+
+- `by_referrer` (`referrer_pk`, `ordinal`): a referrer's referrals by ordinal.
+- `by_id` (`kind`, `id`): every referral in id (creation) order; `get(id)`.
+- `by_status` (`status_pk`, `id`): referrals of one status in id order.
+- `unpaid` (`unpaid_pk`, `unpaid_sk`), sparse: pending rewards by creation time,
+  so a payout finds the rewards before its cutoff with a Query, never a Scan.
+- `by_period` (`period_pk`, `period_sk`), sparse: the rewards assigned to a run,
+  by referrer, so a run aggregates its lines in referrer order as it reads.
+
+Outbox table (`id`), with a stream of new items for the notify function, and a
+sparse index `due` (`due_pk`, `due_at`) of the events waiting for delivery.
+"""
+
+from typing import Any
+
+MAIN_GSIS: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
+    # index name: ((partition key, type), (sort key, type))
+    "by_referrer": (("referrer_pk", "S"), ("ordinal", "N")),
+    "by_id": (("kind", "S"), ("id", "S")),
+    "by_status": (("status_pk", "S"), ("id", "S")),
+    "unpaid": (("unpaid_pk", "S"), ("unpaid_sk", "S")),
+    "by_period": (("period_pk", "S"), ("period_sk", "S")),
+}
+OUTBOX_GSIS: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
+    "due": (("due_pk", "S"), ("due_at", "N")),
+}
+
+
+def main_table_name(prefix: str) -> str:
+    return f"{prefix}-main"
+
+
+def outbox_table_name(prefix: str) -> str:
+    return f"{prefix}-outbox"
+
+
+def _definition(
+    name: str,
+    keys: list[tuple[str, str, str]],
+    gsis: dict[str, tuple[tuple[str, str], tuple[str, str]]],
+) -> dict[str, Any]:
+    attributes = {attr: kind for attr, kind, _ in keys}
+    for (pk, pk_type), (sk, sk_type) in gsis.values():
+        attributes[pk] = pk_type
+        attributes[sk] = sk_type
+    return {
+        "TableName": name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": [{"AttributeName": a, "KeyType": role} for a, _, role in keys],
+        "AttributeDefinitions": [
+            {"AttributeName": a, "AttributeType": t} for a, t in sorted(attributes.items())
+        ],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": index,
+                "KeySchema": [
+                    {"AttributeName": pk, "KeyType": "HASH"},
+                    {"AttributeName": sk, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+            for index, ((pk, _), (sk, _)) in gsis.items()
+        ],
+    }
+
+
+def main_table(prefix: str) -> dict[str, Any]:
+    """CreateTable arguments of the main table."""
+    return _definition(
+        main_table_name(prefix), [("pk", "S", "HASH"), ("sk", "S", "RANGE")], MAIN_GSIS
+    )
+
+
+def outbox_table(prefix: str) -> dict[str, Any]:
+    """CreateTable arguments of the outbox table; its stream feeds the notify function."""
+    table = _definition(outbox_table_name(prefix), [("id", "S", "HASH")], OUTBOX_GSIS)
+    table["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
+    return table

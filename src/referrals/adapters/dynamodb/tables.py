@@ -13,6 +13,7 @@ Main table (`pk`, `sk`), one item per fact, every access a GetItem or a Query:
 Indexes (sparse where noted: an item is in the index only while it has the key):
 
 - `by_referrer` (`referrer_pk`, `ordinal`): a referrer's referrals by ordinal.
+- `by_referrer_id` (`referrer_pk`, `id`): the same in id order, for filtered lists.
 - `by_id` (`kind`, `id`): every referral in id (creation) order; `get(id)`.
 - `by_status` (`status_pk`, `id`): referrals of one status in id order.
 - `unpaid` (`unpaid_pk`, `unpaid_sk`), sparse: pending rewards by creation time,
@@ -20,8 +21,9 @@ Indexes (sparse where noted: an item is in the index only while it has the key):
 - `by_period` (`period_pk`, `period_sk`), sparse: the rewards assigned to a run,
   by referrer, so a run aggregates its lines in referrer order as it reads.
 
-Outbox table (`id`), with a stream of new items for the notify function, and a
-sparse index `due` (`due_pk`, `due_at`) of the events waiting for delivery.
+Outbox table (`id`), with a stream of new items for the notify function, a
+sparse index `due` (`due_pk`, `due_at`) of the events waiting for delivery, and
+`by_status` (`status`, `id`) to list events (dead letters) newest first.
 """
 
 from typing import Any
@@ -29,6 +31,7 @@ from typing import Any
 MAIN_GSIS: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
     # index name: ((partition key, type), (sort key, type))
     "by_referrer": (("referrer_pk", "S"), ("ordinal", "N")),
+    "by_referrer_id": (("referrer_pk", "S"), ("id", "S")),
     "by_id": (("kind", "S"), ("id", "S")),
     "by_status": (("status_pk", "S"), ("id", "S")),
     "unpaid": (("unpaid_pk", "S"), ("unpaid_sk", "S")),
@@ -36,6 +39,7 @@ MAIN_GSIS: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
 }
 OUTBOX_GSIS: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
     "due": (("due_pk", "S"), ("due_at", "N")),
+    "by_status": (("status", "S"), ("id", "S")),
 }
 
 

@@ -110,7 +110,9 @@ class PayoutRepository(Protocol):
         """Move up to `limit` pending rewards earned before `cutoff` to this period.
 
         Each moves pending -> processing by a conditional update, so a reward is
-        assigned to one run only. Returns how many moved.
+        assigned to one run only. Returns how many moved, or -1 if the store
+        fences its writes on the lease and found it lost. Fewer than `limit`
+        means no eligible reward is left.
         """
         ...
 
@@ -125,7 +127,8 @@ class PayoutRepository(Protocol):
     def complete(self, run: PayoutRun, owner: str) -> int:
         """Mark the run completed and its rewards paid, if `owner` holds the lease.
 
-        Returns the number of rewards marked paid, or -1 if the lease was lost.
+        The run's state changes when the unit of work commits. Returns the number
+        of rewards the run has paid, or -1 if the lease was lost.
         """
         ...
 
@@ -163,7 +166,12 @@ class OutboxRepository(Protocol):
 
 
 class UnitOfWork(Protocol):
-    """One transaction. Changes persist only if `commit()` is called inside the `with`."""
+    """One transaction. Changes persist only if `commit()` is called inside the `with`.
+
+    A unit of work writes each record at most once (DynamoDB transactions allow
+    one operation per item), and conflicts surface as Conflict at the latest on
+    commit.
+    """
 
     @property
     def referrers(self) -> ReferrerRepository: ...

@@ -36,11 +36,23 @@ def rewards(store: Store) -> list[Referral]:
     return rows
 
 
-def claim(store: Store, owner: str, now: datetime = NOW) -> bool:
+def claim(store: Store, owner: str, now: datetime = NOW, period: str = "2026-10") -> bool:
     with store.unit_of_work() as uow:
-        taken = uow.payouts.claim("2026-10", CUTOFF, owner, now, now + LEASE)
+        taken = uow.payouts.claim(period, CUTOFF, owner, now, now + LEASE)
         uow.commit()
     return taken
+
+
+def assign(store: Store, limit: int, period: str = "2026-10", owner: str = "one") -> list[int]:
+    """Assign in batches of `limit` until done, as a run does: lease renewed in each batch."""
+    moved = []
+    while True:
+        with store.unit_of_work() as uow:
+            assert uow.payouts.renew(period, owner, NOW + LEASE)
+            moved.append(uow.payouts.assign_batch(period, CUTOFF, limit))
+            uow.commit()
+        if moved[-1] < limit:
+            return moved
 
 
 def test_claim_creates_a_running_run(store: Store) -> None:
@@ -71,11 +83,7 @@ def test_assign_moves_pending_rewards_before_the_cutoff_in_batches(
     store: Store, rewards: list[Referral]
 ) -> None:
     claim(store, "one")
-    with store.unit_of_work() as uow:
-        assert uow.payouts.assign_batch("2026-10", CUTOFF, 2) == 2
-        assert uow.payouts.assign_batch("2026-10", CUTOFF, 2) == 1
-        assert uow.payouts.assign_batch("2026-10", CUTOFF, 2) == 0
-        uow.commit()
+    assert assign(store, 2) == [2, 1]
     with store.read() as uow:
         got = {
             r.referee_id: (r.status, r.payout_period)
@@ -93,18 +101,17 @@ def test_assign_moves_pending_rewards_before_the_cutoff_in_batches(
 def test_a_reward_assigned_to_one_run_is_not_assigned_to_another(
     store: Store, rewards: list[Referral]
 ) -> None:
-    with store.unit_of_work() as uow:
-        uow.payouts.assign_batch("2026-09", CUTOFF, 10)
-        assert uow.payouts.assign_batch("2026-10", CUTOFF, 10) == 0
-        uow.commit()
+    claim(store, "one", period="2026-09")
+    claim(store, "one")
+    assert assign(store, 10, period="2026-09") == [3]
+    assert assign(store, 10) == [0]
 
 
 def test_lines_aggregate_assigned_rewards_by_referrer_id(
     store: Store, rewards: list[Referral]
 ) -> None:
-    with store.unit_of_work() as uow:
-        uow.payouts.assign_batch("2026-10", CUTOFF, 10)
-        uow.commit()
+    claim(store, "one")
+    assign(store, 10)
     with store.read() as uow:
         lines = [
             (x.referrer_id, x.referral_count, x.amount_cents) for x in uow.payouts.lines("2026-10")
@@ -113,8 +120,10 @@ def test_lines_aggregate_assigned_rewards_by_referrer_id(
 
 
 def test_preview_shows_assigned_and_eligible_pending(store: Store, rewards: list[Referral]) -> None:
+    claim(store, "one")
     with store.unit_of_work() as uow:
-        uow.payouts.assign_batch("2026-10", CUTOFF, 1)
+        uow.payouts.renew("2026-10", "one", NOW + LEASE)
+        assert uow.payouts.assign_batch("2026-10", CUTOFF, 1) == 1
         uow.commit()
     with store.read() as uow:
         lines = [(x.referrer_id, x.amount_cents) for x in uow.payouts.preview("2026-10", CUTOFF)]
@@ -125,11 +134,10 @@ def test_complete_marks_paid_only_for_the_lease_holder(
     store: Store, rewards: list[Referral]
 ) -> None:
     claim(store, "one")
-    with store.unit_of_work() as uow:
-        uow.payouts.assign_batch("2026-10", CUTOFF, 10)
+    assign(store, 10)
+    with store.read() as uow:
         run = uow.payouts.get("2026-10")
-        assert run is not None
-        uow.commit()
+    assert run is not None
     done = replace(run, status=RunStatus.COMPLETED, total_cents=3500, completed_at=NOW)
     with store.unit_of_work() as uow:
         assert uow.payouts.complete(done, "two") == -1
@@ -191,6 +199,8 @@ def test_outbox_failure_dead_letter_and_requeue(store: Store) -> None:
     e = event(NOW)
     with store.unit_of_work() as uow:
         uow.outbox.add(e)
+        uow.commit()
+    with store.unit_of_work() as uow:
         uow.outbox.attempt_failed(e.id, "503", NOW + timedelta(seconds=4), dead=False)
         uow.commit()
     with store.read() as uow:

@@ -128,6 +128,8 @@ def _assign(
             if not uow.payouts.renew(period, owner, clock.now() + LEASE):
                 raise PayoutInProgress(f"the lease on {period} was taken over")
             moved = uow.payouts.assign_batch(period, cutoff, batch_size)
+            if moved < 0:  # a store that fences each write found the lease lost
+                raise PayoutInProgress(f"the lease on {period} was taken over")
             checkpoint("assign_uncommitted")
             uow.commit()
         total += moved

@@ -7,7 +7,8 @@ from typing import TypeVar
 
 from referrals.domain.errors import Conflict
 
-MAX_ATTEMPTS = 8
+# Optimistic stores (DynamoDB) may lose several races in a row on a hot referrer.
+MAX_ATTEMPTS = 25
 T = TypeVar("T")
 
 
@@ -22,5 +23,6 @@ def retry_on_conflict(attempt: Callable[[], T]) -> T:
         try:
             return attempt()
         except Conflict:
-            time.sleep(random.uniform(0, 0.002 * 2**n))  # jitter spreads the contenders out
+            # Full jitter, capped: spreads the contenders out without long stalls.
+            time.sleep(random.uniform(0, min(0.05, 0.002 * 2**n)))
     return attempt()

@@ -6,7 +6,7 @@ Main table (`pk`, `sk`), one item per fact, every access a GetItem or a Query:
 |---|---|---|---|
 | referrer | `REFERRER#<user_id>` | `PROFILE` | |
 | code claim (unique, case-insensitive) | `CODE#<CODE>` | `CODE` | |
-| referral, also the referee claim | `REFEREE#<referee_id>` | `REFERRAL` | by_referrer, by_id, by_status, unpaid, by_period |
+| referral, also the referee claim | `REFEREE#<referee_id>` | `REFERRAL` | every index below |
 | payout run | `RUNS` | `<YYYY-MM>` | |
 | API key | `KEYS` | `<sha256>` | |
 

@@ -2,7 +2,7 @@
 
 import json
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from referrals.adapters.sql.schema import api_keys, outbox, payout_runs, referrals, referrers
+from referrals.adapters.times import from_micros, to_micros
 from referrals.domain.codes import normalize_code
 from referrals.domain.errors import Conflict
 from referrals.domain.model import (
@@ -39,16 +40,6 @@ from referrals.domain.model import (
 )
 
 PENDING, PROCESSING, PAID = (status.value for status in ReferralStatus)
-
-
-def to_micros(moment: datetime) -> int:
-    delta = moment.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def from_micros(micros: int) -> datetime:
-    seconds, micro = divmod(micros, 1_000_000)
-    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=micro)
 
 
 class SqlReferrers:

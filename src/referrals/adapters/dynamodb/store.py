@@ -1,0 +1,964 @@
+"""The store ports on DynamoDB (boto3 client), for the serverless shape.
+
+A unit of work reads immediately (strongly consistent where DynamoDB allows it:
+base-table reads, not index reads) and collects its writes into one
+TransactWriteItems at commit, with conditions that make every race visible as
+a Conflict for the use case to retry. Payout steps that touch many items write
+in bounded transactions, each carrying a condition on the run's lease, so a run
+that lost its lease can never assign or pay a reward.
+"""
+
+import json
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self
+
+from botocore.exceptions import ClientError
+
+from referrals.adapters.dynamodb.tables import main_table_name, outbox_table_name
+from referrals.adapters.times import from_micros, to_micros
+from referrals.domain.codes import normalize_code
+from referrals.domain.errors import Conflict
+from referrals.domain.model import (
+    ApiKey,
+    Earnings,
+    Event,
+    EventStatus,
+    PayoutLine,
+    PayoutRun,
+    Referral,
+    ReferralStatus,
+    Referrer,
+    Role,
+    RunStatus,
+)
+
+MAX_TRANSACTION_ITEMS = 100  # DynamoDB's limit per TransactWriteItems
+PAYOUT_CHUNK = 99  # reward updates per transaction, plus the lease condition
+MAX_ITEM_BYTES = 350_000  # below DynamoDB's 400 KB per item, leaving room for keys
+INDEX_WAIT_SECONDS = 30.0  # how long a run waits for an index to catch up
+
+Item = dict[str, dict[str, Any]]
+Items = list[Item]  # an alias: classes below define a `list` method
+PENDING, PROCESSING, PAID = (s.value for s in ReferralStatus)
+
+
+def S(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def N(value: int) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+def _opt_s(item: Item, name: str) -> str | None:
+    return item[name]["S"] if name in item else None
+
+
+def _opt_time(item: Item, name: str) -> datetime | None:
+    return from_micros(int(item[name]["N"])) if name in item else None
+
+
+def _referrer_pk(user_id: str) -> str:
+    return f"REFERRER#{user_id}"
+
+
+def _unpaid_sk(referral_id: str, created_micros: int) -> str:
+    # Zero-padded so that string order is time order: the cutoff is a key condition.
+    return f"{created_micros:020d}#{referral_id}"
+
+
+def _cancel_reasons(error: ClientError) -> list[str]:
+    return [r.get("Code", "None") for r in error.response.get("CancellationReasons", [])]
+
+
+class DynamoStore:
+    def __init__(self, client: Any, prefix: str) -> None:
+        self.client = client
+        self.main = main_table_name(prefix)
+        self.outbox = outbox_table_name(prefix)
+
+    def unit_of_work(self) -> "DynamoUnitOfWork":
+        return DynamoUnitOfWork(self)
+
+    def read(self) -> "DynamoUnitOfWork":
+        return DynamoUnitOfWork(self)
+
+    def check(self) -> None:
+        self.client.get_item(TableName=self.main, Key={"pk": S("HEALTH"), "sk": S("HEALTH")})
+
+    def get(self, table: str, key: Item) -> Item | None:
+        item: Item | None = self.client.get_item(TableName=table, Key=key, ConsistentRead=True).get(
+            "Item"
+        )
+        return item
+
+    def query(self, limit: int | None = None, **kwargs: Any) -> Iterator[Item]:
+        """Every item a Query returns, page after page, at most `limit`."""
+        returned = 0
+        while True:
+            if limit is not None:
+                kwargs["Limit"] = limit - returned
+            page = self.client.query(**kwargs)
+            for item in page["Items"]:
+                yield item
+                returned += 1
+            if "LastEvaluatedKey" not in page or (limit is not None and returned >= limit):
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def count(self, **kwargs: Any) -> int:
+        total = 0
+        while True:
+            page = self.client.query(Select="COUNT", **kwargs)
+            total += int(page["Count"])
+            if "LastEvaluatedKey" not in page:
+                return total
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def transact(self, writes: list[dict[str, Any]]) -> None:
+        """One atomic TransactWriteItems; a lost condition or a concurrent writer is a Conflict."""
+        if len(writes) > MAX_TRANSACTION_ITEMS:
+            raise ValueError(f"{len(writes)} writes exceed one transaction")
+        try:
+            self.client.transact_write_items(TransactItems=writes)
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "TransactionCanceledException":
+                reasons = _cancel_reasons(error)
+                if set(reasons) <= {"None", "ConditionalCheckFailed", "TransactionConflict"}:
+                    raise Conflict(f"transaction cancelled: {reasons}") from error
+            raise
+
+    def create_tables(self) -> None:
+        """Create both tables (tests and local use; on AWS the CDK stack creates them)."""
+        from referrals.adapters.dynamodb.tables import main_table, outbox_table
+
+        prefix = self.main.removesuffix("-main")
+        for definition in (main_table(prefix), outbox_table(prefix)):
+            self.client.create_table(**definition)
+            self.client.get_waiter("table_exists").wait(TableName=definition["TableName"])
+
+
+class DynamoReferrers:
+    def __init__(self, uow: "DynamoUnitOfWork") -> None:
+        self._uow = uow
+        self._store = uow.store
+
+    def get(self, user_id: str) -> Referrer | None:
+        item = self._store.get(
+            self._store.main, {"pk": S(_referrer_pk(user_id)), "sk": S("PROFILE")}
+        )
+        return _referrer(item) if item else None
+
+    def by_code(self, code: str) -> Referrer | None:
+        key = {"pk": S(f"CODE#{normalize_code(code)}"), "sk": S("CODE")}
+        claim = self._store.get(self._store.main, key)
+        return self.get(claim["user_id"]["S"]) if claim else None
+
+    def add(self, referrer: Referrer) -> None:
+        profile: Item = {
+            "pk": S(_referrer_pk(referrer.user_id)),
+            "sk": S("PROFILE"),
+            "user_id": S(referrer.user_id),
+            "code": S(referrer.code),
+            "referral_count": N(referrer.referral_count),
+            "created_at": N(to_micros(referrer.created_at)),
+        }
+        if referrer.email is not None:
+            profile["email"] = S(referrer.email)
+        claim: Item = {
+            "pk": S(f"CODE#{normalize_code(referrer.code)}"),
+            "sk": S("CODE"),
+            "user_id": S(referrer.user_id),
+        }
+        self._uow.put(self._store.main, profile)
+        self._uow.put(self._store.main, claim)
+
+    def increment_referral_count(self, user_id: str) -> int:
+        # Optimistic: the write is conditioned on the count read here, so of two
+        # concurrent signups one commits and the other gets a Conflict and retries.
+        current = self.get(user_id)
+        if current is None:
+            raise Conflict(f"no referrer {user_id!r}")
+        count = current.referral_count + 1
+        self._uow.write(
+            {
+                "Update": {
+                    "TableName": self._store.main,
+                    "Key": {"pk": S(_referrer_pk(user_id)), "sk": S("PROFILE")},
+                    "UpdateExpression": "SET referral_count = :new",
+                    "ConditionExpression": "referral_count = :old",
+                    "ExpressionAttributeValues": {
+                        ":new": N(count),
+                        ":old": N(current.referral_count),
+                    },
+                }
+            }
+        )
+        return count
+
+    def earnings(self, user_id: str) -> Earnings:
+        pending = paid = 0
+        for item in self._store.query(
+            TableName=self._store.main,
+            IndexName="by_referrer",
+            KeyConditionExpression="referrer_pk = :r",
+            ExpressionAttributeValues={":r": S(_referrer_pk(user_id))},
+            ProjectionExpression="status_pk, reward_cents",
+        ):
+            cents = int(item["reward_cents"]["N"])
+            if item["status_pk"]["S"] == PAID:
+                paid += cents
+            else:
+                pending += cents
+        return Earnings(pending_cents=pending, paid_cents=paid)
+
+
+class DynamoReferrals:
+    def __init__(self, uow: "DynamoUnitOfWork") -> None:
+        self._uow = uow
+        self._store = uow.store
+
+    def get(self, referral_id: str) -> Referral | None:
+        items = self._store.query(
+            limit=1,
+            TableName=self._store.main,
+            IndexName="by_id",
+            KeyConditionExpression="kind = :k AND id = :id",
+            ExpressionAttributeValues={":k": S("REFERRAL"), ":id": S(referral_id)},
+        )
+        return next((_referral(item) for item in items), None)
+
+    def by_referee(self, referee_id: str) -> Referral | None:
+        key = {"pk": S(f"REFEREE#{referee_id}"), "sk": S("REFERRAL")}
+        item = self._store.get(self._store.main, key)
+        return _referral(item) if item else None
+
+    def add(self, referral: Referral) -> None:
+        self._uow.put(self._store.main, _referral_item(referral))
+        referrer_key = {"pk": S(_referrer_pk(referral.referrer_id)), "sk": S("PROFILE")}
+        # A transaction may touch an item once: the signup's counter update already
+        # proves the referrer exists; otherwise check it explicitly.
+        if not self._uow.touches(self._store.main, referrer_key):
+            self._uow.write(
+                {
+                    "ConditionCheck": {
+                        "TableName": self._store.main,
+                        "Key": referrer_key,
+                        "ConditionExpression": "attribute_exists(pk)",
+                    }
+                }
+            )
+
+    def for_referrer(
+        self, referrer_id: str, after_ordinal: int | None, limit: int
+    ) -> Sequence[Referral]:
+        values: Item = {":r": S(_referrer_pk(referrer_id))}
+        condition = "referrer_pk = :r"
+        if after_ordinal is not None:
+            condition += " AND ordinal > :o"
+            values[":o"] = N(after_ordinal)
+        items = self._store.query(
+            limit=limit,
+            TableName=self._store.main,
+            IndexName="by_referrer",
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=values,
+        )
+        return [_referral(item) for item in items]
+
+    def search(
+        self,
+        status: ReferralStatus | None,
+        referrer_id: str | None,
+        after_id: str | None,
+        limit: int,
+    ) -> Sequence[Referral]:
+        if referrer_id is not None:
+            index, partition, value = "by_referrer_id", "referrer_pk", _referrer_pk(referrer_id)
+        elif status is not None:
+            index, partition, value = "by_status", "status_pk", status.value
+        else:
+            index, partition, value = "by_id", "kind", "REFERRAL"
+        values: Item = {":p": S(value)}
+        condition = f"{partition} = :p"
+        if after_id is not None:
+            condition += " AND id > :after"
+            values[":after"] = S(after_id)
+        query: dict[str, Any] = {
+            "TableName": self._store.main,
+            "IndexName": index,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+        }
+        rows: list[Referral] = []
+        for item in self._store.query(**query):
+            referral = _referral(item)
+            if status is None or referral.status is status:
+                rows.append(referral)
+                if len(rows) == limit:
+                    break
+        return rows
+
+
+class DynamoApiKeys:
+    def __init__(self, uow: "DynamoUnitOfWork") -> None:
+        self._uow = uow
+        self._store = uow.store
+
+    def add(self, key: ApiKey) -> None:
+        item: Item = {
+            "pk": S("KEYS"),
+            "sk": S(key.key_hash),
+            "id": S(key.id),
+            "role": S(key.role.value),
+            "created_at": N(to_micros(key.created_at)),
+        }
+        self._uow.put(self._store.main, item)
+
+    def by_hash(self, key_hash: str) -> ApiKey | None:
+        item = self._store.get(self._store.main, {"pk": S("KEYS"), "sk": S(key_hash)})
+        if item is None:
+            return None
+        return ApiKey(
+            item["id"]["S"],
+            Role(item["role"]["S"]),
+            item["sk"]["S"],
+            from_micros(int(item["created_at"]["N"])),
+        )
+
+    def count(self) -> int:
+        return self._store.count(
+            TableName=self._store.main,
+            KeyConditionExpression="pk = :k",
+            ExpressionAttributeValues={":k": S("KEYS")},
+            ConsistentRead=True,
+        )
+
+
+class DynamoPayouts:
+    def __init__(self, uow: "DynamoUnitOfWork") -> None:
+        self._uow = uow
+        self._store = uow.store
+
+    def _key(self, period: str) -> Item:
+        return {"pk": S("RUNS"), "sk": S(period)}
+
+    def get(self, period: str) -> PayoutRun | None:
+        item = self._store.get(self._store.main, self._key(period))
+        return _run(item) if item else None
+
+    def list(self) -> Sequence[PayoutRun]:
+        items = self._store.query(
+            TableName=self._store.main,
+            KeyConditionExpression="pk = :k",
+            ExpressionAttributeValues={":k": S("RUNS")},
+            ScanIndexForward=False,
+            ConsistentRead=True,
+        )
+        return [_run(item) for item in items]
+
+    def last_completed(self) -> PayoutRun | None:
+        done = [r for r in self.list() if r.status is RunStatus.COMPLETED]
+        return max(done, key=lambda r: r.completed_at or r.started_at, default=None)
+
+    def claim(
+        self, period: str, cutoff: datetime, owner: str, now: datetime, until: datetime
+    ) -> bool:
+        # Claims are conditional writes of their own, not part of the unit of work:
+        # the lease must be visible to other processes at once.
+        item: Item = {
+            **self._key(period),
+            "status": S(RunStatus.RUNNING.value),
+            "cutoff": N(to_micros(cutoff)),
+            "started_at": N(to_micros(now)),
+            "lease_owner": S(owner),
+            "lease_expires_at": N(to_micros(until)),
+            "assigned": N(0),
+        }
+        try:
+            self._store.client.put_item(
+                TableName=self._store.main,
+                Item=item,
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+            return True
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+        return self._conditional_update(
+            period,
+            "SET #s = :running, lease_owner = :o, lease_expires_at = :u REMOVE #e",
+            "#s <> :completed AND (attribute_not_exists(lease_expires_at)"
+            " OR lease_expires_at < :now OR lease_owner = :o)",
+            {
+                ":running": S(RunStatus.RUNNING.value),
+                ":completed": S(RunStatus.COMPLETED.value),
+                ":o": S(owner),
+                ":u": N(to_micros(until)),
+                ":now": N(to_micros(now)),
+            },
+        )
+
+    def renew(self, period: str, owner: str, until: datetime) -> bool:
+        renewed = self._conditional_update(
+            period,
+            "SET lease_expires_at = :u",
+            "lease_owner = :o AND #s = :running",
+            {":u": N(to_micros(until)), ":o": S(owner), ":running": S(RunStatus.RUNNING.value)},
+        )
+        if renewed:
+            self._uow.fence = (period, owner)
+        return renewed
+
+    def _conditional_update(self, period: str, update: str, condition: str, values: Item) -> bool:
+        names = {
+            k: v for k, v in {"#s": "status", "#e": "error"}.items() if k in update + condition
+        }
+        try:
+            self._store.client.update_item(
+                TableName=self._store.main,
+                Key=self._key(period),
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+            return True
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+
+    def _fenced(self, period: str, extra: str = "", values: Item | None = None) -> dict[str, Any]:
+        """The run-item write that every payout transaction carries: fails if the lease is lost."""
+        if self._uow.fence is None or self._uow.fence[0] != period:
+            raise Conflict("payout writes need a renewed lease in this unit of work")
+        return {
+            "Update": {
+                "TableName": self._store.main,
+                "Key": self._key(period),
+                "UpdateExpression": extra or "SET lease_owner = :o",
+                "ConditionExpression": "lease_owner = :o AND #s = :running",
+                "ExpressionAttributeNames": {"#s": "status"},
+                "ExpressionAttributeValues": {
+                    ":o": S(self._uow.fence[1]),
+                    ":running": S(RunStatus.RUNNING.value),
+                    **(values or {}),
+                },
+            }
+        }
+
+    def assign_batch(self, period: str, cutoff: datetime, limit: int) -> int:
+        """Move pending rewards to the run, up to `limit`, walking the sparse `unpaid` index.
+
+        The index is eventually consistent: it may still list rewards that were
+        just moved. Their update fails its `pending` condition and is skipped,
+        and the walk goes on, so a short batch means the index is exhausted.
+        """
+        candidates = self._store.query(
+            TableName=self._store.main,
+            IndexName="unpaid",
+            KeyConditionExpression="unpaid_pk = :u AND unpaid_sk < :cutoff",
+            ExpressionAttributeValues={
+                ":u": S("UNPAID"),
+                ":cutoff": S(f"{to_micros(cutoff):020d}"),
+            },
+        )
+        moved = 0
+        chunk: Items = []
+        for item in candidates:
+            chunk.append(item)
+            if len(chunk) == min(PAYOUT_CHUNK, limit - moved):
+                moved += self._move(period, chunk)
+                chunk = []
+                if moved < 0 or moved >= limit:
+                    break
+        if chunk and 0 <= moved < limit:
+            moved += self._move(period, chunk)
+        return moved
+
+    def _move(self, period: str, items: Items) -> int:
+        def update(item: Item) -> dict[str, Any]:
+            referrer_id = item["referrer_id"]["S"]
+            return {
+                "Update": {
+                    "TableName": self._store.main,
+                    "Key": {"pk": item["pk"], "sk": item["sk"]},
+                    "UpdateExpression": "SET status_pk = :processing, payout_period = :p,"
+                    " period_pk = :p, period_sk = :psk REMOVE unpaid_pk, unpaid_sk",
+                    "ConditionExpression": "status_pk = :pending",
+                    "ExpressionAttributeValues": {
+                        ":processing": S(PROCESSING),
+                        ":pending": S(PENDING),
+                        ":p": S(period),
+                        ":psk": S(f"{referrer_id}#{item['id']['S']}"),
+                    },
+                }
+            }
+
+        return self._fenced_writes(
+            period, items, update, counter="SET lease_owner = :o ADD assigned :n"
+        )
+
+    def _fenced_writes(
+        self,
+        period: str,
+        items: Items,
+        write: Callable[[Item], dict[str, Any]],
+        counter: str = "",
+    ) -> int:
+        """Write `items` in one transaction with the lease condition; skip items already moved.
+
+        Returns how many were written, or -1 if the lease was lost.
+        """
+        for attempt in range(10):
+            if not items:
+                return 0
+            values = {":n": N(len(items))} if counter else None
+            writes = [self._fenced(period, counter, values), *(write(i) for i in items)]
+            try:
+                self._store.client.transact_write_items(TransactItems=writes)
+                return len(items)
+            except ClientError as error:
+                if error.response["Error"]["Code"] != "TransactionCanceledException":
+                    raise
+                reasons = _cancel_reasons(error)
+            if reasons[0] == "ConditionalCheckFailed":
+                return -1
+            # Drop the items whose condition failed (another writer got there first);
+            # retry the rest, after a pause if it was a mere transaction conflict.
+            items = [
+                i for i, r in zip(items, reasons[1:], strict=True) if r != "ConditionalCheckFailed"
+            ]
+            if "TransactionConflict" in reasons:
+                time.sleep(random.uniform(0, 0.01 * 2**attempt))
+        raise Conflict("payout writes kept conflicting")
+
+    def _period_items(self, period: str) -> Iterator[Item]:
+        return self._store.query(
+            TableName=self._store.main,
+            IndexName="by_period",
+            KeyConditionExpression="period_pk = :p",
+            ExpressionAttributeValues={":p": S(period)},
+        )
+
+    def _wait_for_index(self, period: str) -> None:
+        """Wait until the `by_period` index shows every reward the run assigned."""
+        run = self._store.get(self._store.main, self._key(period))
+        expected = int(run["assigned"]["N"]) if run else 0
+        deadline = time.monotonic() + INDEX_WAIT_SECONDS
+        while True:
+            seen = self._store.count(
+                TableName=self._store.main,
+                IndexName="by_period",
+                KeyConditionExpression="period_pk = :p",
+                ExpressionAttributeValues={":p": S(period)},
+            )
+            if seen == expected:
+                return
+            if time.monotonic() > deadline:
+                raise Conflict(f"index shows {seen} of {expected} rewards of {period}")
+            time.sleep(0.2)
+
+    def lines(self, period: str) -> Iterator[PayoutLine]:
+        self._wait_for_index(period)
+        return _aggregate(
+            (i["referrer_id"]["S"], int(i["reward_cents"]["N"])) for i in self._period_items(period)
+        )
+
+    def preview(self, period: str, cutoff: datetime) -> Iterator[PayoutLine]:
+        totals: dict[str, list[int]] = {}
+        pending = self._store.query(
+            TableName=self._store.main,
+            IndexName="unpaid",
+            KeyConditionExpression="unpaid_pk = :u AND unpaid_sk < :cutoff",
+            ExpressionAttributeValues={
+                ":u": S("UNPAID"),
+                ":cutoff": S(f"{to_micros(cutoff):020d}"),
+            },
+        )
+        assigned = (i for i in self._period_items(period) if i["status_pk"]["S"] == PROCESSING)
+        for source in (pending, assigned):
+            for item in source:
+                line = totals.setdefault(item["referrer_id"]["S"], [0, 0])
+                line[0] += 1
+                line[1] += int(item["reward_cents"]["N"])
+        for referrer_id in sorted(totals):
+            yield PayoutLine(referrer_id, *totals[referrer_id])
+
+    def complete(self, run: PayoutRun, owner: str) -> int:
+        """Pay the run's rewards in fenced batches, then queue the run's completion.
+
+        Marking rewards paid is idempotent, so a crash part-way is finished by the
+        next attempt; the run itself turns completed in the unit of work's commit,
+        atomically with its `payout.completed` event.
+        """
+        self._uow.fence = (run.period, owner)
+        self._wait_for_index(run.period)
+        paid = 0
+        chunk: Items = []
+
+        def pay(item: Item) -> dict[str, Any]:
+            return {
+                "Update": {
+                    "TableName": self._store.main,
+                    "Key": {"pk": item["pk"], "sk": item["sk"]},
+                    "UpdateExpression": "SET status_pk = :paid",
+                    "ConditionExpression": "status_pk = :processing AND payout_period = :p",
+                    "ExpressionAttributeValues": {
+                        ":paid": S(PAID),
+                        ":processing": S(PROCESSING),
+                        ":p": S(run.period),
+                    },
+                }
+            }
+
+        for item in self._period_items(run.period):
+            paid += 1
+            if item["status_pk"]["S"] == PAID:
+                continue
+            chunk.append(item)
+            if len(chunk) == PAYOUT_CHUNK:
+                if self._fenced_writes(run.period, chunk, pay) < 0:
+                    return -1
+                chunk = []
+        if chunk and self._fenced_writes(run.period, chunk, pay) < 0:
+            return -1
+        self._uow.write(
+            {
+                "Update": {
+                    "TableName": self._store.main,
+                    "Key": self._key(run.period),
+                    "UpdateExpression": "SET #s = :completed, referrer_count = :rc,"
+                    " referral_count = :n, total_cents = :t, report_key = :k,"
+                    " report_sha256 = :sha, completed_at = :at"
+                    + (", previous_sha256 = :prev" if run.previous_sha256 else "")
+                    + " REMOVE lease_owner, lease_expires_at, #e",
+                    "ConditionExpression": "lease_owner = :o AND #s = :running",
+                    "ExpressionAttributeNames": {"#s": "status", "#e": "error"},
+                    "ExpressionAttributeValues": {
+                        ":completed": S(RunStatus.COMPLETED.value),
+                        ":running": S(RunStatus.RUNNING.value),
+                        ":o": S(owner),
+                        ":rc": N(run.referrer_count),
+                        ":n": N(run.referral_count),
+                        ":t": N(run.total_cents),
+                        ":k": S(run.report_key or ""),
+                        ":sha": S(run.report_sha256 or ""),
+                        ":at": N(to_micros(run.completed_at or run.started_at)),
+                        **({":prev": S(run.previous_sha256)} if run.previous_sha256 else {}),
+                    },
+                }
+            }
+        )
+        return paid
+
+    def fail(self, period: str, owner: str, error: str) -> None:
+        self._conditional_update(
+            period,
+            "SET #s = :failed, #e = :error REMOVE lease_owner, lease_expires_at",
+            "lease_owner = :o",
+            {":failed": S(RunStatus.FAILED.value), ":error": S(error), ":o": S(owner)},
+        )
+
+
+class DynamoOutbox:
+    def __init__(self, uow: "DynamoUnitOfWork") -> None:
+        self._uow = uow
+        self._store = uow.store
+
+    def add(self, event: Event) -> None:
+        payload = json.dumps(event.payload, sort_keys=True, separators=(",", ":"))
+        if len(payload) > MAX_ITEM_BYTES:
+            raise ValueError(f"event {event.id} is larger than a DynamoDB item may be")
+        item: Item = {
+            "id": S(event.id),
+            "type": S(event.type),
+            "payload": S(payload),
+            "created_at": N(to_micros(event.created_at)),
+            "status": S(event.status.value),
+            "attempts": N(event.attempts),
+        }
+        if event.next_attempt_at is not None:
+            item["next_attempt_at"] = N(to_micros(event.next_attempt_at))
+            if event.status is EventStatus.PENDING:
+                item["due_pk"] = S("PENDING")
+                item["due_at"] = item["next_attempt_at"]
+        if event.last_error is not None:
+            item["last_error"] = S(event.last_error)
+        self._uow.put(self._store.outbox, item, keys=("id",))
+
+    def get(self, event_id: str) -> Event | None:
+        item = self._store.get(self._store.outbox, {"id": S(event_id)})
+        return _event(item) if item else None
+
+    def claim_due(self, now: datetime, until: datetime, limit: int) -> Sequence[Event]:
+        claimed = []
+        for item in self._store.query(
+            limit=limit,
+            TableName=self._store.outbox,
+            IndexName="due",
+            KeyConditionExpression="due_pk = :p AND due_at <= :now",
+            ExpressionAttributeValues={":p": S("PENDING"), ":now": N(to_micros(now))},
+        ):
+            try:
+                updated = self._store.client.update_item(
+                    TableName=self._store.outbox,
+                    Key={"id": item["id"]},
+                    UpdateExpression="SET due_at = :until, next_attempt_at = :until",
+                    ConditionExpression="#s = :pending AND due_at <= :now",
+                    ExpressionAttributeNames={"#s": "status"},
+                    ExpressionAttributeValues={
+                        ":until": N(to_micros(until)),
+                        ":pending": S(EventStatus.PENDING.value),
+                        ":now": N(to_micros(now)),
+                    },
+                    ReturnValues="ALL_NEW",
+                )
+            except ClientError as error:
+                if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                    continue  # another dispatcher claimed it, or it was delivered meanwhile
+                raise
+            claimed.append(_event(updated["Attributes"]))
+        return sorted(claimed, key=lambda e: e.id)
+
+    def _update(self, event_id: str, expression: str, values: Item) -> None:
+        update = {
+            "TableName": self._store.outbox,
+            "Key": {"id": S(event_id)},
+            "UpdateExpression": expression,
+            "ExpressionAttributeValues": values,
+        }
+        if "#s" in expression:  # DynamoDB refuses unused names
+            update["ExpressionAttributeNames"] = {"#s": "status"}
+        self._uow.write({"Update": update})
+
+    def delivered(self, event_id: str) -> None:
+        self._update(
+            event_id,
+            "SET #s = :delivered ADD attempts :one"
+            " REMOVE due_pk, due_at, next_attempt_at, last_error",
+            {":delivered": S(EventStatus.DELIVERED.value), ":one": N(1)},
+        )
+
+    def attempt_failed(
+        self, event_id: str, error: str, next_attempt_at: datetime, dead: bool
+    ) -> None:
+        at = N(to_micros(next_attempt_at))
+        values: Item = {":error": S(error), ":at": at, ":one": N(1)}
+        if dead:
+            values[":dead"] = S(EventStatus.DEAD.value)
+            expression = "SET #s = :dead, last_error = :error, next_attempt_at = :at"
+            expression += " ADD attempts :one REMOVE due_pk, due_at"
+        else:
+            values[":due"] = S("PENDING")
+            expression = "SET last_error = :error, next_attempt_at = :at, due_at = :at,"
+            expression += " due_pk = :due ADD attempts :one"
+        self._update(event_id, expression, values)
+
+    def list(self, status: EventStatus | None, limit: int) -> Sequence[Event]:
+        statuses = [status] if status is not None else list(EventStatus)
+        events = [
+            _event(item)
+            for s in statuses
+            for item in self._store.query(
+                limit=limit,
+                TableName=self._store.outbox,
+                IndexName="by_status",
+                KeyConditionExpression="#s = :s",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":s": S(s.value)},
+                ScanIndexForward=False,
+            )
+        ]
+        return sorted(events, key=lambda e: e.id, reverse=True)[:limit]
+
+    def requeue(self, event_id: str, now: datetime) -> bool:
+        try:
+            self._store.client.update_item(
+                TableName=self._store.outbox,
+                Key={"id": S(event_id)},
+                UpdateExpression="SET #s = :pending, attempts = :zero, next_attempt_at = :now,"
+                " due_at = :now, due_pk = :due",
+                ConditionExpression="#s = :dead",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":pending": S(EventStatus.PENDING.value),
+                    ":dead": S(EventStatus.DEAD.value),
+                    ":zero": N(0),
+                    ":now": N(to_micros(now)),
+                    ":due": S("PENDING"),
+                },
+            )
+            return True
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+
+    def backlog(self) -> int:
+        return self._store.count(
+            TableName=self._store.outbox,
+            IndexName="due",
+            KeyConditionExpression="due_pk = :p",
+            ExpressionAttributeValues={":p": S("PENDING")},
+        )
+
+
+class DynamoUnitOfWork:
+    referrers: DynamoReferrers
+    referrals: DynamoReferrals
+    api_keys: DynamoApiKeys
+    payouts: DynamoPayouts
+    outbox: DynamoOutbox
+
+    def __init__(self, store: DynamoStore) -> None:
+        self.store = store
+
+    def __enter__(self) -> Self:
+        self._writes: list[dict[str, Any]] = []
+        self._keys: set[tuple[str, str]] = set()
+        self.fence: tuple[str, str] | None = None  # (period, owner) after a lease renewal
+        self.referrers = DynamoReferrers(self)
+        self.referrals = DynamoReferrals(self)
+        self.api_keys = DynamoApiKeys(self)
+        self.payouts = DynamoPayouts(self)
+        self.outbox = DynamoOutbox(self)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._writes = []  # uncommitted writes are simply never sent
+
+    def touches(self, table: str, key: Item) -> bool:
+        return (table, json.dumps(key, sort_keys=True)) in self._keys
+
+    def write(self, operation: dict[str, Any]) -> None:
+        body = next(iter(operation.values()))
+        self._keys.add((body["TableName"], json.dumps(body["Key"], sort_keys=True)))
+        self._writes.append(operation)
+
+    def put(self, table: str, item: Item, keys: tuple[str, ...] = ("pk", "sk")) -> None:
+        """A Put that creates the item; an existing one makes the commit a Conflict."""
+        key = {name: item[name] for name in keys}
+        self._keys.add((table, json.dumps(key, sort_keys=True)))
+        condition = f"attribute_not_exists({keys[0]})"
+        self._writes.append(
+            {"Put": {"TableName": table, "Item": item, "ConditionExpression": condition}}
+        )
+
+    def commit(self) -> None:
+        if self._writes:
+            self.store.transact(self._writes)
+        self._writes = []
+
+
+def _aggregate(rewards: Iterator[tuple[str, int]]) -> Iterator[PayoutLine]:
+    """Per-referrer totals of (referrer id, cents) pairs that arrive grouped by referrer."""
+    current: str | None = None
+    count = cents = 0
+    for referrer_id, amount in rewards:
+        if referrer_id != current:
+            if current is not None:
+                yield PayoutLine(current, count, cents)
+            current, count, cents = referrer_id, 0, 0
+        count += 1
+        cents += amount
+    if current is not None:
+        yield PayoutLine(current, count, cents)
+
+
+def _referral_item(r: Referral) -> Item:
+    created = to_micros(r.created_at)
+    item: Item = {
+        "pk": S(f"REFEREE#{r.referee_id}"),
+        "sk": S("REFERRAL"),
+        "kind": S("REFERRAL"),
+        "id": S(r.id),
+        "referee_id": S(r.referee_id),
+        "referrer_id": S(r.referrer_id),
+        "referrer_pk": S(_referrer_pk(r.referrer_id)),
+        "code": S(r.code),
+        "ordinal": N(r.ordinal),
+        "reward_cents": N(r.reward_cents),
+        "status_pk": S(r.status.value),
+        "created_at": N(created),
+    }
+    if r.email is not None:
+        item["email"] = S(r.email)
+    if r.status is ReferralStatus.PENDING:
+        item["unpaid_pk"] = S("UNPAID")
+        item["unpaid_sk"] = S(_unpaid_sk(r.id, created))
+    if r.payout_period is not None:
+        item["payout_period"] = S(r.payout_period)
+        item["period_pk"] = S(r.payout_period)
+        item["period_sk"] = S(f"{r.referrer_id}#{r.id}")
+    return item
+
+
+def _referrer(item: Item) -> Referrer:
+    return Referrer(
+        user_id=item["user_id"]["S"],
+        code=item["code"]["S"],
+        email=_opt_s(item, "email"),
+        referral_count=int(item["referral_count"]["N"]),
+        created_at=from_micros(int(item["created_at"]["N"])),
+    )
+
+
+def _referral(item: Item) -> Referral:
+    return Referral(
+        id=item["id"]["S"],
+        referee_id=item["referee_id"]["S"],
+        referrer_id=item["referrer_id"]["S"],
+        code=item["code"]["S"],
+        email=_opt_s(item, "email"),
+        ordinal=int(item["ordinal"]["N"]),
+        reward_cents=int(item["reward_cents"]["N"]),
+        status=ReferralStatus(item["status_pk"]["S"]),
+        created_at=from_micros(int(item["created_at"]["N"])),
+        payout_period=_opt_s(item, "payout_period"),
+    )
+
+
+def _run(item: Item) -> PayoutRun:
+    def count(name: str) -> int:
+        return int(item[name]["N"]) if name in item else 0
+
+    return PayoutRun(
+        period=item["sk"]["S"],
+        status=RunStatus(item["status"]["S"]),
+        cutoff=from_micros(int(item["cutoff"]["N"])),
+        started_at=from_micros(int(item["started_at"]["N"])),
+        lease_owner=_opt_s(item, "lease_owner"),
+        lease_expires_at=_opt_time(item, "lease_expires_at"),
+        referrer_count=count("referrer_count"),
+        referral_count=count("referral_count"),
+        total_cents=count("total_cents"),
+        report_key=_opt_s(item, "report_key"),
+        report_sha256=_opt_s(item, "report_sha256"),
+        previous_sha256=_opt_s(item, "previous_sha256"),
+        completed_at=_opt_time(item, "completed_at"),
+        error=_opt_s(item, "error"),
+    )
+
+
+def _event(item: Item) -> Event:
+    return Event(
+        id=item["id"]["S"],
+        type=item["type"]["S"],
+        payload=json.loads(item["payload"]["S"]),
+        created_at=from_micros(int(item["created_at"]["N"])),
+        status=EventStatus(item["status"]["S"]),
+        attempts=int(item["attempts"]["N"]),
+        next_attempt_at=_opt_time(item, "next_attempt_at"),
+        last_error=_opt_s(item, "last_error"),
+    )

@@ -41,6 +41,13 @@ def build_store(url: str, pool_size: int = 5, *, migrate: bool = False) -> Store
         from referrals.adapters.memory import MemoryStore
 
         return MemoryStore()
+    if url.startswith("dynamodb://"):
+        from referrals.adapters.dynamodb.store import DynamoStore
+
+        store = DynamoStore(_boto3_client("dynamodb"), url.removeprefix("dynamodb://"))
+        if migrate:
+            store.create_tables()
+        return store
     from referrals.adapters.sql.engine import create_engines
     from referrals.adapters.sql.store import SqlStore
 

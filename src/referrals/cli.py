@@ -213,6 +213,7 @@ def payout_run(
                 svc.reports,
                 svc.clock,
                 chosen,
+                batch_size=svc.settings.payout_batch_size,
                 on_progress=lambda n: progress.update(
                     task, description=f"payout {chosen}: {n} rewards assigned"
                 ),

@@ -1,6 +1,6 @@
 """The one settings class. Nothing else reads the environment."""
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from referrals.domain.errors import InvalidInput
@@ -17,6 +17,8 @@ class Settings(BaseSettings):
     webhook_secret: str = ""
     notify_max_attempts: int = 8
     scheduler: bool = True
+    # Rewards assigned per payout transaction: bounds memory and each transaction's size.
+    payout_batch_size: int = Field(20_000, ge=1, le=100_000)
     tiers: str = "1:1000,5:1500,10:2000,25:2500"
     auto_enroll: bool = True
     max_body_bytes: int = 64 * 1024

@@ -42,7 +42,7 @@ class BackgroundWorker:
 
     def _run_schedule(self) -> None:
         svc = self.services
-        run = run_due_payout(svc.store, svc.reports, svc.clock)
+        run = run_due_payout(svc.store, svc.reports, svc.clock, svc.settings.payout_batch_size)
         if run is not None:
             logger.info("scheduled payout %s completed: %s cents", run.period, run.total_cents)
 

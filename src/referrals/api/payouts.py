@@ -36,7 +36,10 @@ def run_payout(
     period = Period.parse(body.period) if body.period else last_ended_period(svc.clock.now())
     if body.dry_run:
         return PayoutPreviewOut.of(payouts.preview_payout(svc.store, svc.clock, period))
-    return PayoutRunOut.of(payouts.run_payout(svc.store, svc.reports, svc.clock, period))
+    run = payouts.run_payout(
+        svc.store, svc.reports, svc.clock, period, batch_size=svc.settings.payout_batch_size
+    )
+    return PayoutRunOut.of(run)
 
 
 @router.get("/v1/payouts", response_model=PayoutRunList, responses=PROBLEMS)

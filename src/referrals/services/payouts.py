@@ -58,11 +58,14 @@ def run_payout(
     batch_size: int = BATCH_SIZE,
     on_progress: Callable[[int], None] | None = None,
     checkpoint: Callable[[str], None] = _no_checkpoint,
+    keep_going: Callable[[], bool] | None = None,
 ) -> PayoutRun:
     """Pay every unpaid reward earned before the period's cutoff; see the module doc.
 
     `checkpoint` is called with the name of each step as it is reached; the
-    crash tests kill the process there.
+    crash tests kill the process there. With `keep_going`, the run stops
+    between batches once it answers False and returns the run still `running`:
+    the same `owner` calls again to continue (a Lambda's time limit).
     """
     now = clock.now()
     if not period.has_ended(now):
@@ -85,7 +88,10 @@ def run_payout(
     checkpoint("claimed")
 
     try:
-        _assign(store, clock, name, cutoff, owner, batch_size, on_progress, checkpoint)
+        if not _assign(
+            store, clock, name, cutoff, owner, batch_size, on_progress, checkpoint, keep_going
+        ):
+            return get_run(store, period)
         checkpoint("assigned")
         with tempfile.TemporaryFile() as report:
             totals = _render_report(store, name, report)
@@ -116,11 +122,13 @@ def _assign(
     batch_size: int,
     on_progress: Callable[[int], None] | None,
     checkpoint: Callable[[str], None],
-) -> int:
+    keep_going: Callable[[], bool] | None,
+) -> bool:
     """Assign eligible rewards batch by batch; the lease is renewed in each batch's transaction.
 
     Renewing in the same transaction fences a run that lost its lease: its batch
     rolls back instead of assigning rewards behind the new owner's back.
+    Returns False if `keep_going` stopped it before every reward was assigned.
     """
     total = 0
     while True:
@@ -137,7 +145,9 @@ def _assign(
             on_progress(total)
         checkpoint("assign_batch")
         if moved < batch_size:
-            return total
+            return True
+        if keep_going is not None and not keep_going():
+            return False
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,10 +4,12 @@ from referrals.domain.errors import PayoutInProgress
 from referrals.domain.model import PayoutRun, RunStatus
 from referrals.domain.periods import last_ended_period
 from referrals.ports import Clock, ReportStore, Store
-from referrals.services.payouts import run_payout
+from referrals.services.payouts import BATCH_SIZE, run_payout
 
 
-def run_due_payout(store: Store, reports: ReportStore, clock: Clock) -> PayoutRun | None:
+def run_due_payout(
+    store: Store, reports: ReportStore, clock: Clock, batch_size: int = BATCH_SIZE
+) -> PayoutRun | None:
     """Run the payout of the month just ended unless it is completed or running elsewhere.
 
     Checked every minute rather than fired once at 00:00 on the 1st, so a server
@@ -20,6 +22,6 @@ def run_due_payout(store: Store, reports: ReportStore, clock: Clock) -> PayoutRu
     if run is not None and run.status is RunStatus.COMPLETED:
         return None
     try:
-        return run_payout(store, reports, clock, period)
+        return run_payout(store, reports, clock, period, batch_size=batch_size)
     except PayoutInProgress:
         return None

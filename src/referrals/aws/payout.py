@@ -1,0 +1,54 @@
+"""One step of the monthly payout, looped by a Step Functions state machine.
+
+The first step gets the EventBridge scheduled event (its `time` names the month
+just ended); each step runs batches until the Lambda's time is nearly up, then
+returns `{period, owner, done}`. The state machine calls again with the same
+owner, which holds the run's lease, until `done`.
+"""
+
+from datetime import datetime
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from referrals.aws.observability import logger, metrics, tracer
+from referrals.aws.runtime import services
+from referrals.domain.errors import PayoutInProgress
+from referrals.domain.model import RunStatus
+from referrals.domain.periods import Period, last_ended_period
+from referrals.services.payouts import new_owner, run_payout
+
+SAFETY_MARGIN_MS = 60_000  # report writing and completion run after the last batch
+
+
+def step(event: dict[str, Any], remaining_ms: Any) -> dict[str, Any]:
+    svc = services()
+    if "period" in event:
+        period = Period.parse(str(event["period"]))
+    else:
+        moment = datetime.fromisoformat(event["time"]) if "time" in event else svc.clock.now()
+        period = last_ended_period(moment)
+    owner = str(event.get("owner") or new_owner())
+    try:
+        run = run_payout(
+            svc.store,
+            svc.reports,
+            svc.clock,
+            period,
+            owner=owner,
+            batch_size=svc.settings.payout_batch_size,
+            keep_going=lambda: remaining_ms() > SAFETY_MARGIN_MS,
+        )
+    except PayoutInProgress:
+        logger.warning("payout %s is running elsewhere", period)
+        return {"period": str(period), "owner": owner, "done": True, "status": "elsewhere"}
+    logger.info("payout step", extra={"period": run.period, "status": run.status})
+    done = run.status is RunStatus.COMPLETED
+    return {"period": run.period, "owner": owner, "done": done, "status": run.status.value}
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return step(event, context.get_remaining_time_in_millis)

@@ -17,6 +17,11 @@ def report_key(period: str) -> str:
     return f"payouts/{period}/report.csv"
 
 
+def staged_key(period: str, sha256: str) -> str:
+    """Where an attempt stores its report before completing: named by content, never shared."""
+    return f"payouts/{period}/staged/{sha256}.csv"
+
+
 def manifest_key(period: str) -> str:
     return f"payouts/{period}/manifest.json"
 

@@ -22,7 +22,13 @@ from referrals.domain import events
 from referrals.domain.errors import InvalidInput, NotFound, PayoutFailed, PayoutInProgress
 from referrals.domain.model import PayoutLine, PayoutRun, RunStatus, new_id
 from referrals.domain.periods import Period
-from referrals.domain.reports import manifest_key, render_csv, render_manifest, report_key
+from referrals.domain.reports import (
+    manifest_key,
+    render_csv,
+    render_manifest,
+    report_key,
+    staged_key,
+)
 from referrals.ports import Clock, ReportStore, Store
 
 LEASE = timedelta(seconds=30)  # a crashed run can be resumed within this
@@ -82,8 +88,8 @@ def run_payout(
         else:
             raise PayoutInProgress(f"a payout run for {name} is in progress elsewhere")
     if done is not None:
-        # A crash may have come between completion and the manifest: write it again.
-        _put_manifest(reports, done)
+        # A crash may have come between completion and publication: publish again.
+        publish(store, reports, done)
         return done
     checkpoint("claimed")
 
@@ -96,11 +102,17 @@ def run_payout(
         with tempfile.TemporaryFile() as report:
             totals = _render_report(store, name, report)
             checkpoint("report_rendered")
+            # Staged under its own hash before anything is paid: a store that is down
+            # fails the run here, and an attempt that lost its lease (and will fail
+            # to complete) can never overwrite the report of the run that completed.
+            report.seek(0)
+            reports.put(staged_key(name, totals.sha256), report, "text/csv")
+            checkpoint("report_written")
+            completed = _complete(store, clock, name, owner, totals, checkpoint)
+            checkpoint("completed")
             report.seek(0)
             reports.put(report_key(name), report, "text/csv")
-        checkpoint("report_written")
-        completed = _complete(store, clock, name, owner, totals, checkpoint)
-        checkpoint("completed")
+        checkpoint("report_published")
         _put_manifest(reports, completed)
         checkpoint("manifest_written")
         return completed
@@ -223,6 +235,24 @@ def _record_failure(store: Store, clock: Clock, period: str, owner: str, error: 
         uow.commit()
 
 
+def publish(store: Store, reports: ReportStore, run: PayoutRun) -> None:
+    """Make sure a completed run's report and manifest are in the report store.
+
+    The completing attempt publishes them right after completion; if it crashed
+    in between, the report is rendered again from the run's rewards, which no
+    longer change, and must hash to what the run recorded.
+    """
+    if reports.get(manifest_key(run.period)) == render_manifest(run):
+        return
+    with tempfile.TemporaryFile() as report:
+        totals = _render_report(store, run.period, report)
+        if totals.sha256 != run.report_sha256:
+            raise RuntimeError(f"the rewards of {run.period} no longer match its report")
+        report.seek(0)
+        reports.put(report_key(run.period), report, "text/csv")
+    _put_manifest(reports, run)
+
+
 def _put_manifest(reports: ReportStore, run: PayoutRun) -> None:
     reports.put(manifest_key(run.period), io.BytesIO(render_manifest(run)), "application/json")
 
@@ -262,7 +292,12 @@ def list_runs(store: Store) -> list[PayoutRun]:
 
 def get_report(store: Store, reports: ReportStore, period: Period) -> bytes:
     run = get_run(store, period)
-    data = reports.get(run.report_key) if run.report_key else None
+    if run.status is not RunStatus.COMPLETED or run.report_key is None:
+        raise NotFound(f"no report for {period}: the run is {run.status}")
+    data = reports.get(run.report_key)
+    if data is None:
+        publish(store, reports, run)
+        data = reports.get(run.report_key)
     if data is None:
         raise NotFound(f"no report for {period}")
     return data

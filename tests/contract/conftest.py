@@ -5,9 +5,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import boto3
+import pytest
 from moto import mock_aws
 
 from referrals.adapters.dynamodb.store import DynamoStore

@@ -42,8 +42,6 @@ from typing import Any
 gc.disable()
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository, for tests.clocks
 
-from tests.clocks import FixedClock
-
 from referrals.bootstrap import build
 from referrals.config import Settings
 from referrals.domain.errors import PayoutInProgress
@@ -51,6 +49,7 @@ from referrals.domain.model import Event
 from referrals.domain.periods import Period
 from referrals.services.outbox import dispatch
 from referrals.services.payouts import run_payout
+from tests.clocks import FixedClock
 
 IN_PROGRESS = 3
 GO_TIMEOUT_S = 60.0

@@ -3,6 +3,7 @@
 import hashlib
 import io
 import random
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -106,3 +107,16 @@ def test_get_when_the_bucket_is_unreachable_raises_rather_than_none(s3: Any) -> 
 
     with pytest.raises(ClientError):
         reports.get(KEY)
+
+
+def test_put_leaves_the_callers_file_open_for_a_second_put(reports: S3ReportStore) -> None:
+    # A payout stages its report, then publishes the same temporary file: boto3's
+    # upload_fileobj closes what it is given, so the store must lend, not give, it.
+    with tempfile.TemporaryFile() as report:
+        report.write(b"period,referrer_id\n")
+        report.seek(0)
+        reports.put("a.csv", report, "text/csv")
+        assert not report.closed
+        report.seek(0)
+        reports.put("b.csv", report, "text/csv")
+    assert reports.get("a.csv") == reports.get("b.csv") == b"period,referrer_id\n"

@@ -1,4 +1,32 @@
+import io
 from typing import Any, BinaryIO
+
+
+class _Lent(io.RawIOBase):
+    """The caller's file, lent to boto3: s3transfer closes what it uploads, this stays open."""
+
+    def __init__(self, inner: BinaryIO) -> None:
+        self._inner = inner
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return self._inner.seekable()
+
+    def read(self, size: int = -1) -> bytes:
+        return self._inner.read(size)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._inner.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._inner.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._inner.tell()
 
 
 class S3ReportStore:
@@ -15,7 +43,7 @@ class S3ReportStore:
     def put(self, key: str, data: BinaryIO, content_type: str) -> None:
         # upload_fileobj switches to a multipart upload for large reports.
         self.client.upload_fileobj(
-            data,
+            _Lent(data),
             self.bucket,
             self._key(key),
             ExtraArgs={"ContentType": content_type, "ServerSideEncryption": "AES256"},

@@ -8,7 +8,6 @@ database, so peak RSS is that of the measured work alone.
 
 import argparse
 import json
-import resource
 import shutil
 import sqlite3
 import subprocess
@@ -110,12 +109,20 @@ def child(kind: str, path: Path) -> None:
     work = {"floor": floor, "payout": payout}[kind]
     if kind == "payout":
         warm_up()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = peak_rss_mb()
     start = time.perf_counter()
     work(path)
     seconds = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_mb, "rss_before_mb": before / 1024}))
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_rss_mb(), "rss_before_mb": before}))
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS (VmHWM). Not ru_maxrss: Linux carries that across exec,
+    so a child would report the parent's peak at fork time."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def main() -> None:

@@ -82,3 +82,9 @@ def test_wrong_method_is_a_405_problem(client: TestClient) -> None:
 def test_bad_user_id_in_path_is_400(client: TestClient, admin: dict[str, str]) -> None:
     response = client.get("/v1/referrers/" + "x" * 200, headers=admin)
     assert response.status_code == 400
+
+
+def test_405_names_the_allowed_methods(client: TestClient) -> None:
+    response = client.request("TRACE", "/v1/signups")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"

@@ -88,3 +88,11 @@ def test_bad_cursor_is_400(client: TestClient, admin: dict[str, str], alice_code
     response = client.get("/v1/referrers/alice/referrals?cursor=QUJD", headers=admin)
     assert response.status_code == 400
     assert response.json()["code"] == "validation_error"
+
+
+def test_cursor_past_any_ordinal_is_400_not_500(
+    client: TestClient, admin: dict[str, str], alice_code: str
+) -> None:
+    cursor = "OTk5OTk5OTk5OTk5OTk5OTk5OQ"  # base64 of nineteen 9s: no column holds it
+    response = client.get(f"/v1/referrers/alice/referrals?cursor={cursor}", headers=admin)
+    assert response.status_code == 400

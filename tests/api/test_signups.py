@@ -1,5 +1,6 @@
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from fastapi.testclient import TestClient
 
 
@@ -87,3 +88,22 @@ def test_import_without_timezone_is_400(
 ) -> None:
     response = signup(client, admin, "bob", alice_code, signed_up_at="2025-06-30T12:00:00")
     assert response.status_code == 400
+
+
+def test_import_replay_answers_the_same_body_whatever_the_offset(
+    client: TestClient, admin: dict[str, str], alice_code: str
+) -> None:
+    first = signup(client, admin, "bob", alice_code, signed_up_at="2025-01-01T10:00:00+02:00")
+    again = signup(client, admin, "bob", alice_code, signed_up_at="2025-01-01T10:00:00+02:00")
+    assert first.status_code == 201 and again.status_code == 200
+    assert again.json() == first.json()
+    assert first.json()["referral"]["created_at"] == "2025-01-01T08:00:00Z"
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+01:00", "1969-12-31T23:59:59Z"])
+def test_import_before_1970_is_400(
+    client: TestClient, admin: dict[str, str], alice_code: str, moment: str
+) -> None:
+    response = signup(client, admin, "bob", alice_code, signed_up_at=moment)
+    assert response.status_code == 400
+    assert response.json()["code"] == "validation_error"

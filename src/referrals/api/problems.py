@@ -1,5 +1,6 @@
 """RFC 9457 problem responses: one place maps error codes to HTTP."""
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -38,7 +39,9 @@ class ApiError(Exception):
         self.detail = detail
 
 
-def problem(code: str, detail: str, **extra: Any) -> JSONResponse:
+def problem(
+    code: str, detail: str, headers: Mapping[str, str] | None = None, **extra: Any
+) -> JSONResponse:
     status = STATUS_BY_CODE[code]
     body = {
         "type": f"urn:referrals:problem:{code}",
@@ -48,8 +51,10 @@ def problem(code: str, detail: str, **extra: Any) -> JSONResponse:
         "code": code,
         **extra,
     }
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(body, status, headers=headers, media_type="application/problem+json")
+    all_headers = {**(headers or {})}
+    if status == 401:
+        all_headers["WWW-Authenticate"] = "Bearer"
+    return JSONResponse(body, status, headers=all_headers, media_type="application/problem+json")
 
 
 def install(app: FastAPI) -> None:
@@ -73,7 +78,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def _http(_: Request, error: HTTPException) -> JSONResponse:
         code = CODE_BY_STATUS.get(error.status_code, "validation_error")
-        return problem(code, str(error.detail))
+        return problem(code, str(error.detail), headers=error.headers)  # e.g. 405's Allow
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, error: Exception) -> JSONResponse:

@@ -38,7 +38,8 @@ def referrer_stats(store: Store, program: Program, user_id: str) -> ReferrerStat
 
 def referrals_of(store: Store, user_id: str, limit: int, cursor: str | None) -> Page:
     after = _decode_cursor(cursor)
-    if after is not None and not after.isdigit():
+    # Ordinals are positive integers that a database column can hold.
+    if after is not None and not (after.isdigit() and after.isascii() and int(after) < 2**31):
         raise InvalidInput("invalid cursor")
     _check_limit(limit)
     with store.read() as uow:

@@ -1,7 +1,7 @@
 """Signing up a referred user: the referral, its ordinal and its tier reward, atomically."""
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from referrals.domain import events
 from referrals.domain.codes import is_valid_code, is_valid_user_id
@@ -11,6 +11,9 @@ from referrals.domain.program import Program
 from referrals.ports import Clock, Store
 from referrals.services.referrers import add_referrer
 from referrals.services.retry import retry_on_conflict
+
+# Payout periods start in 1970 (times are stored as microseconds since the epoch).
+EARLIEST_IMPORT = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +48,7 @@ def sign_up(
     if not is_valid_code(referral_code):
         raise CodeNotFound(f"no referrer has the code {referral_code!r}")
     if signed_up_at is not None:
-        if signed_up_at.tzinfo is None:
-            raise InvalidInput("signed_up_at needs a timezone")
-        if signed_up_at > clock.now():
-            raise InvalidInput("signed_up_at cannot be in the future")
+        signed_up_at = _imported_moment(signed_up_at, clock.now())
 
     def attempt() -> SignupResult:
         with store.unit_of_work() as uow:
@@ -85,6 +85,21 @@ def sign_up(
             return SignupResult(referral, referee.code if referee else None, replayed=False)
 
     return retry_on_conflict(attempt)
+
+
+def _imported_moment(moment: datetime, now: datetime) -> datetime:
+    """An import's time in UTC, as stored: so a replay answers exactly what the first did."""
+    if moment.tzinfo is None:
+        raise InvalidInput("signed_up_at needs a timezone")
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput("signed_up_at is out of range") from None
+    if utc < EARLIEST_IMPORT:
+        raise InvalidInput(f"signed_up_at cannot be before {EARLIEST_IMPORT.isoformat()}")
+    if utc > now:
+        raise InvalidInput("signed_up_at cannot be in the future")
+    return utc
 
 
 def _same_email(a: str | None, b: str | None) -> bool:

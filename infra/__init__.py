@@ -1,0 +1,1 @@
+"""The AWS CDK (v2, Python) app that deploys referrals as a serverless service."""

@@ -1,0 +1,321 @@
+"""Fuzzing the HTTP API from its own OpenAPI schema, in-process, plus hostile raw bodies.
+
+The contract (ARCHITECTURE.md §5): bad input is a 4xx problem+json with a stable code,
+never a 5xx, and a rejected request writes nothing. Schemathesis generates valid and
+schema-violating requests (wrong types, missing and unknown fields, over-long strings,
+wrong content types, undeclared methods); the raw-body tests at the end send what it
+cannot: bodies over the size cap, pathologically nested JSON, JSON that does not parse.
+"""
+
+import base64
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import schemathesis
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, settings
+from schemathesis import Case, CheckContext, Response
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    response_schema_conformance,
+    status_code_conformance,
+    unsupported_method,
+)
+
+from referrals.api.app import create_app
+from referrals.bootstrap import Services, build
+from referrals.config import Settings
+from referrals.domain.model import Role
+from referrals.services.keys import create_key
+from referrals.services.referrers import enroll
+
+# A fixed seed: a failure reproduces from the test alone, run after run. The coverage
+# phase (boundary and invalid values for every field) is deterministic anyway.
+SEED = 20260314
+# Random cases per operation, on top of the ~50 coverage cases; more for the writes,
+# where the use cases and the database are. Sized so the module takes well under a
+# minute on two cores.
+MAX_EXAMPLES = 40
+MAX_EXAMPLES_POST = 100
+# Huge for a field capped at 32-254 characters, yet three such fields still fit in the
+# 64 KiB body cap, so these reach the validator (the cap has its own test below).
+HUGE = 16_000
+PROBLEM = "application/problem+json"
+
+# Each problem code (§5) and the one status it may come with.
+CODES_BY_STATUS = {
+    400: {"validation_error"},
+    401: {"unauthorized"},
+    403: {"forbidden"},
+    404: {"not_found", "code_not_found"},
+    # Not listed in §5; the coverage phase sends undeclared methods (TRACE, PATCH, ...).
+    405: {"method_not_allowed"},
+    409: {"already_referred", "referrer_exists", "code_taken", "payout_in_progress"},
+    413: {"request_too_large"},
+    422: {"self_referral"},
+}
+
+
+def _cursor(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _config() -> schemathesis.Config:
+    """Seed, budget, the statuses invalid input may get, and steering dictionaries.
+
+    A dictionary entry that matches the field's schema is used only in valid cases,
+    one that does not only in invalid cases, so one list serves both: `ALICE-1` takes
+    a signup all the way to the database, a 16 000-character value is a huge string.
+    Hypothesis draws a list's first entry most often, so each list starts with the
+    value most worth sending.
+    """
+    return schemathesis.Config.from_dict(
+        {
+            "seed": SEED,
+            "generation": {"max-examples": MAX_EXAMPLES, "database": "none"},
+            "operations": [
+                {"include-method": "POST", "generation": {"max-examples": MAX_EXAMPLES_POST}}
+            ],
+            # Invalid input is refused with 400 (401 when the key is what is broken,
+            # 404 when a broken path matches no route): never accepted, never a 5xx.
+            "checks": {"negative_data_rejection": {"expected-statuses": [400, 401, 404]}},
+            "dictionaries": {
+                # Only a huge one: valid signups keep random, fresh user ids, which
+                # reach the write (alice's would be refused as a self-referral).
+                "user_ids": {"values": ["u" * HUGE]},
+                # Reads need a referrer that exists: alice does from the start.
+                "referrers": {"values": ["alice", "u" * HUGE]},
+                # carol's too, so a referee of one can be claimed by the other: a 409.
+                "codes": {"values": ["ALICE-1", "carol-1", "c" * HUGE]},
+                # alice's own email, in another case: a self-referral (§4).
+                "emails": {
+                    "values": ["bob@example.com", "ALICE@example.com", "b" * HUGE + "@x.com"]
+                },
+                # The first hour a datetime can hold, which leaves the representable
+                # range once converted to UTC; far from UTC; a leap day.
+                "instants": {
+                    "values": [
+                        "0001-01-01T00:00:00+01:00",
+                        "2025-01-01T00:00:00-23:59",
+                        "2024-02-29T12:00:00Z",
+                    ]
+                },
+                # Well-formed (URL-safe) but hostile cursors: an ordinal past 64 bits,
+                # a real one, a non-ASCII digit, a lone character (not base64), a huge one.
+                "cursors": {
+                    "values": [_cursor("9" * 19), _cursor("1"), _cursor("٣"), "A", "c" * HUGE]
+                },
+            },
+            "parameters": {
+                "body.userId": {"dictionary": "user_ids", "probability": 0.5},
+                "body.user_id": {"dictionary": "user_ids", "probability": 0.5},
+                "path.user_id": {"dictionary": "referrers", "probability": 0.8},
+                "query.referrer_id": {"dictionary": "referrers", "probability": 0.3},
+                "body.referralCode": {"dictionary": "codes", "probability": 0.7},
+                "body.referral_code": {"dictionary": "codes", "probability": 0.7},
+                "body.code": {"dictionary": "codes", "probability": 0.3},
+                "body.email": {"dictionary": "emails", "probability": 0.3},
+                "body.signed_up_at": {"dictionary": "instants", "probability": 0.5},
+                "query.cursor": {"dictionary": "cursors", "probability": 0.7},
+            },
+        }
+    )
+
+
+# The OpenAPI document does not depend on storage, so it is loaded once, at collection,
+# from an app on the in-memory store; each test sends its cases (`app=`) to an app on
+# its own SQLite file. (`schemathesis.pytest.from_fixture` would build it per test, but
+# in schemathesis 4.32.5 it sets `Node._nodeid`, which pytest 9.2 no longer has.)
+schema = schemathesis.openapi.from_asgi(
+    "/openapi.json", create_app(build(Settings(database_url="memory://"))), config=_config()
+)
+
+
+@pytest.fixture
+def fuzz_services(tmp_path: Path) -> Iterator[Services]:
+    # Reports, once payouts are routed, go to tmp_path too, not the working directory.
+    config = Settings(
+        database_url=f"sqlite:///{tmp_path}/f.db", reports_url=str(tmp_path / "reports")
+    )
+    svc = build(config, migrate=True)
+    # Referrers with known codes, so that generated signups can succeed and write.
+    enroll(svc.store, svc.clock, "alice", email="alice@example.com", code="ALICE-1")
+    enroll(svc.store, svc.clock, "carol", code="CAROL-1")
+    yield svc
+    svc.store.dispose()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def fuzz_app(fuzz_services: Services) -> FastAPI:
+    return create_app(fuzz_services)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path, fuzz_services: Services) -> Path:
+    return tmp_path / "f.db"
+
+
+@pytest.fixture
+def first_answers() -> dict[str, object]:
+    """The first answer to each signup, by referral id, to hold replays to."""
+    return {}
+
+
+@pytest.fixture
+def admin_auth(fuzz_services: Services) -> dict[str, str]:
+    plaintext, _ = create_key(fuzz_services.store, fuzz_services.clock, Role.ADMIN)
+    return {"Authorization": f"Bearer {plaintext}"}
+
+
+def problem_details(ctx: CheckContext, response: Response, case: Case) -> None:
+    """Every error is an RFC 9457 problem whose `code` belongs to its status.
+
+    The OpenAPI document gives error responses no body, so schemathesis's own
+    conformance checks pass any error body; this check holds them to §5.
+    """
+    if response.status_code < 400:
+        return
+    assert response.headers.get("content-type") == [PROBLEM], response.headers
+    body = response.json()
+    assert {"type", "title", "status", "detail", "code"} <= body.keys(), body
+    assert body["status"] == response.status_code, body
+    assert body["code"] in CODES_BY_STATUS.get(response.status_code, set()), body
+    if response.status_code == 401:
+        # RFC 6750: a 401 names the scheme the client should use.
+        assert response.headers.get("www-authenticate") == ["Bearer"], response.headers
+
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    negative_data_rejection,
+    unsupported_method,
+    problem_details,
+]
+
+
+def _rows(db_path: Path) -> tuple[set[str], set[str]]:
+    """Referral ids and referrer ids, read from the file, not through the app under test."""
+    with sqlite3.connect(db_path) as conn:
+        referrals = {row[0] for row in conn.execute("SELECT id FROM referrals")}
+        referrers = {row[0] for row in conn.execute("SELECT user_id FROM referrers")}
+    return referrals, referrers
+
+
+def _reported_referral(case: Case, response: Response) -> str | None:
+    """The referral id a successful signup answered with, new or replayed."""
+    if not 200 <= response.status_code < 300:
+        return None
+    if case.operation.label == "POST /signup":
+        legacy_id: str = response.json()["referralId"]
+        return legacy_id
+    if case.operation.label == "POST /v1/signups":
+        referral_id: str = response.json()["referral"]["id"]
+        return referral_id
+    return None
+
+
+@schema.parametrize()
+# One database per operation, shared by its cases on purpose: state builds up (referrers,
+# referrals, replays, conflicts) and each case is compared with the state just before it.
+# Generation speed is not under test; on a loaded machine it must not fail the run.
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+def test_fuzzed_requests_keep_the_contract(
+    case: Case,
+    fuzz_app: FastAPI,
+    admin_auth: dict[str, str],
+    db_path: Path,
+    first_answers: dict[str, object],
+) -> None:
+    referrals_before, referrers_before = _rows(db_path)
+    # The admin key gets each case past authorization to validation and the use cases;
+    # cases that break the Authorization header on purpose are sent as generated and
+    # must get a 401 problem.
+    negated = case.operation.schema.is_security_param_negated(case)
+    headers = {} if negated else dict(admin_auth)  # a copy: the transport adds to it
+    response = case.call_and_validate(headers=headers, checks=CHECKS, app=fuzz_app)
+    referrals_after, referrers_after = _rows(db_path)
+
+    reported = _reported_referral(case, response)
+    if response.status_code >= 400:
+        # Rejected: nothing written, not even the referee's auto-enrollment.
+        assert (referrals_after, referrers_after) == (referrals_before, referrers_before)
+    elif reported is not None:
+        # A signup writes exactly the referral it reports; a replay writes nothing.
+        assert referrals_after == referrals_before | {reported}
+        if response.status_code == 201:
+            assert reported not in referrals_before
+        # A replay answers what the first signup answered (§5), field for field.
+        assert response.json() == first_answers.setdefault(reported, response.json())
+    else:
+        assert referrals_after == referrals_before
+
+
+# --- Raw bodies schemathesis cannot produce -------------------------------------------
+
+
+@pytest.fixture
+def client(fuzz_app: FastAPI) -> TestClient:
+    return TestClient(fuzz_app)
+
+
+RAW_BODIES = {
+    # A valid signup but for its size, over the 64 KiB cap: refused before parsing.
+    "over_cap": (
+        b'{"user_id": "bob", "referral_code": "ALICE-1", "email": "'
+        + b"a" * 70_000
+        + b'@example.com"}',
+        413,
+        "request_too_large",
+    ),
+    # 30 000 levels in 60 000 bytes, under the cap: a parser recursing per level
+    # overflows the stack; that must surface as bad input, not a crash.
+    "deep_arrays": (b"[" * 30_000 + b"]" * 30_000, 400, "validation_error"),
+    "deep_objects": (b'{"a":' * 10_000 + b"1" + b"}" * 10_000, 400, "validation_error"),
+    # Python refuses integers over 4 300 digits with a ValueError, not a JSON error.
+    "huge_integer": (
+        b'{"user_id": ' + b"9" * 50_000 + b', "referral_code": "ALICE-1"}',
+        400,
+        "validation_error",
+    ),
+    "truncated": (b'{"user_id": "bob", "referral_code": "ALI', 400, "validation_error"),
+    "trailing_garbage": (b'{"user_id": "bob", "referral_code": "A-1"} x', 400, "validation_error"),
+    "not_utf8": (b'{"user_id": "b\xff\xfe", "referral_code": "ALICE-1"}', 400, "validation_error"),
+}
+
+
+@pytest.mark.parametrize("route", ["/signup", "/v1/signups", "/v1/referrers"])
+@pytest.mark.parametrize("name", sorted(RAW_BODIES))
+def test_hostile_raw_body_is_a_problem_and_writes_nothing(
+    client: TestClient, admin_auth: dict[str, str], db_path: Path, route: str, name: str
+) -> None:
+    raw, status, code = RAW_BODIES[name]
+    before = _rows(db_path)
+    headers = {**admin_auth, "Content-Type": "application/json"}
+    response = client.post(route, content=raw, headers=headers)
+    assert response.status_code == status
+    assert response.headers["content-type"] == PROBLEM
+    assert response.json()["code"] == code
+    assert _rows(db_path) == before
+
+
+def test_after_hostile_bodies_only_the_valid_signup_is_listed(
+    client: TestClient, admin_auth: dict[str, str]
+) -> None:
+    headers = {**admin_auth, "Content-Type": "application/json"}
+    for raw, status, _ in RAW_BODIES.values():
+        assert client.post("/v1/signups", content=raw, headers=headers).status_code == status
+    # bob again, validly: 201 and not a 200 replay, so the over-cap bob was never recorded.
+    valid = client.post(
+        "/v1/signups", json={"user_id": "bob", "referral_code": "ALICE-1"}, headers=admin_auth
+    )
+    assert valid.status_code == 201
+    listed = client.get("/v1/referrals", headers=admin_auth).json()["items"]
+    assert [item["id"] for item in listed] == [valid.json()["referral"]["id"]]

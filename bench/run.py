@@ -1,0 +1,16 @@
+"""`make bench`: every benchmark, one after the other, with its default sizes."""
+
+import subprocess
+import sys
+
+BENCHMARKS = ["bench.payout", "bench.dynamodb_capacity", "bench.cold_start"]
+
+
+def main() -> None:
+    for module in BENCHMARKS:
+        print(f"== {module}", flush=True)
+        subprocess.run([sys.executable, "-m", module, *sys.argv[1:]], check=True)
+
+
+if __name__ == "__main__":
+    main()

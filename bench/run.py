@@ -9,7 +9,7 @@ BENCHMARKS = ["bench.payout", "bench.dynamodb_capacity", "bench.cold_start"]
 def main() -> None:
     for module in BENCHMARKS:
         print(f"== {module}", flush=True)
-        subprocess.run([sys.executable, "-m", module, *sys.argv[1:]], check=True)
+        subprocess.run([sys.executable, "-m", module], check=True)
 
 
 if __name__ == "__main__":

@@ -2,13 +2,16 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from referrals import __version__
 from referrals.api import payouts, problems
 from referrals.api.limits import BodySizeLimit
 from referrals.api.routes import router
+from referrals.api.schemas import Problem
 from referrals.bootstrap import Services, build
 
 
@@ -41,7 +44,38 @@ def create_app(services: Services | None = None, *, background: bool = False) ->
     app.include_router(router)
     app.include_router(payouts.router)
     app.add_middleware(BodySizeLimit, max_bytes=svc.settings.max_body_bytes)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, with the errors this app really sends.
+
+    FastAPI documents a 422 `HTTPValidationError` on every route that takes
+    input; this app answers validation errors with 400 problem documents, and
+    a 422 only for a self-referral.
+    """
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["Problem"] = Problem.model_json_schema()
+    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for operation in (op for path in schema["paths"].values() for op in path.values()):
+        responses = operation.get("responses", {})
+        if responses.get("422", {}).get("description") == "Validation Error":
+            del responses["422"]
+        if operation.get("parameters") or operation.get("requestBody"):
+            responses.setdefault("400", {"description": "Invalid request"})
+        for status, response in responses.items():
+            if status[0] in "45":
+                response["content"] = problem
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)
+    app.openapi_schema = schema
+    return schema
 
 
 def serve_app() -> FastAPI:

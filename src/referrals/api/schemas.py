@@ -275,3 +275,13 @@ class EventOut(BaseModel):
 
 class EventList(BaseModel):
     items: list[EventOut]
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document; `code` is stable, the rest is for people."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str

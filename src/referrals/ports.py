@@ -73,7 +73,9 @@ class ReferralRepository(Protocol):
 
 
 class ApiKeyRepository(Protocol):
-    def add(self, key: ApiKey) -> None: ...
+    def add(self, key: ApiKey) -> None:
+        """Insert; raises Conflict if the id or the hash is taken."""
+        ...
 
     def by_hash(self, key_hash: str) -> ApiKey | None: ...
 

@@ -220,3 +220,17 @@ def test_outbox_failure_dead_letter_and_requeue(store: Store) -> None:
     with store.read() as uow:
         delivered = uow.outbox.get(e.id)
     assert delivered is not None and delivered.status is EventStatus.DELIVERED
+
+
+def test_lines_are_in_byte_order_of_referrer_ids_whatever_the_collation(store: Store) -> None:
+    # A locale collation would sort these _y, -x, a, B; the report must not depend on it.
+    ids = ["B", "a", "-x", "_y"]
+    for n, user in enumerate(ids):
+        add_referrer(store, referrer(user, f"CODE{n}"))
+    seed(store, [referral(user, f"referee-{n}", 1) for n, user in enumerate(ids)])
+    claim(store, "one")
+    assign(store, 10)
+    with store.read() as uow:
+        assert [x.referrer_id for x in uow.payouts.lines("2026-10")] == ["-x", "B", "_y", "a"]
+        preview = [x.referrer_id for x in uow.payouts.preview("2026-10", CUTOFF)]
+    assert preview == ["-x", "B", "_y", "a"]

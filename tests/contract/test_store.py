@@ -222,3 +222,15 @@ def test_api_keys_are_found_by_hash(store: Store) -> None:
         assert uow.api_keys.by_hash("ab" * 32) == key
         assert uow.api_keys.by_hash("cd" * 32) is None
         assert uow.api_keys.count() == 1
+
+
+def test_api_key_ids_are_unique(store: Store) -> None:
+    first = ApiKey("0" * 26, Role.ADMIN, "ab" * 32, T0)
+    with store.unit_of_work() as uow:
+        uow.api_keys.add(first)
+        uow.commit()
+    with pytest.raises(Conflict), store.unit_of_work() as uow:
+        uow.api_keys.add(ApiKey("0" * 26, Role.ADMIN, "cd" * 32, T0))
+        uow.commit()
+    with store.read() as uow:
+        assert uow.api_keys.count() == 1

@@ -1,3 +1,5 @@
+from concurrent.futures import ThreadPoolExecutor
+
 from referrals.adapters.memory import MemoryStore
 from referrals.domain.model import Role
 from referrals.services.keys import authenticate, create_first_admin_key, create_key
@@ -28,3 +30,12 @@ def test_first_admin_key_only_on_an_empty_store(store: MemoryStore, clock: Fixed
     assert first is not None
     assert authenticate(store, first).role is Role.ADMIN  # type: ignore[union-attr]
     assert create_first_admin_key(store, clock) is None
+
+
+def test_servers_starting_together_print_one_admin_key(
+    store: MemoryStore, clock: FixedClock
+) -> None:
+    with ThreadPoolExecutor(4) as pool:
+        keys = list(pool.map(lambda _: create_first_admin_key(store, clock), range(4)))
+    assert sum(k is not None for k in keys) == 1
+    assert len(store.state.api_keys) == 1

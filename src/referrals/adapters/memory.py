@@ -126,7 +126,9 @@ class MemoryApiKeys:
         self._s = state
 
     def add(self, key: ApiKey) -> None:
-        if key.key_hash in self._s.api_keys:
+        if key.key_hash in self._s.api_keys or any(
+            k.id == key.id for k in self._s.api_keys.values()
+        ):
             raise Conflict("key exists")
         self._s.api_keys[key.key_hash] = key
 

@@ -2,11 +2,14 @@
 
 import hashlib
 import secrets
+from dataclasses import replace
 
+from referrals.domain.errors import Conflict
 from referrals.domain.model import ApiKey, Role, new_id
 from referrals.ports import Clock, Store
 
 KEY_PREFIX = "rk_"
+FIRST_KEY_ID = "0" * 26  # the ULID of time zero
 
 
 def hash_key(plaintext: str) -> str:
@@ -28,13 +31,21 @@ def create_key(store: Store, clock: Clock, role: Role) -> tuple[str, ApiKey]:
 
 
 def create_first_admin_key(store: Store, clock: Clock) -> str | None:
-    """On a store with no key, make an admin key and return it; otherwise None."""
-    with store.unit_of_work() as uow:
-        if uow.api_keys.count():
-            return None
-        plaintext, key = _new_key(clock, Role.ADMIN)
-        uow.api_keys.add(key)
-        uow.commit()
+    """On a store with no key, make an admin key and return it; otherwise None.
+
+    The first key always has the same id, so of several servers starting at once
+    on an empty database, one creates it and the others get a Conflict: exactly
+    one admin key is printed.
+    """
+    try:
+        with store.unit_of_work() as uow:
+            if uow.api_keys.count():
+                return None
+            plaintext, key = _new_key(clock, Role.ADMIN)
+            uow.api_keys.add(replace(key, id=FIRST_KEY_ID))
+            uow.commit()
+    except Conflict:
+        return None
     return plaintext
 
 

@@ -318,6 +318,8 @@ class DynamoApiKeys:
             "created_at": N(to_micros(key.created_at)),
         }
         self._uow.put(self._store.main, item)
+        # Ids are unique too (the first admin key's fixed id decides races): claim it.
+        self._uow.put(self._store.main, {"pk": S(f"KEYID#{key.id}"), "sk": S("KEYID")})
 
     def by_hash(self, key_hash: str) -> ApiKey | None:
         item = self._store.get(self._store.main, {"pk": S("KEYS"), "sk": S(key_hash)})

@@ -266,11 +266,15 @@ class SqlPayouts:
             select(referrals.c.referrer_id, func.count(), func.sum(referrals.c.reward_cents))
             .where(condition)
             .group_by(referrals.c.referrer_id)
-            .order_by(referrals.c.referrer_id)
+            .order_by(self._byte_order(referrals.c.referrer_id))
             .execution_options(yield_per=2000)
         )
         for referrer_id, count, cents in self._conn.execute(query):
             yield PayoutLine(referrer_id, int(count), int(cents))
+
+    def _byte_order(self, column: Any) -> Any:
+        """Report lines sort by bytes on every store; PostgreSQL would use its locale."""
+        return column.collate("C") if self._conn.dialect.name == "postgresql" else column
 
     def complete(self, run: PayoutRun, owner: str) -> int:
         done = self._conn.execute(

@@ -1,5 +1,11 @@
+from pathlib import Path
+
 import pytest
 from fastapi.testclient import TestClient
+
+from referrals.api.app import create_app
+from referrals.bootstrap import build
+from referrals.config import Settings
 
 ADMIN_ONLY = [
     ("GET", "/v1/referrers/alice"),
@@ -46,3 +52,10 @@ def test_public_routes_need_no_key(client: TestClient, path: str) -> None:
 def test_openapi_declares_bearer_auth(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
     assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+
+
+def test_healthz_is_503_when_the_database_is_gone(tmp_path: Path) -> None:
+    services = build(Settings(database_url=f"sqlite:///{tmp_path}/gone/api.db"))
+    response = TestClient(create_app(services)).get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["code"] == "unavailable"

@@ -25,6 +25,7 @@ STATUS_BY_CODE = {
     "self_referral": 422,
     "internal_error": 500,
     "payout_failed": 503,
+    "unavailable": 503,
 }
 CODE_BY_STATUS = {400: "validation_error", 401: "unauthorized", 403: "forbidden", 404: "not_found"}
 CODE_BY_STATUS |= {405: "method_not_allowed", 413: "request_too_large"}

@@ -1,5 +1,6 @@
 """Routes: parse, call one use case, shape the answer. No rules live here."""
 
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response, status
@@ -27,6 +28,7 @@ from referrals.services.referrers import enroll
 from referrals.services.signups import sign_up
 
 router = APIRouter()
+logger = logging.getLogger("referrals.api")
 ServicesDep = Annotated[Services, Depends(auth.services)]
 Limit = Annotated[int, Query(ge=1, le=queries.MAX_PAGE)]
 Cursor = Annotated[str | None, Query(max_length=200, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -38,9 +40,19 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("/healthz", response_model=Health, tags=["health"])
+@router.get(
+    "/healthz",
+    response_model=Health,
+    tags=["health"],
+    responses={503: {"description": "The database cannot be reached (code unavailable)"}},
+)
 def healthz(svc: ServicesDep) -> Health:
-    svc.store.check()
+    """200 when the service can reach its database; 503 otherwise, so a balancer moves on."""
+    try:
+        svc.store.check()
+    except Exception as error:
+        logger.warning("health check failed: %s", type(error).__name__)
+        raise ApiError("unavailable", "the database cannot be reached") from None
     return Health(status="ok")
 
 

@@ -1,0 +1,37 @@
+"""A small run of each benchmark, so they never rot. Figures are printed, never asserted."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parents[2]
+
+
+def run(*args: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", *args], cwd=ROOT, check=True, capture_output=True, text=True
+    )
+    return out.stdout
+
+
+def test_payout_benchmark_runs_and_reports_a_ratio() -> None:
+    out = run("bench.payout", "--sizes", "2000", "--per-referrer", "5")
+    row = json.loads(out.splitlines()[0])
+    assert row["rewards"] == 2000 and row["referrers"] == 400
+    assert row["floor_s"] > 0 and row["payout_s"] > 0 and row["ratio"] > 0
+    assert row["payout_rss_mb"] > 0
+    assert "| 2,000 | 400 |" in out
+
+
+def test_dynamodb_capacity_benchmark_prices_signups_and_payouts() -> None:
+    out = json.loads(run("bench.dynamodb_capacity", "--signups", "20", "--referrers", "4"))
+    assert out["per_signup"]["wcu"] > 0 and out["per_signup"]["rcu"] > 0
+    assert out["per_signup"]["requests"]["transact_write_items"] == 1.0
+    assert out["per_paid_reward"]["wcu"] > 0
+
+
+def test_cold_start_benchmark_measures_against_the_interpreter() -> None:
+    out = json.loads(run("bench.cold_start", "--runs", "1"))
+    assert out["import_and_build_app_s"] > 0 and out["import_handler_s"] > 0
+    assert out["interpreter_start_s"] > 0

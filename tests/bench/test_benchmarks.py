@@ -35,3 +35,10 @@ def test_cold_start_benchmark_measures_against_the_interpreter() -> None:
     out = json.loads(run("bench.cold_start", "--runs", "1"))
     assert out["import_and_build_app_s"] > 0 and out["import_handler_s"] > 0
     assert out["interpreter_start_s"] > 0
+
+
+def test_payout_benchmark_runs_on_postgresql() -> None:
+    out = run("bench.payout", "--sizes", "2000", "--per-referrer", "5", "--database", "postgresql")
+    row = json.loads(out.splitlines()[0])
+    assert row["rewards"] == 2000 and row["floor_s"] > 0 and row["payout_s"] > 0
+    assert out.splitlines()[-4] == "postgresql:"

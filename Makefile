@@ -7,7 +7,7 @@ export UV_PYTHON_DOWNLOADS := never
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_DEPRECATED := fail
 
-.PHONY: run test lint typecheck pytest install checkov bench clean
+.PHONY: run test lint typecheck pytest install checkov tools bench clean
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -30,10 +30,15 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.lock $(BIN)/uv
 
 checkov: $(CHECKOV_VENV)/.installed
 
+# wrk drives the HTTP benchmark (and its smoke test): Debian's package.
+tools:
+	@command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null \
+		|| (apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null)
+
 run: install
 	$(BIN)/referrals serve --host 127.0.0.1 --port 8000
 
-test: install checkov lint typecheck pytest
+test: install checkov tools lint typecheck pytest
 
 lint: install
 	$(BIN)/ruff check src tests bench infra
@@ -45,7 +50,7 @@ typecheck: install
 pytest: install
 	$(BIN)/pytest -q
 
-bench: install
+bench: install tools
 	$(BIN)/python -m bench.run
 
 clean:

@@ -3,7 +3,12 @@
 import subprocess
 import sys
 
-BENCHMARKS = ["bench.payout", "bench.dynamodb_capacity", "bench.cold_start"]
+BENCHMARKS = [
+    "bench.payout",
+    "bench.signup_http",
+    "bench.dynamodb_capacity",
+    "bench.cold_start",
+]
 
 
 def main() -> None:

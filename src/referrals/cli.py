@@ -49,6 +49,7 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    access_log: Annotated[bool, typer.Option(help="Log a line per request.")] = True,
 ) -> None:
     """Migrate the database if needed and serve the HTTP API."""
     import uvicorn
@@ -67,6 +68,7 @@ def serve(
         port=port,
         workers=workers,
         log_level="info",
+        access_log=access_log,
     )
 
 

@@ -42,3 +42,11 @@ def test_payout_benchmark_runs_on_postgresql() -> None:
     row = json.loads(out.splitlines()[0])
     assert row["rewards"] == 2000 and row["floor_s"] > 0 and row["payout_s"] > 0
     assert out.splitlines()[-4] == "postgresql:"
+
+
+def test_signup_http_benchmark_measures_both_scenarios_against_healthz() -> None:
+    out = json.loads(run("bench.signup_http", "--duration", "1", "--connections", "4"))
+    assert out["healthz_rps"] > 0
+    for scenario in ("hot_referrer", "spread_10000"):
+        assert out[scenario]["peak_rps"] > 0 and out[scenario]["half_rps"] > 0
+        assert out[scenario]["failed"] == 0  # every signup of the load was accepted

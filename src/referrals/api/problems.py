@@ -1,5 +1,6 @@
 """RFC 9457 problem responses: one place maps error codes to HTTP."""
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -9,6 +10,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from referrals.domain.errors import DomainError
+
+logger = logging.getLogger("referrals.api")
 
 STATUS_BY_CODE = {
     "validation_error": 400,
@@ -82,5 +85,6 @@ def install(app: FastAPI) -> None:
         return problem(code, str(error.detail), headers=error.headers)  # e.g. 405's Allow
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, error: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+        logger.exception("unexpected error on %s %s", request.method, request.url.path)
         return problem("internal_error", "an unexpected error occurred")

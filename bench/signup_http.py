@@ -1,0 +1,247 @@
+"""Signups over HTTP against a real `referrals serve`, load from wrk on 127.0.0.1.
+
+Floor: the same server's `/healthz` (one database round trip) in the same run.
+For each scenario, a hot referrer and signups spread over 10,000 referrers:
+peak throughput with N connections, then latency at about half that rate
+(each connection pauses between requests, so the rate is held, not pushed).
+
+    python -m bench.signup_http [--database sqlite|postgresql] [--duration 10]
+                                [--connections 32] [--threads 2]
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+SPREAD = 10_000
+PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
+
+LUA = """
+local counter = 0
+local prefix = ""
+local referrers = %(referrers)d
+local pause = %(pause_ms)d
+function setup(thread)
+  thread:set("tid", tostring(math.random(1, 1000000000)))
+end
+function init(args)
+  prefix = "u%(run)s-" .. tid .. "-"
+  math.randomseed(tonumber(tid))
+end
+function delay()
+  return pause
+end
+function request()
+  counter = counter + 1
+  local code = string.format("C%%05d", math.random(0, referrers - 1))
+  local body = '{"user_id":"' .. prefix .. counter .. '","referral_code":"' .. code .. '"}'
+  return wrk.format("POST", "/v1/signups", {
+    ["Content-Type"] = "application/json",
+    ["Authorization"] = "Bearer %(key)s",
+  }, body)
+end
+%(done)s
+"""
+
+FLOOR_LUA = """
+local pause = %(pause_ms)d
+function delay()
+  return pause
+end
+%(done)s
+"""
+
+DONE = """
+function done(summary, latency, requests)
+  local non2xx = summary.errors.status
+  io.write(string.format(
+    "RESULT {\\"requests\\":%d,\\"duration_us\\":%d,\\"p50_us\\":%d,\\"p99_us\\":%d,"
+    .. "\\"errors\\":%d,\\"non2xx\\":%d}\\n",
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    non2xx))
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def seed_referrers(url: str) -> None:
+    """The referrers the load signs up with: codes C00000 .. C09999."""
+    from sqlalchemy import insert
+
+    from referrals.adapters.sql.schema import referrers
+    from referrals.adapters.sql.store import SqlStore
+    from referrals.bootstrap import build_store
+
+    store = build_store(url, migrate=True)
+    assert isinstance(store, SqlStore)
+    rows = [
+        {"user_id": f"r{n:05d}", "code": f"C{n:05d}", "code_key": f"C{n:05d}", "created_at": 0}
+        for n in range(SPREAD)
+    ]
+    with store.writer.begin() as conn:
+        conn.execute(insert(referrers), rows)
+    store.dispose()
+
+
+@contextmanager
+def database(kind: str, tmp: Path) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp}/bench.db"
+        return
+    from sqlalchemy import create_engine, text
+
+    name = f"bench_http_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{PG_SERVER}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextmanager
+def server(url: str, tmp: Path) -> Iterator[tuple[str, str]]:
+    port = free_port()
+    env = {**os.environ, "REFERRALS_DATABASE_URL": url, "REFERRALS_SCHEDULER": "off"}
+    env["REFERRALS_REPORTS_URL"] = str(tmp / "reports")
+    script = Path(sys.executable).with_name("referrals")
+    log = (tmp / "server.log").open("w")
+    # Output goes to a file: a pipe nobody reads would fill and stall the server.
+    process = subprocess.Popen(
+        [str(script), "serve", "--port", str(port), "--no-access-log"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    key = ""
+    while not key:
+        found = re.search(r"^(rk_\S+)$", (tmp / "server.log").read_text(), re.M)
+        key = found.group(1) if found else ""
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise RuntimeError("the server printed no admin key")
+        time.sleep(0.1)
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/healthz").status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    try:
+        yield base, key
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+        shutil.copy(tmp / "server.log", Path(tempfile.gettempdir()) / "bench-signup-server.log")
+
+
+def wrk(base: str, path: str, script: str, args: argparse.Namespace) -> dict[str, float]:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
+        lua.write(script)
+    try:
+        out = subprocess.run(
+            [
+                "wrk",
+                f"-t{args.threads}",
+                f"-c{args.connections}",
+                f"-d{args.duration}s",
+                "--timeout",
+                "10s",
+                "-s",
+                lua.name,
+                f"{base}{path}",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    finally:
+        os.unlink(lua.name)
+    match = re.search(r"^RESULT (.*)$", out.stdout, re.M)
+    assert match, out.stdout
+    result: dict[str, float] = json.loads(match.group(1))
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    return result
+
+
+def pause_for(rate: float, connections: int) -> int:
+    """Milliseconds each connection waits so that all of them together make about `rate`."""
+    return max(1, int(connections * 1000 / rate))
+
+
+def scenario(base: str, key: str, referrers: int, args: argparse.Namespace) -> dict[str, float]:
+    def signups(pause: int) -> dict[str, float]:
+        # A fresh prefix per wrk run: wrk's random ids repeat from run to run.
+        run = uuid.uuid4().hex[:8]
+        values = {"referrers": referrers, "pause_ms": pause, "key": key, "done": DONE, "run": run}
+        script = LUA % values
+        return wrk(base, "/v1/signups", script, args)
+
+    peak = signups(0)
+    half = signups(pause_for(peak["rps"] / 2, args.connections))
+    return {
+        "peak_rps": round(peak["rps"], 1),
+        "peak_p50_ms": peak["p50_us"] / 1000,
+        "peak_p99_ms": peak["p99_us"] / 1000,
+        "half_rps": round(half["rps"], 1),
+        "half_p50_ms": half["p50_us"] / 1000,
+        "half_p99_ms": half["p99_us"] / 1000,
+        "failed": peak["errors"] + peak["non2xx"] + half["errors"] + half["non2xx"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install wrk")
+    with tempfile.TemporaryDirectory() as tmp, database(args.database, Path(tmp)) as url:
+        seed_referrers(url)
+        with server(url, Path(tmp)) as (base, key):
+            floor = wrk(base, "/healthz", FLOOR_LUA % {"pause_ms": 0, "done": DONE}, args)
+            results = {
+                "database": args.database,
+                "healthz_rps": round(floor["rps"], 1),
+                "healthz_p99_ms": floor["p99_us"] / 1000,
+                "hot_referrer": scenario(base, key, 1, args),
+                "spread_10000": scenario(base, key, SPREAD, args),
+            }
+    for name in ("hot_referrer", "spread_10000"):
+        row = results[name]
+        assert isinstance(row, dict)
+        row["vs_healthz"] = round(row["peak_rps"] / float(results["healthz_rps"]), 2)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -50,6 +50,9 @@ def serve(
     port: int = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
     access_log: Annotated[bool, typer.Option(help="Log a line per request.")] = True,
+    timeout_keep_alive: Annotated[
+        int, typer.Option(min=1, help="Seconds an idle connection stays open.")
+    ] = 75,
 ) -> None:
     """Migrate the database if needed and serve the HTTP API."""
     import uvicorn
@@ -69,6 +72,9 @@ def serve(
         workers=workers,
         log_level="info",
         access_log=access_log,
+        # Longer than load balancers keep idle connections (60 s on AWS ALB), so the
+        # server never closes one just as the balancer sends on it (a 502).
+        timeout_keep_alive=timeout_keep_alive,
     )
 
 

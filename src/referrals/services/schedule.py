@@ -1,10 +1,14 @@
 """The monthly schedule: pay the month just ended, once, whichever server gets there first."""
 
+import logging
+
 from referrals.domain.errors import PayoutInProgress
 from referrals.domain.model import PayoutRun, RunStatus
 from referrals.domain.periods import last_ended_period
 from referrals.ports import Clock, ReportStore, Store
 from referrals.services.payouts import BATCH_SIZE, run_payout
+
+logger = logging.getLogger("referrals.schedule")
 
 
 def run_due_payout(
@@ -24,4 +28,5 @@ def run_due_payout(
     try:
         return run_payout(store, reports, clock, period, batch_size=batch_size)
     except PayoutInProgress:
+        logger.info("payout %s is running elsewhere", period)
         return None

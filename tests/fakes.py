@@ -9,9 +9,10 @@ class MemoryReports:
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
         self.failing = False
+        self.refused: set[str] = set()  # keys whose writes fail
 
     def put(self, key: str, data: BinaryIO, content_type: str) -> None:
-        if self.failing:
+        if self.failing or key in self.refused:
             raise OSError("report store unavailable")
         self.objects[key] = data.read()
 

@@ -217,3 +217,19 @@ def test_completion_announces_one_event(
     payouts.run_payout(store, reports, clock, OCT)
     completed = [e for e in store.state.outbox.values() if e.type == "payout.completed"]
     assert len(completed) == 1 and completed[0].payload["total_cents"] == 1000
+
+
+def test_a_publication_failure_after_completion_is_not_a_failed_run(
+    store: MemoryStore, clock: FixedClock, reports: MemoryReports
+) -> None:
+    seed(store, clock, "alice", [datetime(2026, 10, 5, tzinfo=UTC)] * 2)
+    reports.refused.add("payouts/2026-10/report.csv")
+    run = payouts.run_payout(store, reports, clock, OCT)
+    assert run.status is RunStatus.COMPLETED and run.referral_count == 2
+    assert [e.type for e in store.state.outbox.values()].count("payout.failed") == 0
+    assert "payouts/2026-10/report.csv" not in reports.objects
+    reports.refused.clear()
+    assert payouts.get_report(store, reports, OCT) == reports.objects["payouts/2026-10/report.csv"]
+    assert hashlib.sha256(reports.objects["payouts/2026-10/report.csv"]).hexdigest() == (
+        run.report_sha256
+    )

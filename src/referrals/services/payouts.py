@@ -10,6 +10,7 @@ and writes the same report bytes.
 
 import hashlib
 import io
+import logging
 import os
 import socket
 import tempfile
@@ -31,6 +32,7 @@ from referrals.domain.reports import (
 )
 from referrals.ports import Clock, ReportStore, Store
 
+logger = logging.getLogger("referrals.payouts")
 LEASE = timedelta(seconds=30)  # a crashed run can be resumed within this
 BATCH_SIZE = 20_000
 
@@ -93,6 +95,7 @@ def run_payout(
         return done
     checkpoint("claimed")
 
+    completed: PayoutRun | None = None
     try:
         if not _assign(
             store, clock, name, cutoff, owner, batch_size, on_progress, checkpoint, keep_going
@@ -119,6 +122,11 @@ def run_payout(
     except PayoutInProgress:
         raise
     except Exception as error:
+        if completed is not None:
+            # Paid and completed; only publishing failed. The next run of the period,
+            # or a request for its report, publishes it from the rewards.
+            logger.warning("payout %s completed but its report is not published: %s", name, error)
+            return completed
         _record_failure(store, clock, name, owner, f"{type(error).__name__}: {error}")
         raise PayoutFailed(
             f"the payout run for {name} failed and can be run again: {error}"

@@ -1,7 +1,9 @@
 """The store ports on SQLAlchemy Core; rows are mapped to domain values explicitly."""
 
 import json
+import threading
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
@@ -405,12 +407,18 @@ class SqlUnitOfWork:
     payouts: SqlPayouts
     outbox: SqlOutbox
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, lock: AbstractContextManager[Any] | None = None) -> None:
         self._engine = engine
+        self._lock = lock or nullcontext()
 
     def __enter__(self) -> Self:
-        self._conn = self._engine.connect()
-        self._conn.begin()
+        self._lock.__enter__()
+        try:
+            self._conn = self._engine.connect()
+            self._conn.begin()
+        except BaseException:
+            self._lock.__exit__(None, None, None)
+            raise
         self.referrers = SqlReferrers(self._conn)
         self.referrals = SqlReferrals(self._conn)
         self.api_keys = SqlApiKeys(self._conn)
@@ -429,6 +437,7 @@ class SqlUnitOfWork:
                 self._conn.rollback()
         finally:
             self._conn.close()
+            self._lock.__exit__(None, None, None)
 
     def commit(self) -> None:
         self._conn.commit()
@@ -438,9 +447,13 @@ class SqlStore:
     def __init__(self, writer: Engine, reader: Engine) -> None:
         self.writer = writer
         self.reader = reader
+        # SQLite has one writer at a time, and a writer that finds the lock taken
+        # sleeps and polls (busy_timeout). Queueing this process's writers on a
+        # mutex first hands the lock over at once; other processes still poll.
+        self._write_lock = threading.RLock() if writer.dialect.name == "sqlite" else None
 
     def unit_of_work(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.writer)
+        return SqlUnitOfWork(self.writer, self._write_lock)
 
     def read(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.reader)

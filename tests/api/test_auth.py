@@ -1,11 +1,14 @@
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from referrals.api.app import create_app
+from referrals.api.auth import KeyCache
 from referrals.bootstrap import build
 from referrals.config import Settings
+from referrals.domain.model import ApiKey, Role
 
 ADMIN_ONLY = [
     ("GET", "/v1/referrers/alice"),
@@ -59,3 +62,29 @@ def test_healthz_is_503_when_the_database_is_gone(tmp_path: Path) -> None:
     response = TestClient(create_app(services)).get("/healthz")
     assert response.status_code == 503
     assert response.json()["code"] == "unavailable"
+
+
+def test_a_verified_key_is_not_read_again_until_the_cache_expires() -> None:
+    key = ApiKey("k" * 26, Role.INGEST, "ab" * 32, datetime(2026, 1, 1, tzinfo=UTC))
+    loads: list[int] = []
+
+    def load() -> ApiKey:
+        loads.append(1)
+        return key
+
+    cache = KeyCache(ttl=60)
+    assert cache.get("rk_secret", load) == key
+    assert cache.get("rk_secret", load) == key
+    assert len(loads) == 1
+    expired = KeyCache(ttl=0)
+    expired.get("rk_secret", load)
+    expired.get("rk_secret", load)
+    assert len(loads) == 3
+
+
+def test_an_invalid_key_is_not_cached() -> None:
+    loads: list[int] = []
+    cache = KeyCache()
+    for _ in range(2):
+        assert cache.get("rk_wrong", lambda: loads.append(1)) is None  # type: ignore[func-returns-value]
+    assert len(loads) == 2

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from referrals import __version__
-from referrals.api import payouts, problems
+from referrals.api import auth, payouts, problems
 from referrals.api.limits import BodySizeLimit
 from referrals.api.routes import router
 from referrals.api.schemas import Problem
@@ -40,6 +40,7 @@ def create_app(services: Services | None = None, *, background: bool = False) ->
         lifespan=lifespan,
     )
     app.state.services = svc
+    app.state.key_cache = auth.KeyCache()
     problems.install(app)
     app.include_router(router)
     app.include_router(payouts.router)

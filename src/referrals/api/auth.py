@@ -1,5 +1,6 @@
 """Bearer API keys with two roles: `ingest` enrolls and signs up, `admin` does everything."""
 
+import time
 from collections.abc import Callable
 
 from fastapi import Depends, Request
@@ -8,9 +9,35 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from referrals.api.problems import ApiError
 from referrals.bootstrap import Services
 from referrals.domain.model import ApiKey, Role
-from referrals.services.keys import authenticate
+from referrals.services.keys import authenticate, hash_key
 
 bearer = HTTPBearer(auto_error=False, description="An API key from `referrals keys create`.")
+
+
+class KeyCache:
+    """Keys verified in the last `ttl` seconds, so a request skips the database read.
+
+    Keys cannot be revoked yet; revocation will have to clear this cache (or the
+    TTL bounds how long a revoked key keeps working). Failures are not cached.
+    """
+
+    def __init__(self, ttl: float = 60.0, size: int = 1024) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._entries: dict[str, tuple[ApiKey, float]] = {}
+
+    def get(self, plaintext: str, load: Callable[[], ApiKey | None]) -> ApiKey | None:
+        digest = hash_key(plaintext)  # the plaintext itself is never kept
+        now = time.monotonic()
+        hit = self._entries.get(digest)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        key = load()
+        if key is not None:
+            if len(self._entries) >= self.size:
+                self._entries.clear()
+            self._entries[digest] = (key, now + self.ttl)
+        return key
 
 
 def services(request: Request) -> Services:
@@ -27,7 +54,9 @@ def require(*roles: Role) -> Callable[..., ApiKey]:
     ) -> ApiKey:
         if credentials is None:
             raise ApiError("unauthorized", "an API key is required: Authorization: Bearer <key>")
-        key = authenticate(services(request).store, credentials.credentials)
+        plaintext = credentials.credentials
+        cache: KeyCache = request.app.state.key_cache
+        key = cache.get(plaintext, lambda: authenticate(services(request).store, plaintext))
         if key is None:
             raise ApiError("unauthorized", "the API key is not valid")
         if key.role not in allowed:

@@ -26,8 +26,9 @@ from pathlib import Path
 
 import httpx
 
+from bench.payout import PG_SERVER, admin_sql
+
 SPREAD = 10_000
-PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 
 LUA = """
 local counter = 0
@@ -108,18 +109,12 @@ def database(kind: str, tmp: Path) -> Iterator[str]:
     if kind == "sqlite":
         yield f"sqlite:///{tmp}/bench.db"
         return
-    from sqlalchemy import create_engine, text
-
     name = f"bench_http_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin_sql(f'CREATE DATABASE "{name}"')
     try:
         yield f"{PG_SERVER}/{name}"
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
+        admin_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 @contextmanager

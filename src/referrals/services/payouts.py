@@ -2,10 +2,11 @@
 
 A run claims its period with a lease, assigns eligible rewards to itself in
 bounded batches, aggregates per referrer from what is assigned (so a resumed
-run computes the same lines), writes the report to a deterministic key, then
-marks the rewards paid and the run completed in one transaction. Each step is
-safe to repeat, so a crash anywhere followed by a re-run pays each reward once
-and writes the same report bytes.
+run computes the same lines), stages the report under its hash, marks the
+rewards paid and the run completed in one transaction, then publishes the
+report to its deterministic key. Each step is safe to repeat, so a crash
+anywhere followed by a re-run pays each reward once and writes the same report
+bytes.
 """
 
 import hashlib

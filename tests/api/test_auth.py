@@ -3,12 +3,14 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from referrals.api.app import create_app
 from referrals.api.auth import KeyCache
-from referrals.bootstrap import build
+from referrals.bootstrap import Services, build
 from referrals.config import Settings
-from referrals.domain.model import ApiKey, Role
+from referrals.domain.model import ApiKey, Role, new_id
+from referrals.services.keys import hash_key
 
 ADMIN_ONLY = [
     ("GET", "/v1/referrers/alice"),
@@ -64,27 +66,32 @@ def test_healthz_is_503_when_the_database_is_gone(tmp_path: Path) -> None:
     assert response.json()["code"] == "unavailable"
 
 
-def test_a_verified_key_is_not_read_again_until_the_cache_expires() -> None:
+def test_a_verified_key_is_served_from_the_cache_until_it_expires() -> None:
     key = ApiKey("k" * 26, Role.INGEST, "ab" * 32, datetime(2026, 1, 1, tzinfo=UTC))
-    loads: list[int] = []
-
-    def load() -> ApiKey:
-        loads.append(1)
-        return key
-
     cache = KeyCache(ttl=60)
-    assert cache.get("rk_secret", load) == key
-    assert cache.get("rk_secret", load) == key
-    assert len(loads) == 1
+    cache.put(key.key_hash, key)
+    assert cache.get(key.key_hash) == key
+    assert cache.get("cd" * 32) is None
     expired = KeyCache(ttl=0)
-    expired.get("rk_secret", load)
-    expired.get("rk_secret", load)
-    assert len(loads) == 3
+    expired.put(key.key_hash, key)
+    assert expired.get(key.key_hash) is None
 
 
-def test_an_invalid_key_is_not_cached() -> None:
-    loads: list[int] = []
-    cache = KeyCache()
-    for _ in range(2):
-        assert cache.get("rk_wrong", lambda: loads.append(1)) is None  # type: ignore[func-returns-value]
-    assert len(loads) == 2
+def test_a_verified_key_is_not_read_again(services: Services, ingest: dict[str, str]) -> None:
+    client = TestClient(create_app(services))
+    assert client.post("/v1/referrers", json={"user_id": "a"}, headers=ingest).status_code == 201
+    with services.store.writer.begin() as conn:  # type: ignore[attr-defined]
+        conn.execute(text("DELETE FROM api_keys"))  # the key is gone from the database
+    assert client.post("/v1/referrers", json={"user_id": "b"}, headers=ingest).status_code == 201
+
+
+def test_a_refused_key_is_not_cached(services: Services) -> None:
+    client = TestClient(create_app(services))
+    plaintext = "rk_" + "k" * 43
+    headers = {"Authorization": f"Bearer {plaintext}"}
+    assert client.post("/v1/referrers", json={"user_id": "a"}, headers=headers).status_code == 401
+    with services.store.unit_of_work() as uow:  # the same key becomes valid
+        key = ApiKey(new_id(), Role.INGEST, hash_key(plaintext), services.clock.now())
+        uow.api_keys.add(key)
+        uow.commit()
+    assert client.post("/v1/referrers", json={"user_id": "a"}, headers=headers).status_code == 201

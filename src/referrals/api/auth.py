@@ -1,9 +1,10 @@
 """Bearer API keys with two roles: `ingest` enrolls and signs up, `admin` does everything."""
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from referrals.api.problems import ApiError
@@ -26,39 +27,41 @@ class KeyCache:
         self.size = size
         self._entries: dict[str, tuple[ApiKey, float]] = {}
 
-    def get(self, plaintext: str, load: Callable[[], ApiKey | None]) -> ApiKey | None:
-        digest = hash_key(plaintext)  # the plaintext itself is never kept
-        now = time.monotonic()
+    def get(self, digest: str) -> ApiKey | None:
         hit = self._entries.get(digest)
-        if hit is not None and hit[1] > now:
-            return hit[0]
-        key = load()
-        if key is not None:
-            if len(self._entries) >= self.size:
-                self._entries.clear()
-            self._entries[digest] = (key, now + self.ttl)
-        return key
+        return hit[0] if hit is not None and hit[1] > time.monotonic() else None
+
+    def put(self, digest: str, key: ApiKey) -> None:
+        if len(self._entries) >= self.size:
+            self._entries.clear()
+        self._entries[digest] = (key, time.monotonic() + self.ttl)
 
 
-def services(request: Request) -> Services:
+# Dependencies that do not block are `async`: FastAPI runs a plain `def` one in
+# its thread pool, and each such hop cost a signup more than its SQL did.
+async def services(request: Request) -> Services:
     app_services: Services = request.app.state.services
     return app_services
 
 
-def require(*roles: Role) -> Callable[..., ApiKey]:
+def require(*roles: Role) -> Callable[..., Awaitable[ApiKey]]:
     """A dependency that admits keys of `roles` (admin is always admitted)."""
     allowed = {Role.ADMIN, *roles}
 
-    def dependency(
+    async def dependency(
         request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
     ) -> ApiKey:
         if credentials is None:
             raise ApiError("unauthorized", "an API key is required: Authorization: Bearer <key>")
-        plaintext = credentials.credentials
         cache: KeyCache = request.app.state.key_cache
-        key = cache.get(plaintext, lambda: authenticate(services(request).store, plaintext))
+        digest = hash_key(credentials.credentials)  # the plaintext itself is never kept
+        key = cache.get(digest)
         if key is None:
-            raise ApiError("unauthorized", "the API key is not valid")
+            store = (await services(request)).store
+            key = await run_in_threadpool(authenticate, store, credentials.credentials)
+            if key is None:
+                raise ApiError("unauthorized", "the API key is not valid")
+            cache.put(digest, key)
         if key.role not in allowed:
             raise ApiError("forbidden", f"a {key.role} key may not do this")
         return key

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from referrals.domain.codes import generate_code, is_valid_code, is_valid_user_id, normalize_code
-from referrals.domain.errors import CodeTaken, Conflict, InvalidInput, ReferrerExists
+from referrals.domain.errors import CodeTaken, InvalidInput, ReferrerExists
 from referrals.domain.model import Referrer
 from referrals.ports import Clock, Store, UnitOfWork
 from referrals.services.retry import retry_on_conflict
@@ -47,16 +47,14 @@ def enroll(
 def add_referrer(
     uow: UnitOfWork, clock: Clock, user_id: str, email: str | None, code: str | None = None
 ) -> Referrer:
-    """Insert a referrer; a generated code that collides is drawn again.
+    """Insert a referrer with `code`, or a freshly drawn one.
 
-    Collisions of 8-character codes are rare (32^8 ≈ 10^12) but must not fail
-    a signup, so a few fresh draws are tried before giving up to the caller's retry.
+    A drawn code is not looked up first: collisions of 8-character codes are
+    rare (32^8 ≈ 10^12), and the store's unique key turns one into a Conflict,
+    which the use case's retry answers with a fresh draw.
     """
-    for _ in range(5):
-        chosen = code or generate_code()
-        if code is None and uow.referrers.by_code(chosen) is not None:
-            continue
-        referrer = Referrer(user_id, chosen, email, referral_count=0, created_at=clock.now())
-        uow.referrers.add(referrer)
-        return referrer
-    raise Conflict("could not draw a free referral code")
+    referrer = Referrer(
+        user_id, code or generate_code(), email, referral_count=0, created_at=clock.now()
+    )
+    uow.referrers.add(referrer)
+    return referrer

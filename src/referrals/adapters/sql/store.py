@@ -14,6 +14,7 @@ from sqlalchemy import (
     Row,
     Select,
     and_,
+    bindparam,
     func,
     insert,
     or_,
@@ -43,18 +44,36 @@ from referrals.domain.model import (
 
 PENDING, PROCESSING, PAID = (status.value for status in ReferralStatus)
 
+# The statements of a signup are built once, with bound parameters: building a
+# Core statement and its cache key on every call cost more than SQLite took to
+# run it (a profile of the signup path, BENCHMARKS.md).
+_REFERRER_BY_ID = select(referrers).where(referrers.c.user_id == bindparam("key"))
+_REFERRER_BY_CODE = select(referrers).where(referrers.c.code_key == bindparam("key"))
+_REFERRAL_BY_REFEREE = select(referrals).where(referrals.c.referee_id == bindparam("key"))
+# One statement: the row lock (PostgreSQL) or the write lock (SQLite) makes the
+# read of the old count and the write of the new one indivisible.
+_INCREMENT_COUNT = (
+    update(referrers)
+    .where(referrers.c.user_id == bindparam("key"))
+    .values(referral_count=referrers.c.referral_count + 1)
+    .returning(referrers.c.referral_count)
+)
+_INSERT_REFERRER, _INSERT_REFERRAL, _INSERT_EVENT = (
+    insert(table) for table in (referrers, referrals, outbox)
+)
+_HEALTH_CHECK = text("SELECT 1")
+
 
 class SqlReferrers:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     def get(self, user_id: str) -> Referrer | None:
-        row = self._conn.execute(select(referrers).where(referrers.c.user_id == user_id)).first()
+        row = self._conn.execute(_REFERRER_BY_ID, {"key": user_id}).first()
         return _referrer(row) if row else None
 
     def by_code(self, code: str) -> Referrer | None:
-        query = select(referrers).where(referrers.c.code_key == normalize_code(code))
-        row = self._conn.execute(query).first()
+        row = self._conn.execute(_REFERRER_BY_CODE, {"key": normalize_code(code)}).first()
         return _referrer(row) if row else None
 
     def add(self, referrer: Referrer) -> None:
@@ -66,18 +85,10 @@ class SqlReferrers:
             "referral_count": referrer.referral_count,
             "created_at": to_micros(referrer.created_at),
         }
-        _insert(self._conn, insert(referrers).values(values))
+        _insert(self._conn, _INSERT_REFERRER, values)
 
     def increment_referral_count(self, user_id: str) -> int:
-        # One statement: the row lock (PostgreSQL) or the write lock (SQLite) makes
-        # the read of the old count and the write of the new one indivisible.
-        statement = (
-            update(referrers)
-            .where(referrers.c.user_id == user_id)
-            .values(referral_count=referrers.c.referral_count + 1)
-            .returning(referrers.c.referral_count)
-        )
-        return int(self._conn.execute(statement).scalar_one())
+        return int(self._conn.execute(_INCREMENT_COUNT, {"key": user_id}).scalar_one())
 
     def earnings(self, user_id: str) -> Earnings:
         query = (
@@ -99,8 +110,7 @@ class SqlReferrals:
         return _referral(row) if row else None
 
     def by_referee(self, referee_id: str) -> Referral | None:
-        query = select(referrals).where(referrals.c.referee_id == referee_id)
-        row = self._conn.execute(query).first()
+        row = self._conn.execute(_REFERRAL_BY_REFEREE, {"key": referee_id}).first()
         return _referral(row) if row else None
 
     def add(self, referral: Referral) -> None:
@@ -116,7 +126,7 @@ class SqlReferrals:
             "created_at": to_micros(referral.created_at),
             "payout_period": referral.payout_period,
         }
-        _insert(self._conn, insert(referrals).values(values))
+        _insert(self._conn, _INSERT_REFERRAL, values)
 
     def for_referrer(
         self, referrer_id: str, after_ordinal: int | None, limit: int
@@ -156,7 +166,7 @@ class SqlApiKeys:
             "role": key.role.value,
             "created_at": to_micros(key.created_at),
         }
-        _insert(self._conn, insert(api_keys).values(values))
+        _insert(self._conn, insert(api_keys), values)
 
     def by_hash(self, key_hash: str) -> ApiKey | None:
         row = self._conn.execute(select(api_keys).where(api_keys.c.key_hash == key_hash)).first()
@@ -219,7 +229,7 @@ class SqlPayouts:
             **lease,
         }
         try:
-            _insert(self._conn, insert(payout_runs).values(values))
+            _insert(self._conn, insert(payout_runs), values)
         except Conflict:
             return False  # another process created the run first: it holds the lease
         return True
@@ -334,7 +344,7 @@ class SqlOutbox:
             "next_attempt_at": _micros_or_none(event.next_attempt_at),
             "last_error": event.last_error,
         }
-        _insert(self._conn, insert(outbox).values(values))
+        _insert(self._conn, _INSERT_EVENT, values)
 
     def get(self, event_id: str) -> Event | None:
         row = self._conn.execute(select(outbox).where(outbox.c.id == event_id)).first()
@@ -460,16 +470,16 @@ class SqlStore:
 
     def check(self) -> None:
         with self.reader.connect() as conn:
-            conn.execute(text("SELECT 1"))
+            conn.execute(_HEALTH_CHECK)
 
     def dispose(self) -> None:
         self.writer.dispose()
         self.reader.dispose()
 
 
-def _insert(conn: Connection, statement: Any) -> None:
+def _insert(conn: Connection, statement: Any, values: dict[str, Any]) -> None:
     try:
-        conn.execute(statement)
+        conn.execute(statement, values)
     except IntegrityError as error:
         # A unique key lost to a concurrent writer: the use case retries and reads the winner.
         raise Conflict(str(error.orig)) from error

@@ -11,6 +11,7 @@ from referrals.services.outbox import dispatch
 from referrals.services.schedule import run_due_payout
 
 logger = logging.getLogger("referrals.worker")
+DISPATCH_BATCH = 100
 
 
 class BackgroundWorker:
@@ -48,8 +49,12 @@ class BackgroundWorker:
 
     def _dispatch(self) -> None:
         svc = self.services
-        while dispatch(svc.store, svc.notifier, svc.clock, svc.retry_policy).delivered:
-            pass  # keep going while there is a backlog
+        # A full batch means there may be more; a partial one waits for the next tick,
+        # so a trickle of events is delivered in batches, not one transaction each.
+        while True:
+            result = dispatch(svc.store, svc.notifier, svc.clock, svc.retry_policy, DISPATCH_BATCH)
+            if result.delivered + result.failed < DISPATCH_BATCH:
+                break
 
     def _guard(self, what: str, work: Callable[[], None]) -> None:
         # A failing notifier or store must not kill the thread: log and try next time.

@@ -195,6 +195,26 @@ def test_outbox_round_trips_and_claims_due_events_once(store: Store) -> None:
         assert uow.outbox.claim_due(NOW, NOW + timedelta(seconds=60), 10) == []
 
 
+def test_outbox_marks_several_events_delivered_at_once(store: Store) -> None:
+    events = [event(NOW) for _ in range(3)]
+    with store.unit_of_work() as uow:
+        for e in events:
+            uow.outbox.add(e)
+        uow.commit()
+    with store.unit_of_work() as uow:
+        uow.outbox.delivered([events[0].id, events[2].id])
+        uow.commit()
+    with store.read() as uow:
+        marked = [uow.outbox.get(e.id) for e in events]
+        assert uow.outbox.backlog() == 1
+    assert [e.status if e else None for e in marked] == [
+        EventStatus.DELIVERED,
+        EventStatus.PENDING,
+        EventStatus.DELIVERED,
+    ]
+    assert [e.attempts if e else None for e in marked] == [1, 0, 1]
+
+
 def test_outbox_failure_dead_letter_and_requeue(store: Store) -> None:
     e = event(NOW)
     with store.unit_of_work() as uow:
@@ -215,7 +235,7 @@ def test_outbox_failure_dead_letter_and_requeue(store: Store) -> None:
         assert [x.id for x in uow.outbox.list(EventStatus.DEAD, 10)] == [e.id]
         assert uow.outbox.backlog() == 0
         assert uow.outbox.requeue(e.id, NOW)
-        uow.outbox.delivered(e.id)
+        uow.outbox.delivered([e.id])
         uow.commit()
     with store.read() as uow:
         delivered = uow.outbox.get(e.id)

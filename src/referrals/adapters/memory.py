@@ -257,15 +257,16 @@ class MemoryOutbox:
             self._s.outbox[event.id] = replace(event, next_attempt_at=until)
         return sorted((self._s.outbox[e.id] for e in due), key=lambda e: e.id)
 
-    def delivered(self, event_id: str) -> None:
-        event = self._s.outbox[event_id]
-        self._s.outbox[event_id] = replace(
-            event,
-            status=EventStatus.DELIVERED,
-            attempts=event.attempts + 1,
-            next_attempt_at=None,
-            last_error=None,
-        )
+    def delivered(self, event_ids: Sequence[str]) -> None:
+        for event_id in event_ids:
+            event = self._s.outbox[event_id]
+            self._s.outbox[event_id] = replace(
+                event,
+                status=EventStatus.DELIVERED,
+                attempts=event.attempts + 1,
+                next_attempt_at=None,
+                last_error=None,
+            )
 
     def attempt_failed(
         self, event_id: str, error: str, next_attempt_at: datetime, dead: bool

@@ -44,14 +44,17 @@ def dispatch(
     """Deliver the events that are due.
 
     Events are claimed (hidden for CLAIM) in one transaction, delivered outside
-    any transaction, then marked. A crash between delivery and marking delivers
-    the event again later, with the same id: at least once, never lost.
+    any transaction, then marked, the delivered ones together in one more
+    transaction (one per event made delivery cost as much as a signup). A crash
+    between delivery and marking delivers those events again later, with the
+    same ids: at least once, never lost.
     """
     now = clock.now()
     with store.unit_of_work() as uow:
         claimed = uow.outbox.claim_due(now, now + CLAIM, limit)
         uow.commit()
-    delivered = failed = dead = 0
+    delivered: list[str] = []
+    failed = dead = 0
     for event in claimed:
         try:
             notifier.deliver(event)
@@ -67,11 +70,12 @@ def dispatch(
             dead += give_up
             continue
         checkpoint("delivered")
+        delivered.append(event.id)
+    if delivered:
         with store.unit_of_work() as uow:
-            uow.outbox.delivered(event.id)
+            uow.outbox.delivered(delivered)
             uow.commit()
-        delivered += 1
-    return DispatchResult(delivered, failed, dead)
+    return DispatchResult(len(delivered), failed, dead)
 
 
 def list_events(store: Store, status: EventStatus | None, limit: int = 100) -> Sequence[Event]:

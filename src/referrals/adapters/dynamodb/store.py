@@ -739,13 +739,15 @@ class DynamoOutbox:
             update["ExpressionAttributeNames"] = {"#s": "status"}
         self._uow.write({"Update": update})
 
-    def delivered(self, event_id: str) -> None:
-        self._update(
-            event_id,
-            "SET #s = :delivered ADD attempts :one"
-            " REMOVE due_pk, due_at, next_attempt_at, last_error",
-            {":delivered": S(EventStatus.DELIVERED.value), ":one": N(1)},
-        )
+    def delivered(self, event_ids: Sequence[str]) -> None:
+        # One update per event: a transaction would fail as a whole on any one of them.
+        for event_id in event_ids:
+            self._update(
+                event_id,
+                "SET #s = :delivered ADD attempts :one"
+                " REMOVE due_pk, due_at, next_attempt_at, last_error",
+                {":delivered": S(EventStatus.DELIVERED.value), ":one": N(1)},
+            )
 
     def attempt_failed(
         self, event_id: str, error: str, next_attempt_at: datetime, dead: bool

@@ -364,10 +364,10 @@ class SqlOutbox:
         )
         return sorted((_event(row) for row in claimed), key=lambda e: e.id)
 
-    def delivered(self, event_id: str) -> None:
+    def delivered(self, event_ids: Sequence[str]) -> None:
         self._conn.execute(
             update(outbox)
-            .where(outbox.c.id == event_id)
+            .where(outbox.c.id.in_(event_ids))
             .values(
                 status=EventStatus.DELIVERED.value,
                 attempts=outbox.c.attempts + 1,

@@ -3,7 +3,8 @@
 Floor: the same server's `/healthz` (one database round trip) in the same run.
 For each scenario, a hot referrer and signups spread over 10,000 referrers:
 peak throughput with N connections, then latency at about half that rate
-(each connection pauses between requests, so the rate is held, not pushed).
+(each connection pauses a random time between requests, so the rate is held,
+not pushed).
 
     python -m bench.signup_http [--database sqlite|postgresql] [--duration 10]
                                 [--connections 32] [--threads 2]
@@ -42,9 +43,7 @@ function init(args)
   prefix = "u%(run)s-" .. tid .. "-"
   math.randomseed(tonumber(tid))
 end
-function delay()
-  return pause
-end
+%(delay)s
 function request()
   counter = counter + 1
   local code = string.format("C%%05d", math.random(0, referrers - 1))
@@ -59,10 +58,19 @@ end
 
 FLOOR_LUA = """
 local pause = %(pause_ms)d
-function delay()
-  return pause
-end
+%(delay)s
 %(done)s
+"""
+
+# Pauses drawn from an exponential distribution with the mean asked for: the
+# connections then send like independent users (Poisson arrivals). A fixed pause
+# kept them in lock-step, so the "half rate" arrived as bursts of every
+# connection at once, at the peak rate, and measured the burst's queue.
+DELAY = """
+function delay()
+  if pause == 0 then return 0 end
+  return math.floor(-pause * math.log(1 - math.random()))
+end
 """
 
 DONE = """
@@ -194,8 +202,8 @@ def scenario(base: str, key: str, referrers: int, args: argparse.Namespace) -> d
     def signups(pause: int) -> dict[str, float]:
         # A fresh prefix per wrk run: wrk's random ids repeat from run to run.
         run = uuid.uuid4().hex[:8]
-        values = {"referrers": referrers, "pause_ms": pause, "key": key, "done": DONE, "run": run}
-        script = LUA % values
+        values = {"referrers": referrers, "pause_ms": pause, "key": key, "run": run}
+        script = LUA % (values | {"done": DONE, "delay": DELAY})
         return wrk(base, "/v1/signups", script, args)
 
     peak = signups(0)
@@ -223,7 +231,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, database(args.database, Path(tmp)) as url:
         seed_referrers(url)
         with server(url, Path(tmp)) as (base, key):
-            floor = wrk(base, "/healthz", FLOOR_LUA % {"pause_ms": 0, "done": DONE}, args)
+            floor_script = FLOOR_LUA % {"pause_ms": 0, "done": DONE, "delay": DELAY}
+            floor = wrk(base, "/healthz", floor_script, args)
             results = {
                 "database": args.database,
                 "healthz_rps": round(floor["rps"], 1),

@@ -1,9 +1,7 @@
 """The store ports on SQLAlchemy Core; rows are mapped to domain values explicitly."""
 
 import json
-import threading
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
@@ -24,6 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from referrals.adapters.sql.group_commit import GroupCommit
 from referrals.adapters.sql.schema import api_keys, outbox, payout_runs, referrals, referrers
 from referrals.adapters.times import from_micros, to_micros
 from referrals.domain.codes import normalize_code
@@ -417,18 +416,18 @@ class SqlUnitOfWork:
     payouts: SqlPayouts
     outbox: SqlOutbox
 
-    def __init__(self, engine: Engine, lock: AbstractContextManager[Any] | None = None) -> None:
+    def __init__(self, engine: Engine, group: GroupCommit | None = None) -> None:
         self._engine = engine
-        self._lock = lock or nullcontext()
+        self._group = group
+        self._open = False  # inside the group's transaction, not yet committed
 
     def __enter__(self) -> Self:
-        self._lock.__enter__()
-        try:
+        if self._group is not None:
+            self._conn = self._group.enter()
+            self._open = True
+        else:
             self._conn = self._engine.connect()
             self._conn.begin()
-        except BaseException:
-            self._lock.__exit__(None, None, None)
-            raise
         self.referrers = SqlReferrers(self._conn)
         self.referrals = SqlReferrals(self._conn)
         self.api_keys = SqlApiKeys(self._conn)
@@ -442,28 +441,35 @@ class SqlUnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._group is not None:
+            if self._open:  # not committed
+                self._open = False
+                self._group.rollback()
+            return
         try:
             if self._conn.in_transaction():
                 self._conn.rollback()
         finally:
             self._conn.close()
-            self._lock.__exit__(None, None, None)
 
     def commit(self) -> None:
-        self._conn.commit()
+        """Make the work durable; it ends the unit of work."""
+        if self._group is not None and self._open:
+            self._open = False
+            self._group.commit()
+        else:
+            self._conn.commit()
 
 
 class SqlStore:
     def __init__(self, writer: Engine, reader: Engine) -> None:
         self.writer = writer
         self.reader = reader
-        # SQLite has one writer at a time, and a writer that finds the lock taken
-        # sleeps and polls (busy_timeout). Queueing this process's writers on a
-        # mutex first hands the lock over at once; other processes still poll.
-        self._write_lock = threading.RLock() if writer.dialect.name == "sqlite" else None
+        # SQLite has one writer at a time: this process's writers share its transactions.
+        self._group = GroupCommit(writer) if writer.dialect.name == "sqlite" else None
 
     def unit_of_work(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.writer, self._write_lock)
+        return SqlUnitOfWork(self.writer, self._group)
 
     def read(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.reader)
@@ -473,6 +479,8 @@ class SqlStore:
             conn.execute(_HEALTH_CHECK)
 
     def dispose(self) -> None:
+        if self._group is not None:
+            self._group.dispose()
         self.writer.dispose()
         self.reader.dispose()
 

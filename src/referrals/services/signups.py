@@ -64,6 +64,11 @@ def sign_up(
             if user_id == referrer.user_id or _same_email(email, referrer.email):
                 raise SelfReferral("a user cannot refer themselves")
 
+            referee = uow.referrers.get(user_id)
+            if referee is None and program.auto_enroll_referees:
+                referee = add_referrer(uow, clock, user_id, email)
+            # The increment locks the referrer's row (PostgreSQL) until the commit:
+            # it comes last, so concurrent signups of one referrer queue briefly.
             ordinal = uow.referrers.increment_referral_count(referrer.user_id)
             referral = Referral(
                 id=new_id(),
@@ -78,9 +83,6 @@ def sign_up(
             )
             uow.referrals.add(referral)
             uow.outbox.add(events.referral_created(referral, clock.now()))
-            referee = uow.referrers.get(user_id)
-            if referee is None and program.auto_enroll_referees:
-                referee = add_referrer(uow, clock, user_id, email)
             uow.commit()
             return SignupResult(referral, referee.code if referee else None, replayed=False)
 

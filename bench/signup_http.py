@@ -7,7 +7,7 @@ peak throughput with N connections, then latency at about half that rate
 not pushed).
 
     python -m bench.signup_http [--database sqlite|postgresql] [--duration 10]
-                                [--connections 32] [--threads 2]
+                                [--connections 32] [--threads 2] [--workers 1]
 """
 
 import argparse
@@ -126,7 +126,7 @@ def database(kind: str, tmp: Path) -> Iterator[str]:
 
 
 @contextmanager
-def server(url: str, tmp: Path) -> Iterator[tuple[str, str]]:
+def server(url: str, tmp: Path, workers: int = 1) -> Iterator[tuple[str, str]]:
     port = free_port()
     env = {**os.environ, "REFERRALS_DATABASE_URL": url, "REFERRALS_SCHEDULER": "off"}
     env["REFERRALS_REPORTS_URL"] = str(tmp / "reports")
@@ -134,7 +134,7 @@ def server(url: str, tmp: Path) -> Iterator[tuple[str, str]]:
     log = (tmp / "server.log").open("w")
     # Output goes to a file: a pipe nobody reads would fill and stall the server.
     process = subprocess.Popen(
-        [str(script), "serve", "--port", str(port), "--no-access-log"],
+        [str(script), "serve", "--port", str(port), "--no-access-log", "--workers", str(workers)],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -225,16 +225,18 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1, help="server processes")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
     with tempfile.TemporaryDirectory() as tmp, database(args.database, Path(tmp)) as url:
         seed_referrers(url)
-        with server(url, Path(tmp)) as (base, key):
+        with server(url, Path(tmp), args.workers) as (base, key):
             floor_script = FLOOR_LUA % {"pause_ms": 0, "done": DONE, "delay": DELAY}
             floor = wrk(base, "/healthz", floor_script, args)
             results = {
                 "database": args.database,
+                "workers": args.workers,
                 "healthz_rps": round(floor["rps"], 1),
                 "healthz_p99_ms": floor["p99_us"] / 1000,
                 "hot_referrer": scenario(base, key, 1, args),

@@ -108,12 +108,16 @@ class PayoutRepository(Protocol):
         """Extend the lease; False if `owner` lost it (the caller must stop)."""
         ...
 
-    def assign_batch(self, period: str, cutoff: datetime, limit: int) -> int:
+    def assign_batch(
+        self, period: str, cutoff: datetime, limit: int, after: str | None = None
+    ) -> tuple[int, str | None]:
         """Move up to `limit` pending rewards earned before `cutoff` to this period.
 
         Each moves pending -> processing by a conditional update, so a reward is
         assigned to one run only. Returns how many moved, or -1 if the store
-        fences its writes on the lease and found it lost. Fewer than `limit`
+        fences its writes on the lease and found it lost, and where the next
+        batch may start: `after`, passed back, lets a store skip the rewards
+        it already walked (None: walk from the start). Fewer than `limit`
         means no eligible reward is left.
         """
         ...

@@ -44,12 +44,15 @@ def claim(store: Store, owner: str, now: datetime = NOW, period: str = "2026-10"
 
 
 def assign(store: Store, limit: int, period: str = "2026-10", owner: str = "one") -> list[int]:
-    """Assign in batches of `limit` until done, as a run does: lease renewed in each batch."""
+    """Assign in batches of `limit` until done, as a run does: lease renewed in each
+    batch, each batch starting where the store said the last one stopped."""
     moved = []
+    after: str | None = None
     while True:
         with store.unit_of_work() as uow:
             assert uow.payouts.renew(period, owner, NOW + LEASE)
-            moved.append(uow.payouts.assign_batch(period, CUTOFF, limit))
+            count, after = uow.payouts.assign_batch(period, CUTOFF, limit, after)
+            moved.append(count)
             uow.commit()
         if moved[-1] < limit:
             return moved
@@ -123,7 +126,7 @@ def test_preview_shows_assigned_and_eligible_pending(store: Store, rewards: list
     claim(store, "one")
     with store.unit_of_work() as uow:
         uow.payouts.renew("2026-10", "one", NOW + LEASE)
-        assert uow.payouts.assign_batch("2026-10", CUTOFF, 1) == 1
+        assert uow.payouts.assign_batch("2026-10", CUTOFF, 1)[0] == 1
         uow.commit()
     with store.read() as uow:
         lines = [(x.referrer_id, x.amount_cents) for x in uow.payouts.preview("2026-10", CUTOFF)]

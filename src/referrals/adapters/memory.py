@@ -175,18 +175,22 @@ class MemoryPayouts:
         self._s.runs[period] = replace(run, lease_expires_at=until)
         return True
 
-    def assign_batch(self, period: str, cutoff: datetime, limit: int) -> int:
+    def assign_batch(
+        self, period: str, cutoff: datetime, limit: int, after: str | None = None
+    ) -> tuple[int, str | None]:
         eligible = sorted(
             r.id
             for r in self._s.referrals.values()
-            if r.status is ReferralStatus.PENDING and r.created_at < cutoff
+            if r.status is ReferralStatus.PENDING
+            and r.created_at < cutoff
+            and (after is None or r.id > after)
         )[:limit]
         for referral_id in eligible:
             referral = self._s.referrals[referral_id]
             self._s.referrals[referral_id] = replace(
                 referral, status=ReferralStatus.PROCESSING, payout_period=period
             )
-        return len(eligible)
+        return len(eligible), max(eligible, default=after)
 
     def lines(self, period: str) -> Iterator[PayoutLine]:
         return _lines(self._s.referrals.values(), lambda r: r.payout_period == period)

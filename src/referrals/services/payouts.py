@@ -152,11 +152,12 @@ def _assign(
     Returns False if `keep_going` stopped it before every reward was assigned.
     """
     total = 0
+    after: str | None = None  # where the last batch stopped; a resumed run starts over
     while True:
         with store.unit_of_work() as uow:
             if not uow.payouts.renew(period, owner, clock.now() + LEASE):
                 raise PayoutInProgress(f"the lease on {period} was taken over")
-            moved = uow.payouts.assign_batch(period, cutoff, batch_size)
+            moved, after = uow.payouts.assign_batch(period, cutoff, batch_size, after)
             if moved < 0:  # a store that fences each write found the lease lost
                 raise PayoutInProgress(f"the lease on {period} was taken over")
             checkpoint("assign_uncommitted")

@@ -454,12 +454,16 @@ class DynamoPayouts:
             }
         }
 
-    def assign_batch(self, period: str, cutoff: datetime, limit: int) -> int:
+    def assign_batch(
+        self, period: str, cutoff: datetime, limit: int, after: str | None = None
+    ) -> tuple[int, str | None]:
         """Move pending rewards to the run, up to `limit`, walking the sparse `unpaid` index.
 
         The index is eventually consistent: it may still list rewards that were
         just moved. Their update fails its `pending` condition and is skipped,
         and the walk goes on, so a short batch means the index is exhausted.
+        Moved rewards leave the sparse index, so there is nothing to skip: `after`
+        is not needed.
         """
         candidates = self._store.query(
             TableName=self._store.main,
@@ -481,7 +485,7 @@ class DynamoPayouts:
                     break
         if chunk and 0 <= moved < limit:
             moved += self._move(period, chunk)
-        return moved
+        return moved, None
 
     def _move(self, period: str, items: Items) -> int:
         def update(item: Item) -> dict[str, Any]:

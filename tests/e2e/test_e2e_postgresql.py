@@ -10,6 +10,7 @@ acknowledged signup lost when one of two servers is killed mid-load.
 import hashlib
 import itertools
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -93,10 +94,14 @@ class PostgresServers:
         self._names = itertools.count()
         self._lock = threading.Lock()
         self._settings: dict[str, str] = {}
+        self._workers = 1
         factory._spawn = self._spawn
 
-    def start(self, count: int, *, scheduler: bool = False, **settings: str) -> list[Any]:
+    def start(
+        self, count: int, *, scheduler: bool = False, workers: int = 1, **settings: str
+    ) -> list[Any]:
         """Start `count` servers at once (their start-ups overlap), each healthy on return."""
+        self._workers = workers
         self._settings = {
             "REFERRALS_DATABASE_URL": self._url,
             "REFERRALS_REPORTS_URL": str(self.reports),
@@ -117,6 +122,7 @@ class PostgresServers:
         env.update(self._settings)
         script = str(self._conftest.referrals_script())
         command = [script, "serve", "--host", "127.0.0.1", "--port", str(port)]
+        command += ["--workers", str(self._workers)]
         with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
             process = subprocess.Popen(command, stdout=out, stderr=err, env=env, cwd=workdir)
         server = self._conftest.ServerProcess(process, port, stdout_path, stderr_path)
@@ -228,6 +234,7 @@ SERVERS = 4
 THREADS = 32
 SIGNUPS = 400
 HOT_REFERRERS = ["hot-alice", "Hot-Bob", "hot.carol", "hot-dave"]
+WORKER_SIGNUPS = 120
 
 
 def test_four_servers_give_exact_ordinals_and_tier_rewards(
@@ -307,6 +314,41 @@ def test_four_servers_give_exact_ordinals_and_tier_rewards(
     assert dict(counters) == dict.fromkeys(HOT_REFERRERS, per_referrer)
     assert all(server.process.poll() is None for server in started)
     assert_no_tracebacks(started)
+
+
+def test_one_server_with_two_worker_processes_gives_exact_ordinals(
+    pg_servers: PostgresServers, pg_url: str
+) -> None:
+    (server,) = pg_servers.start(1, scheduler=True, workers=2)
+    key = the_printed_key([server])
+    admin = server.client(key)
+    code = admin.post("/v1/referrers", json={"user_id": "hot"}).json()["code"]
+    clients = Clients([server], key, THREADS)
+
+    def sign_up_over_http(n: int) -> int:
+        body = {"user_id": f"w-{n:03d}", "referral_code": code}
+        answer = clients.get(0).post("/v1/signups", json=body)
+        assert answer.status_code == 201, answer.text
+        ordinal: int = answer.json()["referral"]["ordinal"]
+        return ordinal
+
+    try:
+        with ThreadPoolExecutor(max_workers=THREADS) as pool:
+            ordinals = sorted(pool.map(sign_up_over_http, range(WORKER_SIGNUPS)))
+    finally:
+        clients.close()
+    assert ordinals == list(range(1, WORKER_SIGNUPS + 1))
+    assert ordinal_stats(pg_url) == {"hot": (WORKER_SIGNUPS, WORKER_SIGNUPS, 1, WORKER_SIGNUPS)}
+    # uvicorn's supervisor started two processes, each serving (and scheduling) on its own.
+    workers = set(re.findall(r"Started server process \[(\d+)\]", server.output()))
+    assert len(workers) == 2, server.output()
+    # Both processes' schedulers claimed the month just ended: it was run once.
+    once = [(str(last_ended_period(datetime.now(UTC))), "completed")]
+    deadline = time.monotonic() + PAYOUT_TIMEOUT_S
+    while (runs := sql(pg_url, "SELECT period, status FROM payout_runs")) != once:
+        assert time.monotonic() < deadline, runs
+        time.sleep(0.2)
+    assert_no_tracebacks([server])
 
 
 # --- 2. two servers' schedulers pay the month just ended once ----------------------------

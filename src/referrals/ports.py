@@ -203,7 +203,10 @@ class UnitOfWork(Protocol):
         tb: TracebackType | None,
     ) -> None: ...
 
-    def commit(self) -> None: ...
+    def commit(self) -> None:
+        """Make the work durable before returning; it ends the unit of work (a
+        store may share one transaction among writers, so nothing may follow)."""
+        ...
 
 
 class Store(Protocol):

@@ -1,7 +1,6 @@
 """Every store adapter runs the same contract suite; add an adapter to `STORES` to include it."""
 
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -9,7 +8,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from referrals.adapters.dynamodb.store import DynamoStore
 from referrals.adapters.memory import MemoryStore
@@ -17,9 +16,9 @@ from referrals.adapters.sql.schema import metadata
 from referrals.adapters.sql.store import SqlStore
 from referrals.bootstrap import build_store
 from referrals.ports import Store
+from tests.postgresql import locale_database
 
 STORES = ["memory", "sqlite", "postgresql", "dynamodb"]
-PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 
 
 @pytest.fixture(params=STORES)
@@ -84,26 +83,10 @@ def dynamodb_store(monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
 
 @pytest.fixture(scope="session")
 def postgresql_database() -> Iterator[str]:
-    """A database of its own on the local server, migrated once, dropped at the end.
-
-    It sorts text by the en-US locale, as many servers do, not by bytes: reports
-    and pages must come out in the same order as on every other store anyway.
-    """
-    name = f"referrals_contract_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(
-            text(
-                f'CREATE DATABASE "{name}" TEMPLATE template0'
-                " LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
-            )
-        )
-    url = f"{PG_SERVER}/{name}"
-    build_store(url, migrate=True).dispose()  # type: ignore[attr-defined]
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
+    """A database of its own on the local server, migrated once, dropped at the end."""
+    with locale_database("referrals_contract") as url:
+        build_store(url, migrate=True).dispose()  # type: ignore[attr-defined]
+        yield url
 
 
 @pytest.fixture

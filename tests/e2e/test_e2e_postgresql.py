@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -32,10 +31,10 @@ from referrals.config import Settings
 from referrals.domain.periods import Period, last_ended_period
 from referrals.services.referrers import enroll
 from referrals.services.signups import sign_up
+from tests.postgresql import locale_database
 
 pytestmark = pytest.mark.e2e
 
-PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 PAYOUT_TIMEOUT_S = 30.0
 HTTP_TIMEOUT_S = 30.0
 
@@ -50,22 +49,8 @@ def tier_cents(ordinal: int) -> int:
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    """An empty database of its own, sorting text by the en-US locale as many servers do."""
-    name = f"referrals_e2e_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(
-            text(
-                f'CREATE DATABASE "{name}" TEMPLATE template0'
-                " LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
-            )
-        )
-    try:
-        yield f"{PG_SERVER}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with locale_database("referrals_e2e") as url:
+        yield url
 
 
 def sql(url: str, statement: str, **params: Any) -> list[tuple[Any, ...]]:

@@ -7,11 +7,11 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 from pydantic import BaseModel
 
 from infra.checks import skip_checkov
+from infra.functions import encrypted_log_group
 from infra.schemas import json_schema, request_schema
 from infra.settings import StageSettings
 from referrals.api.schemas import LegacySignupRequest, SignupRequest
@@ -83,14 +83,8 @@ class ReferralsApi(Construct):
         key: kms.IKey,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.access_logs = logs.LogGroup(
-            self,
-            "AccessLogs",
-            log_group_name=f"/aws/apigateway/{settings.name('api')}",
-            retention=logs.RetentionDays.ONE_WEEK,
-            encryption_key=key,
-            removal_policy=RemovalPolicy.DESTROY,
-        )
+        access_name = f"/aws/apigateway/{settings.name('api')}"
+        self.access_logs = encrypted_log_group(self, "AccessLogs", access_name, key)
         self.api = apigw.RestApi(
             self,
             "Api",
@@ -117,14 +111,8 @@ class ReferralsApi(Construct):
         )
         self.stage = self.api.deployment_stage
         # API Gateway creates this group itself, with no retention, unless it exists.
-        self.execution_logs = logs.LogGroup(
-            self,
-            "ExecutionLogs",
-            log_group_name=f"API-Gateway-Execution-Logs_{self.api.rest_api_id}/{settings.stage}",
-            retention=logs.RetentionDays.ONE_WEEK,
-            encryption_key=key,
-            removal_policy=RemovalPolicy.DESTROY,
-        )
+        execution_name = f"API-Gateway-Execution-Logs_{self.api.rest_api_id}/{settings.stage}"
+        self.execution_logs = encrypted_log_group(self, "ExecutionLogs", execution_name, key)
         skip_checkov(
             self.stage,
             "CKV_AWS_120",

@@ -16,6 +16,27 @@ ARCHITECTURE = lambda_.Architecture.X86_64
 _RETENTION = {7: logs.RetentionDays.ONE_WEEK, 14: logs.RetentionDays.TWO_WEEKS}
 
 
+def encrypted_log_group(
+    scope: Construct,
+    construct_id: str,
+    name: str,
+    key: kms.IKey,
+    retention: logs.RetentionDays = logs.RetentionDays.ONE_WEEK,
+) -> logs.LogGroup:
+    """A log group encrypted with the stack's key and removed with the stage.
+
+    Retained log groups would block the next deploy of the same stage.
+    """
+    return logs.LogGroup(
+        scope,
+        construct_id,
+        log_group_name=name,
+        retention=retention,
+        encryption_key=key,
+        removal_policy=RemovalPolicy.DESTROY,
+    )
+
+
 class ServiceFunction(Construct):
     """A function of the service with a role that starts empty.
 
@@ -41,15 +62,8 @@ class ServiceFunction(Construct):
         dead_letter_queue: sqs.IQueue | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            log_group_name=f"/aws/lambda/{name}",
-            retention=_RETENTION[settings.log_retention_days],
-            encryption_key=key,
-            # Retained log groups would block the next deploy of the same stage.
-            removal_policy=RemovalPolicy.DESTROY,
-        )
+        retention = _RETENTION[settings.log_retention_days]
+        self.log_group = encrypted_log_group(self, "Logs", f"/aws/lambda/{name}", key, retention)
         self.role = iam.Role(
             self,
             "Role",

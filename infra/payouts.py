@@ -7,16 +7,16 @@ from where the store says it is, so a run of any size finishes, and a crash or a
 timeout in the middle is only a retry: the run is resumable by design.
 """
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from infra.functions import encrypted_log_group
 from infra.settings import StageSettings
 
 # 00:00 UTC on the 1st: the month just ended is paid.
@@ -72,15 +72,9 @@ class PayoutSchedule(Construct):
             ).otherwise(carry_on.next(invoke))
         )
 
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            # The vendedlogs prefix keeps the log delivery resource policy small.
-            log_group_name=f"/aws/vendedlogs/states/{name}",
-            retention=logs.RetentionDays.ONE_WEEK,
-            encryption_key=key,
-            removal_policy=RemovalPolicy.DESTROY,
-        )
+        # The vendedlogs prefix keeps the log delivery resource policy small.
+        logs_name = f"/aws/vendedlogs/states/{name}"
+        self.log_group = encrypted_log_group(self, "Logs", logs_name, key)
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",

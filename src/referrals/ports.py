@@ -15,6 +15,7 @@ from referrals.domain.model import (
     Referral,
     ReferralStatus,
     Referrer,
+    SignupParties,
 )
 
 
@@ -50,6 +51,11 @@ class ReferralRepository(Protocol):
     def get(self, referral_id: str) -> Referral | None: ...
 
     def by_referee(self, referee_id: str) -> Referral | None: ...
+
+    def parties(self, code: str, referee_id: str) -> SignupParties:
+        """The referrer of `code` (case-insensitively), the referee's earlier
+        referral and the referee's profile, read together."""
+        ...
 
     def add(self, referral: Referral) -> None:
         """Insert; raises Conflict if the referee was already referred."""

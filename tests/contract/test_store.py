@@ -14,6 +14,7 @@ from referrals.domain.model import (
     ReferralStatus,
     Referrer,
     Role,
+    SignupParties,
     new_id,
 )
 from referrals.ports import Store
@@ -154,6 +155,21 @@ def test_a_referee_can_be_referred_once(store: Store) -> None:
         uow.commit()
     with store.read() as uow:
         assert uow.referrals.by_referee("bob").referrer_id == "alice"  # type: ignore[union-attr]
+
+
+def test_signup_parties_are_read_together(store: Store) -> None:
+    alice, bob = referrer("alice", "Alice-1", "a@example.com"), referrer("bob", "B1")
+    add_referrer(store, alice)
+    add_referrer(store, bob)
+    earlier = referral("alice", "bob", 1, email="b@example.com", payout_period="2026-01")
+    with store.unit_of_work() as uow:
+        uow.referrals.add(earlier)
+        uow.commit()
+    with store.read() as uow:
+        assert uow.referrals.parties("ALICE-1", "bob") == SignupParties(alice, earlier, bob)
+        assert uow.referrals.parties("alice-1", "carol") == SignupParties(alice, None, None)
+        assert uow.referrals.parties("NOPE", "alice") == SignupParties(None, None, alice)
+        assert uow.referrals.parties("NOPE", "carol") == SignupParties(None, None, None)
 
 
 def test_referral_needs_an_existing_referrer(store: Store) -> None:

@@ -26,6 +26,7 @@ from referrals.domain.model import (
     ReferralStatus,
     Referrer,
     RunStatus,
+    SignupParties,
 )
 
 
@@ -86,6 +87,12 @@ class MemoryReferrals:
     def by_referee(self, referee_id: str) -> Referral | None:
         referral_id = self._s.referees.get(referee_id)
         return self._s.referrals[referral_id] if referral_id else None
+
+    def parties(self, code: str, referee_id: str) -> SignupParties:
+        referrers = MemoryReferrers(self._s)
+        return SignupParties(
+            referrers.by_code(code), self.by_referee(referee_id), referrers.get(referee_id)
+        )
 
     def add(self, referral: Referral) -> None:
         if referral.referee_id in self._s.referees or referral.id in self._s.referrals:

@@ -45,6 +45,15 @@ class Referral:
 
 
 @dataclass(frozen=True, slots=True)
+class SignupParties:
+    """What a signup reads before it writes, fetched together (one round trip on SQL)."""
+
+    referrer: Referrer | None  # holds the code signed up with
+    earlier: Referral | None  # the referee's referral, if they were referred before
+    referee: Referrer | None  # the referee's own profile, if they are a referrer
+
+
+@dataclass(frozen=True, slots=True)
 class Earnings:
     """A referrer's rewards by state, in cents; pending includes rewards being paid out."""
 

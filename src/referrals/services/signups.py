@@ -52,19 +52,17 @@ def sign_up(
 
     def attempt() -> SignupResult:
         with store.unit_of_work() as uow:
-            referrer = uow.referrers.by_code(referral_code)
+            parties = uow.referrals.parties(referral_code, user_id)
+            referrer, earlier, referee = parties.referrer, parties.earlier, parties.referee
             if referrer is None:
                 raise CodeNotFound(f"no referrer has the code {referral_code!r}")
-            earlier = uow.referrals.by_referee(user_id)
             if earlier is not None:
                 if earlier.referrer_id != referrer.user_id:
                     raise AlreadyReferred(f"{user_id} was already referred by someone else")
-                referee = uow.referrers.get(user_id)
                 return SignupResult(earlier, referee.code if referee else None, replayed=True)
             if user_id == referrer.user_id or _same_email(email, referrer.email):
                 raise SelfReferral("a user cannot refer themselves")
 
-            referee = uow.referrers.get(user_id)
             if referee is None and program.auto_enroll_referees:
                 referee = add_referrer(uow, clock, user_id, email)
             # The increment locks the referrer's row (PostgreSQL) until the commit:

@@ -34,6 +34,7 @@ from referrals.domain.model import (
     Referrer,
     Role,
     RunStatus,
+    SignupParties,
 )
 
 MAX_TRANSACTION_ITEMS = 100  # DynamoDB's limit per TransactWriteItems
@@ -236,6 +237,12 @@ class DynamoReferrals:
         key = {"pk": S(f"REFEREE#{referee_id}"), "sk": S("REFERRAL")}
         item = self._store.get(self._store.main, key)
         return _referral(item) if item else None
+
+    def parties(self, code: str, referee_id: str) -> SignupParties:
+        referrers = self._uow.referrers
+        return SignupParties(
+            referrers.by_code(code), self.by_referee(referee_id), referrers.get(referee_id)
+        )
 
     def add(self, referral: Referral) -> None:
         self._uow.put(self._store.main, _referral_item(referral))

@@ -15,6 +15,7 @@ from sqlalchemy import (
     bindparam,
     func,
     insert,
+    literal,
     or_,
     select,
     text,
@@ -39,6 +40,7 @@ from referrals.domain.model import (
     Referrer,
     Role,
     RunStatus,
+    SignupParties,
 )
 
 PENDING, PROCESSING, PAID = (status.value for status in ReferralStatus)
@@ -49,6 +51,19 @@ PENDING, PROCESSING, PAID = (status.value for status in ReferralStatus)
 _REFERRER_BY_ID = select(referrers).where(referrers.c.user_id == bindparam("key"))
 _REFERRER_BY_CODE = select(referrers).where(referrers.c.code_key == bindparam("key"))
 _REFERRAL_BY_REFEREE = select(referrals).where(referrals.c.referee_id == bindparam("key"))
+# A signup's three reads in one round trip: each LEFT JOIN finds its row or NULLs.
+_code_holder, _referee = referrers.alias("code_holder"), referrers.alias("referee")
+_PARTIES = select(
+    *(column.label(f"r_{column.name}") for column in _code_holder.c),
+    *(column.label(f"p_{column.name}") for column in referrals.c),
+    *(column.label(f"e_{column.name}") for column in _referee.c),
+).select_from(
+    select(literal(1).label("one"))
+    .subquery("one")
+    .outerjoin(_code_holder, _code_holder.c.code_key == bindparam("code"))
+    .outerjoin(referrals, referrals.c.referee_id == bindparam("referee"))
+    .outerjoin(_referee, _referee.c.user_id == bindparam("referee"))
+)
 # One statement: the row lock (PostgreSQL) or the write lock (SQLite) makes the
 # read of the old count and the write of the new one indivisible.
 _INCREMENT_COUNT = (
@@ -111,6 +126,17 @@ class SqlReferrals:
     def by_referee(self, referee_id: str) -> Referral | None:
         row = self._conn.execute(_REFERRAL_BY_REFEREE, {"key": referee_id}).first()
         return _referral(row) if row else None
+
+    def parties(self, code: str, referee_id: str) -> SignupParties:
+        row = self._conn.execute(
+            _PARTIES, {"code": normalize_code(code), "referee": referee_id}
+        ).one()
+        referrer, earlier, referee = (_Prefixed(row, prefix) for prefix in ("r_", "p_", "e_"))
+        return SignupParties(
+            _referrer(referrer) if row.r_user_id is not None else None,
+            _referral(earlier) if row.p_id is not None else None,
+            _referrer(referee) if row.e_user_id is not None else None,
+        )
 
     def add(self, referral: Referral) -> None:
         values = {
@@ -499,7 +525,17 @@ def _insert(conn: Connection, statement: Any, values: dict[str, Any]) -> None:
         raise Conflict(str(error.orig)) from error
 
 
-def _referrer(row: Row[Any]) -> Referrer:
+class _Prefixed:
+    """One table's columns of a joined row, under their own names."""
+
+    def __init__(self, row: Row[Any], prefix: str) -> None:
+        self._row, self._prefix = row, prefix
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._row, self._prefix + name)
+
+
+def _referrer(row: Row[Any] | _Prefixed) -> Referrer:
     return Referrer(
         user_id=row.user_id,
         code=row.code,
@@ -509,7 +545,7 @@ def _referrer(row: Row[Any]) -> Referrer:
     )
 
 
-def _referral(row: Row[Any]) -> Referral:
+def _referral(row: Row[Any] | _Prefixed) -> Referral:
     return Referral(
         id=row.id,
         referee_id=row.referee_id,

@@ -1,6 +1,6 @@
 """The `referrals` command line."""
 
-import logging
+import logging.config
 import secrets
 from typing import Annotated
 
@@ -8,7 +8,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from referrals import logs
 from referrals.bootstrap import Services, build
+from referrals.config import Settings
 from referrals.domain.errors import DomainError
 from referrals.domain.model import EventStatus, PayoutLine, ReferralStatus, Role
 from referrals.domain.money import format_cents
@@ -57,8 +59,11 @@ def serve(
     """Migrate the database if needed and serve the HTTP API."""
     import uvicorn
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s %(message)s")
-    svc = _services()
+    settings = Settings()
+    log_config = logs.config(settings.log_format)
+    # Applied here for the migration's lines; uvicorn applies it again in each worker.
+    logging.config.dictConfig(log_config)
+    svc = build(settings, migrate=True)
     key = create_first_admin_key(svc.store, svc.clock)
     if key is not None:
         console.print("Created the first admin key. It is shown once; keep it safe:")
@@ -70,6 +75,7 @@ def serve(
         host=host,
         port=port,
         workers=workers,
+        log_config=log_config,
         log_level="info",
         access_log=access_log,
         # Longer than load balancers keep idle connections (60 s on AWS ALB), so the

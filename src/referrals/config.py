@@ -1,5 +1,7 @@
 """The one settings class. Nothing else reads the environment."""
 
+from typing import Literal
+
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -23,6 +25,8 @@ class Settings(BaseSettings):
     auto_enroll: bool = True
     max_body_bytes: int = 64 * 1024
     pool_size: int = 5
+    # `serve`'s logs: one JSON object a line for log collectors, or text for a terminal.
+    log_format: Literal["json", "text"] = "json"
 
     @field_validator("notify_url")
     @classmethod

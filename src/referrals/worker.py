@@ -4,11 +4,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from referrals.bootstrap import Services
 from referrals.domain.errors import DomainError
+from referrals.domain.model import PayoutRun
 from referrals.services.outbox import dispatch
 from referrals.services.schedule import run_due_payout
+
+if TYPE_CHECKING:
+    from referrals.api.metrics import Metrics
 
 logger = logging.getLogger("referrals.worker")
 DISPATCH_BATCH = 100
@@ -16,9 +21,14 @@ DISPATCH_BATCH = 100
 
 class BackgroundWorker:
     def __init__(
-        self, services: Services, dispatch_every: float = 1.0, schedule_every: float = 60.0
+        self,
+        services: Services,
+        dispatch_every: float = 1.0,
+        schedule_every: float = 60.0,
+        metrics: "Metrics | None" = None,
     ) -> None:
         self.services = services
+        self.metrics = metrics
         self.dispatch_every = dispatch_every
         self.schedule_every = schedule_every
         self._stop = threading.Event()
@@ -43,7 +53,11 @@ class BackgroundWorker:
 
     def _run_schedule(self) -> None:
         svc = self.services
-        run = run_due_payout(svc.store, svc.reports, svc.clock, svc.settings.payout_batch_size)
+
+        def due() -> PayoutRun | None:
+            return run_due_payout(svc.store, svc.reports, svc.clock, svc.settings.payout_batch_size)
+
+        run = self.metrics.payout(svc.clock, due) if self.metrics else due()
         if run is not None:
             logger.info("scheduled payout %s completed: %s cents", run.period, run.total_cents)
 

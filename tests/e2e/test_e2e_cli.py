@@ -1,11 +1,14 @@
 """The `referrals` CLI as an operator runs it: a subprocess on a SQLite file."""
 
+import json
 import re
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.e2e
 
@@ -74,3 +77,31 @@ def test_signup_with_unknown_code_fails_with_code_not_found(cli: Any) -> None:
     done = cli("signup", "carol", "NOPE1")
     assert done.returncode != 0, done.output
     assert "code_not_found" in done.output
+
+
+def test_serve_logs_json_lines_with_the_request_id_and_no_email_or_key(
+    server: Any, admin: Any
+) -> None:
+    missing = admin.get("/v1/referrers/bob@example.com", headers={"X-Request-ID": "e2e-404"})
+    assert missing.status_code == 404, missing.text
+    assert missing.headers["X-Request-ID"] == "e2e-404"
+    scraped = admin.get("/metrics")
+    assert scraped.status_code == 200, scraped.text
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(scraped.text)
+        for s in family.samples
+    }
+    labels = (("method", "GET"), ("route", "/v1/referrers/{user_id}"), ("status", "404"))
+    assert samples[("referrals_http_requests_total", labels)] == 1
+
+    deadline = time.monotonic() + 5
+    while "e2e-404" not in server.stderr_path.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    logged = server.stderr_path.read_text()
+    entries = [json.loads(line) for line in logged.splitlines()]  # every line is JSON
+    (access,) = [e for e in entries if e["request_id"] == "e2e-404"]
+    assert access["logger"] == "uvicorn.access"
+    assert "/v1/referrers/[email]" in access["message"]
+    assert "bob@example.com" not in logged and "bob%40example.com" not in logged
+    assert server.printed_key not in logged

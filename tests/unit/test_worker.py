@@ -2,6 +2,7 @@ import time
 from datetime import UTC, datetime
 
 from referrals.adapters.memory import MemoryStore
+from referrals.api.metrics import Metrics
 from referrals.bootstrap import Services
 from referrals.config import Settings
 from referrals.domain.model import EventStatus, RunStatus
@@ -78,3 +79,21 @@ def test_scheduler_off_runs_no_payout_but_still_delivers(store: MemoryStore) -> 
 def test_scheduler_setting_reads_on_and_off() -> None:
     assert Settings(scheduler="off").scheduler is False  # type: ignore[arg-type]
     assert Settings(scheduler="on").scheduler is True  # type: ignore[arg-type]
+
+
+def test_a_scheduled_payout_run_is_counted_and_timed(store: MemoryStore) -> None:
+    svc = services(store, scheduler=True)
+    metrics = Metrics(store)
+    worker = BackgroundWorker(svc, dispatch_every=0.01, schedule_every=0.01, metrics=metrics)
+    completed = {"status": "completed"}
+    worker.start()
+    try:
+        assert wait_for(
+            lambda: metrics.registry.get_sample_value("referrals_payout_runs_total", completed)
+        )
+        time.sleep(0.1)  # later checks find the month paid: no more runs are counted
+    finally:
+        worker.stop()
+    assert metrics.registry.get_sample_value("referrals_payout_runs_total", completed) == 1
+    timed = "referrals_payout_run_duration_seconds_count"
+    assert metrics.registry.get_sample_value(timed, completed) == 1

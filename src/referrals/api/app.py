@@ -8,8 +8,9 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from referrals import __version__
-from referrals.api import auth, payouts, problems
+from referrals.api import auth, metrics, payouts, problems
 from referrals.api.limits import BodySizeLimit
+from referrals.api.request_id import RequestId
 from referrals.api.routes import router
 from referrals.api.schemas import Problem
 from referrals.bootstrap import Services, build
@@ -18,6 +19,7 @@ from referrals.bootstrap import Services, build
 def create_app(services: Services | None = None, *, background: bool = False) -> FastAPI:
     """Build the app; with `background`, deliver notifications and run the schedule too."""
     svc = services or build()
+    app_metrics = metrics.Metrics(svc.store)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -26,7 +28,7 @@ def create_app(services: Services | None = None, *, background: bool = False) ->
             return
         from referrals.worker import BackgroundWorker
 
-        worker = BackgroundWorker(svc)
+        worker = BackgroundWorker(svc, metrics=app_metrics)
         worker.start()
         try:
             yield
@@ -41,10 +43,16 @@ def create_app(services: Services | None = None, *, background: bool = False) ->
     )
     app.state.services = svc
     app.state.key_cache = auth.KeyCache()
+    app.state.metrics = app_metrics
     problems.install(app)
     app.include_router(router)
     app.include_router(payouts.router)
+    app.include_router(metrics.router)
+    # The last added runs first: the request id is set before anything logs, and
+    # requests refused for their size (413) are counted.
     app.add_middleware(BodySizeLimit, max_bytes=svc.settings.max_body_bytes)
+    app.add_middleware(metrics.HttpMetrics, metrics=app_metrics)
+    app.add_middleware(RequestId)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

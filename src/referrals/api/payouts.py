@@ -2,10 +2,10 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
-from referrals.api import auth
+from referrals.api import auth, metrics
 from referrals.api.routes import PROBLEMS, ServicesDep
 from referrals.api.schemas import (
     EventList,
@@ -30,14 +30,17 @@ EventId = Annotated[str, Path(pattern=r"^[0-9A-Z]{26}$")]
     responses=PROBLEMS | {409: {"description": "payout_in_progress"}, 503: {}},
 )
 def run_payout(
-    body: PayoutRequest, svc: ServicesDep, _: ApiKey = Depends(auth.admin)
+    body: PayoutRequest, svc: ServicesDep, request: Request, _: ApiKey = Depends(auth.admin)
 ) -> PayoutRunOut | PayoutPreviewOut:
     """Run the payout for a period to completion (or preview it with `dry_run`)."""
     period = Period.parse(body.period) if body.period else last_ended_period(svc.clock.now())
     if body.dry_run:
         return PayoutPreviewOut.of(payouts.preview_payout(svc.store, svc.clock, period))
-    run = payouts.run_payout(
-        svc.store, svc.reports, svc.clock, period, batch_size=svc.settings.payout_batch_size
+    run = metrics.of(request).payout(
+        svc.clock,
+        lambda: payouts.run_payout(
+            svc.store, svc.reports, svc.clock, period, batch_size=svc.settings.payout_batch_size
+        ),
     )
     return PayoutRunOut.of(run)
 

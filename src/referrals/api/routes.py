@@ -3,10 +3,10 @@
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import BaseModel
 
-from referrals.api import auth
+from referrals.api import auth, metrics
 from referrals.api.problems import ApiError
 from referrals.api.schemas import (
     EnrollRequest,
@@ -65,9 +65,10 @@ def healthz(svc: ServicesDep) -> Health:
     responses=PROBLEMS | {404: {"description": "code_not_found"}, 409: {}, 422: {}},
 )
 def legacy_signup(
-    body: LegacySignupRequest, svc: ServicesDep, _: ApiKey = Depends(auth.ingest)
+    body: LegacySignupRequest, svc: ServicesDep, request: Request, _: ApiKey = Depends(auth.ingest)
 ) -> Response:
     result = sign_up(svc.store, svc.clock, svc.program, body.userId, body.referralCode, body.email)
+    metrics.of(request).signed_up(result)
     answer = LegacySignupResponse(
         rewardAmount=cents_to_dollars(result.referral.reward_cents),
         referralCount=result.referral_count,
@@ -130,7 +131,7 @@ def list_referrer_referrals(
     | {409: {}, 422: {}},
 )
 def create_signup(
-    body: SignupRequest, svc: ServicesDep, key: ApiKey = Depends(auth.ingest)
+    body: SignupRequest, svc: ServicesDep, request: Request, key: ApiKey = Depends(auth.ingest)
 ) -> Response:
     if body.signed_up_at is not None and key.role is not Role.ADMIN:
         raise ApiError("forbidden", "only admin keys may import signups with signed_up_at")
@@ -143,6 +144,7 @@ def create_signup(
         body.email,
         body.signed_up_at,
     )
+    metrics.of(request).signed_up(result)
     referral = result.referral
     answer = SignupOut(
         referral=ReferralOut.of(referral),

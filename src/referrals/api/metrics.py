@@ -1,0 +1,192 @@
+"""Prometheus metrics: HTTP traffic, signups and rewards, payout runs, the outbox.
+
+Each app has its own registry (`app.state.metrics`), so apps built in one
+process (tests, several stores) never share or collide on counters. Under
+`referrals serve --workers N` each worker process counts its own requests.
+"""
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from referrals.api import auth
+from referrals.domain.errors import PayoutFailed
+from referrals.domain.model import EventStatus, PayoutRun
+from referrals.ports import Clock, Store
+from referrals.services.signups import SignupResult
+
+logger = logging.getLogger("referrals.metrics")
+R = TypeVar("R", bound=PayoutRun | None)
+
+UNMATCHED = "unmatched"  # no route: 404s, and bodies refused (413) before routing
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# Dead letters are counted by listing them: a bound keeps a scrape cheap. Past it the
+# gauge reads the bound, which is already an alarm.
+DEAD_LETTERS_COUNTED = 10_000
+PAYOUT_BUCKETS = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 1800, 3600, 7200)
+
+
+class Metrics:
+    def __init__(self, store: Store) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "referrals_http_requests_total",
+            "HTTP requests answered, by route template and status.",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "referrals_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route template.",
+            ["method", "route"],
+            registry=r,
+        )
+        self.signups = Counter(
+            "referrals_signups_total", "Signups recorded (replays not counted).", registry=r
+        )
+        self.reward_cents = Counter(
+            "referrals_reward_cents_total", "Reward cents earned by recorded signups.", registry=r
+        )
+        self.payout_runs = Counter(
+            "referrals_payout_runs_total",
+            "Payout runs started here (by the API or the schedule), by outcome.",
+            ["status"],
+            registry=r,
+        )
+        self.payout_seconds = Histogram(
+            "referrals_payout_run_duration_seconds",
+            "Time a payout run took, by outcome.",
+            ["status"],
+            buckets=PAYOUT_BUCKETS,
+            registry=r,
+        )
+        r.register(OutboxCollector(store))
+        # Label lookups take a lock and validate; the label sets are few, so the
+        # children are kept here for the per-request path.
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def signed_up(self, result: SignupResult) -> None:
+        if not result.replayed:  # a replay earned nothing new
+            self.signups.inc()
+            self.reward_cents.inc(result.referral.reward_cents)
+
+    def payout(self, clock: Clock, work: Callable[[], R]) -> R:
+        """Do `work`, a payout run, and count and time it by outcome.
+
+        A run refused (in progress elsewhere, period not ended) or one that returns
+        no run or a run completed earlier is not counted: nothing was paid.
+        """
+        since, started = clock.now(), time.perf_counter()
+        try:
+            run = work()
+        except PayoutFailed:
+            self._payout_run("failed", time.perf_counter() - started)
+            raise
+        if run is not None and run.started_at >= since:
+            self._payout_run(run.status.value, time.perf_counter() - started)
+        return run
+
+    def _payout_run(self, status: str, seconds: float) -> None:
+        self.payout_runs.labels(status).inc()
+        self.payout_seconds.labels(status).observe(seconds)
+
+
+class OutboxCollector:
+    """The outbox gauges, read from the store at each scrape (any process may deliver)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            with self.store.read() as uow:
+                backlog = uow.outbox.backlog()
+                dead = len(uow.outbox.list(EventStatus.DEAD, DEAD_LETTERS_COUNTED))
+        except Exception as error:
+            # The database being down must not cost the scrape the request counters
+            # that show the outage: the gauges are left out (and /healthz says 503).
+            logger.warning("outbox metrics unavailable: %s", type(error).__name__)
+            return
+        yield GaugeMetricFamily(
+            "referrals_outbox_backlog", "Notification events waiting for delivery.", value=backlog
+        )
+        yield GaugeMetricFamily(
+            "referrals_outbox_dead_letters",
+            f"Notification events that gave up (counted up to {DEAD_LETTERS_COUNTED}).",
+            value=dead,
+        )
+
+
+class HttpMetrics:
+    """Counts and times each request by its route template, never its raw path.
+
+    A pure ASGI middleware (no BaseHTTPMiddleware task and stream per request): the
+    signup path is benchmarked. The template also keeps user ids and emails, which
+    may be in the path, out of the labels and their count bounded.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the server answers if the app raises before responding
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            # The router stores the matched route in the scope it was given, this one.
+            route = getattr(scope.get("route"), "path_format", None) or UNMATCHED
+            method = scope["method"] if scope["method"] in METHODS else "other"
+            self.metrics.observe_request(method, route, status, time.perf_counter() - started)
+
+
+def of(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+router = APIRouter()
+
+
+# Not in the OpenAPI document: it is for Prometheus, in its text format, not the JSON API.
+@router.get("/metrics", include_in_schema=False, dependencies=[Depends(auth.admin)])
+def scrape(request: Request) -> Response:
+    """The metrics in Prometheus' text format (admin key: Prometheus sends it as a bearer)."""
+    return Response(generate_latest(of(request).registry), media_type=CONTENT_TYPE_LATEST)

@@ -24,13 +24,15 @@ PERIOD = "2026-10"
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 FLOOR_SQL = (
     "UPDATE referrals SET status = 'paid', payout_period = '2026-10'"
-    " WHERE status = 'pending' AND created_at < 1793491200000000"
+    " WHERE status = 'pending' AND payable_at < 1793491200000000"
 )
 OCTOBER_MICROS = 1_790_000_000_000_000  # 2026-09-20: inside the period paid
 
 
 REFERRER_COLUMNS = "user_id, code, code_key, referral_count, created_at"
-REFERRAL_COLUMNS = "id, referee_id, referrer_id, code, ordinal, reward_cents, status, created_at"
+REFERRAL_COLUMNS = (
+    "id, referee_id, referrer_id, code, ordinal, reward_cents, status, created_at, payable_at"
+)
 
 
 def referrer_rows(rewards: int, per_referrer: int) -> Iterator[tuple[object, ...]]:
@@ -51,6 +53,7 @@ def referral_rows(rewards: int, per_referrer: int) -> Iterator[tuple[object, ...
             1000 + 500 * (ordinal >= 5),
             "pending",
             OCTOBER_MICROS + i,
+            OCTOBER_MICROS + i,  # no hold: payable when earned
         )
 
 
@@ -65,7 +68,7 @@ def seed(path: Path, rewards: int, per_referrer: int) -> None:
             referrer_rows(rewards, per_referrer),
         )
         db.executemany(
-            f"INSERT INTO referrals ({REFERRAL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO referrals ({REFERRAL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             referral_rows(rewards, per_referrer),
         )
     db.execute("PRAGMA journal_mode=WAL")

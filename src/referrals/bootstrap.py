@@ -1,11 +1,13 @@
 """Builds the adapters from settings: the only place that chooses them."""
 
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from referrals.adapters.clock import SystemClock
 from referrals.config import Settings
+from referrals.domain.checks import FraudChecks
 from referrals.domain.program import Program
 from referrals.domain.tiers import TierSchedule
 from referrals.ports import Clock, Notifier, ReportStore, Store
@@ -29,10 +31,24 @@ def build(settings: Settings | None = None, *, migrate: bool = False) -> Service
         settings=settings,
         store=build_store(settings.database_url, settings.pool_size, migrate=migrate),
         clock=SystemClock(),
-        program=Program(TierSchedule.parse(settings.tiers), settings.auto_enroll),
+        program=program(settings),
         reports=build_reports(settings.reports_url),
         notifier=build_notifier(settings),
         retry_policy=RetryPolicy(max_attempts=settings.notify_max_attempts),
+    )
+
+
+def program(settings: Settings) -> Program:
+    return Program(
+        tiers=TierSchedule.parse(settings.tiers),
+        auto_enroll_referees=settings.auto_enroll,
+        hold=timedelta(days=settings.hold_days),
+        checks=FraudChecks(
+            email_alias=settings.check_email_alias,
+            disposable_email=settings.check_disposable_email,
+            same_device=settings.check_same_device,
+            velocity_per_hour=settings.velocity_per_hour,
+        ),
     )
 
 

@@ -23,6 +23,14 @@ class Settings(BaseSettings):
     payout_batch_size: int = Field(20_000, ge=1, le=100_000)
     tiers: str = "1:1000,5:1500,10:2000,25:2500"
     auto_enroll: bool = True
+    # Days after a signup before its reward is payable (refund and dispute window).
+    hold_days: int = Field(0, ge=0, le=365)
+    # Fraud checks flag a signup for review (its reward is held), never refuse it.
+    check_email_alias: bool = True
+    check_disposable_email: bool = True
+    check_same_device: bool = True
+    # Hold rewards past this many referrals within an hour for one referrer; 0: off.
+    velocity_per_hour: int = Field(0, ge=0)
     max_body_bytes: int = 64 * 1024
     pool_size: int = 5
     # `serve`'s logs: one JSON object a line for log collectors, or text for a terminal.

@@ -1,12 +1,13 @@
 """The ports use cases depend on; adapters implement them."""
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import BinaryIO, Protocol, Self
 
 from referrals.domain.model import (
     ApiKey,
+    AuditEntry,
     Earnings,
     Event,
     EventStatus,
@@ -59,6 +60,23 @@ class ReferralRepository(Protocol):
 
     def add(self, referral: Referral) -> None:
         """Insert; raises Conflict if the referee was already referred."""
+        ...
+
+    def transition(
+        self,
+        referral_id: str,
+        allowed: Collection[ReferralStatus],
+        to: ReferralStatus,
+        note: str | None,
+    ) -> Referral | None:
+        """Move the reward to `to` if it is in one of the `allowed` states, with `note`.
+
+        Returns the referral as changed, or None if there is no such referral or
+        it is in another state. The write is conditional on the state: of two
+        concurrent transitions one wins, and the other finds the new state
+        (None) or raises Conflict, at the latest on commit (then a retry reads
+        the new state).
+        """
         ...
 
     def for_referrer(
@@ -117,7 +135,7 @@ class PayoutRepository(Protocol):
     def assign_batch(
         self, period: str, cutoff: datetime, limit: int, after: str | None = None
     ) -> tuple[int, str | None]:
-        """Move up to `limit` pending rewards earned before `cutoff` to this period.
+        """Move up to `limit` pending rewards payable before `cutoff` to this period.
 
         Each moves pending -> processing by a conditional update, so a reward is
         assigned to one run only. Returns how many moved, or -1 if the store
@@ -133,7 +151,8 @@ class PayoutRepository(Protocol):
         ...
 
     def preview(self, period: str, cutoff: datetime) -> Iterator[PayoutLine]:
-        """The lines a run would pay now: assigned to `period` or pending before `cutoff`."""
+        """The lines a run would pay now: assigned to `period`, or pending and payable
+        before `cutoff`."""
         ...
 
     def complete(self, run: PayoutRun, owner: str) -> int:
@@ -177,6 +196,14 @@ class OutboxRepository(Protocol):
         ...
 
 
+class AuditRepository(Protocol):
+    def add(self, entry: AuditEntry) -> None: ...
+
+    def list(self, before_id: str | None, limit: int) -> Sequence[AuditEntry]:
+        """Entries newest first (by id), those before `before_id`."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. Changes persist only if `commit()` is called inside the `with`.
 
@@ -199,6 +226,9 @@ class UnitOfWork(Protocol):
 
     @property
     def outbox(self) -> OutboxRepository: ...
+
+    @property
+    def audit(self) -> AuditRepository: ...
 
     def __enter__(self) -> Self: ...
 

@@ -4,6 +4,7 @@ from datetime import timedelta
 import pytest
 
 from referrals.adapters.memory import MemoryStore
+from referrals.domain.checks import FraudChecks
 from referrals.domain.errors import AlreadyReferred, CodeNotFound, InvalidInput, SelfReferral
 from referrals.domain.model import ReferralStatus
 from referrals.domain.program import Program
@@ -139,3 +140,66 @@ def test_concurrent_signups_get_exact_ordinals(
     assert all(
         r.referral.reward_cents == program.tiers.reward_for(r.referral.ordinal) for r in results
     )
+
+
+def test_a_flagged_signup_is_recorded_with_its_reward_held(
+    store: MemoryStore, clock: FixedClock, program: Program, code: str
+) -> None:
+    result = sign_up(store, clock, program, "bob", code, "alice+2@example.com")
+    assert result.referral.status is ReferralStatus.PENDING  # example.com keeps +tags
+    held = sign_up(store, clock, program, "carol", code, "carol@mailinator.com").referral
+    assert held.status is ReferralStatus.HELD
+    assert held.receipt is not None
+    assert [c.name for c in held.receipt.failed] == ["disposable_email"]
+    with store.read() as uow:
+        assert uow.referrals.get(held.id) == held
+
+
+def test_the_receipt_names_the_tier_and_the_hold(
+    store: MemoryStore, clock: FixedClock, code: str
+) -> None:
+    program = Program(hold=timedelta(days=30))
+    for n in range(4):
+        sign_up(store, clock, program, f"u{n}", code)
+    fifth = sign_up(store, clock, program, "u4", code).referral
+    assert fifth.receipt is not None
+    assert (fifth.receipt.rule, fifth.receipt.tier_threshold, fifth.receipt.tier_cents) == (
+        "signup",
+        5,
+        1500,
+    )
+    assert fifth.receipt.hold_days == 30
+    assert fifth.payable_at == clock.now() + timedelta(days=30)
+
+
+def test_a_referee_on_the_referrers_device_is_held(
+    store: MemoryStore, clock: FixedClock, program: Program
+) -> None:
+    enroll(store, clock, "dave", code="DAVE-1", ip="198.51.100.7", device_id="phone-1")
+    same_ip = sign_up(store, clock, program, "erin", "DAVE-1", ip="198.51.100.7").referral
+    other = sign_up(store, clock, program, "frank", "DAVE-1", ip="198.51.100.8").referral
+    assert same_ip.status is ReferralStatus.HELD
+    assert other.status is ReferralStatus.PENDING
+
+
+def test_an_auto_enrolled_referee_keeps_their_fingerprints_for_their_own_referrals(
+    store: MemoryStore, clock: FixedClock, program: Program, code: str
+) -> None:
+    bob_code = sign_up(store, clock, program, "bob", code, device_id="bobs-phone").referee_code
+    assert bob_code is not None
+    carol = sign_up(store, clock, program, "carol", bob_code, device_id="bobs-phone").referral
+    assert carol.status is ReferralStatus.HELD
+
+
+def test_velocity_holds_the_referrals_beyond_the_hourly_limit(
+    store: MemoryStore, clock: FixedClock, code: str
+) -> None:
+    program = Program(checks=FraudChecks(velocity_per_hour=3))
+    statuses = []
+    for n in range(5):
+        statuses.append(sign_up(store, clock, program, f"u{n}", code).referral.status)
+        clock.advance(minutes=10)
+    clock.advance(hours=1)
+    statuses.append(sign_up(store, clock, program, "later", code).referral.status)
+    pending, held = ReferralStatus.PENDING, ReferralStatus.HELD
+    assert statuses == [pending, pending, pending, held, held, pending]

@@ -7,7 +7,7 @@ commit, so an uncommitted or failed unit of work leaves nothing behind.
 import copy
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import TracebackType
@@ -17,6 +17,7 @@ from referrals.domain.codes import normalize_code
 from referrals.domain.errors import Conflict
 from referrals.domain.model import (
     ApiKey,
+    AuditEntry,
     Earnings,
     Event,
     EventStatus,
@@ -39,6 +40,7 @@ class _State:
     api_keys: dict[str, ApiKey] = field(default_factory=dict)  # hash -> key
     runs: dict[str, PayoutRun] = field(default_factory=dict)
     outbox: dict[str, Event] = field(default_factory=dict)
+    audit: dict[str, AuditEntry] = field(default_factory=dict)
 
 
 class MemoryReferrers:
@@ -66,15 +68,15 @@ class MemoryReferrers:
         return updated.referral_count
 
     def earnings(self, user_id: str) -> Earnings:
-        pending = paid = 0
+        by_status: dict[ReferralStatus, int] = defaultdict(int)
         for referral in self._s.referrals.values():
-            if referral.referrer_id != user_id:
-                continue
-            if referral.status is ReferralStatus.PAID:
-                paid += referral.reward_cents
-            else:
-                pending += referral.reward_cents
-        return Earnings(pending_cents=pending, paid_cents=paid)
+            if referral.referrer_id == user_id:
+                by_status[referral.status] += referral.reward_cents
+        return Earnings(
+            pending_cents=by_status[ReferralStatus.PENDING] + by_status[ReferralStatus.PROCESSING],
+            paid_cents=by_status[ReferralStatus.PAID],
+            held_cents=by_status[ReferralStatus.HELD],
+        )
 
 
 class MemoryReferrals:
@@ -101,6 +103,20 @@ class MemoryReferrals:
             raise Conflict("unknown referrer")
         self._s.referrals[referral.id] = referral
         self._s.referees[referral.referee_id] = referral.id
+
+    def transition(
+        self,
+        referral_id: str,
+        allowed: Collection[ReferralStatus],
+        to: ReferralStatus,
+        note: str | None,
+    ) -> Referral | None:
+        referral = self._s.referrals.get(referral_id)
+        if referral is None or referral.status not in allowed:
+            return None
+        changed = replace(referral, status=to, note=note)
+        self._s.referrals[referral_id] = changed
+        return changed
 
     def for_referrer(
         self, referrer_id: str, after_ordinal: int | None, limit: int
@@ -189,7 +205,7 @@ class MemoryPayouts:
             r.id
             for r in self._s.referrals.values()
             if r.status is ReferralStatus.PENDING
-            and r.created_at < cutoff
+            and r.payable_at < cutoff
             and (after is None or r.id > after)
         )[:limit]
         for referral_id in eligible:
@@ -206,7 +222,7 @@ class MemoryPayouts:
         def payable(r: Referral) -> bool:
             if r.status is ReferralStatus.PROCESSING:
                 return r.payout_period == period
-            return r.status is ReferralStatus.PENDING and r.created_at < cutoff
+            return r.status is ReferralStatus.PENDING and r.payable_at < cutoff
 
         return _lines(self._s.referrals.values(), payable)
 
@@ -308,6 +324,20 @@ class MemoryOutbox:
         return sum(e.status is EventStatus.PENDING for e in self._s.outbox.values())
 
 
+class MemoryAudit:
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    def add(self, entry: AuditEntry) -> None:
+        if entry.id in self._s.audit:
+            raise Conflict("audit entry exists")
+        self._s.audit[entry.id] = entry
+
+    def list(self, before_id: str | None, limit: int) -> Sequence[AuditEntry]:
+        ids = sorted((i for i in self._s.audit if before_id is None or i < before_id), reverse=True)
+        return [self._s.audit[i] for i in ids[:limit]]
+
+
 def _is_due(event: Event, now: datetime) -> bool:
     return (
         event.status is EventStatus.PENDING
@@ -322,6 +352,7 @@ class MemoryUnitOfWork:
     api_keys: MemoryApiKeys
     payouts: MemoryPayouts
     outbox: MemoryOutbox
+    audit: MemoryAudit
 
     def __init__(self, store: "MemoryStore") -> None:
         self._store = store
@@ -334,6 +365,7 @@ class MemoryUnitOfWork:
         self.api_keys = MemoryApiKeys(self._state)
         self.payouts = MemoryPayouts(self._state)
         self.outbox = MemoryOutbox(self._state)
+        self.audit = MemoryAudit(self._state)
         return self
 
     def __exit__(

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from referrals import __version__
-from referrals.api import auth, metrics, payouts, problems
+from referrals.api import auth, metrics, payouts, problems, reviews
 from referrals.api.limits import BodySizeLimit
 from referrals.api.request_id import RequestId
 from referrals.api.routes import router
@@ -47,6 +47,7 @@ def create_app(services: Services | None = None, *, background: bool = False) ->
     problems.install(app)
     app.include_router(router)
     app.include_router(payouts.router)
+    app.include_router(reviews.router)
     app.include_router(metrics.router)
     # The last added runs first: the request id is set before anything logs, and
     # requests refused for their size (413) are counted.

@@ -17,7 +17,7 @@ from referrals.api.schemas import (
 )
 from referrals.domain.model import ApiKey, EventStatus
 from referrals.domain.periods import Period, last_ended_period
-from referrals.services import outbox, payouts
+from referrals.services import audit, outbox, payouts
 
 router = APIRouter(tags=["payouts"])
 PeriodPath = Annotated[str, Path(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
@@ -30,7 +30,7 @@ EventId = Annotated[str, Path(pattern=r"^[0-9A-Z]{26}$")]
     responses=PROBLEMS | {409: {"description": "payout_in_progress"}, 503: {}},
 )
 def run_payout(
-    body: PayoutRequest, svc: ServicesDep, request: Request, _: ApiKey = Depends(auth.admin)
+    body: PayoutRequest, svc: ServicesDep, request: Request, key: ApiKey = Depends(auth.admin)
 ) -> PayoutRunOut | PayoutPreviewOut:
     """Run the payout for a period to completion (or preview it with `dry_run`)."""
     period = Period.parse(body.period) if body.period else last_ended_period(svc.clock.now())
@@ -42,6 +42,7 @@ def run_payout(
             svc.store, svc.reports, svc.clock, period, batch_size=svc.settings.payout_batch_size
         ),
     )
+    audit.record(svc.store, svc.clock, key.id, "payout.run", f"payout:{run.period}")
     return PayoutRunOut.of(run)
 
 
@@ -85,6 +86,8 @@ def list_events(
     tags=["events"],
     responses=PROBLEMS | {404: {}},
 )
-def retry_event(event_id: EventId, svc: ServicesDep, _: ApiKey = Depends(auth.admin)) -> EventOut:
+def retry_event(event_id: EventId, svc: ServicesDep, key: ApiKey = Depends(auth.admin)) -> EventOut:
     """Send a dead-lettered event again."""
-    return EventOut.of(outbox.requeue(svc.store, svc.clock, event_id))
+    event = outbox.requeue(svc.store, svc.clock, event_id)
+    audit.record(svc.store, svc.clock, key.id, "event.retry", f"event:{event_id}")
+    return EventOut.of(event)

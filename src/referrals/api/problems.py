@@ -24,6 +24,8 @@ STATUS_BY_CODE = {
     "referrer_exists": 409,
     "code_taken": 409,
     "payout_in_progress": 409,
+    "not_held": 409,
+    "not_reversible": 409,
     "request_too_large": 413,
     "self_referral": 422,
     "internal_error": 500,

@@ -89,7 +89,9 @@ def legacy_signup(
 def enroll_referrer(
     body: EnrollRequest, response: Response, svc: ServicesDep, _: ApiKey = Depends(auth.ingest)
 ) -> ReferrerOut:
-    enrollment = enroll(svc.store, svc.clock, body.user_id, body.email, body.code)
+    enrollment = enroll(
+        svc.store, svc.clock, body.user_id, body.email, body.code, body.ip, body.device_id
+    )
     if not enrollment.created:
         response.status_code = status.HTTP_200_OK
     return ReferrerOut.of(queries.referrer_stats(svc.store, svc.program, body.user_id))
@@ -143,6 +145,8 @@ def create_signup(
         body.referral_code,
         body.email,
         body.signed_up_at,
+        body.ip,
+        body.device_id,
     )
     metrics.of(request).signed_up(result)
     referral = result.referral

@@ -1,5 +1,6 @@
 """Request and response bodies. Requests forbid unknown fields and refuse coercion."""
 
+import ipaddress
 from dataclasses import asdict
 from datetime import datetime
 from decimal import Decimal
@@ -19,6 +20,7 @@ from pydantic import (
 )
 
 from referrals.domain.model import (
+    AuditEntry,
     Event,
     EventStatus,
     PayoutRun,
@@ -51,6 +53,23 @@ Email = Annotated[
     AfterValidator(_check_email),
     Field(json_schema_extra={"format": "email"}),
 ]
+
+
+def _normalise_ip(value: str) -> str:
+    """One spelling per address, so the same address always hashes the same."""
+    return str(ipaddress.ip_address(value))  # ValueError: a 400 like any bad field
+
+
+IpAddress = Annotated[
+    str,
+    StringConstraints(strict=True, min_length=2, max_length=45),
+    AfterValidator(_normalise_ip),
+    Field(json_schema_extra={"format": "ip"}),
+]
+DeviceId = Annotated[
+    str, StringConstraints(strict=True, min_length=1, max_length=256, pattern=r"^[\x21-\x7e]+$")
+]
+Reason = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=500)]
 # The original API answered dollars as a JSON number: 10 or 12.5, computed exactly.
 Dollars = Annotated[
     Decimal,
@@ -78,13 +97,21 @@ class LegacySignupResponse(BaseModel):
     refereeCode: str | None
 
 
-class EnrollRequest(Request):
+class Fingerprints(Request):
+    """Where the user signed up from; kept only as hashes, to flag a referee who shares
+    the referrer's IP address or device."""
+
+    ip: IpAddress | None = None
+    device_id: DeviceId | None = Field(None, description="A stable device identifier")
+
+
+class EnrollRequest(Fingerprints):
     user_id: UserId
     email: Email | None = None
     code: Code | None = None
 
 
-class SignupRequest(Request):
+class SignupRequest(Fingerprints):
     user_id: UserId
     referral_code: Code
     email: Email | None = None
@@ -105,6 +132,7 @@ class ReferrerOut(BaseModel):
     referral_count: int
     earned_cents: int
     pending_cents: int
+    held_cents: int
     paid_cents: int
     next_tier: NextTier | None
     created_at: datetime
@@ -119,6 +147,7 @@ class ReferrerOut(BaseModel):
             referral_count=r.referral_count,
             earned_cents=e.earned_cents,
             pending_cents=e.pending_cents,
+            held_cents=e.held_cents,
             paid_cents=e.paid_cents,
             next_tier=NextTier(at_count=tier.threshold, reward_cents=tier.reward_cents)
             if tier
@@ -138,6 +167,7 @@ class ReferralOut(BaseModel):
     status: ReferralStatus
     created_at: datetime
     payout_period: str | None
+    payable_at: datetime
 
     @classmethod
     def of(cls, r: Referral) -> "ReferralOut":
@@ -152,7 +182,45 @@ class ReferralOut(BaseModel):
             status=r.status,
             created_at=r.created_at,
             payout_period=r.payout_period,
+            payable_at=r.payable_at,
         )
+
+
+class CheckOut(BaseModel):
+    name: str
+    passed: bool
+    detail: str
+
+
+class TierOut(BaseModel):
+    threshold: int
+    reward_cents: int
+
+
+class ReceiptOut(BaseModel):
+    """How the reward was priced and which fraud checks it passed or failed."""
+
+    rule: str
+    tier: TierOut
+    hold_days: int
+    checks: list[CheckOut]
+
+
+class ReferralDetail(ReferralOut):
+    receipt: ReceiptOut | None
+    note: str | None
+
+    @classmethod
+    def of(cls, r: Referral) -> "ReferralDetail":
+        receipt = None
+        if r.receipt is not None:
+            receipt = ReceiptOut(
+                rule=r.receipt.rule,
+                tier=TierOut(threshold=r.receipt.tier_threshold, reward_cents=r.receipt.tier_cents),
+                hold_days=r.receipt.hold_days,
+                checks=[CheckOut(**asdict(check)) for check in r.receipt.checks],
+            )
+        return cls(**ReferralOut.of(r).model_dump(), receipt=receipt, note=r.note)
 
 
 class ReferralPage(BaseModel):
@@ -160,8 +228,46 @@ class ReferralPage(BaseModel):
     next_cursor: str | None
 
     @classmethod
-    def of(cls, page: Page) -> "ReferralPage":
+    def of(cls, page: Page[Referral]) -> "ReferralPage":
         return cls(items=[ReferralOut.of(r) for r in page.items], next_cursor=page.next_cursor)
+
+
+class ReviewPage(BaseModel):
+    """Held rewards, oldest first, each with the receipt that says why it is held."""
+
+    items: list[ReferralDetail]
+    next_cursor: str | None
+
+    @classmethod
+    def of(cls, page: Page[Referral]) -> "ReviewPage":
+        return cls(items=[ReferralDetail.of(r) for r in page.items], next_cursor=page.next_cursor)
+
+
+class Decision(Request):
+    reason: Reason | None = None
+
+
+class ReasonRequired(Request):
+    reason: Reason
+
+
+class AuditEntryOut(BaseModel):
+    id: str
+    at: datetime
+    actor: str = Field(description="The id of the API key that acted")
+    action: str
+    target: str
+    reason: str | None
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntryOut]
+    next_cursor: str | None
+
+    @classmethod
+    def of(cls, page: Page[AuditEntry]) -> "AuditPage":
+        items = [AuditEntryOut(**asdict(entry)) for entry in page.items]
+        return cls(items=items, next_cursor=page.next_cursor)
 
 
 class ReferrerCount(BaseModel):

@@ -52,3 +52,15 @@ class Conflict(Exception):
 
     Not a DomainError: use cases retry on it, and it never reaches a client.
     """
+
+
+class NotHeld(DomainError):
+    """Only a held reward can be approved or rejected."""
+
+    code = "not_held"
+
+
+class NotReversible(DomainError):
+    """Only a reward not yet paid (pending or held) can be reversed."""
+
+    code = "not_reversible"

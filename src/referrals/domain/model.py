@@ -4,8 +4,9 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from referrals.domain.codes import CROCKFORD_ALPHABET
 
@@ -16,9 +17,61 @@ class Role(StrEnum):
 
 
 class ReferralStatus(StrEnum):
-    PENDING = "pending"
+    """The state of a referral's reward."""
+
+    PENDING = "pending"  # paid by the first run whose cutoff is after its payable_at
+    HELD = "held"  # a fraud check flagged it: never paid unless approved in review
     PROCESSING = "processing"  # assigned to a payout run that has not completed yet
     PAID = "paid"
+    REJECTED = "rejected"  # refused in review: never paid
+    REVERSED = "reversed"  # cancelled before it was paid
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One fraud check's verdict on a signup. A failed check holds the reward for review."""
+
+    name: str
+    passed: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """How a reward was priced and checked, kept with it for support and audits."""
+
+    rule: str  # what earned it: "signup"
+    tier_threshold: int  # the tier that priced it: referrals from this count on earn...
+    tier_cents: int  # ...this much
+    hold_days: int = 0
+    checks: tuple[Check, ...] = ()
+
+    @property
+    def failed(self) -> tuple[Check, ...]:
+        return tuple(check for check in self.checks if not check.passed)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "rule": self.rule,
+            "tier_threshold": self.tier_threshold,
+            "tier_cents": self.tier_cents,
+            "hold_days": self.hold_days,
+            "checks": [
+                {"name": c.name, "passed": c.passed, "detail": c.detail} for c in self.checks
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Receipt":
+        return cls(
+            rule=data["rule"],
+            tier_threshold=data["tier_threshold"],
+            tier_cents=data["tier_cents"],
+            hold_days=data.get("hold_days", 0),
+            checks=tuple(
+                Check(c["name"], c["passed"], c.get("detail", "")) for c in data["checks"]
+            ),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +81,10 @@ class Referrer:
     email: str | None
     referral_count: int
     created_at: datetime
+    # Hashes of the IP address and device the referrer signed up from, if known:
+    # a referee from the same one is flagged.
+    ip_hash: str | None = None
+    device_hash: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +99,14 @@ class Referral:
     status: ReferralStatus
     created_at: datetime
     payout_period: str | None = None
+    hold: timedelta = timedelta(0)  # the program's hold period when it was earned
+    receipt: Receipt | None = None
+    note: str | None = None  # the reason given by the last review or reversal
+
+    @property
+    def payable_at(self) -> datetime:
+        """Paid by the first run whose cutoff is after this (stores index it)."""
+        return self.created_at + self.hold
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,14 +120,30 @@ class SignupParties:
 
 @dataclass(frozen=True, slots=True)
 class Earnings:
-    """A referrer's rewards by state, in cents; pending includes rewards being paid out."""
+    """A referrer's rewards by state, in cents; pending includes rewards being paid out.
+
+    Rejected and reversed rewards count nowhere: they were never earned.
+    """
 
     pending_cents: int = 0
     paid_cents: int = 0
+    held_cents: int = 0
 
     @property
     def earned_cents(self) -> int:
-        return self.pending_cents + self.paid_cents
+        return self.pending_cents + self.held_cents + self.paid_cents
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """An admin action: who (the key's id), did what, to which record, and why."""
+
+    id: str
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ from dataclasses import replace
 from referrals.domain.errors import Conflict
 from referrals.domain.model import ApiKey, Role, new_id
 from referrals.ports import Clock, Store
+from referrals.services.audit import add_entry
 
 KEY_PREFIX = "rk_"
 FIRST_KEY_ID = "0" * 26  # the ULID of time zero
@@ -22,10 +23,12 @@ def _new_key(clock: Clock, role: Role) -> tuple[str, ApiKey]:
     return plaintext, ApiKey(new_id(), role, hash_key(plaintext), clock.now())
 
 
-def create_key(store: Store, clock: Clock, role: Role) -> tuple[str, ApiKey]:
+def create_key(store: Store, clock: Clock, role: Role, actor: str = "cli") -> tuple[str, ApiKey]:
+    """A new key; `actor` is who made it, for the audit log (the CLI on the host, by default)."""
     plaintext, key = _new_key(clock, role)
     with store.unit_of_work() as uow:
         uow.api_keys.add(key)
+        add_entry(uow, clock, actor, "key.create", f"key:{key.id}", f"role {role}")
         uow.commit()
     return plaintext, key
 

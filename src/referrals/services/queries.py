@@ -4,6 +4,7 @@ import base64
 import binascii
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from referrals.domain.errors import InvalidInput, NotFound
 from referrals.domain.model import Earnings, Referral, ReferralStatus, Referrer
@@ -12,6 +13,7 @@ from referrals.domain.tiers import Tier
 from referrals.ports import Store
 
 MAX_PAGE = 500
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,8 +24,8 @@ class ReferrerStats:
 
 
 @dataclass(frozen=True, slots=True)
-class Page:
-    items: Sequence[Referral]
+class Page(Generic[T]):
+    items: Sequence[T]
     next_cursor: str | None
 
 
@@ -36,17 +38,17 @@ def referrer_stats(store: Store, program: Program, user_id: str) -> ReferrerStat
     return ReferrerStats(referrer, earnings, program.tiers.next_tier(referrer.referral_count))
 
 
-def referrals_of(store: Store, user_id: str, limit: int, cursor: str | None) -> Page:
-    after = _decode_cursor(cursor)
+def referrals_of(store: Store, user_id: str, limit: int, cursor: str | None) -> Page[Referral]:
+    after = decode_cursor(cursor)
     # Ordinals are positive integers that a database column can hold.
     if after is not None and not (after.isdigit() and after.isascii() and int(after) < 2**31):
         raise InvalidInput("invalid cursor")
-    _check_limit(limit)
+    check_limit(limit)
     with store.read() as uow:
         if uow.referrers.get(user_id) is None:
             raise NotFound(f"no referrer {user_id!r}")
         rows = uow.referrals.for_referrer(user_id, int(after) if after else None, limit + 1)
-    return _page(rows, limit, lambda last: str(last.ordinal))
+    return page(rows, limit, lambda last: str(last.ordinal))
 
 
 def search_referrals(
@@ -55,32 +57,32 @@ def search_referrals(
     cursor: str | None,
     status: ReferralStatus | None = None,
     referrer_id: str | None = None,
-) -> Page:
-    _check_limit(limit)
-    after = _decode_cursor(cursor)
+) -> Page[Referral]:
+    check_limit(limit)
+    after = decode_cursor(cursor)
     with store.read() as uow:
         rows = uow.referrals.search(status, referrer_id, after, limit + 1)
-    return _page(rows, limit, lambda last: last.id)
+    return page(rows, limit, lambda last: last.id)
 
 
-def _page(rows: Sequence[Referral], limit: int, key: Callable[[Referral], str]) -> Page:
+def page(rows: Sequence[T], limit: int, key: Callable[[T], str]) -> Page[T]:
     """Rows were fetched with one extra: its presence says whether a next page exists."""
     if len(rows) <= limit:
         return Page(rows, None)
     items = rows[:limit]
-    return Page(items, _encode_cursor(key(items[-1])))
+    return Page(items, encode_cursor(key(items[-1])))
 
 
-def _check_limit(limit: int) -> None:
+def check_limit(limit: int) -> None:
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
 
 
-def _encode_cursor(value: str) -> str:
+def encode_cursor(value: str) -> str:
     return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str | None) -> str | None:
+def decode_cursor(cursor: str | None) -> str | None:
     if cursor is None:
         return None
     try:

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 
+from referrals.domain.checks import fingerprint
 from referrals.domain.codes import generate_code, is_valid_code, is_valid_user_id, normalize_code
 from referrals.domain.errors import CodeTaken, InvalidInput, ReferrerExists
 from referrals.domain.model import Referrer
@@ -16,9 +17,18 @@ class Enrollment:
 
 
 def enroll(
-    store: Store, clock: Clock, user_id: str, email: str | None = None, code: str | None = None
+    store: Store,
+    clock: Clock,
+    user_id: str,
+    email: str | None = None,
+    code: str | None = None,
+    ip: str | None = None,
+    device_id: str | None = None,
 ) -> Enrollment:
     """Make `user_id` a referrer with a generated or vanity code.
+
+    `ip` and `device_id`, if given, are kept as fingerprints: a referee signing
+    up from the same one is flagged for review.
 
     Idempotent: enrolling the same user again returns the existing referrer,
     unless a different code is asked for (ReferrerExists).
@@ -37,7 +47,9 @@ def enroll(
                 return Enrollment(existing, created=False)
             if code is not None and uow.referrers.by_code(code) is not None:
                 raise CodeTaken(f"the code {code} is taken")
-            referrer = add_referrer(uow, clock, user_id, email, code)
+            referrer = add_referrer(
+                uow, clock, user_id, email, fingerprint(ip), fingerprint(device_id), code
+            )
             uow.commit()
             return Enrollment(referrer, created=True)
 
@@ -45,7 +57,13 @@ def enroll(
 
 
 def add_referrer(
-    uow: UnitOfWork, clock: Clock, user_id: str, email: str | None, code: str | None = None
+    uow: UnitOfWork,
+    clock: Clock,
+    user_id: str,
+    email: str | None,
+    ip_hash: str | None = None,
+    device_hash: str | None = None,
+    code: str | None = None,
 ) -> Referrer:
     """Insert a referrer with `code`, or a freshly drawn one.
 
@@ -54,7 +72,13 @@ def add_referrer(
     which the use case's retry answers with a fresh draw.
     """
     referrer = Referrer(
-        user_id, code or generate_code(), email, referral_count=0, created_at=clock.now()
+        user_id,
+        code or generate_code(),
+        email,
+        referral_count=0,
+        created_at=clock.now(),
+        ip_hash=ip_hash,
+        device_hash=device_hash,
     )
     uow.referrers.add(referrer)
     return referrer

@@ -4,11 +4,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from referrals.domain import events
+from referrals.domain.checks import fingerprint, signup_checks, velocity_check
 from referrals.domain.codes import is_valid_code, is_valid_user_id
 from referrals.domain.errors import AlreadyReferred, CodeNotFound, InvalidInput, SelfReferral
-from referrals.domain.model import Referral, ReferralStatus, new_id
+from referrals.domain.model import Receipt, Referral, ReferralStatus, new_id
 from referrals.domain.program import Program
-from referrals.ports import Clock, Store
+from referrals.ports import Clock, Store, UnitOfWork
 from referrals.services.referrers import add_referrer
 from referrals.services.retry import retry_on_conflict
 
@@ -36,13 +37,18 @@ def sign_up(
     referral_code: str,
     email: str | None = None,
     signed_up_at: datetime | None = None,
+    ip: str | None = None,
+    device_id: str | None = None,
 ) -> SignupResult:
     """Record that `user_id` signed up with `referral_code` and price the reward.
 
     The ordinal comes from an atomic increment of the referrer's counter in the
     same transaction as the referral row, so concurrent signups never share or
     skip an ordinal, and the tier is priced from that ordinal, never a stale read.
+    The program's fraud checks run on the way: a failed one holds the reward for
+    review, and the receipt keeps every verdict.
     """
+    ip_hash, device_hash = fingerprint(ip), fingerprint(device_id)
     if not is_valid_user_id(user_id):
         raise InvalidInput("user_id must be 1-128 characters of [A-Za-z0-9._:@+-]")
     if not is_valid_code(referral_code):
@@ -64,10 +70,23 @@ def sign_up(
                 raise SelfReferral("a user cannot refer themselves")
 
             if referee is None and program.auto_enroll_referees:
-                referee = add_referrer(uow, clock, user_id, email)
+                referee = add_referrer(uow, clock, user_id, email, ip_hash, device_hash)
+            checks = signup_checks(program.checks, referrer, email, ip_hash, device_hash)
             # The increment locks the referrer's row (PostgreSQL) until the commit:
             # it comes last, so concurrent signups of one referrer queue briefly.
             ordinal = uow.referrers.increment_referral_count(referrer.user_id)
+            limit = program.checks.velocity_per_hour
+            if limit and signed_up_at is None:  # an import is history, not velocity
+                earlier = _referral_by_ordinal(uow, referrer.user_id, ordinal - limit)
+                checks.append(velocity_check(limit, earlier, clock.now()))
+            tier = program.tiers.tier_of(ordinal)
+            receipt = Receipt(
+                rule="signup",
+                tier_threshold=tier.threshold,
+                tier_cents=tier.reward_cents,
+                hold_days=program.hold.days,
+                checks=tuple(checks),
+            )
             referral = Referral(
                 id=new_id(),
                 referee_id=user_id,
@@ -75,9 +94,11 @@ def sign_up(
                 code=referrer.code,
                 email=email,
                 ordinal=ordinal,
-                reward_cents=program.tiers.reward_for(ordinal),
-                status=ReferralStatus.PENDING,
+                reward_cents=tier.reward_cents,
+                status=ReferralStatus.HELD if receipt.failed else ReferralStatus.PENDING,
                 created_at=signed_up_at or clock.now(),
+                hold=program.hold,
+                receipt=receipt,
             )
             uow.referrals.add(referral)
             uow.outbox.add(events.referral_created(referral, clock.now()))
@@ -85,6 +106,13 @@ def sign_up(
             return SignupResult(referral, referee.code if referee else None, replayed=False)
 
     return retry_on_conflict(attempt)
+
+
+def _referral_by_ordinal(uow: UnitOfWork, referrer_id: str, ordinal: int) -> Referral | None:
+    if ordinal < 1:
+        return None
+    found = uow.referrals.for_referrer(referrer_id, ordinal - 1, 1)
+    return found[0] if found else None
 
 
 def _imported_moment(moment: datetime, now: datetime) -> datetime:

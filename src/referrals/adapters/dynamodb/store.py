@@ -11,8 +11,9 @@ that lost its lease can never assign or pay a reward.
 import json
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
+from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
@@ -24,11 +25,13 @@ from referrals.domain.codes import normalize_code
 from referrals.domain.errors import Conflict
 from referrals.domain.model import (
     ApiKey,
+    AuditEntry,
     Earnings,
     Event,
     EventStatus,
     PayoutLine,
     PayoutRun,
+    Receipt,
     Referral,
     ReferralStatus,
     Referrer,
@@ -44,7 +47,16 @@ INDEX_WAIT_SECONDS = 30.0  # how long a run waits for an index to catch up
 
 Item = dict[str, dict[str, Any]]
 Items = list[Item]  # an alias: classes below define a `list` method
-PENDING, PROCESSING, PAID = (s.value for s in ReferralStatus)
+PENDING, PROCESSING, PAID, HELD = (
+    s.value
+    for s in (
+        ReferralStatus.PENDING,
+        ReferralStatus.PROCESSING,
+        ReferralStatus.PAID,
+        ReferralStatus.HELD,
+    )
+)
+ONE_MICROSECOND = timedelta(microseconds=1)
 
 
 def S(value: str) -> dict[str, str]:
@@ -67,9 +79,11 @@ def _referrer_pk(user_id: str) -> str:
     return f"REFERRER#{user_id}"
 
 
-def _unpaid_sk(referral_id: str, created_micros: int) -> str:
+def _unpaid_sk(referral_id: str, payable_micros: int) -> str:
     # Zero-padded so that string order is time order: the cutoff is a key condition.
-    return f"{created_micros:020d}#{referral_id}"
+    # Keyed by when the reward becomes payable (created_at + hold), not when it was
+    # earned, so a run's Query stops at its cutoff and never reads rewards on hold.
+    return f"{payable_micros:020d}#{referral_id}"
 
 
 def _cancel_reasons(error: ClientError) -> list[str]:
@@ -168,8 +182,13 @@ class DynamoReferrers:
             "referral_count": N(referrer.referral_count),
             "created_at": N(to_micros(referrer.created_at)),
         }
-        if referrer.email is not None:
-            profile["email"] = S(referrer.email)
+        for name, value in (
+            ("email", referrer.email),
+            ("ip_hash", referrer.ip_hash),
+            ("device_hash", referrer.device_hash),
+        ):
+            if value is not None:
+                profile[name] = S(value)
         claim: Item = {
             "pk": S(f"CODE#{normalize_code(referrer.code)}"),
             "sk": S("CODE"),
@@ -202,7 +221,8 @@ class DynamoReferrers:
         return count
 
     def earnings(self, user_id: str) -> Earnings:
-        pending = paid = 0
+        # Rejected and reversed rewards were never earned: they count nowhere.
+        cents_by_status = {PENDING: 0, PROCESSING: 0, PAID: 0, HELD: 0}
         for item in self._store.query(
             TableName=self._store.main,
             IndexName="by_referrer",
@@ -210,12 +230,14 @@ class DynamoReferrers:
             ExpressionAttributeValues={":r": S(_referrer_pk(user_id))},
             ProjectionExpression="status_pk, reward_cents",
         ):
-            cents = int(item["reward_cents"]["N"])
-            if item["status_pk"]["S"] == PAID:
-                paid += cents
-            else:
-                pending += cents
-        return Earnings(pending_cents=pending, paid_cents=paid)
+            status = item["status_pk"]["S"]
+            if status in cents_by_status:
+                cents_by_status[status] += int(item["reward_cents"]["N"])
+        return Earnings(
+            pending_cents=cents_by_status[PENDING] + cents_by_status[PROCESSING],
+            paid_cents=cents_by_status[PAID],
+            held_cents=cents_by_status[HELD],
+        )
 
 
 class DynamoReferrals:
@@ -259,6 +281,64 @@ class DynamoReferrals:
                     }
                 }
             )
+
+    def transition(
+        self,
+        referral_id: str,
+        allowed: Collection[ReferralStatus],
+        to: ReferralStatus,
+        note: str | None,
+    ) -> Referral | None:
+        # The by_id index only finds the item's key (the referee never changes); the
+        # state is read from the base table, strongly consistent, and the queued
+        # update is conditioned on it: a concurrent transition that commits first
+        # makes this commit a Conflict, and the caller's retry reads the new state.
+        found = self.get(referral_id)
+        if found is None:
+            return None
+        key = {"pk": S(f"REFEREE#{found.referee_id}"), "sk": S("REFERRAL")}
+        item = self._store.get(self._store.main, key)
+        if item is None:
+            return None
+        current = _referral(item)
+        if current.status not in allowed:
+            return None
+        if self._uow.touches(self._store.main, key):
+            # A transaction may write an item once (DynamoDB refuses a second operation).
+            raise ValueError(f"referral {referral_id} is already written in this unit of work")
+        changed = replace(current, status=to, note=note)
+        sets = ["status_pk = :to"]
+        removes: list[str] = []
+        values: Item = {":to": S(to.value), ":from": S(current.status.value)}
+        if note is None:
+            removes.append("note")
+        else:
+            sets.append("note = :note")
+            values[":note"] = S(note)
+        # Only a pending reward is in the sparse `unpaid` index: one moved out of
+        # pending (held, rejected, reversed) leaves it, one approved back into it
+        # returns at its payable time, so the next run whose cutoff is later pays it.
+        if to is ReferralStatus.PENDING:
+            sets.append("unpaid_pk = :unpaid, unpaid_sk = :unpaid_sk")
+            values[":unpaid"] = S("UNPAID")
+            values[":unpaid_sk"] = S(_unpaid_sk(current.id, to_micros(current.payable_at)))
+        else:
+            removes += ["unpaid_pk", "unpaid_sk"]
+        expression = "SET " + ", ".join(sets)
+        if removes:
+            expression += " REMOVE " + ", ".join(removes)
+        self._uow.write(
+            {
+                "Update": {
+                    "TableName": self._store.main,
+                    "Key": key,
+                    "UpdateExpression": expression,
+                    "ConditionExpression": "status_pk = :from",
+                    "ExpressionAttributeValues": values,
+                }
+            }
+        )
+        return changed
 
     def for_referrer(
         self, referrer_id: str, after_ordinal: int | None, limit: int
@@ -824,12 +904,55 @@ class DynamoOutbox:
         )
 
 
+class DynamoAudit:
+    """The admin audit log: one partition `AUDIT`, sorted by entry id (a ULID: time order).
+
+    Admin actions are rare (reviews, reversals, payout runs), far below one
+    partition's write limit, so a single partition queried newest first is enough
+    and needs no index.
+    """
+
+    def __init__(self, uow: "DynamoUnitOfWork") -> None:
+        self._uow = uow
+        self._store = uow.store
+
+    def add(self, entry: AuditEntry) -> None:
+        item: Item = {
+            "pk": S("AUDIT"),
+            "sk": S(entry.id),
+            "at": N(to_micros(entry.at)),
+            "actor": S(entry.actor),
+            "action": S(entry.action),
+            "target": S(entry.target),
+        }
+        if entry.reason is not None:
+            item["reason"] = S(entry.reason)
+        self._uow.put(self._store.main, item)  # an existing id makes the commit a Conflict
+
+    def list(self, before_id: str | None, limit: int) -> Sequence[AuditEntry]:
+        values: Item = {":a": S("AUDIT")}
+        condition = "pk = :a"
+        if before_id is not None:
+            condition += " AND sk < :before"
+            values[":before"] = S(before_id)
+        items = self._store.query(
+            limit=limit,
+            TableName=self._store.main,
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=values,
+            ScanIndexForward=False,
+            ConsistentRead=True,
+        )
+        return [_audit(item) for item in items]
+
+
 class DynamoUnitOfWork:
     referrers: DynamoReferrers
     referrals: DynamoReferrals
     api_keys: DynamoApiKeys
     payouts: DynamoPayouts
     outbox: DynamoOutbox
+    audit: DynamoAudit
 
     def __init__(self, store: DynamoStore) -> None:
         self.store = store
@@ -843,6 +966,7 @@ class DynamoUnitOfWork:
         self.api_keys = DynamoApiKeys(self)
         self.payouts = DynamoPayouts(self)
         self.outbox = DynamoOutbox(self)
+        self.audit = DynamoAudit(self)
         return self
 
     def __exit__(
@@ -892,7 +1016,6 @@ def _aggregate(rewards: Iterator[tuple[str, int]]) -> Iterator[PayoutLine]:
 
 
 def _referral_item(r: Referral) -> Item:
-    created = to_micros(r.created_at)
     item: Item = {
         "pk": S(f"REFEREE#{r.referee_id}"),
         "sk": S("REFERRAL"),
@@ -905,13 +1028,19 @@ def _referral_item(r: Referral) -> Item:
         "ordinal": N(r.ordinal),
         "reward_cents": N(r.reward_cents),
         "status_pk": S(r.status.value),
-        "created_at": N(created),
+        "created_at": N(to_micros(r.created_at)),
     }
     if r.email is not None:
         item["email"] = S(r.email)
+    if r.hold:  # absent means no hold, as on items written before holds existed
+        item["hold_micros"] = N(r.hold // ONE_MICROSECOND)
+    if r.receipt is not None:
+        item["receipt"] = S(json.dumps(r.receipt.to_dict(), sort_keys=True, separators=(",", ":")))
+    if r.note is not None:
+        item["note"] = S(r.note)
     if r.status is ReferralStatus.PENDING:
         item["unpaid_pk"] = S("UNPAID")
-        item["unpaid_sk"] = S(_unpaid_sk(r.id, created))
+        item["unpaid_sk"] = S(_unpaid_sk(r.id, to_micros(r.payable_at)))
     if r.payout_period is not None:
         item["payout_period"] = S(r.payout_period)
         item["period_pk"] = S(r.payout_period)
@@ -926,6 +1055,8 @@ def _referrer(item: Item) -> Referrer:
         email=_opt_s(item, "email"),
         referral_count=int(item["referral_count"]["N"]),
         created_at=from_micros(int(item["created_at"]["N"])),
+        ip_hash=_opt_s(item, "ip_hash"),
+        device_hash=_opt_s(item, "device_hash"),
     )
 
 
@@ -941,6 +1072,22 @@ def _referral(item: Item) -> Referral:
         status=ReferralStatus(item["status_pk"]["S"]),
         created_at=from_micros(int(item["created_at"]["N"])),
         payout_period=_opt_s(item, "payout_period"),
+        hold=ONE_MICROSECOND * int(item["hold_micros"]["N"])
+        if "hold_micros" in item
+        else timedelta(0),
+        receipt=Receipt.from_dict(json.loads(item["receipt"]["S"])) if "receipt" in item else None,
+        note=_opt_s(item, "note"),
+    )
+
+
+def _audit(item: Item) -> AuditEntry:
+    return AuditEntry(
+        id=item["sk"]["S"],
+        at=from_micros(int(item["at"]["N"])),
+        actor=item["actor"]["S"],
+        action=item["action"]["S"],
+        target=item["target"]["S"],
+        reason=_opt_s(item, "reason"),
     )
 
 

@@ -9,6 +9,7 @@ Main table (`pk`, `sk`), one item per fact, every access a GetItem or a Query:
 | referral, also the referee claim | `REFEREE#<referee_id>` | `REFERRAL` | every index below |
 | payout run | `RUNS` | `<YYYY-MM>` | |
 | API key | `KEYS` | `<sha256>` | |
+| audit entry (admin actions: rare, one partition) | `AUDIT` | `<entry id>` | |
 
 Indexes (sparse where noted: an item is in the index only while it has the key):
 
@@ -16,8 +17,10 @@ Indexes (sparse where noted: an item is in the index only while it has the key):
 - `by_referrer_id` (`referrer_pk`, `id`): the same in id order, for filtered lists.
 - `by_id` (`kind`, `id`): every referral in id (creation) order; `get(id)`.
 - `by_status` (`status_pk`, `id`): referrals of one status in id order.
-- `unpaid` (`unpaid_pk`, `unpaid_sk`), sparse: pending rewards by creation time,
-  so a payout finds the rewards before its cutoff with a Query, never a Scan.
+- `unpaid` (`unpaid_pk`, `unpaid_sk`), sparse: pending rewards by the time they
+  become payable (created_at + hold), so a payout finds the rewards payable
+  before its cutoff with a Query, never a Scan. Held, rejected and reversed
+  rewards are not in it; an approved one re-enters it.
 - `by_period` (`period_pk`, `period_sk`), sparse: the rewards assigned to a run,
   by referrer, so a run aggregates its lines in referrer order as it reads.
 

@@ -25,6 +25,9 @@ referrers = Table(
     Column("email", String(254)),
     Column("referral_count", Integer, nullable=False, server_default="0"),
     Column("created_at", BigInteger, nullable=False),
+    # Hashes of where the referrer signed up from: a referee from the same one is flagged.
+    Column("ip_hash", String(64)),
+    Column("device_hash", String(64)),
 )
 
 referrals = Table(
@@ -41,7 +44,16 @@ referrals = Table(
     Column("status", String(16), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("payout_period", String(7)),
+    # created_at + the hold: a run pays the pending rewards payable before its cutoff.
+    Column("payable_at", BigInteger, nullable=False),
+    Column("receipt", Text),  # how the reward was priced and checked, compact JSON
+    Column("note", Text),  # the reason given by the last review or reversal
     UniqueConstraint("referrer_id", "ordinal", name="uq_referrals_referrer_ordinal"),
+    # A run walks the pending rewards in id order through this index and filters
+    # payable_at on the row: ids grow with created_at and holds are short and
+    # mostly equal, so nearly every pending row it visits before the cutoff is
+    # payable; (status, payable_at) could not give the id order the batches resume by.
+    # The review queue (held, by id) reads it too.
     Index("ix_referrals_status_id", "status", "id"),
     Index("ix_referrals_referrer_status", "referrer_id", "status"),
     # A run aggregates and completes its rewards through this index, never a scan.
@@ -89,4 +101,15 @@ outbox = Table(
     Column("next_attempt_at", BigInteger),
     Column("last_error", Text),
     Index("ix_outbox_status_due", "status", "next_attempt_at"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", String(26), primary_key=True),  # a ULID: listed newest first by id
+    Column("at", BigInteger, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(200), nullable=False),
+    Column("reason", Text),
 )

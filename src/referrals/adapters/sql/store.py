@@ -1,7 +1,7 @@
 """The store ports on SQLAlchemy Core; rows are mapped to domain values explicitly."""
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
@@ -24,17 +24,26 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from referrals.adapters.sql.group_commit import GroupCommit
-from referrals.adapters.sql.schema import api_keys, outbox, payout_runs, referrals, referrers
+from referrals.adapters.sql.schema import (
+    api_keys,
+    audit_log,
+    outbox,
+    payout_runs,
+    referrals,
+    referrers,
+)
 from referrals.adapters.times import from_micros, to_micros
 from referrals.domain.codes import normalize_code
 from referrals.domain.errors import Conflict
 from referrals.domain.model import (
     ApiKey,
+    AuditEntry,
     Earnings,
     Event,
     EventStatus,
     PayoutLine,
     PayoutRun,
+    Receipt,
     Referral,
     ReferralStatus,
     Referrer,
@@ -43,7 +52,12 @@ from referrals.domain.model import (
     SignupParties,
 )
 
-PENDING, PROCESSING, PAID = (status.value for status in ReferralStatus)
+PENDING, HELD, PROCESSING, PAID = (
+    ReferralStatus.PENDING.value,
+    ReferralStatus.HELD.value,
+    ReferralStatus.PROCESSING.value,
+    ReferralStatus.PAID.value,
+)
 
 # The statements of a signup are built once, with bound parameters: building a
 # Core statement and its cache key on every call cost more than SQLite took to
@@ -72,8 +86,8 @@ _INCREMENT_COUNT = (
     .values(referral_count=referrers.c.referral_count + 1)
     .returning(referrers.c.referral_count)
 )
-_INSERT_REFERRER, _INSERT_REFERRAL, _INSERT_EVENT = (
-    insert(table) for table in (referrers, referrals, outbox)
+_INSERT_REFERRER, _INSERT_REFERRAL, _INSERT_EVENT, _INSERT_AUDIT = (
+    insert(table) for table in (referrers, referrals, outbox, audit_log)
 )
 _HEALTH_CHECK = text("SELECT 1")
 
@@ -98,6 +112,8 @@ class SqlReferrers:
             "email": referrer.email,
             "referral_count": referrer.referral_count,
             "created_at": to_micros(referrer.created_at),
+            "ip_hash": referrer.ip_hash,
+            "device_hash": referrer.device_hash,
         }
         _insert(self._conn, _INSERT_REFERRER, values)
 
@@ -111,8 +127,12 @@ class SqlReferrers:
             .group_by(referrals.c.status)
         )
         by_status = {status: int(total) for status, total in self._conn.execute(query)}
-        paid = by_status.pop(ReferralStatus.PAID.value, 0)
-        return Earnings(pending_cents=sum(by_status.values()), paid_cents=paid)
+        # Rejected and reversed rewards were never earned: they count nowhere.
+        return Earnings(
+            pending_cents=by_status.get(PENDING, 0) + by_status.get(PROCESSING, 0),
+            paid_cents=by_status.get(PAID, 0),
+            held_cents=by_status.get(HELD, 0),
+        )
 
 
 class SqlReferrals:
@@ -150,8 +170,32 @@ class SqlReferrals:
             "status": referral.status.value,
             "created_at": to_micros(referral.created_at),
             "payout_period": referral.payout_period,
+            "payable_at": to_micros(referral.payable_at),
+            "receipt": _receipt_json(referral.receipt),
+            "note": referral.note,
         }
         _insert(self._conn, _INSERT_REFERRAL, values)
+
+    def transition(
+        self,
+        referral_id: str,
+        allowed: Collection[ReferralStatus],
+        to: ReferralStatus,
+        note: str | None,
+    ) -> Referral | None:
+        # One conditional statement: on PostgreSQL a concurrent transition waits for
+        # the row lock, re-checks the status and updates nothing; SQLite's writers
+        # are serialized, so the second one reads the first one's state.
+        row = self._conn.execute(
+            update(referrals)
+            .where(
+                referrals.c.id == referral_id,
+                referrals.c.status.in_([status.value for status in allowed]),
+            )
+            .values(status=to.value, note=note)
+            .returning(*referrals.c)
+        ).first()
+        return _referral(row) if row else None
 
     def for_referrer(
         self, referrer_id: str, after_ordinal: int | None, limit: int
@@ -274,7 +318,7 @@ class SqlPayouts:
     def assign_batch(
         self, period: str, cutoff: datetime, limit: int, after: str | None = None
     ) -> tuple[int, str | None]:
-        eligible = [referrals.c.status == PENDING, referrals.c.created_at < to_micros(cutoff)]
+        eligible = [referrals.c.status == PENDING, referrals.c.payable_at < to_micros(cutoff)]
         if after is not None:
             # Start past the rewards earlier batches moved: on PostgreSQL their old
             # index entries stay until vacuum, and every batch stepped over all of
@@ -300,7 +344,7 @@ class SqlPayouts:
         return self._lines(
             or_(
                 and_(referrals.c.payout_period == period, referrals.c.status == PROCESSING),
-                and_(referrals.c.status == PENDING, referrals.c.created_at < to_micros(cutoff)),
+                and_(referrals.c.status == PENDING, referrals.c.payable_at < to_micros(cutoff)),
             )
         )
 
@@ -441,12 +485,35 @@ class SqlOutbox:
         return int(self._conn.execute(query).scalar_one())
 
 
+class SqlAudit:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def add(self, entry: AuditEntry) -> None:
+        values = {
+            "id": entry.id,
+            "at": to_micros(entry.at),
+            "actor": entry.actor,
+            "action": entry.action,
+            "target": entry.target,
+            "reason": entry.reason,
+        }
+        _insert(self._conn, _INSERT_AUDIT, values)
+
+    def list(self, before_id: str | None, limit: int) -> Sequence[AuditEntry]:
+        query = select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
+        if before_id is not None:
+            query = query.where(audit_log.c.id < before_id)
+        return [_audit(row) for row in self._conn.execute(query)]
+
+
 class SqlUnitOfWork:
     referrers: SqlReferrers
     referrals: SqlReferrals
     api_keys: SqlApiKeys
     payouts: SqlPayouts
     outbox: SqlOutbox
+    audit: SqlAudit
 
     def __init__(self, engine: Engine, group: GroupCommit | None = None) -> None:
         self._engine = engine
@@ -465,6 +532,7 @@ class SqlUnitOfWork:
         self.api_keys = SqlApiKeys(self._conn)
         self.payouts = SqlPayouts(self._conn)
         self.outbox = SqlOutbox(self._conn)
+        self.audit = SqlAudit(self._conn)
         return self
 
     def __exit__(
@@ -542,10 +610,13 @@ def _referrer(row: Row[Any] | _Prefixed) -> Referrer:
         email=row.email,
         referral_count=row.referral_count,
         created_at=from_micros(row.created_at),
+        ip_hash=row.ip_hash,
+        device_hash=row.device_hash,
     )
 
 
 def _referral(row: Row[Any] | _Prefixed) -> Referral:
+    created_at = from_micros(row.created_at)
     return Referral(
         id=row.id,
         referee_id=row.referee_id,
@@ -555,8 +626,29 @@ def _referral(row: Row[Any] | _Prefixed) -> Referral:
         ordinal=row.ordinal,
         reward_cents=row.reward_cents,
         status=ReferralStatus(row.status),
-        created_at=from_micros(row.created_at),
+        created_at=created_at,
         payout_period=row.payout_period,
+        # Stored as the instant it is payable at, which is what a run filters on.
+        hold=from_micros(row.payable_at) - created_at,
+        receipt=Receipt.from_dict(json.loads(row.receipt)) if row.receipt else None,
+        note=row.note,
+    )
+
+
+def _receipt_json(receipt: Receipt | None) -> str | None:
+    if receipt is None:
+        return None
+    return json.dumps(receipt.to_dict(), separators=(",", ":"))
+
+
+def _audit(row: Row[Any]) -> AuditEntry:
+    return AuditEntry(
+        id=row.id,
+        at=from_micros(row.at),
+        actor=row.actor,
+        action=row.action,
+        target=row.target,
+        reason=row.reason,
     )
 
 

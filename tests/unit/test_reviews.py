@@ -1,0 +1,111 @@
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from referrals.adapters.memory import MemoryStore
+from referrals.domain.errors import InvalidInput, NotFound, NotHeld, NotReversible
+from referrals.domain.model import Referral, ReferralStatus
+from referrals.domain.periods import Period
+from referrals.domain.program import Program
+from referrals.services import reviews
+from referrals.services.audit import audit_log
+from referrals.services.payouts import run_payout
+from referrals.services.referrers import enroll
+from referrals.services.signups import sign_up
+from tests.clocks import FixedClock
+from tests.fakes import MemoryReports
+
+
+@pytest.fixture
+def held(store: MemoryStore, clock: FixedClock, program: Program) -> Referral:
+    enroll(store, clock, "alice", code="ALICE-1")
+    referral = sign_up(store, clock, program, "bob", "ALICE-1", "bob@yopmail.com").referral
+    assert referral.status is ReferralStatus.HELD
+    return referral
+
+
+def test_approving_a_held_reward_makes_it_pending_and_logs_who_and_why(
+    store: MemoryStore, clock: FixedClock, held: Referral
+) -> None:
+    approved = reviews.approve(store, clock, "key-1", held.id, "checked by phone")
+    assert approved.status is ReferralStatus.PENDING and approved.note == "checked by phone"
+    [entry] = audit_log(store, 10, None).items
+    assert (entry.actor, entry.action, entry.target, entry.reason, entry.at) == (
+        "key-1",
+        "review.approve",
+        f"referral:{held.id}",
+        "checked by phone",
+        clock.now(),
+    )
+
+
+def test_a_rejected_reward_is_never_paid(
+    store: MemoryStore, clock: FixedClock, held: Referral
+) -> None:
+    reviews.reject(store, clock, "key-1", held.id, "throwaway address")
+    clock.advance(days=30)
+    run = run_payout(store, MemoryReports(), clock, Period(2026, 3))
+    assert run.referral_count == 0
+    with store.read() as uow:
+        assert uow.referrals.get(held.id).status is ReferralStatus.REJECTED  # type: ignore[union-attr]
+
+
+def test_only_held_rewards_can_be_reviewed(
+    store: MemoryStore, clock: FixedClock, held: Referral
+) -> None:
+    reviews.approve(store, clock, "key-1", held.id)
+    with pytest.raises(NotHeld):
+        reviews.reject(store, clock, "key-2", held.id, "too late")
+    with pytest.raises(NotFound):
+        reviews.approve(store, clock, "key-1", "01NOSUCHREFERRAL0000000000")
+    assert [e.action for e in audit_log(store, 10, None).items] == ["review.approve"]
+
+
+def test_reject_and_reverse_need_a_reason(
+    store: MemoryStore, clock: FixedClock, held: Referral
+) -> None:
+    with pytest.raises(InvalidInput):
+        reviews.reject(store, clock, "key-1", held.id, "   ")
+    with pytest.raises(InvalidInput):
+        reviews.reverse(store, clock, "key-1", held.id, None)  # type: ignore[arg-type]
+
+
+def test_a_pending_reward_can_be_reversed_but_not_a_paid_one(
+    store: MemoryStore, clock: FixedClock, program: Program, held: Referral
+) -> None:
+    pending = sign_up(store, clock, program, "carol", "ALICE-1").referral
+    reversed_ = reviews.reverse(store, clock, "key-1", pending.id, "refunded")
+    assert reversed_.status is ReferralStatus.REVERSED
+    paid = sign_up(store, clock, program, "dave", "ALICE-1").referral
+    clock.advance(days=30)
+    run_payout(store, MemoryReports(), clock, Period(2026, 3))
+    with pytest.raises(NotReversible):
+        reviews.reverse(store, clock, "key-1", paid.id, "too late")
+    with pytest.raises(NotReversible):
+        reviews.reverse(store, clock, "key-1", pending.id, "twice")
+
+
+def test_two_reviewers_at_once_have_one_winner(
+    store: MemoryStore, clock: FixedClock, held: Referral
+) -> None:
+    def review(n: int) -> str:
+        try:
+            if n % 2:
+                reviews.approve(store, clock, f"key-{n}", held.id, "ok")
+            else:
+                reviews.reject(store, clock, f"key-{n}", held.id, "no")
+        except NotHeld:
+            return "lost"
+        return "won"
+
+    with ThreadPoolExecutor(4) as pool:
+        outcomes = list(pool.map(review, range(8)))
+    assert outcomes.count("won") == 1
+    assert len(audit_log(store, 10, None).items) == 1
+
+
+def test_the_review_queue_lists_held_rewards_only(
+    store: MemoryStore, clock: FixedClock, program: Program, held: Referral
+) -> None:
+    sign_up(store, clock, program, "carol", "ALICE-1")
+    assert [r.id for r in reviews.review_queue(store, 10, None).items] == [held.id]

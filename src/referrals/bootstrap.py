@@ -8,7 +8,7 @@ from typing import Any
 from referrals.adapters.clock import SystemClock
 from referrals.config import Settings
 from referrals.domain.checks import FraudChecks
-from referrals.domain.program import Program
+from referrals.domain.program import Program, Trigger
 from referrals.domain.tiers import TierSchedule
 from referrals.ports import Clock, Notifier, ReportStore, Store
 from referrals.services.outbox import RetryPolicy
@@ -49,6 +49,11 @@ def program(settings: Settings) -> Program:
             same_device=settings.check_same_device,
             velocity_per_hour=settings.velocity_per_hour,
         ),
+        referee_reward_cents=settings.referee_reward_cents,
+        minimum_payout_cents=settings.minimum_payout_cents,
+        trigger=Trigger(settings.reward_trigger),
+        conversion_event=settings.conversion_event,
+        conversion_min_cents=settings.conversion_min_cents,
     )
 
 

@@ -119,7 +119,7 @@ def referrers_show(user_id: str) -> None:
     """Show a referrer's counts, earnings and next tier."""
     svc = _services()
     try:
-        stats = queries.referrer_stats(svc.store, svc.program, user_id)
+        stats = queries.referrer_stats(svc.store, svc.clock, svc.program, user_id)
     except DomainError as error:
         raise _fail(error) from None
     r, e = stats.referrer, stats.earnings
@@ -127,8 +127,11 @@ def referrers_show(user_id: str) -> None:
     table.add_row("code", r.code)
     table.add_row("referrals", str(r.referral_count))
     table.add_row("earned", f"${format_cents(e.earned_cents)}")
-    table.add_row("pending", f"${format_cents(e.pending_cents)}")
+    table.add_row("pending (hold)", f"${format_cents(e.pending_cents)}")
+    table.add_row("payable", f"${format_cents(e.payable_cents)}")
+    table.add_row("held (review)", f"${format_cents(e.held_cents)}")
     table.add_row("paid", f"${format_cents(e.paid_cents)}")
+    table.add_row("clawed back", f"${format_cents(e.clawed_back_cents)}")
     if stats.next_tier:
         next_at = f"${format_cents(stats.next_tier.reward_cents)} from referral "
         table.add_row("next tier", next_at + str(stats.next_tier.threshold))
@@ -212,12 +215,24 @@ def payout_run(
     try:
         chosen = Period.parse(period) if period else last_ended_period(svc.clock.now())
         if dry_run:
-            preview = payouts.preview_payout(svc.store, svc.clock, chosen)
+            preview = payouts.preview_payout(
+                svc.store, svc.clock, chosen, svc.program.minimum_payout_cents
+            )
             _print_lines(preview.period, preview.lines)
             console.print(
                 f"dry run: {preview.referral_count} rewards to {preview.referrer_count} "
                 f"referrers, ${format_cents(preview.total_cents)}; nothing was written"
             )
+            if preview.carried_forward:
+                console.print(
+                    f"carried forward (below the minimum): "
+                    f"${format_cents(preview.carried_forward_cents)}"
+                )
+            for held in preview.held:
+                reasons = [c.detail or c.name for c in held.receipt.failed] if held.receipt else []
+                console.print(
+                    f"held for review: {held.id} ({held.referrer_id}): {'; '.join(reasons)}"
+                )
             return
         columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
         with Progress(*columns, console=console, transient=True) as progress:
@@ -228,6 +243,7 @@ def payout_run(
                 svc.clock,
                 chosen,
                 batch_size=svc.settings.payout_batch_size,
+                minimum_cents=svc.program.minimum_payout_cents,
                 on_progress=lambda n: progress.update(
                     task, description=f"payout {chosen}: {n} rewards assigned"
                 ),
@@ -240,6 +256,8 @@ def payout_run(
     table.add_row("referrers", str(run.referrer_count))
     table.add_row("rewards", str(run.referral_count))
     table.add_row("total", f"${format_cents(run.total_cents)}")
+    table.add_row("clawed back", f"${format_cents(run.clawback_cents)}")
+    table.add_row("carried forward", f"${format_cents(run.carried_forward_cents)}")
     table.add_row("report", f"{svc.settings.reports_url.rstrip('/')}/{run.report_key}")
     table.add_row("sha256", run.report_sha256 or "")
     console.print(table)
@@ -264,11 +282,13 @@ def payout_list() -> None:
 
 
 def _print_lines(period: str, lines: list[PayoutLine]) -> None:
-    table = Table("referrer", "rewards", "amount", title=f"payout {period}")
+    table = Table("user", "entries", "amount", "line", title=f"payout {period}")
     for line in lines[:50]:
-        table.add_row(line.referrer_id, str(line.referral_count), format_cents(line.amount_cents))
+        table.add_row(
+            line.referrer_id, str(line.referral_count), format_cents(line.amount_cents), line.kind
+        )
     if len(lines) > 50:
-        table.add_row(f"... {len(lines) - 50} more", "", "")
+        table.add_row(f"... {len(lines) - 50} more", "", "", "")
     console.print(table)
 
 

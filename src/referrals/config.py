@@ -31,6 +31,14 @@ class Settings(BaseSettings):
     check_same_device: bool = True
     # Hold rewards past this many referrals within an hour for one referrer; 0: off.
     velocity_per_hour: int = Field(0, ge=0)
+    # The referee's own reward in cents (a double-sided program); 0: none.
+    referee_reward_cents: int = Field(0, ge=0, le=10_000_000)
+    # A user's total in a run below this is carried forward to a later run.
+    minimum_payout_cents: int = Field(0, ge=0, le=100_000_000)
+    # What earns a referral its reward: the signup, or the referee's qualifying conversion.
+    reward_trigger: Literal["signup", "conversion"] = "signup"
+    conversion_event: str = Field("purchase", min_length=1, max_length=64)
+    conversion_min_cents: int = Field(0, ge=0)
     max_body_bytes: int = 64 * 1024
     pool_size: int = 5
     # `serve`'s logs: one JSON object a line for log collectors, or text for a terminal.

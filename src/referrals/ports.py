@@ -1,21 +1,24 @@
 """The ports use cases depend on; adapters implement them."""
 
 from collections.abc import Collection, Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import BinaryIO, Protocol, Self
 
 from referrals.domain.model import (
     ApiKey,
     AuditEntry,
+    Conversion,
     Earnings,
     Event,
     EventStatus,
     PayoutLine,
     PayoutRun,
+    Receipt,
     Referral,
     ReferralStatus,
     Referrer,
+    Reward,
     SignupParties,
 )
 
@@ -45,7 +48,10 @@ class ReferrerRepository(Protocol):
         """
         ...
 
-    def earnings(self, user_id: str) -> Earnings: ...
+    def earnings(self, user_id: str, now: datetime) -> Earnings:
+        """Every entry paid to `user_id` (their rewards as a referrer, their reward as a
+        referee, clawbacks), by state; pending ones payable by `now` count as payable."""
+        ...
 
 
 class ReferralRepository(Protocol):
@@ -79,6 +85,14 @@ class ReferralRepository(Protocol):
         """
         ...
 
+    def qualify(
+        self, referral_id: str, to: ReferralStatus, hold: timedelta, receipt: Receipt
+    ) -> Referral | None:
+        """An awaiting referral's conversion: it moves to `to` (pending or held) with a
+        new hold and receipt. None if it is missing or not awaiting; conditional like
+        `transition`."""
+        ...
+
     def for_referrer(
         self, referrer_id: str, after_ordinal: int | None, limit: int
     ) -> Sequence[Referral]:
@@ -94,6 +108,38 @@ class ReferralRepository(Protocol):
     ) -> Sequence[Referral]:
         """Referrals in id (creation) order, optionally filtered."""
         ...
+
+
+class RewardRepository(Protocol):
+    """Entries besides a referral's own reward: referee rewards and clawbacks."""
+
+    def add(self, reward: Reward) -> None:
+        """Insert; raises Conflict if the id is taken."""
+        ...
+
+    def get(self, reward_id: str) -> Reward | None: ...
+
+    def for_referral(self, referral_id: str) -> Sequence[Reward]:
+        """The entries that came from one referral, by id."""
+        ...
+
+    def transition(
+        self,
+        reward_id: str,
+        allowed: Collection[ReferralStatus],
+        to: ReferralStatus,
+        note: str | None,
+    ) -> Reward | None:
+        """As ReferralRepository.transition, for an entry."""
+        ...
+
+
+class ConversionRepository(Protocol):
+    def add(self, conversion: Conversion) -> None:
+        """Insert; raises Conflict if the external id was recorded before."""
+        ...
+
+    def get(self, external_id: str) -> Conversion | None: ...
 
 
 class ApiKeyRepository(Protocol):
@@ -135,7 +181,8 @@ class PayoutRepository(Protocol):
     def assign_batch(
         self, period: str, cutoff: datetime, limit: int, after: str | None = None
     ) -> tuple[int, str | None]:
-        """Move up to `limit` pending rewards payable before `cutoff` to this period.
+        """Move up to `limit` pending entries (referrals' rewards and other entries)
+        payable before `cutoff` to this period.
 
         Each moves pending -> processing by a conditional update, so a reward is
         assigned to one run only. Returns how many moved, or -1 if the store
@@ -146,8 +193,20 @@ class PayoutRepository(Protocol):
         """
         ...
 
+    def release(self, period: str, minimum_cents: int) -> tuple[int, int]:
+        """Carry forward: every entry assigned to `period` of a user whose total in it is
+        below `minimum_cents` or negative goes back to pending, for a later run. (A
+        total of zero with no minimum settles: a clawback offset by a new reward.)
+
+        Returns how many users were released and the sum of their totals, or (-1, 0)
+        if the store fences its writes on the lease and found it lost. Runs after
+        the last batch is assigned, in a unit of work that renewed the lease.
+        """
+        ...
+
     def lines(self, period: str) -> Iterator[PayoutLine]:
-        """Per-referrer totals of the rewards assigned to `period`, by referrer id, streamed."""
+        """Per-user totals of the entries assigned to `period` (paid, or clawed back since),
+        a reward line and a clawback line per user as they have them, streamed in order."""
         ...
 
     def preview(self, period: str, cutoff: datetime) -> Iterator[PayoutLine]:
@@ -156,10 +215,10 @@ class PayoutRepository(Protocol):
         ...
 
     def complete(self, run: PayoutRun, owner: str) -> int:
-        """Mark the run completed and its rewards paid, if `owner` holds the lease.
+        """Mark the run completed and its entries paid, if `owner` holds the lease.
 
         The run's state changes when the unit of work commits. Returns the number
-        of rewards the run has paid, or -1 if the lease was lost.
+        of entries the run has paid, or -1 if the lease was lost.
         """
         ...
 
@@ -217,6 +276,12 @@ class UnitOfWork(Protocol):
 
     @property
     def referrals(self) -> ReferralRepository: ...
+
+    @property
+    def rewards(self) -> RewardRepository: ...
+
+    @property
+    def conversions(self) -> ConversionRepository: ...
 
     @property
     def api_keys(self) -> ApiKeyRepository: ...

@@ -55,7 +55,13 @@ class BackgroundWorker:
         svc = self.services
 
         def due() -> PayoutRun | None:
-            return run_due_payout(svc.store, svc.reports, svc.clock, svc.settings.payout_batch_size)
+            return run_due_payout(
+                svc.store,
+                svc.reports,
+                svc.clock,
+                svc.settings.payout_batch_size,
+                svc.program.minimum_payout_cents,
+            )
 
         run = self.metrics.payout(svc.clock, due) if self.metrics else due()
         if run is not None:

@@ -47,13 +47,13 @@ def assert_failed_then_completes(
         run_payout(store, reports, clock, OCTOBER)
     assert get_run(store, OCTOBER).status is RunStatus.FAILED
     with store.read() as uow:
-        assert uow.referrers.earnings("alice").paid_cents == 0
+        assert uow.referrers.earnings("alice", clock.now()).paid_cents == 0
         assert uow.referrals.search(ReferralStatus.PAID, None, None, 10) == []
     bring_back()
     run = run_payout(store, reports, clock, OCTOBER)
     assert run.status is RunStatus.COMPLETED and run.referral_count == 3
     with store.read() as uow:
-        assert uow.referrers.earnings("alice").paid_cents == 3000
+        assert uow.referrers.earnings("alice", clock.now()).paid_cents == 3000
     assert reports.get("payouts/2026-10/report.csv") is not None
 
 

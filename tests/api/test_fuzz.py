@@ -55,7 +55,15 @@ CODES_BY_STATUS = {
     404: {"not_found", "code_not_found"},
     # Not listed in §5; the coverage phase sends undeclared methods (TRACE, PATCH, ...).
     405: {"method_not_allowed"},
-    409: {"already_referred", "referrer_exists", "code_taken", "payout_in_progress"},
+    409: {
+        "already_referred",
+        "referrer_exists",
+        "code_taken",
+        "payout_in_progress",
+        "not_held",
+        "not_reversible",
+        "conversion_conflict",
+    },
     413: {"request_too_large"},
     422: {"self_referral"},
 }

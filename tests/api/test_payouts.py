@@ -32,7 +32,7 @@ def test_run_pays_the_period_and_answers_the_completed_run(
     assert (run["referrer_count"], run["referral_count"], run["total_cents"]) == (1, 3, 3000)
     assert run["cutoff"] == "2026-11-01T00:00:00Z"
     alice = client.get("/v1/referrers/alice", headers=admin).json()
-    assert (alice["paid_cents"], alice["pending_cents"]) == (3000, 1000)
+    assert (alice["paid_cents"], alice["payable_cents"]) == (3000, 1000)
     paid = client.get("/v1/referrals?status=paid", headers=admin).json()["items"]
     assert {r["payout_period"] for r in paid} == {"2026-10"} and len(paid) == 3
 
@@ -57,7 +57,9 @@ def test_dry_run_shows_lines_and_writes_nothing(
     )
     assert response.status_code == 200
     preview = response.json()
-    assert preview["lines"] == [{"referrer_id": "alice", "referral_count": 3, "amount_cents": 3000}]
+    assert preview["lines"] == [
+        {"referrer_id": "alice", "referral_count": 3, "amount_cents": 3000, "kind": "reward"}
+    ]
     assert preview["total_cents"] == 3000 and "status" not in preview
     assert client.get("/v1/payouts", headers=admin).json()["items"] == []
     assert len(client.get("/v1/referrals?status=pending", headers=admin).json()["items"]) == 4
@@ -141,3 +143,28 @@ def test_events_list_and_dead_letter_retry(
     again = client.post(f"/v1/events/{target}/retry", headers=admin)
     assert again.status_code == 404
     assert client.post("/v1/events/not-an-id/retry", headers=admin).status_code == 400
+
+
+def test_a_dry_run_lists_the_rewards_held_for_review_and_why(
+    client: TestClient, admin: Headers, rewards: None, alice_code: str
+) -> None:
+    body = {
+        "user_id": "mallory",
+        "referral_code": alice_code,
+        "email": "m@yopmail.com",
+        "signed_up_at": "2026-10-20T00:00:00Z",
+    }
+    held = client.post("/v1/signups", json=body, headers=admin).json()["referral"]
+    preview = client.post("/v1/payouts", json={"period": "2026-10", "dry_run": True}, headers=admin)
+    answer = preview.json()
+    assert answer["total_cents"] == 3000 and answer["clawback_cents"] == 0
+    assert answer["held_count"] == 1 and answer["carried_forward"] == []
+    [shown] = answer["held"]
+    assert (shown["referral_id"], shown["referrer_id"], shown["reward_cents"]) == (
+        held["id"],
+        "alice",
+        1500,
+    )
+    assert shown["reasons"] == ["yopmail.com is a disposable domain"]
+    run = client.post("/v1/payouts", json={"period": "2026-10"}, headers=admin).json()
+    assert (run["total_cents"], run["clawback_cents"], run["carried_forward_cents"]) == (3000, 0, 0)

@@ -52,7 +52,7 @@ def test_get_referrer_shows_earnings_and_next_tier(
         assert client.post("/v1/signups", json=body, headers=admin).status_code == 201
     body = client.get("/v1/referrers/alice", headers=admin).json()
     assert body["referral_count"] == 5
-    assert body["earned_cents"] == body["pending_cents"] == 4 * 1000 + 1500
+    assert body["earned_cents"] == body["payable_cents"] == 4 * 1000 + 1500
     assert body["paid_cents"] == 0
     assert body["next_tier"] == {"at_count": 10, "reward_cents": 2000}
     assert body["email"] == "alice@example.com"

@@ -68,7 +68,7 @@ def test_approve_releases_the_reward_and_is_audited(
     assert (response.json()["status"], response.json()["note"]) == ("pending", "called them")
     assert client.get("/v1/reviews", headers=admin).json()["items"] == []
     alice = client.get("/v1/referrers/alice", headers=admin).json()
-    assert (alice["pending_cents"], alice["held_cents"]) == (1000, 0)
+    assert (alice["payable_cents"], alice["held_cents"]) == (1000, 0)
     entry = client.get("/v1/audit", headers=admin).json()["items"][0]  # the newest
     assert (entry["action"], entry["target"], entry["reason"]) == (
         "review.approve",
@@ -183,3 +183,32 @@ def test_bad_fingerprints_are_400_and_write_nothing(
     response = client.post("/v1/signups", json=body, headers=ingest)
     assert (response.status_code, response.json()["code"]) == (400, "validation_error")
     assert client.get("/v1/referrers/alice", headers=admin).json()["referral_count"] == 0
+
+
+def test_reversing_a_paid_reward_claws_it_back_in_the_next_run(
+    client: TestClient, admin: Headers, ingest: Headers, alice_code: str
+) -> None:
+    body = {"user_id": "carol", "referral_code": alice_code, "signed_up_at": "2026-09-15T00:00:00Z"}
+    referral = client.post("/v1/signups", json=body, headers=admin).json()["referral"]
+    assert client.post("/v1/payouts", json={"period": "2026-09"}, headers=admin).is_success
+    url = f"/v1/referrals/{referral['id']}/reverse"
+    clawed = client.post(url, json={"reason": "chargeback"}, headers=admin)
+    assert clawed.status_code == 200
+    detail = clawed.json()
+    assert (detail["status"], detail["payout_period"]) == ("clawed_back", "2026-09")
+    [entry] = detail["entries"]
+    assert (entry["kind"], entry["user_id"], entry["cents"], entry["status"]) == (
+        "clawback",
+        "alice",
+        -1000,
+        "pending",
+    )
+    alice = client.get("/v1/referrers/alice", headers=admin).json()
+    assert (alice["paid_cents"], alice["clawed_back_cents"], alice["earned_cents"]) == (
+        1000,
+        1000,
+        0,
+    )
+    # Taken back from now on: in the run of the month after this one (the unit and
+    # contract tests follow it there; this clock is the real one).
+    assert entry["payable_at"] >= detail["created_at"]

@@ -152,7 +152,7 @@ def test_complete_marks_paid_only_for_the_lease_holder(
         assert stored is not None and stored.status is RunStatus.COMPLETED
         assert stored.total_cents == 3500 and stored.lease_owner is None
         assert uow.payouts.last_completed() == stored
-        assert uow.referrers.earnings("alice").paid_cents == 2500
+        assert uow.referrers.earnings("alice", NOW).paid_cents == 2500
         assert not claim(store, "three", NOW + LEASE * 10)
 
 

@@ -172,8 +172,8 @@ def test_earnings_count_held_apart_and_ignore_rejected_and_reversed(store: Store
         ],
     )
     with store.read() as uow:
-        assert uow.referrers.earnings("alice") == Earnings(
-            pending_cents=1500, paid_cents=2000, held_cents=1000
+        assert uow.referrers.earnings("alice", T0) == Earnings(
+            payable_cents=1500, paid_cents=2000, held_cents=1000
         )
 
 

@@ -224,8 +224,9 @@ def test_earnings_split_pending_and_paid(store: Store) -> None:
         )
         uow.commit()
     with store.read() as uow:
-        assert uow.referrers.earnings("alice") == Earnings(pending_cents=3000, paid_cents=1500)
-        assert uow.referrers.earnings("nobody") == Earnings()
+        # Payable since T0; a reward being paid out counts as payable too.
+        assert uow.referrers.earnings("alice", T0) == Earnings(payable_cents=3000, paid_cents=1500)
+        assert uow.referrers.earnings("nobody", T0) == Earnings()
 
 
 def test_api_keys_are_found_by_hash(store: Store) -> None:

@@ -63,7 +63,8 @@ def test_enroll_signup_with_other_case_code_then_show(cli: Any) -> None:
     assert shown.returncode == 0, shown.output
     assert table_value(shown.stdout, "referrals") == "1"
     assert table_value(shown.stdout, "earned") == "$10.00"
-    assert table_value(shown.stdout, "pending") == "$10.00"
+    assert table_value(shown.stdout, "payable") == "$10.00"  # no hold: payable at once
+    assert table_value(shown.stdout, "pending (hold)") == "$0.00"
 
 
 def test_demo_crosses_every_tier(cli: Any) -> None:

@@ -454,7 +454,7 @@ def test_two_servers_schedulers_pay_the_month_just_ended_once(
     assert sorted(item["referee_id"] for item in pending) == sorted(not_due)
     alice = admin.get("/v1/referrers/alice").json()
     assert alice["paid_cents"] == sum(expected_rewards()["alice"])
-    assert alice["pending_cents"] == tier_cents(31) + tier_cents(32)
+    assert alice["payable_cents"] == tier_cents(31) + tier_cents(32)
 
     paid: dict[str, list[int]] = {}
     for item in sorted(paid_items, key=lambda item: item["ordinal"]):

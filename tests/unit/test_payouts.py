@@ -233,3 +233,44 @@ def test_a_publication_failure_after_completion_is_not_a_failed_run(
     assert hashlib.sha256(reports.objects["payouts/2026-10/report.csv"]).hexdigest() == (
         run.report_sha256
     )
+
+
+def test_a_total_below_the_minimum_is_carried_to_a_later_run(
+    store: MemoryStore, clock: FixedClock, reports: MemoryReports
+) -> None:
+    seed(store, clock, "alice", [datetime(2026, 9, 9, tzinfo=UTC)])  # $10
+    seed(store, clock, "bob", [datetime(2026, 9, 9, tzinfo=UTC)] * 2)  # $20
+    september = payouts.run_payout(store, reports, clock, Period(2026, 9), minimum_cents=1500)
+    assert (september.referrer_count, september.total_cents) == (1, 2000)
+    assert september.carried_forward_cents == 1000
+    assert statuses(store)["alice-ref-0"] == (ReferralStatus.PENDING, None)
+    # Alice earns again in October: with September's $10 she reaches the minimum.
+    sign_up(
+        store,
+        clock,
+        Program(),
+        "alice-ref-1",
+        store.state.referrers["alice"].code,
+        signed_up_at=datetime(2026, 10, 3, tzinfo=UTC),
+    )
+    october = payouts.run_payout(store, reports, clock, OCT, minimum_cents=1500)
+    assert (october.referrer_count, october.referral_count, october.total_cents) == (1, 2, 2000)
+    assert october.carried_forward_cents == 0
+    assert statuses(store)["alice-ref-0"] == (ReferralStatus.PAID, "2026-10")
+
+
+def test_a_dry_run_shows_what_it_would_carry_and_what_is_held(
+    store: MemoryStore, clock: FixedClock
+) -> None:
+    seed(store, clock, "alice", [datetime(2026, 10, 9, tzinfo=UTC)])
+    seed(store, clock, "bob", [datetime(2026, 10, 9, tzinfo=UTC)] * 2)
+    code = store.state.referrers["bob"].code
+    held = sign_up(store, clock, Program(), "carol", code, "carol@yopmail.com").referral
+    preview = payouts.preview_payout(store, clock, OCT, minimum_cents=1500)
+    assert [(line.referrer_id, line.amount_cents) for line in preview.lines] == [("bob", 2000)]
+    assert [(line.referrer_id, line.amount_cents) for line in preview.carried_forward] == [
+        ("alice", 1000)
+    ]
+    assert preview.carried_forward_cents == 1000 and preview.total_cents == 2000
+    assert [r.id for r in preview.held] == [held.id] and preview.held_count == 1
+    assert store.state.runs == {}

@@ -22,16 +22,16 @@ def seeded(store: MemoryStore, clock: FixedClock, program: Program) -> MemorySto
 def test_stats_sum_rewards_and_point_at_the_next_tier(
     seeded: MemoryStore, program: Program
 ) -> None:
-    stats = queries.referrer_stats(seeded, program, "alice")
+    stats = queries.referrer_stats(seeded, FixedClock(), program, "alice")
     assert stats.referrer.referral_count == 7
-    assert stats.earnings.pending_cents == 4 * 1000 + 3 * 1500
+    assert stats.earnings.payable_cents == 4 * 1000 + 3 * 1500
     assert stats.earnings.paid_cents == 0
     assert stats.next_tier == Tier(10, 2000)
 
 
 def test_stats_of_unknown_referrer(store: MemoryStore, program: Program) -> None:
     with pytest.raises(NotFound):
-        queries.referrer_stats(store, program, "nobody")
+        queries.referrer_stats(store, FixedClock(), program, "nobody")
 
 
 def test_pages_walk_every_referral_once_in_ordinal_order(seeded: MemoryStore) -> None:

@@ -4,7 +4,7 @@ import pytest
 
 from referrals.adapters.memory import MemoryStore
 from referrals.domain.errors import InvalidInput, NotFound, NotHeld, NotReversible
-from referrals.domain.model import Referral, ReferralStatus
+from referrals.domain.model import Referral, ReferralStatus, RewardKind
 from referrals.domain.periods import Period
 from referrals.domain.program import Program
 from referrals.services import reviews
@@ -70,7 +70,7 @@ def test_reject_and_reverse_need_a_reason(
         reviews.reverse(store, clock, "key-1", held.id, None)  # type: ignore[arg-type]
 
 
-def test_a_pending_reward_can_be_reversed_but_not_a_paid_one(
+def test_a_pending_reward_is_reversed_and_a_paid_one_clawed_back(
     store: MemoryStore, clock: FixedClock, program: Program, held: Referral
 ) -> None:
     pending = sign_up(store, clock, program, "carol", "ALICE-1").referral
@@ -79,10 +79,39 @@ def test_a_pending_reward_can_be_reversed_but_not_a_paid_one(
     paid = sign_up(store, clock, program, "dave", "ALICE-1").referral
     clock.advance(days=30)
     run_payout(store, MemoryReports(), clock, Period(2026, 3))
-    with pytest.raises(NotReversible):
-        reviews.reverse(store, clock, "key-1", paid.id, "too late")
-    with pytest.raises(NotReversible):
-        reviews.reverse(store, clock, "key-1", pending.id, "twice")
+    clawed = reviews.reverse(store, clock, "key-1", paid.id, "chargeback")
+    assert clawed.status is ReferralStatus.CLAWED_BACK
+    with store.read() as uow:
+        [clawback] = uow.rewards.for_referral(paid.id)
+    assert (clawback.kind, clawback.user_id, clawback.cents, clawback.status) == (
+        RewardKind.CLAWBACK,
+        "alice",
+        -paid.reward_cents,
+        ReferralStatus.PENDING,
+    )
+    for twice in (paid, pending):
+        with pytest.raises(NotReversible):
+            reviews.reverse(store, clock, "key-1", twice.id, "twice")
+
+
+def test_the_clawback_is_taken_in_the_next_run_on_a_line_of_its_own(
+    store: MemoryStore, clock: FixedClock, program: Program, held: Referral
+) -> None:
+    paid = sign_up(store, clock, program, "dave", "ALICE-1").referral
+    clock.advance(days=30)  # April
+    reports = MemoryReports()
+    run_payout(store, reports, clock, Period(2026, 3))
+    reviews.reverse(store, clock, "key-1", paid.id, "chargeback")
+    sign_up(store, clock, program, "erin", "ALICE-1")  # Alice's third referral: $10 in April
+    clock.advance(days=30)
+    april = run_payout(store, reports, clock, Period(2026, 4))
+    assert (april.total_cents, april.clawback_cents, april.referral_count) == (0, 1000, 2)
+    report = reports.get("payouts/2026-04/report.csv")
+    assert report is not None
+    assert report.decode().splitlines()[1:] == [
+        "2026-04,alice,1,1000,10.00,USD",
+        "2026-04,alice,1,-1000,-10.00,USD",
+    ]
 
 
 def test_two_reviewers_at_once_have_one_winner(
@@ -109,3 +138,39 @@ def test_the_review_queue_lists_held_rewards_only(
 ) -> None:
     sign_up(store, clock, program, "carol", "ALICE-1")
     assert [r.id for r in reviews.review_queue(store, 10, None).items] == [held.id]
+
+
+def test_reversing_a_double_sided_referral_claws_back_both_sides(
+    store: MemoryStore, clock: FixedClock
+) -> None:
+    program = Program(referee_reward_cents=500)
+    enroll(store, clock, "alice", code="ALICE-1")
+    paid = sign_up(store, clock, program, "dave", "ALICE-1").referral
+    clock.advance(days=30)
+    run_payout(store, MemoryReports(), clock, Period(2026, 3))
+    reviews.reverse(store, clock, "key-1", paid.id, "chargeback")
+    with store.read() as uow:
+        entries = uow.rewards.for_referral(paid.id)
+        alice = uow.referrers.earnings("alice", clock.now())
+        dave = uow.referrers.earnings("dave", clock.now())
+    clawbacks = sorted((e.user_id, e.cents) for e in entries if e.kind is RewardKind.CLAWBACK)
+    assert clawbacks == [("alice", -1000), ("dave", -500)]
+    assert [e.status for e in entries if e.kind is RewardKind.REFEREE] == [
+        ReferralStatus.CLAWED_BACK
+    ]
+    assert (alice.paid_cents, alice.clawed_back_cents, alice.earned_cents) == (1000, 1000, 0)
+    assert (dave.paid_cents, dave.clawed_back_cents, dave.earned_cents) == (500, 500, 0)
+
+
+def test_a_reward_being_paid_out_cannot_be_reversed(
+    store: MemoryStore, clock: FixedClock, program: Program
+) -> None:
+    enroll(store, clock, "alice", code="ALICE-1")
+    referral = sign_up(store, clock, program, "dave", "ALICE-1").referral
+    with store.unit_of_work() as uow:
+        uow.referrals.transition(
+            referral.id, {ReferralStatus.PENDING}, ReferralStatus.PROCESSING, None
+        )
+        uow.commit()
+    with pytest.raises(NotReversible, match="after the run"):
+        reviews.reverse(store, clock, "key-1", referral.id, "refund")

@@ -6,7 +6,7 @@ import pytest
 from referrals.adapters.memory import MemoryStore
 from referrals.domain.checks import FraudChecks
 from referrals.domain.errors import AlreadyReferred, CodeNotFound, InvalidInput, SelfReferral
-from referrals.domain.model import ReferralStatus
+from referrals.domain.model import ReferralStatus, RewardKind
 from referrals.domain.program import Program
 from referrals.domain.tiers import TierSchedule
 from referrals.services.referrers import enroll
@@ -203,3 +203,22 @@ def test_velocity_holds_the_referrals_beyond_the_hourly_limit(
     statuses.append(sign_up(store, clock, program, "later", code).referral.status)
     pending, held = ReferralStatus.PENDING, ReferralStatus.HELD
     assert statuses == [pending, pending, pending, held, held, pending]
+
+
+def test_a_double_sided_program_rewards_the_referee_too(
+    store: MemoryStore, clock: FixedClock, code: str
+) -> None:
+    program = Program(referee_reward_cents=500, hold=timedelta(days=3))
+    referral = sign_up(store, clock, program, "bob", code).referral
+    flagged = sign_up(store, clock, program, "carol", code, "carol@yopmail.com").referral
+    with store.read() as uow:
+        [bonus] = uow.rewards.for_referral(referral.id)
+        [held] = uow.rewards.for_referral(flagged.id)
+    assert (bonus.user_id, bonus.kind, bonus.cents, bonus.status) == (
+        "bob",
+        RewardKind.REFEREE,
+        500,
+        ReferralStatus.PENDING,
+    )
+    assert bonus.payable_at == referral.payable_at == clock.now() + timedelta(days=3)
+    assert held.status is ReferralStatus.HELD  # it shares its referral's review

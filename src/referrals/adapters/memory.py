@@ -9,7 +9,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Self
 
@@ -18,14 +18,19 @@ from referrals.domain.errors import Conflict
 from referrals.domain.model import (
     ApiKey,
     AuditEntry,
+    Conversion,
     Earnings,
     Event,
     EventStatus,
+    LineKind,
     PayoutLine,
     PayoutRun,
+    Receipt,
     Referral,
     ReferralStatus,
     Referrer,
+    Reward,
+    RewardKind,
     RunStatus,
     SignupParties,
 )
@@ -41,6 +46,8 @@ class _State:
     runs: dict[str, PayoutRun] = field(default_factory=dict)
     outbox: dict[str, Event] = field(default_factory=dict)
     audit: dict[str, AuditEntry] = field(default_factory=dict)
+    rewards: dict[str, Reward] = field(default_factory=dict)
+    conversions: dict[str, Conversion] = field(default_factory=dict)
 
 
 class MemoryReferrers:
@@ -67,16 +74,57 @@ class MemoryReferrers:
         self._s.referrers[user_id] = updated
         return updated.referral_count
 
-    def earnings(self, user_id: str) -> Earnings:
-        by_status: dict[ReferralStatus, int] = defaultdict(int)
-        for referral in self._s.referrals.values():
-            if referral.referrer_id == user_id:
-                by_status[referral.status] += referral.reward_cents
+    def earnings(self, user_id: str, now: datetime) -> Earnings:
+        by_state: dict[str, int] = defaultdict(int)
+        for entry in _entries(self._s):
+            if _user(entry) != user_id:
+                continue
+            if _kind(entry) is LineKind.CLAWBACK:
+                by_state["clawed_back"] -= _cents(entry)
+            elif entry.status is ReferralStatus.PENDING and entry.payable_at > now:
+                by_state["pending"] += _cents(entry)
+            elif entry.status in (ReferralStatus.PENDING, ReferralStatus.PROCESSING):
+                by_state["payable"] += _cents(entry)
+            elif entry.status in (ReferralStatus.PAID, ReferralStatus.CLAWED_BACK):
+                by_state["paid"] += _cents(entry)
+            elif entry.status is ReferralStatus.HELD:
+                by_state["held"] += _cents(entry)
         return Earnings(
-            pending_cents=by_status[ReferralStatus.PENDING] + by_status[ReferralStatus.PROCESSING],
-            paid_cents=by_status[ReferralStatus.PAID],
-            held_cents=by_status[ReferralStatus.HELD],
+            pending_cents=by_state["pending"],
+            payable_cents=by_state["payable"],
+            held_cents=by_state["held"],
+            paid_cents=by_state["paid"],
+            clawed_back_cents=by_state["clawed_back"],
         )
+
+
+Entry = Referral | Reward
+
+
+def _entries(state: _State) -> Iterator[Entry]:
+    """Everything a run pays: referrals' own rewards and the other entries."""
+    yield from state.referrals.values()
+    yield from state.rewards.values()
+
+
+def _user(entry: Entry) -> str:
+    return entry.referrer_id if isinstance(entry, Referral) else entry.user_id
+
+
+def _cents(entry: Entry) -> int:
+    return entry.reward_cents if isinstance(entry, Referral) else entry.cents
+
+
+def _kind(entry: Entry) -> LineKind:
+    clawback = isinstance(entry, Reward) and entry.kind is RewardKind.CLAWBACK
+    return LineKind.CLAWBACK if clawback else LineKind.REWARD
+
+
+def _put(state: _State, entry: Entry) -> None:
+    if isinstance(entry, Referral):
+        state.referrals[entry.id] = entry
+    else:
+        state.rewards[entry.id] = entry
 
 
 class MemoryReferrals:
@@ -118,6 +166,16 @@ class MemoryReferrals:
         self._s.referrals[referral_id] = changed
         return changed
 
+    def qualify(
+        self, referral_id: str, to: ReferralStatus, hold: timedelta, receipt: Receipt
+    ) -> Referral | None:
+        referral = self._s.referrals.get(referral_id)
+        if referral is None or referral.status is not ReferralStatus.AWAITING:
+            return None
+        changed = replace(referral, status=to, hold=hold, receipt=receipt)
+        self._s.referrals[referral_id] = changed
+        return changed
+
     def for_referrer(
         self, referrer_id: str, after_ordinal: int | None, limit: int
     ) -> Sequence[Referral]:
@@ -142,6 +200,52 @@ class MemoryReferrals:
             and (after_id is None or r.id > after_id)
         ]
         return rows[:limit]
+
+
+class MemoryRewards:
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    def add(self, reward: Reward) -> None:
+        if reward.id in self._s.rewards or reward.id in self._s.referrals:
+            raise Conflict("reward exists")
+        self._s.rewards[reward.id] = reward
+
+    def get(self, reward_id: str) -> Reward | None:
+        return self._s.rewards.get(reward_id)
+
+    def for_referral(self, referral_id: str) -> Sequence[Reward]:
+        return sorted(
+            (r for r in self._s.rewards.values() if r.referral_id == referral_id),
+            key=lambda r: r.id,
+        )
+
+    def transition(
+        self,
+        reward_id: str,
+        allowed: Collection[ReferralStatus],
+        to: ReferralStatus,
+        note: str | None,
+    ) -> Reward | None:
+        reward = self._s.rewards.get(reward_id)
+        if reward is None or reward.status not in allowed:
+            return None
+        changed = replace(reward, status=to, note=note)
+        self._s.rewards[reward_id] = changed
+        return changed
+
+
+class MemoryConversions:
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    def add(self, conversion: Conversion) -> None:
+        if conversion.external_id in self._s.conversions:
+            raise Conflict("conversion exists")
+        self._s.conversions[conversion.external_id] = conversion
+
+    def get(self, external_id: str) -> Conversion | None:
+        return self._s.conversions.get(external_id)
 
 
 class MemoryApiKeys:
@@ -201,30 +305,46 @@ class MemoryPayouts:
     def assign_batch(
         self, period: str, cutoff: datetime, limit: int, after: str | None = None
     ) -> tuple[int, str | None]:
+        # Ids are unique across referrals and entries, so one cursor walks both.
         eligible = sorted(
-            r.id
-            for r in self._s.referrals.values()
-            if r.status is ReferralStatus.PENDING
-            and r.payable_at < cutoff
-            and (after is None or r.id > after)
+            (
+                e
+                for e in _entries(self._s)
+                if e.status is ReferralStatus.PENDING
+                and e.payable_at < cutoff
+                and (after is None or e.id > after)
+            ),
+            key=lambda e: e.id,
         )[:limit]
-        for referral_id in eligible:
-            referral = self._s.referrals[referral_id]
-            self._s.referrals[referral_id] = replace(
-                referral, status=ReferralStatus.PROCESSING, payout_period=period
-            )
-        return len(eligible), max(eligible, default=after)
+        for entry in eligible:
+            _put(self._s, replace(entry, status=ReferralStatus.PROCESSING, payout_period=period))
+        return len(eligible), eligible[-1].id if eligible else after
+
+    def release(self, period: str, minimum_cents: int) -> tuple[int, int]:
+        assigned = [
+            e
+            for e in _entries(self._s)
+            if e.payout_period == period and e.status is ReferralStatus.PROCESSING
+        ]
+        totals: dict[str, int] = defaultdict(int)
+        for entry in assigned:
+            totals[_user(entry)] += _cents(entry)
+        below = {user for user, cents in totals.items() if cents < max(minimum_cents, 0)}
+        for entry in assigned:
+            if _user(entry) in below:
+                _put(self._s, replace(entry, status=ReferralStatus.PENDING, payout_period=None))
+        return len(below), sum(totals[user] for user in below)
 
     def lines(self, period: str) -> Iterator[PayoutLine]:
-        return _lines(self._s.referrals.values(), lambda r: r.payout_period == period)
+        return _lines(_entries(self._s), lambda e: e.payout_period == period)
 
     def preview(self, period: str, cutoff: datetime) -> Iterator[PayoutLine]:
-        def payable(r: Referral) -> bool:
-            if r.status is ReferralStatus.PROCESSING:
-                return r.payout_period == period
-            return r.status is ReferralStatus.PENDING and r.payable_at < cutoff
+        def payable(e: Entry) -> bool:
+            if e.status is ReferralStatus.PROCESSING:
+                return e.payout_period == period
+            return e.status is ReferralStatus.PENDING and e.payable_at < cutoff
 
-        return _lines(self._s.referrals.values(), payable)
+        return _lines(_entries(self._s), payable)
 
     def complete(self, run: PayoutRun, owner: str) -> int:
         current = self._s.runs.get(run.period)
@@ -235,15 +355,14 @@ class MemoryPayouts:
         self._s.runs[run.period] = replace(
             run, status=RunStatus.COMPLETED, lease_owner=None, lease_expires_at=None, error=None
         )
-        paid = 0
-        for referral in list(self._s.referrals.values()):
-            if (
-                referral.payout_period == run.period
-                and referral.status is ReferralStatus.PROCESSING
-            ):
-                self._s.referrals[referral.id] = replace(referral, status=ReferralStatus.PAID)
-                paid += 1
-        return paid
+        paid = [
+            e
+            for e in _entries(self._s)
+            if e.payout_period == run.period and e.status is ReferralStatus.PROCESSING
+        ]
+        for entry in paid:
+            _put(self._s, replace(entry, status=ReferralStatus.PAID))
+        return len(paid)
 
     def fail(self, period: str, owner: str, error: str) -> None:
         run = self._s.runs.get(period)
@@ -253,14 +372,17 @@ class MemoryPayouts:
             )
 
 
-def _lines(rows: Iterable[Referral], keep: Callable[[Referral], bool]) -> Iterator[PayoutLine]:
-    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for r in rows:
-        if keep(r):
-            counts[r.referrer_id][0] += 1
-            counts[r.referrer_id][1] += r.reward_cents
-    for referrer_id in sorted(counts):
-        yield PayoutLine(referrer_id, *counts[referrer_id])
+def _lines(entries: Iterable[Entry], keep: Callable[[Entry], bool]) -> Iterator[PayoutLine]:
+    counts: dict[tuple[str, LineKind], list[int]] = defaultdict(lambda: [0, 0])
+    for e in entries:
+        if keep(e):
+            totals = counts[_user(e), _kind(e)]
+            totals[0] += 1
+            totals[1] += _cents(e)
+    order = list(LineKind)  # a user's reward line, then their clawback line
+    for user, kind in sorted(counts, key=lambda key: (key[0].encode(), order.index(key[1]))):
+        count, cents = counts[user, kind]
+        yield PayoutLine(user, count, cents, kind)
 
 
 class MemoryOutbox:
@@ -353,6 +475,8 @@ class MemoryUnitOfWork:
     payouts: MemoryPayouts
     outbox: MemoryOutbox
     audit: MemoryAudit
+    rewards: MemoryRewards
+    conversions: MemoryConversions
 
     def __init__(self, store: "MemoryStore") -> None:
         self._store = store
@@ -366,6 +490,8 @@ class MemoryUnitOfWork:
         self.payouts = MemoryPayouts(self._state)
         self.outbox = MemoryOutbox(self._state)
         self.audit = MemoryAudit(self._state)
+        self.rewards = MemoryRewards(self._state)
+        self.conversions = MemoryConversions(self._state)
         return self
 
     def __exit__(

@@ -35,11 +35,18 @@ def run_payout(
     """Run the payout for a period to completion (or preview it with `dry_run`)."""
     period = Period.parse(body.period) if body.period else last_ended_period(svc.clock.now())
     if body.dry_run:
-        return PayoutPreviewOut.of(payouts.preview_payout(svc.store, svc.clock, period))
+        return PayoutPreviewOut.of(
+            payouts.preview_payout(svc.store, svc.clock, period, svc.program.minimum_payout_cents)
+        )
     run = metrics.of(request).payout(
         svc.clock,
         lambda: payouts.run_payout(
-            svc.store, svc.reports, svc.clock, period, batch_size=svc.settings.payout_batch_size
+            svc.store,
+            svc.reports,
+            svc.clock,
+            period,
+            batch_size=svc.settings.payout_batch_size,
+            minimum_cents=svc.program.minimum_payout_cents,
         ),
     )
     audit.record(svc.store, svc.clock, key.id, "payout.run", f"payout:{run.period}")

@@ -26,6 +26,7 @@ STATUS_BY_CODE = {
     "payout_in_progress": 409,
     "not_held": 409,
     "not_reversible": 409,
+    "conversion_conflict": 409,
     "request_too_large": 413,
     "self_referral": 422,
     "internal_error": 500,

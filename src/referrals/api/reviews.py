@@ -13,9 +13,9 @@ from referrals.api.schemas import (
     ReferralDetail,
     ReviewPage,
 )
-from referrals.domain.errors import NotFound
+from referrals.bootstrap import Services
 from referrals.domain.model import ApiKey
-from referrals.services import audit, reviews
+from referrals.services import audit, queries, reviews
 
 router = APIRouter(tags=["reviews"])
 ReferralId = Annotated[str, Path(pattern=r"^[0-9A-Z]{26}$")]
@@ -31,12 +31,9 @@ CHANGES = PROBLEMS | {404: {}, 409: {"description": "not_held or not_reversible"
 def get_referral(
     referral_id: ReferralId, svc: ServicesDep, _: ApiKey = Depends(auth.admin)
 ) -> ReferralDetail:
-    """A referral with its reward's receipt: the tier that priced it and every check."""
-    with svc.store.read() as uow:
-        referral = uow.referrals.get(referral_id)
-    if referral is None:
-        raise NotFound(f"no referral {referral_id!r}")
-    return ReferralDetail.of(referral)
+    """A referral with its reward's receipt (the tier that priced it and every check) and
+    the entries that came from it: the referee's reward, clawbacks."""
+    return _detail(svc, referral_id)
 
 
 @router.post(
@@ -51,9 +48,14 @@ def reverse_referral(
     svc: ServicesDep,
     key: ApiKey = Depends(auth.admin),
 ) -> ReferralDetail:
-    """Cancel a reward that is not paid yet (pending or held)."""
-    referral = reviews.reverse(svc.store, svc.clock, key.id, referral_id, body.reason)
-    return ReferralDetail.of(referral)
+    """Cancel a referral's rewards: an unpaid one is reversed, a paid one clawed back
+    (a negative entry in the next run)."""
+    reviews.reverse(svc.store, svc.clock, key.id, referral_id, body.reason)
+    return _detail(svc, referral_id)
+
+
+def _detail(svc: Services, referral_id: str) -> ReferralDetail:
+    return ReferralDetail.of(*queries.referral_with_entries(svc.store, referral_id))
 
 
 @router.get("/v1/reviews", response_model=ReviewPage, responses=PROBLEMS)
@@ -72,9 +74,8 @@ def approve(
     key: ApiKey = Depends(auth.admin),
 ) -> ReferralDetail:
     """Release a held reward: the next payout run pays it (once its hold period ends)."""
-    return ReferralDetail.of(
-        reviews.approve(svc.store, svc.clock, key.id, referral_id, body.reason)
-    )
+    reviews.approve(svc.store, svc.clock, key.id, referral_id, body.reason)
+    return _detail(svc, referral_id)
 
 
 @router.post("/v1/reviews/{referral_id}/reject", response_model=ReferralDetail, responses=CHANGES)
@@ -85,7 +86,8 @@ def reject(
     key: ApiKey = Depends(auth.admin),
 ) -> ReferralDetail:
     """Refuse a held reward for good."""
-    return ReferralDetail.of(reviews.reject(svc.store, svc.clock, key.id, referral_id, body.reason))
+    reviews.reject(svc.store, svc.clock, key.id, referral_id, body.reason)
+    return _detail(svc, referral_id)
 
 
 @router.get("/v1/audit", response_model=AuditPage, tags=["audit"], responses=PROBLEMS)

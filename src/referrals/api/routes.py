@@ -9,6 +9,8 @@ from pydantic import BaseModel
 from referrals.api import auth, metrics
 from referrals.api.problems import ApiError
 from referrals.api.schemas import (
+    ConversionOut,
+    ConversionRequest,
     EnrollRequest,
     Health,
     LegacySignupRequest,
@@ -25,6 +27,7 @@ from referrals.bootstrap import Services
 from referrals.domain.model import ApiKey, ReferralStatus, Role
 from referrals.domain.money import cents_to_dollars
 from referrals.services import queries
+from referrals.services.conversions import record_conversion
 from referrals.services.referrers import enroll
 from referrals.services.signups import sign_up
 
@@ -94,7 +97,7 @@ def enroll_referrer(
     )
     if not enrollment.created:
         response.status_code = status.HTTP_200_OK
-    return ReferrerOut.of(queries.referrer_stats(svc.store, svc.program, body.user_id))
+    return ReferrerOut.of(queries.referrer_stats(svc.store, svc.clock, svc.program, body.user_id))
 
 
 @router.get(
@@ -104,7 +107,7 @@ def enroll_referrer(
     responses=PROBLEMS | {404: {}},
 )
 def get_referrer(user_id: UserId, svc: ServicesDep, _: ApiKey = Depends(auth.admin)) -> ReferrerOut:
-    return ReferrerOut.of(queries.referrer_stats(svc.store, svc.program, user_id))
+    return ReferrerOut.of(queries.referrer_stats(svc.store, svc.clock, svc.program, user_id))
 
 
 @router.get(
@@ -154,6 +157,41 @@ def create_signup(
         referral=ReferralOut.of(referral),
         referrer=ReferrerCount(user_id=referral.referrer_id, referral_count=result.referral_count),
         referee_code=result.referee_code,
+    )
+    return json_response(answer, status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED)
+
+
+@router.post(
+    "/v1/conversions",
+    response_model=ConversionOut,
+    status_code=status.HTTP_201_CREATED,
+    tags=["signups"],
+    responses=PROBLEMS
+    | {200: {"model": ConversionOut, "description": "Replay of a recorded conversion"}}
+    | {409: {"description": "conversion_conflict"}},
+)
+def create_conversion(
+    body: ConversionRequest, svc: ServicesDep, _: ApiKey = Depends(auth.ingest)
+) -> Response:
+    """Report a referee's event. In a program that pays on conversion, the first
+    qualifying event of a referred user earns their referral its reward."""
+    result = record_conversion(
+        svc.store,
+        svc.clock,
+        svc.program,
+        body.user_id,
+        body.event,
+        body.external_id,
+        body.value_cents,
+    )
+    c = result.conversion
+    answer = ConversionOut(
+        external_id=c.external_id,
+        user_id=c.user_id,
+        event=c.event,
+        value_cents=c.value_cents,
+        created_at=c.created_at,
+        referral=ReferralOut.of(result.referral) if result.referral else None,
     )
     return json_response(answer, status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED)
 

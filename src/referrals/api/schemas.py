@@ -1,6 +1,7 @@
 """Request and response bodies. Requests forbid unknown fields and refuse coercion."""
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
 from decimal import Decimal
@@ -23,12 +24,15 @@ from referrals.domain.model import (
     AuditEntry,
     Event,
     EventStatus,
+    LineKind,
     PayoutRun,
     Referral,
     ReferralStatus,
+    Reward,
+    RewardKind,
     RunStatus,
 )
-from referrals.services.payouts import PayoutPreview
+from referrals.services.payouts import HELD_SHOWN, PayoutPreview
 from referrals.services.queries import Page, ReferrerStats
 
 
@@ -120,6 +124,18 @@ class SignupRequest(Fingerprints):
     )
 
 
+class ConversionRequest(Request):
+    user_id: UserId
+    event: Annotated[
+        str,
+        StringConstraints(strict=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$"),
+    ]
+    value_cents: Annotated[int, Field(strict=True, ge=0, le=10**12)] | None = None
+    external_id: Annotated[
+        str, StringConstraints(strict=True, min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")
+    ] = Field(description="Your id for this event: sending it again is a safe replay")
+
+
 class NextTier(BaseModel):
     at_count: int
     reward_cents: int
@@ -130,10 +146,12 @@ class ReferrerOut(BaseModel):
     code: str
     email: str | None
     referral_count: int
-    earned_cents: int
-    pending_cents: int
-    held_cents: int
+    earned_cents: int = Field(description="pending + payable + held + paid - clawed back")
+    pending_cents: int = Field(description="earned, still in the hold period")
+    payable_cents: int = Field(description="the next payout run pays it")
+    held_cents: int = Field(description="waiting for fraud review")
     paid_cents: int
+    clawed_back_cents: int = Field(description="taken back after payment")
     next_tier: NextTier | None
     created_at: datetime
 
@@ -147,8 +165,10 @@ class ReferrerOut(BaseModel):
             referral_count=r.referral_count,
             earned_cents=e.earned_cents,
             pending_cents=e.pending_cents,
+            payable_cents=e.payable_cents,
             held_cents=e.held_cents,
             paid_cents=e.paid_cents,
+            clawed_back_cents=e.clawed_back_cents,
             next_tier=NextTier(at_count=tier.threshold, reward_cents=tier.reward_cents)
             if tier
             else None,
@@ -206,12 +226,41 @@ class ReceiptOut(BaseModel):
     checks: list[CheckOut]
 
 
-class ReferralDetail(ReferralOut):
-    receipt: ReceiptOut | None
+class EntryOut(BaseModel):
+    """A payout entry that came from the referral besides its own reward."""
+
+    id: str
+    user_id: str
+    kind: RewardKind
+    cents: int
+    status: ReferralStatus
+    payable_at: datetime
+    payout_period: str | None
     note: str | None
 
     @classmethod
-    def of(cls, r: Referral) -> "ReferralDetail":
+    def of(cls, e: Reward) -> "EntryOut":
+        return cls(
+            id=e.id,
+            user_id=e.user_id,
+            kind=e.kind,
+            cents=e.cents,
+            status=e.status,
+            payable_at=e.payable_at,
+            payout_period=e.payout_period,
+            note=e.note,
+        )
+
+
+class ReferralDetail(ReferralOut):
+    receipt: ReceiptOut | None
+    note: str | None
+    entries: list[EntryOut] = Field(
+        default_factory=list, description="the referee's reward and any clawbacks"
+    )
+
+    @classmethod
+    def of(cls, r: Referral, entries: Sequence[Reward] = ()) -> "ReferralDetail":
         receipt = None
         if r.receipt is not None:
             receipt = ReceiptOut(
@@ -220,7 +269,12 @@ class ReferralDetail(ReferralOut):
                 hold_days=r.receipt.hold_days,
                 checks=[CheckOut(**asdict(check)) for check in r.receipt.checks],
             )
-        return cls(**ReferralOut.of(r).model_dump(), receipt=receipt, note=r.note)
+        return cls(
+            **ReferralOut.of(r).model_dump(),
+            receipt=receipt,
+            note=r.note,
+            entries=[EntryOut.of(e) for e in entries],
+        )
 
 
 class ReferralPage(BaseModel):
@@ -230,6 +284,15 @@ class ReferralPage(BaseModel):
     @classmethod
     def of(cls, page: Page[Referral]) -> "ReferralPage":
         return cls(items=[ReferralOut.of(r) for r in page.items], next_cursor=page.next_cursor)
+
+
+class ConversionOut(BaseModel):
+    external_id: str
+    user_id: str
+    event: str
+    value_cents: int | None
+    created_at: datetime
+    referral: ReferralOut | None = Field(description="the referral this conversion earned")
 
 
 class ReviewPage(BaseModel):
@@ -299,7 +362,9 @@ class PayoutRunOut(BaseModel):
     cutoff: datetime
     referrer_count: int
     referral_count: int
-    total_cents: int
+    total_cents: int = Field(description="paid out: rewards less clawbacks")
+    clawback_cents: int = Field(description="taken back by clawback lines")
+    carried_forward_cents: int = Field(description="left for a later run: below the minimum")
     report_key: str | None
     report_sha256: str | None
     previous_sha256: str | None
@@ -316,6 +381,8 @@ class PayoutRunOut(BaseModel):
             referrer_count=run.referrer_count,
             referral_count=run.referral_count,
             total_cents=run.total_cents,
+            clawback_cents=run.clawback_cents,
+            carried_forward_cents=run.carried_forward_cents,
             report_key=run.report_key,
             report_sha256=run.report_sha256,
             previous_sha256=run.previous_sha256,
@@ -329,6 +396,14 @@ class PayoutLineOut(BaseModel):
     referrer_id: str
     referral_count: int
     amount_cents: int
+    kind: LineKind
+
+
+class HeldOut(BaseModel):
+    referral_id: str
+    referrer_id: str
+    reward_cents: int
+    reasons: list[str] = Field(description="the failed checks' details")
 
 
 class PayoutPreviewOut(BaseModel):
@@ -338,6 +413,13 @@ class PayoutPreviewOut(BaseModel):
     referrer_count: int
     referral_count: int
     total_cents: int
+    clawback_cents: int
+    carried_forward: list[PayoutLineOut] = Field(
+        description="users below the minimum payout (or owing): their entries wait"
+    )
+    carried_forward_cents: int
+    held: list[HeldOut] = Field(description="the oldest rewards held for review, left out")
+    held_count: int = Field(description=f"held rewards in all, counted up to {HELD_SHOWN + 1}")
 
     @classmethod
     def of(cls, preview: PayoutPreview) -> "PayoutPreviewOut":
@@ -348,6 +430,19 @@ class PayoutPreviewOut(BaseModel):
             referrer_count=preview.referrer_count,
             referral_count=preview.referral_count,
             total_cents=preview.total_cents,
+            clawback_cents=preview.clawback_cents,
+            carried_forward=[PayoutLineOut(**asdict(line)) for line in preview.carried_forward],
+            carried_forward_cents=preview.carried_forward_cents,
+            held=[
+                HeldOut(
+                    referral_id=r.id,
+                    referrer_id=r.referrer_id,
+                    reward_cents=r.reward_cents,
+                    reasons=[c.detail or c.name for c in r.receipt.failed] if r.receipt else [],
+                )
+                for r in preview.held
+            ],
+            held_count=preview.held_count,
         )
 
 

@@ -37,6 +37,7 @@ def step(event: dict[str, Any], remaining_ms: Any) -> dict[str, Any]:
             period,
             owner=owner,
             batch_size=svc.settings.payout_batch_size,
+            minimum_cents=svc.program.minimum_payout_cents,
             keep_going=lambda: remaining_ms() > SAFETY_MARGIN_MS,
         )
     except PayoutInProgress:

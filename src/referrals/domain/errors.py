@@ -64,3 +64,9 @@ class NotReversible(DomainError):
     """Only a reward not yet paid (pending or held) can be reversed."""
 
     code = "not_reversible"
+
+
+class ConversionConflict(DomainError):
+    """An external id already recorded for another conversion."""
+
+    code = "conversion_conflict"

@@ -6,6 +6,7 @@ from datetime import datetime
 from referrals.domain.model import Event, PayoutRun, Referral, new_id
 
 REFERRAL_CREATED = "referral.created"
+REFERRAL_QUALIFIED = "referral.qualified"
 PAYOUT_COMPLETED = "payout.completed"
 PAYOUT_FAILED = "payout.failed"
 
@@ -20,6 +21,18 @@ def referral_created(referral: Referral, now: datetime) -> Event:
         "created_at": referral.created_at.isoformat(),
     }
     return Event(new_id(), REFERRAL_CREATED, payload, now, next_attempt_at=now)
+
+
+def referral_qualified(referral: Referral, now: datetime) -> Event:
+    """A referral earned its reward by the referee's conversion."""
+    payload = {
+        "referral_id": referral.id,
+        "referrer_id": referral.referrer_id,
+        "referee_id": referral.referee_id,
+        "reward_cents": referral.reward_cents,
+        "status": referral.status.value,
+    }
+    return Event(new_id(), REFERRAL_QUALIFIED, payload, now, next_attempt_at=now)
 
 
 def payout_completed(run: PayoutRun, now: datetime) -> Event:

@@ -19,12 +19,14 @@ class Role(StrEnum):
 class ReferralStatus(StrEnum):
     """The state of a referral's reward."""
 
+    AWAITING = "awaiting"  # the program pays on a conversion: nothing is earned before it
     PENDING = "pending"  # paid by the first run whose cutoff is after its payable_at
     HELD = "held"  # a fraud check flagged it: never paid unless approved in review
     PROCESSING = "processing"  # assigned to a payout run that has not completed yet
     PAID = "paid"
     REJECTED = "rejected"  # refused in review: never paid
     REVERSED = "reversed"  # cancelled before it was paid
+    CLAWED_BACK = "clawed_back"  # paid, then reversed: a clawback entry takes it back
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +112,47 @@ class Referral:
 
 
 @dataclass(frozen=True, slots=True)
+class Conversion:
+    """A qualifying event reported for a user (a purchase, a subscription), once per id."""
+
+    external_id: str
+    user_id: str
+    event: str
+    value_cents: int | None
+    created_at: datetime
+    referral_id: str | None = None  # the referral it qualified, if it qualified one
+
+
+class RewardKind(StrEnum):
+    REFEREE = "referee"  # the referred user's own reward, in a double-sided program
+    CLAWBACK = "clawback"  # takes back a paid reward that was reversed: negative cents
+
+
+@dataclass(frozen=True, slots=True)
+class Reward:
+    """A payout entry besides a referral's own reward (which lives on the referral).
+
+    Paid to `user_id` by the same runs, in the same states: a referee's reward
+    follows its referral through review; a clawback is payable at once.
+    """
+
+    id: str
+    referral_id: str
+    user_id: str
+    kind: RewardKind
+    cents: int
+    status: ReferralStatus
+    created_at: datetime
+    hold: timedelta = timedelta(0)
+    payout_period: str | None = None
+    note: str | None = None
+
+    @property
+    def payable_at(self) -> datetime:
+        return self.created_at + self.hold
+
+
+@dataclass(frozen=True, slots=True)
 class SignupParties:
     """What a signup reads before it writes, fetched together (one round trip on SQL)."""
 
@@ -120,18 +163,28 @@ class SignupParties:
 
 @dataclass(frozen=True, slots=True)
 class Earnings:
-    """A referrer's rewards by state, in cents; pending includes rewards being paid out.
+    """What a user is owed and was paid, in cents, from every entry paid to them.
 
-    Rejected and reversed rewards count nowhere: they were never earned.
+    Rejected and reversed rewards count nowhere: they were never earned. A
+    reward clawed back after payment stays in `paid_cents`, and its clawback
+    is counted in `clawed_back_cents`, whether or not a run has settled it yet.
     """
 
-    pending_cents: int = 0
+    pending_cents: int = 0  # earned, still in its hold period
+    payable_cents: int = 0  # hold over: the next run pays it (or is paying it)
+    held_cents: int = 0  # waiting for review
     paid_cents: int = 0
-    held_cents: int = 0
+    clawed_back_cents: int = 0
 
     @property
     def earned_cents(self) -> int:
-        return self.pending_cents + self.held_cents + self.paid_cents
+        return (
+            self.pending_cents
+            + self.payable_cents
+            + self.held_cents
+            + self.paid_cents
+            - self.clawed_back_cents
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,15 +229,27 @@ class PayoutRun:
     previous_sha256: str | None = None
     completed_at: datetime | None = None
     error: str | None = None
+    clawback_cents: int = 0  # taken back in this run: the clawback lines, as a positive sum
+    # Left for a later run: users whose total is below the minimum payout (or not positive).
+    carried_forward_cents: int = 0
+
+
+class LineKind(StrEnum):
+    REWARD = "reward"
+    CLAWBACK = "clawback"
 
 
 @dataclass(frozen=True, slots=True)
 class PayoutLine:
-    """What one referrer is paid in one run."""
+    """What one user is paid in one run (a clawback line: what is taken back, negative).
 
-    referrer_id: str
-    referral_count: int
+    Lines sort by user id (bytes), a user's reward line before their clawback line.
+    """
+
+    referrer_id: str  # the user paid: a referrer, or a referee in a double-sided program
+    referral_count: int  # entries in the line
     amount_cents: int
+    kind: LineKind = LineKind.REWARD
 
 
 class EventStatus(StrEnum):

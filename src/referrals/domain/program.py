@@ -2,9 +2,15 @@
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from enum import StrEnum
 
 from referrals.domain.checks import FraudChecks
 from referrals.domain.tiers import DEFAULT_TIERS, TierSchedule
+
+
+class Trigger(StrEnum):
+    SIGNUP = "signup"  # a referral earns its reward when the referee signs up
+    CONVERSION = "conversion"  # ...when the referee does the qualifying event
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,3 +21,16 @@ class Program:
     # A reward becomes payable this long after it is earned (time for refunds and disputes).
     hold: timedelta = timedelta(0)
     checks: FraudChecks = field(default_factory=FraudChecks)
+    referee_reward_cents: int = 0  # the referee's own reward (double-sided); 0: none
+    # A user is paid once their total in a run reaches this; below it, it carries forward.
+    minimum_payout_cents: int = 0
+    trigger: Trigger = Trigger.SIGNUP
+    conversion_event: str = "purchase"  # the event that qualifies a referral
+    conversion_min_cents: int = 0  # ...with at least this value
+
+    def qualifies(self, event: str, value_cents: int | None) -> bool:
+        return (
+            self.trigger is Trigger.CONVERSION
+            and event == self.conversion_event
+            and (value_cents or 0) >= self.conversion_min_cents
+        )

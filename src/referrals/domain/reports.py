@@ -1,4 +1,5 @@
-"""The payout report: a CSV line per referrer, and its manifest. Deterministic bytes."""
+"""The payout report: a CSV line per user paid (and one more for their clawbacks, with a
+negative amount), and its manifest. Deterministic bytes."""
 
 import csv
 import io
@@ -61,6 +62,8 @@ def render_manifest(run: PayoutRun) -> bytes:
         "referrer_count": run.referrer_count,
         "referral_count": run.referral_count,
         "total_cents": run.total_cents,
+        "clawback_cents": run.clawback_cents,
+        "carried_forward_cents": run.carried_forward_cents,
         "currency": DEFAULT_CURRENCY,
         "report_key": run.report_key,
         "sha256": run.report_sha256,

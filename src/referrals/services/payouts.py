@@ -15,14 +15,23 @@ import logging
 import os
 import socket
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from itertools import groupby
 from typing import IO
 
 from referrals.domain import events
 from referrals.domain.errors import InvalidInput, NotFound, PayoutFailed, PayoutInProgress
-from referrals.domain.model import PayoutLine, PayoutRun, RunStatus, new_id
+from referrals.domain.model import (
+    LineKind,
+    PayoutLine,
+    PayoutRun,
+    Referral,
+    ReferralStatus,
+    RunStatus,
+    new_id,
+)
 from referrals.domain.periods import Period
 from referrals.domain.reports import (
     manifest_key,
@@ -36,6 +45,7 @@ from referrals.ports import Clock, ReportStore, Store
 logger = logging.getLogger("referrals.payouts")
 LEASE = timedelta(seconds=30)  # a crashed run can be resumed within this
 BATCH_SIZE = 20_000
+HELD_SHOWN = 100  # held rewards a dry run lists
 
 
 def _no_checkpoint(_: str) -> None:
@@ -46,10 +56,15 @@ def _no_checkpoint(_: str) -> None:
 class PayoutPreview:
     period: str
     cutoff: datetime
-    lines: list[PayoutLine]
+    lines: list[PayoutLine]  # what the run would pay
     referrer_count: int
     referral_count: int
     total_cents: int
+    clawback_cents: int
+    carried_forward: list[PayoutLine]  # below the minimum (or negative): left for later
+    carried_forward_cents: int
+    held: list[Referral]  # the oldest rewards waiting for review, with their receipts
+    held_count: int  # how many referrals are held in all (up to HELD_SHOWN + 1)
 
 
 def new_owner() -> str:
@@ -65,11 +80,16 @@ def run_payout(
     *,
     owner: str | None = None,
     batch_size: int = BATCH_SIZE,
+    minimum_cents: int = 0,
     on_progress: Callable[[int], None] | None = None,
     checkpoint: Callable[[str], None] = _no_checkpoint,
     keep_going: Callable[[], bool] | None = None,
 ) -> PayoutRun:
     """Pay every unpaid reward earned before the period's cutoff; see the module doc.
+
+    A user whose total in the run is below `minimum_cents`, or negative (clawbacks
+    beyond their rewards), is carried forward: their entries wait for a later run.
+    A total of zero settles (a clawback offset by new rewards).
 
     `checkpoint` is called with the name of each step as it is reached; the
     crash tests kill the process there. With `keep_going`, the run stops
@@ -103,8 +123,10 @@ def run_payout(
         ):
             return get_run(store, period)
         checkpoint("assigned")
+        carried = _carry_forward(store, clock, name, owner, minimum_cents)
+        checkpoint("carried_forward")
         with tempfile.TemporaryFile() as report:
-            totals = _render_report(store, name, report)
+            totals = _render_report(store, name, report, carried)
             checkpoint("report_rendered")
             # Staged under its own hash before anything is paid: a store that is down
             # fails the run here, and an attempt that lost its lease (and will fail
@@ -172,23 +194,47 @@ def _assign(
             return False
 
 
+def _carry_forward(store: Store, clock: Clock, period: str, owner: str, minimum: int) -> int:
+    """Send back to pending the entries of users who will not be paid this time.
+
+    Runs after every batch is assigned, so a resumed run releases the same users
+    again (their entries were re-assigned with the rest) and its totals match.
+    """
+    with store.unit_of_work() as uow:
+        if not uow.payouts.renew(period, owner, clock.now() + LEASE):
+            raise PayoutInProgress(f"the lease on {period} was taken over")
+        users, cents = uow.payouts.release(period, minimum)
+        if users < 0:
+            raise PayoutInProgress(f"the lease on {period} was taken over")
+        uow.commit()
+    return cents
+
+
 @dataclass(frozen=True, slots=True)
 class _Totals:
-    referrer_count: int
-    referral_count: int
-    total_cents: int
+    referrer_count: int  # users paid
+    referral_count: int  # entries settled: rewards and clawbacks
+    total_cents: int  # what the run pays out: rewards less clawbacks
+    clawback_cents: int
+    carried_forward_cents: int
     sha256: str
 
 
-def _render_report(store: Store, period: str, out: IO[bytes]) -> _Totals:
+def _render_report(store: Store, period: str, out: IO[bytes], carried: int = 0) -> _Totals:
     digest = hashlib.sha256()
-    counts = [0, 0, 0]
+    users = entries = total = clawed = 0
+    last_user: str | None = None
 
     def counted(lines: Iterator[PayoutLine]) -> Iterator[PayoutLine]:
+        nonlocal users, entries, total, clawed, last_user
         for line in lines:
-            counts[0] += 1
-            counts[1] += line.referral_count
-            counts[2] += line.amount_cents
+            # Lines come grouped by user: count users as they change, in constant memory.
+            users += line.referrer_id != last_user
+            last_user = line.referrer_id
+            entries += line.referral_count
+            total += line.amount_cents
+            if line.kind is LineKind.CLAWBACK:
+                clawed -= line.amount_cents
             yield line
 
     with store.read() as uow:
@@ -196,7 +242,7 @@ def _render_report(store: Store, period: str, out: IO[bytes]) -> _Totals:
             digest.update(chunk)
             out.write(chunk)
     out.flush()
-    return _Totals(counts[0], counts[1], counts[2], digest.hexdigest())
+    return _Totals(users, entries, total, clawed, carried, digest.hexdigest())
 
 
 def _complete(
@@ -218,6 +264,8 @@ def _complete(
             referrer_count=totals.referrer_count,
             referral_count=totals.referral_count,
             total_cents=totals.total_cents,
+            clawback_cents=totals.clawback_cents,
+            carried_forward_cents=totals.carried_forward_cents,
             report_key=report_key(period),
             report_sha256=totals.sha256,
             previous_sha256=previous.report_sha256 if previous else None,
@@ -267,24 +315,49 @@ def _put_manifest(reports: ReportStore, run: PayoutRun) -> None:
     reports.put(manifest_key(run.period), io.BytesIO(render_manifest(run)), "application/json")
 
 
-def preview_payout(store: Store, clock: Clock, period: Period) -> PayoutPreview:
-    """What a run would pay now, computed without writing anything."""
+def preview_payout(
+    store: Store, clock: Clock, period: Period, minimum_cents: int = 0
+) -> PayoutPreview:
+    """What a run would pay now, computed without writing anything: the lines, the
+    users carried forward, and the rewards held for review that it would leave out."""
     if not period.has_ended(clock.now()):
         raise InvalidInput(f"the period {period} has not ended yet")
     with store.read() as uow:
         run = uow.payouts.get(str(period))
+        carried: list[PayoutLine] = []
         if run is not None and run.status is RunStatus.COMPLETED:
             lines = list(uow.payouts.lines(str(period)))
         else:
-            lines = list(uow.payouts.preview(str(period), period.cutoff))
+            lines, carried = _split_carried(
+                uow.payouts.preview(str(period), period.cutoff), minimum_cents
+            )
+        held = list(uow.referrals.search(ReferralStatus.HELD, None, None, HELD_SHOWN + 1))
     return PayoutPreview(
         period=str(period),
         cutoff=period.cutoff,
         lines=lines,
-        referrer_count=len(lines),
+        referrer_count=len({line.referrer_id for line in lines}),
         referral_count=sum(line.referral_count for line in lines),
         total_cents=sum(line.amount_cents for line in lines),
+        clawback_cents=-sum(line.amount_cents for line in lines if line.kind is LineKind.CLAWBACK),
+        carried_forward=carried,
+        carried_forward_cents=sum(line.amount_cents for line in carried),
+        held=held[:HELD_SHOWN],
+        held_count=len(held),
     )
+
+
+def _split_carried(
+    lines: Iterable[PayoutLine], minimum_cents: int
+) -> tuple[list[PayoutLine], list[PayoutLine]]:
+    """Lines a run would pay, and lines of users it would carry forward (as `release`)."""
+    paid: list[PayoutLine] = []
+    carried: list[PayoutLine] = []
+    for _, group in groupby(lines, key=lambda line: line.referrer_id):
+        user_lines = list(group)
+        total = sum(line.amount_cents for line in user_lines)
+        (carried if total < max(minimum_cents, 0) else paid).extend(user_lines)
+    return paid, carried
 
 
 def get_run(store: Store, period: Period) -> PayoutRun:

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from referrals.domain.errors import InvalidInput, NotFound
-from referrals.domain.model import Earnings, Referral, ReferralStatus, Referrer
+from referrals.domain.model import Earnings, Referral, ReferralStatus, Referrer, Reward
 from referrals.domain.program import Program
 from referrals.domain.tiers import Tier
-from referrals.ports import Store
+from referrals.ports import Clock, Store
 
 MAX_PAGE = 500
 T = TypeVar("T")
@@ -29,13 +29,22 @@ class Page(Generic[T]):
     next_cursor: str | None
 
 
-def referrer_stats(store: Store, program: Program, user_id: str) -> ReferrerStats:
+def referrer_stats(store: Store, clock: Clock, program: Program, user_id: str) -> ReferrerStats:
     with store.read() as uow:
         referrer = uow.referrers.get(user_id)
         if referrer is None:
             raise NotFound(f"no referrer {user_id!r}")
-        earnings = uow.referrers.earnings(user_id)
+        earnings = uow.referrers.earnings(user_id, clock.now())
     return ReferrerStats(referrer, earnings, program.tiers.next_tier(referrer.referral_count))
+
+
+def referral_with_entries(store: Store, referral_id: str) -> tuple[Referral, Sequence[Reward]]:
+    """A referral, and the entries that came from it (the referee's reward, clawbacks)."""
+    with store.read() as uow:
+        referral = uow.referrals.get(referral_id)
+        if referral is None:
+            raise NotFound(f"no referral {referral_id!r}")
+        return referral, uow.rewards.for_referral(referral_id)
 
 
 def referrals_of(store: Store, user_id: str, limit: int, cursor: str | None) -> Page[Referral]:

@@ -5,46 +5,83 @@ on the state read, so two admins acting at once cannot both win: the loser's
 retry finds the new state and is told so.
 """
 
-from collections.abc import Collection
+from datetime import datetime
 
-from referrals.domain.errors import InvalidInput, NotFound, NotHeld, NotReversible
-from referrals.domain.model import Referral, ReferralStatus
-from referrals.ports import Clock, Store
+from referrals.domain.errors import Conflict, InvalidInput, NotFound, NotHeld, NotReversible
+from referrals.domain.model import Referral, ReferralStatus, Reward, RewardKind, new_id
+from referrals.ports import Clock, Store, UnitOfWork
 from referrals.services.audit import add_entry
 from referrals.services.queries import Page, search_referrals
 from referrals.services.retry import retry_on_conflict
 
 MAX_REASON = 500
-HELD, PENDING = ReferralStatus.HELD, ReferralStatus.PENDING
+HELD, PENDING, PAID = ReferralStatus.HELD, ReferralStatus.PENDING, ReferralStatus.PAID
+PROCESSING, REVERSED = ReferralStatus.PROCESSING, ReferralStatus.REVERSED
+CLAWED_BACK = ReferralStatus.CLAWED_BACK
+REVERSIBLE = {ReferralStatus.AWAITING, PENDING, HELD, PAID}
+REFEREE, CLAWBACK = RewardKind.REFEREE, RewardKind.CLAWBACK
 
 
 def approve(
     store: Store, clock: Clock, actor: str, referral_id: str, reason: str | None = None
 ) -> Referral:
-    """A held reward becomes payable: the next run whose cutoff is after its hold pays it."""
-    return _change(store, clock, actor, referral_id, {HELD}, PENDING, "review.approve", reason)
+    """A held reward becomes payable (with its referee's reward, if any): the next run
+    whose cutoff is after its hold pays it."""
+    return _review(store, clock, actor, referral_id, PENDING, "review.approve", reason)
 
 
 def reject(store: Store, clock: Clock, actor: str, referral_id: str, reason: str) -> Referral:
-    """A held reward is refused for good; the referral itself stays, so the referee
-    cannot be referred again."""
-    return _change(
-        store, clock, actor, referral_id, {HELD}, ReferralStatus.REJECTED, "review.reject", reason
+    """A held reward (and its referee's) is refused for good; the referral itself stays,
+    so the referee cannot be referred again."""
+    _check_reason(reason, required=True)
+    return _review(
+        store, clock, actor, referral_id, ReferralStatus.REJECTED, "review.reject", reason
     )
 
 
 def reverse(store: Store, clock: Clock, actor: str, referral_id: str, reason: str) -> Referral:
-    """Cancel a reward that is not paid yet (a refund, a cancelled account)."""
-    return _change(
-        store,
-        clock,
-        actor,
-        referral_id,
-        {PENDING, HELD},
-        ReferralStatus.REVERSED,
-        "referral.reverse",
-        reason,
-    )
+    """Cancel a referral's rewards (a refund, a cancelled account).
+
+    A reward not paid yet is reversed; one already paid is clawed back: a clawback
+    entry takes its amount back in the next run, as a line of its own. A reward
+    being paid out right now cannot be reversed until its run completes.
+    """
+    _check_reason(reason, required=True)
+
+    def attempt() -> Referral:
+        with store.unit_of_work() as uow:
+            referral = _get(uow, referral_id)
+            entries = [e for e in uow.rewards.for_referral(referral_id) if e.kind is REFEREE]
+            statuses = [referral.status, *(e.status for e in entries)]
+            if PROCESSING in statuses:
+                raise NotReversible("the reward is being paid out: reverse it after the run")
+            if referral.status not in REVERSIBLE:
+                raise NotReversible(f"the reward is {referral.status}: nothing to reverse")
+            now = clock.now()
+            changed = uow.referrals.transition(
+                referral_id, {referral.status}, _reversal(referral.status), reason
+            )
+            if changed is None:
+                raise Conflict("the referral changed meanwhile")  # retried
+            if changed.status is CLAWED_BACK:
+                _claw_back(uow, referral_id, referral.referrer_id, referral.reward_cents, now)
+            for e in entries:
+                if e.status not in REVERSIBLE:
+                    continue
+                if uow.rewards.transition(e.id, {e.status}, _reversal(e.status), reason) is None:
+                    raise Conflict("the referee's reward changed meanwhile")
+                if e.status is PAID:
+                    _claw_back(uow, referral_id, e.user_id, e.cents, now)
+            add_entry(uow, clock, actor, "referral.reverse", f"referral:{referral_id}", reason)
+            uow.commit()
+            return changed
+
+    return retry_on_conflict(attempt)
+
+
+def _reversal(status: ReferralStatus) -> ReferralStatus:
+    """Unpaid: cancelled outright. Paid: clawed back by a negative entry."""
+    return CLAWED_BACK if status is PAID else REVERSED
 
 
 def review_queue(store: Store, limit: int, cursor: str | None) -> Page[Referral]:
@@ -52,35 +89,48 @@ def review_queue(store: Store, limit: int, cursor: str | None) -> Page[Referral]
     return search_referrals(store, limit, cursor, status=HELD)
 
 
-def _change(
+def _review(
     store: Store,
     clock: Clock,
     actor: str,
     referral_id: str,
-    allowed: Collection[ReferralStatus],
     to: ReferralStatus,
     action: str,
     reason: str | None,
 ) -> Referral:
-    if reason is not None and not 1 <= len(reason.strip()) <= MAX_REASON:
-        raise InvalidInput(f"reason must be 1-{MAX_REASON} characters")
-    if reason is None and to is not PENDING:
-        raise InvalidInput("a reason is required")
+    _check_reason(reason, required=False)
 
     def attempt() -> Referral:
         with store.unit_of_work() as uow:
-            changed = uow.referrals.transition(referral_id, allowed, to, reason)
+            changed = uow.referrals.transition(referral_id, {HELD}, to, reason)
             if changed is None:
-                current = uow.referrals.get(referral_id)
-                if current is None:
-                    raise NotFound(f"no referral {referral_id!r}")
-                if allowed == {HELD}:
-                    raise NotHeld(f"the reward is {current.status}, not held")
-                raise NotReversible(
-                    f"the reward is {current.status}: only a pending or held reward can be reversed"
-                )
+                raise NotHeld(f"the reward is {_get(uow, referral_id).status}, not held")
+            for entry in uow.rewards.for_referral(referral_id):
+                if entry.kind is REFEREE:
+                    uow.rewards.transition(entry.id, {HELD}, to, reason)
             add_entry(uow, clock, actor, action, f"referral:{referral_id}", reason)
             uow.commit()
             return changed
 
     return retry_on_conflict(attempt)
+
+
+def _claw_back(uow: UnitOfWork, referral_id: str, user_id: str, cents: int, now: datetime) -> None:
+    clawback = Reward(new_id(), referral_id, user_id, CLAWBACK, -cents, PENDING, now)
+    uow.rewards.add(clawback)
+
+
+def _get(uow: UnitOfWork, referral_id: str) -> Referral:
+    referral = uow.referrals.get(referral_id)
+    if referral is None:
+        raise NotFound(f"no referral {referral_id!r}")
+    return referral
+
+
+def _check_reason(reason: str | None, *, required: bool) -> None:
+    if reason is None:
+        if required:
+            raise InvalidInput("a reason is required")
+        return
+    if not 1 <= len(reason.strip()) <= MAX_REASON:
+        raise InvalidInput(f"reason must be 1-{MAX_REASON} characters")

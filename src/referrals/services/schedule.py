@@ -12,7 +12,11 @@ logger = logging.getLogger("referrals.schedule")
 
 
 def run_due_payout(
-    store: Store, reports: ReportStore, clock: Clock, batch_size: int = BATCH_SIZE
+    store: Store,
+    reports: ReportStore,
+    clock: Clock,
+    batch_size: int = BATCH_SIZE,
+    minimum_cents: int = 0,
 ) -> PayoutRun | None:
     """Run the payout of the month just ended unless it is completed or running elsewhere.
 
@@ -26,7 +30,9 @@ def run_due_payout(
     if run is not None and run.status is RunStatus.COMPLETED:
         return None
     try:
-        return run_payout(store, reports, clock, period, batch_size=batch_size)
+        return run_payout(
+            store, reports, clock, period, batch_size=batch_size, minimum_cents=minimum_cents
+        )
     except PayoutInProgress:
         logger.info("payout %s is running elsewhere", period)
         return None

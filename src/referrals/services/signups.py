@@ -7,12 +7,13 @@ from referrals.domain import events
 from referrals.domain.checks import fingerprint, signup_checks, velocity_check
 from referrals.domain.codes import is_valid_code, is_valid_user_id
 from referrals.domain.errors import AlreadyReferred, CodeNotFound, InvalidInput, SelfReferral
-from referrals.domain.model import Receipt, Referral, ReferralStatus, new_id
-from referrals.domain.program import Program
+from referrals.domain.model import Receipt, Referral, ReferralStatus, Reward, RewardKind, new_id
+from referrals.domain.program import Program, Trigger
 from referrals.ports import Clock, Store, UnitOfWork
 from referrals.services.referrers import add_referrer
 from referrals.services.retry import retry_on_conflict
 
+AWAITING_RULE = "awaiting conversion"
 # Payout periods start in 1970 (times are stored as microseconds since the epoch).
 EARLIEST_IMPORT = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -46,7 +47,8 @@ def sign_up(
     same transaction as the referral row, so concurrent signups never share or
     skip an ordinal, and the tier is priced from that ordinal, never a stale read.
     The program's fraud checks run on the way: a failed one holds the reward for
-    review, and the receipt keeps every verdict.
+    review, and the receipt keeps every verdict. A program that pays on
+    conversion records the referral as awaiting: `record_conversion` earns it.
     """
     ip_hash, device_hash = fingerprint(ip), fingerprint(device_id)
     if not is_valid_user_id(user_id):
@@ -80,8 +82,9 @@ def sign_up(
                 earlier = _referral_by_ordinal(uow, referrer.user_id, ordinal - limit)
                 checks.append(velocity_check(limit, earlier, clock.now()))
             tier = program.tiers.tier_of(ordinal)
+            on_signup = program.trigger is Trigger.SIGNUP
             receipt = Receipt(
-                rule="signup",
+                rule="signup" if on_signup else AWAITING_RULE,
                 tier_threshold=tier.threshold,
                 tier_cents=tier.reward_cents,
                 hold_days=program.hold.days,
@@ -95,17 +98,45 @@ def sign_up(
                 email=email,
                 ordinal=ordinal,
                 reward_cents=tier.reward_cents,
-                status=ReferralStatus.HELD if receipt.failed else ReferralStatus.PENDING,
+                status=earned_status(receipt) if on_signup else ReferralStatus.AWAITING,
                 created_at=signed_up_at or clock.now(),
                 hold=program.hold,
                 receipt=receipt,
             )
             uow.referrals.add(referral)
+            if on_signup:
+                add_referee_reward(uow, program, referral, referral.created_at)
             uow.outbox.add(events.referral_created(referral, clock.now()))
             uow.commit()
             return SignupResult(referral, referee.code if referee else None, replayed=False)
 
     return retry_on_conflict(attempt)
+
+
+def earned_status(receipt: Receipt) -> ReferralStatus:
+    """A reward that failed a fraud check waits for review."""
+    return ReferralStatus.HELD if receipt.failed else ReferralStatus.PENDING
+
+
+def add_referee_reward(
+    uow: UnitOfWork, program: Program, referral: Referral, earned_at: datetime
+) -> None:
+    """The referee's own reward, in a double-sided program: it shares its referral's
+    fate (held with it, approved or rejected with it)."""
+    if not program.referee_reward_cents:
+        return
+    uow.rewards.add(
+        Reward(
+            id=new_id(),
+            referral_id=referral.id,
+            user_id=referral.referee_id,
+            kind=RewardKind.REFEREE,
+            cents=program.referee_reward_cents,
+            status=referral.status,
+            created_at=earned_at,
+            hold=program.hold,
+        )
+    )
 
 
 def _referral_by_ordinal(uow: UnitOfWork, referrer_id: str, ordinal: int) -> Referral | None:

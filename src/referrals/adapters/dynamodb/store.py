@@ -11,9 +11,10 @@ that lost its lease can never assign or pay a reward.
 import json
 import random
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+from itertools import groupby
 from types import TracebackType
 from typing import Any, Self
 
@@ -26,15 +27,19 @@ from referrals.domain.errors import Conflict
 from referrals.domain.model import (
     ApiKey,
     AuditEntry,
+    Conversion,
     Earnings,
     Event,
     EventStatus,
+    LineKind,
     PayoutLine,
     PayoutRun,
     Receipt,
     Referral,
     ReferralStatus,
     Referrer,
+    Reward,
+    RewardKind,
     Role,
     RunStatus,
     SignupParties,
@@ -47,15 +52,20 @@ INDEX_WAIT_SECONDS = 30.0  # how long a run waits for an index to catch up
 
 Item = dict[str, dict[str, Any]]
 Items = list[Item]  # an alias: classes below define a `list` method
-PENDING, PROCESSING, PAID, HELD = (
+PENDING, PROCESSING, PAID, HELD, CLAWED_BACK = (
     s.value
     for s in (
         ReferralStatus.PENDING,
         ReferralStatus.PROCESSING,
         ReferralStatus.PAID,
         ReferralStatus.HELD,
+        ReferralStatus.CLAWED_BACK,
     )
 )
+CLAWBACK = RewardKind.CLAWBACK.value
+# A released user's items are kept in memory to be sent back to pending without a
+# second read; a user with more in one run is read again by the prefix of their key.
+RELEASE_BUFFER = 1000
 ONE_MICROSECOND = timedelta(microseconds=1)
 
 
@@ -84,6 +94,79 @@ def _unpaid_sk(referral_id: str, payable_micros: int) -> str:
     # Keyed by when the reward becomes payable (created_at + hold), not when it was
     # earned, so a run's Query stops at its cutoff and never reads rewards on hold.
     return f"{payable_micros:020d}#{referral_id}"
+
+
+def _entry_pk(referral_id: str) -> str:
+    # Entries live under their referral's id, not in the referral's own item
+    # collection (`REFEREE#<referee>`): an entry knows only the referral's id, and
+    # keyed by it `for_referral` is one strongly consistent Query, even for a
+    # referral added in the same unit of work.
+    return f"REFERRAL#{referral_id}"
+
+
+def _reward_claim_key(reward_id: str) -> Item:
+    # Makes an entry id unique across referrals and finds its item by id with
+    # consistent reads (two GetItems), where an index would be eventually consistent.
+    return {"pk": S(f"REWARD#{reward_id}"), "sk": S("REWARD")}
+
+
+def _payee(item: Item) -> str:
+    """Who an item pays: an entry's user, a referral's referrer."""
+    payee: str = item["user_id"]["S"] if "user_id" in item else item["referrer_id"]["S"]
+    return payee
+
+
+def _line_kind(item: Item) -> LineKind:
+    clawback = "entry_kind" in item and item["entry_kind"]["S"] == CLAWBACK
+    return LineKind.CLAWBACK if clawback else LineKind.REWARD
+
+
+def _payable_micros(item: Item) -> int:
+    hold = int(item["hold_micros"]["N"]) if "hold_micros" in item else 0
+    return int(item["created_at"]["N"]) + hold
+
+
+def _status_update(
+    table: str,
+    key: Item,
+    item_id: str,
+    current: ReferralStatus,
+    to: ReferralStatus,
+    note: str | None,
+    payable_at: datetime,
+) -> dict[str, Any]:
+    """A transition of a referral's reward or an entry, conditioned on its current state."""
+    sets = ["status_pk = :to"]
+    removes: list[str] = []
+    values: Item = {":to": S(to.value), ":from": S(current.value)}
+    if note is None:
+        removes.append("note")
+    else:
+        sets.append("note = :note")
+        values[":note"] = S(note)
+    # Only a pending reward is in the sparse `unpaid` index: one moved out of
+    # pending (held, rejected, reversed) leaves it, one approved back into it
+    # returns at its payable time, so the next run whose cutoff is later pays it.
+    # The period attributes stay: a paid reward clawed back later is still in the
+    # lines of the run that paid it, whose report must render the same again.
+    if to is ReferralStatus.PENDING:
+        sets.append("unpaid_pk = :unpaid, unpaid_sk = :unpaid_sk")
+        values[":unpaid"] = S("UNPAID")
+        values[":unpaid_sk"] = S(_unpaid_sk(item_id, to_micros(payable_at)))
+    else:
+        removes += ["unpaid_pk", "unpaid_sk"]
+    expression = "SET " + ", ".join(sets)
+    if removes:
+        expression += " REMOVE " + ", ".join(removes)
+    return {
+        "Update": {
+            "TableName": table,
+            "Key": key,
+            "UpdateExpression": expression,
+            "ConditionExpression": "status_pk = :from",
+            "ExpressionAttributeValues": values,
+        }
+    }
 
 
 def _cancel_reasons(error: ClientError) -> list[str]:
@@ -220,23 +303,37 @@ class DynamoReferrers:
         )
         return count
 
-    def earnings(self, user_id: str) -> Earnings:
-        # Rejected and reversed rewards were never earned: they count nowhere.
-        cents_by_status = {PENDING: 0, PROCESSING: 0, PAID: 0, HELD: 0}
+    def earnings(self, user_id: str, now: datetime) -> Earnings:
+        # The user's referral rewards and the entries paid to them share the
+        # `by_referrer_id` partition of the user (entries carry no ordinal, so they
+        # stay out of `by_referrer`). Rejected, reversed and awaiting rewards were
+        # never earned: they count nowhere. A clawback counts whatever its state.
+        split = dict.fromkeys(("pending", "payable", "held", "paid", "clawed_back"), 0)
+        now_micros = to_micros(now)
         for item in self._store.query(
             TableName=self._store.main,
-            IndexName="by_referrer",
+            IndexName="by_referrer_id",
             KeyConditionExpression="referrer_pk = :r",
             ExpressionAttributeValues={":r": S(_referrer_pk(user_id))},
-            ProjectionExpression="status_pk, reward_cents",
+            ProjectionExpression="status_pk, reward_cents, created_at, hold_micros, entry_kind",
         ):
-            status = item["status_pk"]["S"]
-            if status in cents_by_status:
-                cents_by_status[status] += int(item["reward_cents"]["N"])
+            status, cents = item["status_pk"]["S"], int(item["reward_cents"]["N"])
+            if _line_kind(item) is LineKind.CLAWBACK:
+                split["clawed_back"] -= cents
+            elif status == PENDING and _payable_micros(item) > now_micros:
+                split["pending"] += cents
+            elif status in (PENDING, PROCESSING):
+                split["payable"] += cents
+            elif status in (PAID, CLAWED_BACK):
+                split["paid"] += cents
+            elif status == HELD:
+                split["held"] += cents
         return Earnings(
-            pending_cents=cents_by_status[PENDING] + cents_by_status[PROCESSING],
-            paid_cents=cents_by_status[PAID],
-            held_cents=cents_by_status[HELD],
+            pending_cents=split["pending"],
+            payable_cents=split["payable"],
+            held_cents=split["held"],
+            paid_cents=split["paid"],
+            clawed_back_cents=split["clawed_back"],
         )
 
 
@@ -289,39 +386,43 @@ class DynamoReferrals:
         to: ReferralStatus,
         note: str | None,
     ) -> Referral | None:
-        # The by_id index only finds the item's key (the referee never changes); the
-        # state is read from the base table, strongly consistent, and the queued
-        # update is conditioned on it: a concurrent transition that commits first
-        # makes this commit a Conflict, and the caller's retry reads the new state.
-        found = self.get(referral_id)
-        if found is None:
+        key, current = self._current(referral_id)
+        if key is None or current is None or current.status not in allowed:
             return None
-        key = {"pk": S(f"REFEREE#{found.referee_id}"), "sk": S("REFERRAL")}
-        item = self._store.get(self._store.main, key)
-        if item is None:
+        self._check_untouched(key, referral_id)
+        self._uow.write(
+            _status_update(
+                self._store.main, key, current.id, current.status, to, note, current.payable_at
+            )
+        )
+        return replace(current, status=to, note=note)
+
+    def qualify(
+        self, referral_id: str, to: ReferralStatus, hold: timedelta, receipt: Receipt
+    ) -> Referral | None:
+        key, current = self._current(referral_id)
+        if key is None or current is None or current.status is not ReferralStatus.AWAITING:
             return None
-        current = _referral(item)
-        if current.status not in allowed:
-            return None
-        if self._uow.touches(self._store.main, key):
-            # A transaction may write an item once (DynamoDB refuses a second operation).
-            raise ValueError(f"referral {referral_id} is already written in this unit of work")
-        changed = replace(current, status=to, note=note)
-        sets = ["status_pk = :to"]
+        self._check_untouched(key, referral_id)
+        changed = replace(current, status=to, hold=hold, receipt=receipt)
+        sets = ["status_pk = :to", "receipt = :receipt"]
         removes: list[str] = []
-        values: Item = {":to": S(to.value), ":from": S(current.status.value)}
-        if note is None:
-            removes.append("note")
+        values: Item = {
+            ":to": S(to.value),
+            ":awaiting": S(ReferralStatus.AWAITING.value),
+            ":receipt": S(_receipt_json(receipt)),
+        }
+        if hold:
+            sets.append("hold_micros = :hold")
+            values[":hold"] = N(hold // ONE_MICROSECOND)
         else:
-            sets.append("note = :note")
-            values[":note"] = S(note)
-        # Only a pending reward is in the sparse `unpaid` index: one moved out of
-        # pending (held, rejected, reversed) leaves it, one approved back into it
-        # returns at its payable time, so the next run whose cutoff is later pays it.
+            removes.append("hold_micros")
+        # An awaiting reward is in no payout index; a pending one enters `unpaid` at
+        # the time its new hold ends.
         if to is ReferralStatus.PENDING:
             sets.append("unpaid_pk = :unpaid, unpaid_sk = :unpaid_sk")
             values[":unpaid"] = S("UNPAID")
-            values[":unpaid_sk"] = S(_unpaid_sk(current.id, to_micros(current.payable_at)))
+            values[":unpaid_sk"] = S(_unpaid_sk(changed.id, to_micros(changed.payable_at)))
         else:
             removes += ["unpaid_pk", "unpaid_sk"]
         expression = "SET " + ", ".join(sets)
@@ -333,12 +434,29 @@ class DynamoReferrals:
                     "TableName": self._store.main,
                     "Key": key,
                     "UpdateExpression": expression,
-                    "ConditionExpression": "status_pk = :from",
+                    "ConditionExpression": "status_pk = :awaiting",
                     "ExpressionAttributeValues": values,
                 }
             }
         )
         return changed
+
+    def _current(self, referral_id: str) -> tuple[Item | None, Referral | None]:
+        # The by_id index only finds the item's key (the referee never changes); the
+        # state is read from the base table, strongly consistent, and the queued
+        # update is conditioned on it: a concurrent transition that commits first
+        # makes this commit a Conflict, and the caller's retry reads the new state.
+        found = self.get(referral_id)
+        if found is None:
+            return None, None
+        key = {"pk": S(f"REFEREE#{found.referee_id}"), "sk": S("REFERRAL")}
+        item = self._store.get(self._store.main, key)
+        return (key, _referral(item)) if item else (None, None)
+
+    def _check_untouched(self, key: Item, referral_id: str) -> None:
+        if self._uow.touches(self._store.main, key):
+            # A transaction may write an item once (DynamoDB refuses a second operation).
+            raise ValueError(f"referral {referral_id} is already written in this unit of work")
 
     def for_referrer(
         self, referrer_id: str, after_ordinal: int | None, limit: int
@@ -383,12 +501,119 @@ class DynamoReferrals:
         }
         rows: list[Referral] = []
         for item in self._store.query(**query):
+            if item["sk"]["S"] != "REFERRAL":
+                continue  # an entry paid to the user, in the same indexes
             referral = _referral(item)
             if status is None or referral.status is status:
                 rows.append(referral)
                 if len(rows) == limit:
                     break
         return rows
+
+
+class DynamoRewards:
+    """Entries besides a referral's own reward: `REFERRAL#<referral_id>` / `REWARD#<id>`.
+
+    They carry the payout attributes of a referral item (status, the sparse
+    `unpaid` and `by_period` keys, the beneficiary's `referrer_pk`, `reward_cents`)
+    so that the payout steps walk referrals and entries alike.
+    """
+
+    def __init__(self, uow: "DynamoUnitOfWork") -> None:
+        self._uow = uow
+        self._store = uow.store
+
+    def add(self, reward: Reward) -> None:
+        self._uow.put(self._store.main, _entry_item(reward))
+        claim = {**_reward_claim_key(reward.id), "referral_id": S(reward.referral_id)}
+        self._uow.put(self._store.main, claim)  # a taken id makes the commit a Conflict
+
+    def _key(self, reward_id: str) -> Item | None:
+        claim = self._store.get(self._store.main, _reward_claim_key(reward_id))
+        if claim is None:
+            return None
+        return {"pk": S(_entry_pk(claim["referral_id"]["S"])), "sk": S(f"REWARD#{reward_id}")}
+
+    def _item(self, reward_id: str) -> tuple[Item, Item] | None:
+        key = self._key(reward_id)
+        item = self._store.get(self._store.main, key) if key else None
+        return (key, item) if key and item else None
+
+    def get(self, reward_id: str) -> Reward | None:
+        found = self._item(reward_id)
+        return _reward(found[1]) if found else None
+
+    def for_referral(self, referral_id: str) -> Sequence[Reward]:
+        items = self._store.query(
+            TableName=self._store.main,
+            KeyConditionExpression="pk = :p AND begins_with(sk, :r)",
+            ExpressionAttributeValues={":p": S(_entry_pk(referral_id)), ":r": S("REWARD#")},
+            ConsistentRead=True,
+        )
+        return [_reward(item) for item in items]  # sk order: by id
+
+    def transition(
+        self,
+        reward_id: str,
+        allowed: Collection[ReferralStatus],
+        to: ReferralStatus,
+        note: str | None,
+    ) -> Reward | None:
+        # Read strongly consistent; the update is conditioned on the state read.
+        found = self._item(reward_id)
+        if found is None:
+            return None
+        key, item = found
+        current = _reward(item)
+        if current.status not in allowed:
+            return None
+        if self._uow.touches(self._store.main, key):
+            raise ValueError(f"entry {reward_id} is already written in this unit of work")
+        self._uow.write(
+            _status_update(
+                self._store.main, key, current.id, current.status, to, note, current.payable_at
+            )
+        )
+        return replace(current, status=to, note=note)
+
+
+class DynamoConversions:
+    """`CONVERSION#<external_id>` / `CONVERSION`: the key makes each external id once."""
+
+    def __init__(self, uow: "DynamoUnitOfWork") -> None:
+        self._uow = uow
+        self._store = uow.store
+
+    @staticmethod
+    def _key(external_id: str) -> Item:
+        return {"pk": S(f"CONVERSION#{external_id}"), "sk": S("CONVERSION")}
+
+    def add(self, conversion: Conversion) -> None:
+        item: Item = {
+            **self._key(conversion.external_id),
+            "external_id": S(conversion.external_id),
+            "user_id": S(conversion.user_id),
+            "event": S(conversion.event),
+            "created_at": N(to_micros(conversion.created_at)),
+        }
+        if conversion.value_cents is not None:
+            item["value_cents"] = N(conversion.value_cents)
+        if conversion.referral_id is not None:
+            item["referral_id"] = S(conversion.referral_id)
+        self._uow.put(self._store.main, item)  # recorded before: the commit is a Conflict
+
+    def get(self, external_id: str) -> Conversion | None:
+        item = self._store.get(self._store.main, self._key(external_id))
+        if item is None:
+            return None
+        return Conversion(
+            external_id=item["external_id"]["S"],
+            user_id=item["user_id"]["S"],
+            event=item["event"]["S"],
+            value_cents=int(item["value_cents"]["N"]) if "value_cents" in item else None,
+            created_at=from_micros(int(item["created_at"]["N"])),
+            referral_id=_opt_s(item, "referral_id"),
+        )
 
 
 class DynamoApiKeys:
@@ -576,7 +801,6 @@ class DynamoPayouts:
 
     def _move(self, period: str, items: Items) -> int:
         def update(item: Item) -> dict[str, Any]:
-            referrer_id = item["referrer_id"]["S"]
             return {
                 "Update": {
                     "TableName": self._store.main,
@@ -588,7 +812,7 @@ class DynamoPayouts:
                         ":processing": S(PROCESSING),
                         ":pending": S(PENDING),
                         ":p": S(period),
-                        ":psk": S(f"{referrer_id}#{item['id']['S']}"),
+                        ":psk": S(f"{_payee(item)}#{item['id']['S']}"),
                     },
                 }
             }
@@ -603,15 +827,17 @@ class DynamoPayouts:
         items: Items,
         write: Callable[[Item], dict[str, Any]],
         counter: str = "",
+        sign: int = 1,
     ) -> int:
         """Write `items` in one transaction with the lease condition; skip items already moved.
 
+        `counter` updates the run item with `:n`, the number written times `sign`.
         Returns how many were written, or -1 if the lease was lost.
         """
         for attempt in range(10):
             if not items:
                 return 0
-            values = {":n": N(len(items))} if counter else None
+            values = {":n": N(sign * len(items))} if counter else None
             writes = [self._fenced(period, counter, values), *(write(i) for i in items)]
             try:
                 self._store.client.transact_write_items(TransactItems=writes)
@@ -642,7 +868,9 @@ class DynamoPayouts:
     def _wait_for_index(self, period: str) -> None:
         """Wait until the `by_period` index shows every reward the run assigned."""
         run = self._store.get(self._store.main, self._key(period))
-        expected = int(run["assigned"]["N"]) if run else 0
+        if run is None:
+            return  # rewards imported as paid: no run counted them, nothing to wait for
+        expected = int(run["assigned"]["N"]) if "assigned" in run else 0
         deadline = time.monotonic() + INDEX_WAIT_SECONDS
         while True:
             seen = self._store.count(
@@ -658,13 +886,16 @@ class DynamoPayouts:
             time.sleep(0.2)
 
     def lines(self, period: str) -> Iterator[PayoutLine]:
+        # Every item of the period whatever its state: a reward clawed back after
+        # this run paid it stays in its lines (period_pk is never removed once paid).
         self._wait_for_index(period)
         return _aggregate(
-            (i["referrer_id"]["S"], int(i["reward_cents"]["N"])) for i in self._period_items(period)
+            (_payee(i), _line_kind(i), int(i["reward_cents"]["N"]))
+            for i in self._period_items(period)
         )
 
     def preview(self, period: str, cutoff: datetime) -> Iterator[PayoutLine]:
-        totals: dict[str, list[int]] = {}
+        totals: dict[tuple[str, LineKind], list[int]] = {}
         pending = self._store.query(
             TableName=self._store.main,
             IndexName="unpaid",
@@ -677,11 +908,95 @@ class DynamoPayouts:
         assigned = (i for i in self._period_items(period) if i["status_pk"]["S"] == PROCESSING)
         for source in (pending, assigned):
             for item in source:
-                line = totals.setdefault(item["referrer_id"]["S"], [0, 0])
+                line = totals.setdefault((_payee(item), _line_kind(item)), [0, 0])
                 line[0] += 1
                 line[1] += int(item["reward_cents"]["N"])
-        for referrer_id in sorted(totals):
-            yield PayoutLine(referrer_id, *totals[referrer_id])
+        order = list(LineKind)  # a user's reward line, then their clawback line
+        for user, kind in sorted(totals, key=lambda k: (k[0].encode(), order.index(k[1]))):
+            count, cents = totals[user, kind]
+            yield PayoutLine(user, count, cents, kind)
+
+    def release(self, period: str, minimum_cents: int) -> tuple[int, int]:
+        """Send back to pending every item of the users whose total is below the minimum
+        or negative.
+
+        One pass over `by_period`, where a user's items are contiguous (the sort key
+        starts with the user id): a user's total is known when the next user starts.
+        Released items go back into `unpaid` at their payable time and leave the
+        period, in fenced transactions that also take them off the run's `assigned`
+        count, so `_wait_for_index` expects what is left.
+        """
+        if self._uow.fence is None or self._uow.fence[0] != period:
+            raise Conflict("payout writes need a renewed lease in this unit of work")
+        self._wait_for_index(period)
+        released_users = released_cents = 0
+        chunk: Items = []
+
+        def back(item: Item) -> dict[str, Any]:
+            return {
+                "Update": {
+                    "TableName": self._store.main,
+                    "Key": {"pk": item["pk"], "sk": item["sk"]},
+                    "UpdateExpression": "SET status_pk = :pending, unpaid_pk = :u,"
+                    " unpaid_sk = :usk REMOVE payout_period, period_pk, period_sk",
+                    "ConditionExpression": "status_pk = :processing AND payout_period = :p",
+                    "ExpressionAttributeValues": {
+                        ":pending": S(PENDING),
+                        ":processing": S(PROCESSING),
+                        ":p": S(period),
+                        ":u": S("UNPAID"),
+                        ":usk": S(_unpaid_sk(item["id"]["S"], _payable_micros(item))),
+                    },
+                }
+            }
+
+        def send(items: Iterable[Item]) -> bool:
+            """Queue `items` for release, writing full chunks; False if the lease was lost."""
+            nonlocal chunk
+            for item in items:
+                chunk.append(item)
+                if len(chunk) == PAYOUT_CHUNK:
+                    written = self._fenced_writes(
+                        period, chunk, back, "SET lease_owner = :o ADD assigned :n", sign=-1
+                    )
+                    chunk = []
+                    if written < 0:
+                        return False
+            return True
+
+        for user, group in groupby(self._period_items(period), key=_payee):
+            total = count = 0
+            settled = False  # some of it is paid already (a completion cut short)
+            kept: Items = []
+            for item in group:
+                total += int(item["reward_cents"]["N"])
+                count += 1
+                settled = settled or item["status_pk"]["S"] != PROCESSING
+                if count <= RELEASE_BUFFER:
+                    kept.append(item)
+            if settled or total >= max(minimum_cents, 0):
+                continue
+            released_users += 1
+            released_cents += total
+            # Too many to have kept: read the user's items again, by their key prefix.
+            items = kept if count <= RELEASE_BUFFER else self._user_items(period, user)
+            if not send(items):
+                return -1, 0
+        if chunk:
+            written = self._fenced_writes(
+                period, chunk, back, "SET lease_owner = :o ADD assigned :n", sign=-1
+            )
+            if written < 0:
+                return -1, 0
+        return released_users, released_cents
+
+    def _user_items(self, period: str, user: str) -> Iterator[Item]:
+        return self._store.query(
+            TableName=self._store.main,
+            IndexName="by_period",
+            KeyConditionExpression="period_pk = :p AND begins_with(period_sk, :u)",
+            ExpressionAttributeValues={":p": S(period), ":u": S(f"{user}#")},
+        )
 
     def complete(self, run: PayoutRun, owner: str) -> int:
         """Pay the run's rewards in fenced batches, then queue the run's completion.
@@ -712,8 +1027,8 @@ class DynamoPayouts:
 
         for item in self._period_items(run.period):
             paid += 1
-            if item["status_pk"]["S"] == PAID:
-                continue
+            if item["status_pk"]["S"] != PROCESSING:
+                continue  # paid by an attempt cut short (and maybe clawed back since)
             chunk.append(item)
             if len(chunk) == PAYOUT_CHUNK:
                 if self._fenced_writes(run.period, chunk, pay) < 0:
@@ -727,7 +1042,8 @@ class DynamoPayouts:
                     "TableName": self._store.main,
                     "Key": self._key(run.period),
                     "UpdateExpression": "SET #s = :completed, referrer_count = :rc,"
-                    " referral_count = :n, total_cents = :t, report_key = :k,"
+                    " referral_count = :n, total_cents = :t, clawback_cents = :cb,"
+                    " carried_forward_cents = :cf, report_key = :k,"
                     " report_sha256 = :sha, completed_at = :at"
                     + (", previous_sha256 = :prev" if run.previous_sha256 else "")
                     + " REMOVE lease_owner, lease_expires_at, #e",
@@ -740,6 +1056,8 @@ class DynamoPayouts:
                         ":rc": N(run.referrer_count),
                         ":n": N(run.referral_count),
                         ":t": N(run.total_cents),
+                        ":cb": N(run.clawback_cents),
+                        ":cf": N(run.carried_forward_cents),
                         ":k": S(run.report_key or ""),
                         ":sha": S(run.report_sha256 or ""),
                         ":at": N(to_micros(run.completed_at or run.started_at)),
@@ -949,6 +1267,8 @@ class DynamoAudit:
 class DynamoUnitOfWork:
     referrers: DynamoReferrers
     referrals: DynamoReferrals
+    rewards: DynamoRewards
+    conversions: DynamoConversions
     api_keys: DynamoApiKeys
     payouts: DynamoPayouts
     outbox: DynamoOutbox
@@ -963,6 +1283,8 @@ class DynamoUnitOfWork:
         self.fence: tuple[str, str] | None = None  # (period, owner) after a lease renewal
         self.referrers = DynamoReferrers(self)
         self.referrals = DynamoReferrals(self)
+        self.rewards = DynamoRewards(self)
+        self.conversions = DynamoConversions(self)
         self.api_keys = DynamoApiKeys(self)
         self.payouts = DynamoPayouts(self)
         self.outbox = DynamoOutbox(self)
@@ -1000,19 +1322,22 @@ class DynamoUnitOfWork:
         self._writes = []
 
 
-def _aggregate(rewards: Iterator[tuple[str, int]]) -> Iterator[PayoutLine]:
-    """Per-referrer totals of (referrer id, cents) pairs that arrive grouped by referrer."""
-    current: str | None = None
-    count = cents = 0
-    for referrer_id, amount in rewards:
-        if referrer_id != current:
-            if current is not None:
-                yield PayoutLine(current, count, cents)
-            current, count, cents = referrer_id, 0, 0
-        count += 1
-        cents += amount
-    if current is not None:
-        yield PayoutLine(current, count, cents)
+def _aggregate(entries: Iterable[tuple[str, LineKind, int]]) -> Iterator[PayoutLine]:
+    """Per-user lines of (user id, line kind, cents) that arrive grouped by user.
+
+    A user's kinds may interleave (the index orders a user's items by id): both
+    totals are kept until the user changes, then the reward line goes first.
+    """
+    for user, group in groupby(entries, key=lambda entry: entry[0]):
+        totals: dict[LineKind, list[int]] = {}
+        for _, kind, amount in group:
+            line = totals.setdefault(kind, [0, 0])
+            line[0] += 1
+            line[1] += amount
+        for kind in LineKind:
+            if kind in totals:
+                count, cents = totals[kind]
+                yield PayoutLine(user, count, cents, kind)
 
 
 def _referral_item(r: Referral) -> Item:
@@ -1032,20 +1357,53 @@ def _referral_item(r: Referral) -> Item:
     }
     if r.email is not None:
         item["email"] = S(r.email)
-    if r.hold:  # absent means no hold, as on items written before holds existed
-        item["hold_micros"] = N(r.hold // ONE_MICROSECOND)
     if r.receipt is not None:
-        item["receipt"] = S(json.dumps(r.receipt.to_dict(), sort_keys=True, separators=(",", ":")))
-    if r.note is not None:
-        item["note"] = S(r.note)
-    if r.status is ReferralStatus.PENDING:
-        item["unpaid_pk"] = S("UNPAID")
-        item["unpaid_sk"] = S(_unpaid_sk(r.id, to_micros(r.payable_at)))
-    if r.payout_period is not None:
-        item["payout_period"] = S(r.payout_period)
-        item["period_pk"] = S(r.payout_period)
-        item["period_sk"] = S(f"{r.referrer_id}#{r.id}")
+        item["receipt"] = S(_receipt_json(r.receipt))
+    _set_payout_attributes(item, r.referrer_id, r)
     return item
+
+
+def _entry_item(e: Reward) -> Item:
+    item: Item = {
+        "pk": S(_entry_pk(e.referral_id)),
+        "sk": S(f"REWARD#{e.id}"),
+        "id": S(e.id),
+        "referral_id": S(e.referral_id),
+        "user_id": S(e.user_id),
+        # The beneficiary's partition of `by_referrer_id`, for their earnings.
+        "referrer_pk": S(_referrer_pk(e.user_id)),
+        # Not `kind`: that attribute is the partition key of the `by_id` index of referrals.
+        "entry_kind": S(e.kind.value),
+        "reward_cents": N(e.cents),
+        "status_pk": S(e.status.value),
+        "created_at": N(to_micros(e.created_at)),
+    }
+    _set_payout_attributes(item, e.user_id, e)
+    return item
+
+
+def _set_payout_attributes(item: Item, payee: str, entry: Referral | Reward) -> None:
+    """What the payout steps read and write, alike on referral items and entries."""
+    if entry.hold:  # absent means no hold, as on items written before holds existed
+        item["hold_micros"] = N(entry.hold // ONE_MICROSECOND)
+    if entry.note is not None:
+        item["note"] = S(entry.note)
+    if entry.status is ReferralStatus.PENDING:
+        item["unpaid_pk"] = S("UNPAID")
+        item["unpaid_sk"] = S(_unpaid_sk(entry.id, to_micros(entry.payable_at)))
+    if entry.payout_period is not None:
+        item["payout_period"] = S(entry.payout_period)
+        item["period_pk"] = S(entry.payout_period)
+        item["period_sk"] = S(f"{payee}#{entry.id}")
+
+
+def _receipt_json(receipt: Receipt) -> str:
+    return json.dumps(receipt.to_dict(), sort_keys=True, separators=(",", ":"))
+
+
+def _hold(item: Item) -> timedelta:
+    micros = int(item["hold_micros"]["N"]) if "hold_micros" in item else 0
+    return ONE_MICROSECOND * micros
 
 
 def _referrer(item: Item) -> Referrer:
@@ -1072,10 +1430,23 @@ def _referral(item: Item) -> Referral:
         status=ReferralStatus(item["status_pk"]["S"]),
         created_at=from_micros(int(item["created_at"]["N"])),
         payout_period=_opt_s(item, "payout_period"),
-        hold=ONE_MICROSECOND * int(item["hold_micros"]["N"])
-        if "hold_micros" in item
-        else timedelta(0),
+        hold=_hold(item),
         receipt=Receipt.from_dict(json.loads(item["receipt"]["S"])) if "receipt" in item else None,
+        note=_opt_s(item, "note"),
+    )
+
+
+def _reward(item: Item) -> Reward:
+    return Reward(
+        id=item["id"]["S"],
+        referral_id=item["referral_id"]["S"],
+        user_id=item["user_id"]["S"],
+        kind=RewardKind(item["entry_kind"]["S"]),
+        cents=int(item["reward_cents"]["N"]),
+        status=ReferralStatus(item["status_pk"]["S"]),
+        created_at=from_micros(int(item["created_at"]["N"])),
+        hold=_hold(item),
+        payout_period=_opt_s(item, "payout_period"),
         note=_opt_s(item, "note"),
     )
 
@@ -1110,6 +1481,8 @@ def _run(item: Item) -> PayoutRun:
         previous_sha256=_opt_s(item, "previous_sha256"),
         completed_at=_opt_time(item, "completed_at"),
         error=_opt_s(item, "error"),
+        clawback_cents=count("clawback_cents"),
+        carried_forward_cents=count("carried_forward_cents"),
     )
 
 

@@ -7,9 +7,18 @@ Main table (`pk`, `sk`), one item per fact, every access a GetItem or a Query:
 | referrer | `REFERRER#<user_id>` | `PROFILE` | |
 | code claim (unique, case-insensitive) | `CODE#<CODE>` | `CODE` | |
 | referral, also the referee claim | `REFEREE#<referee_id>` | `REFERRAL` | every index below |
+| entry: referee reward, clawback | `REFERRAL#<referral_id>` | `REWARD#<id>` | see below |
+| entry id claim (unique; finds the entry) | `REWARD#<id>` | `REWARD` | |
+| conversion (once per external id) | `CONVERSION#<external_id>` | `CONVERSION` | |
 | payout run | `RUNS` | `<YYYY-MM>` | |
 | API key | `KEYS` | `<sha256>` | |
 | audit entry (admin actions: rare, one partition) | `AUDIT` | `<entry id>` | |
+
+An entry carries a referral's payout attributes (`status_pk`, `reward_cents`:
+negative for a clawback, the `unpaid` and `by_period` keys) for the user it pays,
+plus `user_id` and `entry_kind`, so payouts walk referrals and entries alike; its
+`referrer_pk` is the user paid, which puts it in `by_referrer_id` and `by_status`
+(lists of referrals skip it) but not `by_referrer` (no ordinal) nor `by_id` (no `kind`).
 
 Indexes (sparse where noted: an item is in the index only while it has the key):
 
@@ -21,8 +30,10 @@ Indexes (sparse where noted: an item is in the index only while it has the key):
   become payable (created_at + hold), so a payout finds the rewards payable
   before its cutoff with a Query, never a Scan. Held, rejected and reversed
   rewards are not in it; an approved one re-enters it.
-- `by_period` (`period_pk`, `period_sk`), sparse: the rewards assigned to a run,
-  by referrer, so a run aggregates its lines in referrer order as it reads.
+- `by_period` (`period_pk`, `period_sk` = `<user paid>#<id>`), sparse: the rewards
+  and entries assigned to a run, by the user paid, so a run aggregates its lines in
+  user order as it reads. Kept once paid, also by a reward clawed back later: a
+  completed run's lines never change. A carried-forward item leaves it.
 
 Outbox table (`id`), with a stream of new items for the notify function, a
 sparse index `due` (`due_pk`, `due_at`) of the events waiting for delivery, and

@@ -60,6 +60,42 @@ referrals = Table(
     Index("ix_referrals_period_referrer", "payout_period", "referrer_id"),
 )
 
+# Payout entries besides a referral's own reward: a referee's reward (positive) and
+# clawbacks of paid rewards (negative), paid to user_id by the same runs, in the same states.
+rewards = Table(
+    "rewards",
+    metadata,
+    Column("id", String(26), primary_key=True),
+    Column("referral_id", String(26), ForeignKey("referrals.id"), nullable=False),
+    Column("user_id", String(128), nullable=False),  # the user paid: not always a referrer
+    Column("kind", String(16), nullable=False),
+    Column("cents", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("payable_at", BigInteger, nullable=False),  # created_at + the hold
+    Column("payout_period", String(7)),
+    Column("note", Text),
+    # The same access paths as referrals': a run walks the pending entries by id,
+    # then aggregates, releases and completes its own through (period, user).
+    Index("ix_rewards_status_id", "status", "id"),
+    Index("ix_rewards_period_user", "payout_period", "user_id"),
+    Index("ix_rewards_referral", "referral_id"),
+    Index("ix_rewards_user", "user_id"),  # a user's earnings
+)
+
+# Qualifying events reported by the product (a purchase, a subscription), once per id.
+conversions = Table(
+    "conversions",
+    metadata,
+    Column("external_id", String(128), primary_key=True),
+    Column("user_id", String(128), nullable=False),
+    Column("event", String(64), nullable=False),
+    Column("value_cents", BigInteger),
+    Column("created_at", BigInteger, nullable=False),
+    # Not a foreign key: a conversion is recorded as reported, whatever it qualified.
+    Column("referral_id", String(26)),
+)
+
 api_keys = Table(
     "api_keys",
     metadata,
@@ -86,6 +122,10 @@ payout_runs = Table(
     Column("previous_sha256", String(64)),
     Column("completed_at", BigInteger),
     Column("error", Text),
+    # Taken back by the run's clawback lines (a positive sum), and left for a later
+    # run by users whose total was below the minimum payout.
+    Column("clawback_cents", BigInteger, nullable=False, server_default="0"),
+    Column("carried_forward_cents", BigInteger, nullable=False, server_default="0"),
     Index("ix_payout_runs_status_completed", "status", "completed_at"),
 )
 

@@ -1,24 +1,35 @@
 """The store ports on SQLAlchemy Core; rows are mapped to domain values explicitly."""
 
+import heapq
 import json
+from collections import defaultdict
 from collections.abc import Collection, Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
+from itertools import groupby
+from operator import itemgetter
 from types import TracebackType
 from typing import Any, Self
 
 from sqlalchemy import (
+    BigInteger,
+    Column,
     Connection,
     Engine,
+    MetaData,
     Row,
     Select,
+    String,
+    Table,
     and_,
     bindparam,
+    case,
     func,
     insert,
     literal,
     or_,
     select,
     text,
+    union_all,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -27,10 +38,12 @@ from referrals.adapters.sql.group_commit import GroupCommit
 from referrals.adapters.sql.schema import (
     api_keys,
     audit_log,
+    conversions,
     outbox,
     payout_runs,
     referrals,
     referrers,
+    rewards,
 )
 from referrals.adapters.times import from_micros, to_micros
 from referrals.domain.codes import normalize_code
@@ -38,26 +51,33 @@ from referrals.domain.errors import Conflict
 from referrals.domain.model import (
     ApiKey,
     AuditEntry,
+    Conversion,
     Earnings,
     Event,
     EventStatus,
+    LineKind,
     PayoutLine,
     PayoutRun,
     Receipt,
     Referral,
     ReferralStatus,
     Referrer,
+    Reward,
+    RewardKind,
     Role,
     RunStatus,
     SignupParties,
 )
 
-PENDING, HELD, PROCESSING, PAID = (
+AWAITING, PENDING, HELD, PROCESSING, PAID, CLAWED_BACK = (
+    ReferralStatus.AWAITING.value,
     ReferralStatus.PENDING.value,
     ReferralStatus.HELD.value,
     ReferralStatus.PROCESSING.value,
     ReferralStatus.PAID.value,
+    ReferralStatus.CLAWED_BACK.value,
 )
+CLAWBACK = RewardKind.CLAWBACK.value
 
 # The statements of a signup are built once, with bound parameters: building a
 # Core statement and its cache key on every call cost more than SQLite took to
@@ -89,7 +109,42 @@ _INCREMENT_COUNT = (
 _INSERT_REFERRER, _INSERT_REFERRAL, _INSERT_EVENT, _INSERT_AUDIT = (
     insert(table) for table in (referrers, referrals, outbox, audit_log)
 )
+_INSERT_REWARD, _INSERT_CONVERSION = insert(rewards), insert(conversions)
 _HEALTH_CHECK = text("SELECT 1")
+
+
+def _earnings_rows(table: Table, user: Any, cents: Any, clawback: Any) -> Select[Any]:
+    later = case((table.c.payable_at > bindparam("now"), 1), else_=0)
+    return select(
+        clawback.label("clawback"), table.c.status, later.label("later"), cents.label("cents")
+    ).where(user == bindparam("user"))
+
+
+# A user's entries by state, in one round trip: their rewards as a referrer and the
+# entries paid to them. Grouped outside the union, on plain columns: PostgreSQL would
+# not match a CASE with bound parameters in GROUP BY to the same CASE in the select.
+_by_state = union_all(
+    _earnings_rows(referrals, referrals.c.referrer_id, referrals.c.reward_cents, literal(0)),
+    _earnings_rows(
+        rewards, rewards.c.user_id, rewards.c.cents, case((rewards.c.kind == CLAWBACK, 1), else_=0)
+    ),
+).subquery("by_state")
+_EARNINGS = select(
+    _by_state.c.clawback, _by_state.c.status, _by_state.c.later, func.sum(_by_state.c.cents)
+).group_by(_by_state.c.clawback, _by_state.c.status, _by_state.c.later)
+
+# Where a release keeps the users it carries forward, between the statements that
+# release their referrals and their entries: each statement changes the totals the
+# next would compute. A temporary table of this connection, dropped before returning.
+_released = Table(
+    "release_totals",
+    MetaData(),
+    Column("user_id", String(128), primary_key=True),
+    Column("cents", BigInteger, nullable=False),
+    prefixes=["TEMPORARY"],
+)
+# assign_batch's cursor once the referrals are walked: this prefix, then the last entry id.
+_ENTRIES = "rewards:"
 
 
 class SqlReferrers:
@@ -120,18 +175,28 @@ class SqlReferrers:
     def increment_referral_count(self, user_id: str) -> int:
         return int(self._conn.execute(_INCREMENT_COUNT, {"key": user_id}).scalar_one())
 
-    def earnings(self, user_id: str) -> Earnings:
-        query = (
-            select(referrals.c.status, func.coalesce(func.sum(referrals.c.reward_cents), 0))
-            .where(referrals.c.referrer_id == user_id)
-            .group_by(referrals.c.status)
-        )
-        by_status = {status: int(total) for status, total in self._conn.execute(query)}
-        # Rejected and reversed rewards were never earned: they count nowhere.
+    def earnings(self, user_id: str, now: datetime) -> Earnings:
+        by_state: dict[str, int] = defaultdict(int)
+        rows = self._conn.execute(_EARNINGS, {"user": user_id, "now": to_micros(now)})
+        for clawback, status, later, cents in rows:
+            # Awaiting, rejected and reversed rewards were never earned: they count
+            # nowhere. A clawback counts whatever its state, as soon as it exists.
+            if clawback:
+                by_state["clawed_back"] -= int(cents)
+            elif status == PENDING and later:
+                by_state["pending"] += int(cents)
+            elif status in (PENDING, PROCESSING):
+                by_state["payable"] += int(cents)
+            elif status in (PAID, CLAWED_BACK):
+                by_state["paid"] += int(cents)
+            elif status == HELD:
+                by_state["held"] += int(cents)
         return Earnings(
-            pending_cents=by_status.get(PENDING, 0) + by_status.get(PROCESSING, 0),
-            paid_cents=by_status.get(PAID, 0),
-            held_cents=by_status.get(HELD, 0),
+            pending_cents=by_state["pending"],
+            payable_cents=by_state["payable"],
+            held_cents=by_state["held"],
+            paid_cents=by_state["paid"],
+            clawed_back_cents=by_state["clawed_back"],
         )
 
 
@@ -197,6 +262,22 @@ class SqlReferrals:
         ).first()
         return _referral(row) if row else None
 
+    def qualify(
+        self, referral_id: str, to: ReferralStatus, hold: timedelta, receipt: Receipt
+    ) -> Referral | None:
+        # Conditional on the status, as transition: one conversion qualifies it.
+        row = self._conn.execute(
+            update(referrals)
+            .where(referrals.c.id == referral_id, referrals.c.status == AWAITING)
+            .values(
+                status=to.value,
+                payable_at=referrals.c.created_at + hold // timedelta(microseconds=1),
+                receipt=_receipt_json(receipt),
+            )
+            .returning(*referrals.c)
+        ).first()
+        return _referral(row) if row else None
+
     def for_referrer(
         self, referrer_id: str, after_ordinal: int | None, limit: int
     ) -> Sequence[Referral]:
@@ -222,6 +303,84 @@ class SqlReferrals:
             query = query.where(referrals.c.id > after_id)
         query = query.order_by(referrals.c.id).limit(limit)
         return [_referral(row) for row in self._conn.execute(query)]
+
+
+class SqlRewards:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def add(self, reward: Reward) -> None:
+        values = {
+            "id": reward.id,
+            "referral_id": reward.referral_id,
+            "user_id": reward.user_id,
+            "kind": reward.kind.value,
+            "cents": reward.cents,
+            "status": reward.status.value,
+            "created_at": to_micros(reward.created_at),
+            "payable_at": to_micros(reward.payable_at),
+            "payout_period": reward.payout_period,
+            "note": reward.note,
+        }
+        _insert(self._conn, _INSERT_REWARD, values)
+
+    def get(self, reward_id: str) -> Reward | None:
+        row = self._conn.execute(select(rewards).where(rewards.c.id == reward_id)).first()
+        return _reward(row) if row else None
+
+    def for_referral(self, referral_id: str) -> Sequence[Reward]:
+        query = select(rewards).where(rewards.c.referral_id == referral_id).order_by(rewards.c.id)
+        return [_reward(row) for row in self._conn.execute(query)]
+
+    def transition(
+        self,
+        reward_id: str,
+        allowed: Collection[ReferralStatus],
+        to: ReferralStatus,
+        note: str | None,
+    ) -> Reward | None:
+        # One conditional statement, as SqlReferrals.transition.
+        row = self._conn.execute(
+            update(rewards)
+            .where(
+                rewards.c.id == reward_id,
+                rewards.c.status.in_([status.value for status in allowed]),
+            )
+            .values(status=to.value, note=note)
+            .returning(*rewards.c)
+        ).first()
+        return _reward(row) if row else None
+
+
+class SqlConversions:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def add(self, conversion: Conversion) -> None:
+        values = {
+            "external_id": conversion.external_id,
+            "user_id": conversion.user_id,
+            "event": conversion.event,
+            "value_cents": conversion.value_cents,
+            "created_at": to_micros(conversion.created_at),
+            "referral_id": conversion.referral_id,
+        }
+        _insert(self._conn, _INSERT_CONVERSION, values)
+
+    def get(self, external_id: str) -> Conversion | None:
+        row = self._conn.execute(
+            select(conversions).where(conversions.c.external_id == external_id)
+        ).first()
+        if row is None:
+            return None
+        return Conversion(
+            external_id=row.external_id,
+            user_id=row.user_id,
+            event=row.event,
+            value_cents=row.value_cents,
+            created_at=from_micros(row.created_at),
+            referral_id=row.referral_id,
+        )
 
 
 class SqlApiKeys:
@@ -318,46 +477,145 @@ class SqlPayouts:
     def assign_batch(
         self, period: str, cutoff: datetime, limit: int, after: str | None = None
     ) -> tuple[int, str | None]:
-        eligible = [referrals.c.status == PENDING, referrals.c.payable_at < to_micros(cutoff)]
-        if after is not None:
-            # Start past the rewards earlier batches moved: on PostgreSQL their old
-            # index entries stay until vacuum, and every batch stepped over all of
-            # them (batches slowed from 1.3 s to 1.9 s over a run of 1M rewards).
-            eligible.append(referrals.c.id > after)
-        batch = select(referrals.c.id).where(*eligible).order_by(referrals.c.id).limit(limit)
-        upper = self._conn.execute(select(func.max(batch.subquery().c.id))).scalar()
-        if upper is None:
-            return 0, after
-        # The status condition is re-checked under the row lock (PostgreSQL), so a
-        # reward another period's run took meanwhile is skipped, not stolen.
-        moved = self._conn.execute(
-            update(referrals)
-            .where(*eligible, referrals.c.id <= upper)
-            .values(status=PROCESSING, payout_period=period)
+        # Two walks by id, one per table: the referrals' own rewards, then the other
+        # entries. The cursor is the last referral id, or _ENTRIES and the last entry
+        # id once the referrals are done; a batch that finds fewer than `limit`
+        # referrals fills up with entries, so a short batch means both are done.
+        moved = 0
+        if after is None or not after.startswith(_ENTRIES):
+            moved, after, more = self._walk(referrals, period, cutoff, limit, after)
+            if more:
+                return moved, after
+            after = _ENTRIES
+        entries, last, _ = self._walk(
+            rewards, period, cutoff, limit - moved, after.removeprefix(_ENTRIES) or None
         )
-        return moved.rowcount, upper
+        return moved + entries, _ENTRIES + (last or "")
+
+    def _walk(
+        self, table: Table, period: str, cutoff: datetime, limit: int, after: str | None
+    ) -> tuple[int, str | None, bool]:
+        """Move up to `limit` of `table`'s eligible rows after `after` by id to `period`.
+
+        Returns how many moved, the id it stopped at, and whether rows may be left.
+        """
+        moved = 0
+        while moved < limit:
+            wanted = limit - moved
+            eligible = [table.c.status == PENDING, table.c.payable_at < to_micros(cutoff)]
+            if after is not None:
+                # Start past the rewards earlier batches moved: on PostgreSQL their old
+                # index entries stay until vacuum, and every batch stepped over all of
+                # them (batches slowed from 1.3 s to 1.9 s over a run of 1M rewards).
+                eligible.append(table.c.id > after)
+            batch = (
+                select(table.c.id).where(*eligible).order_by(table.c.id).limit(wanted).subquery()
+            )
+            found, upper = self._conn.execute(select(func.count(), func.max(batch.c.id))).one()
+            if upper is None:
+                return moved, after, False
+            # The status condition is re-checked under the row lock (PostgreSQL), so a
+            # reward another period's run took meanwhile is skipped, not stolen.
+            moved += self._conn.execute(
+                update(table)
+                .where(*eligible, table.c.id <= upper)
+                .values(status=PROCESSING, payout_period=period)
+            ).rowcount
+            after = upper
+            if found < wanted:
+                return moved, after, False
+            # A full batch of which some left the pending state since it was read
+            # (a review, on PostgreSQL): go on, a short batch would end the run's walk.
+        return moved, after, True
+
+    def release(self, period: str, minimum_cents: int) -> tuple[int, int]:
+        assigned = [
+            (referrals, referrals.c.referrer_id, referrals.c.reward_cents),
+            (rewards, rewards.c.user_id, rewards.c.cents),
+        ]
+        per_table = [
+            select(user.label("user_id"), func.sum(cents).label("cents"))
+            .where(table.c.payout_period == period, table.c.status == PROCESSING)
+            .group_by(user)
+            for table, user, cents in assigned
+        ]
+        totals = union_all(*per_table).subquery("totals")
+        total = func.sum(totals.c.cents)
+        # Below the minimum, or negative whatever the minimum: a total of zero settles
+        # (a clawback offset by new rewards), since paying nothing pays nobody twice.
+        below = (
+            select(totals.c.user_id, total)
+            .group_by(totals.c.user_id)
+            .having(total < max(minimum_cents, 0))
+        )
+        # No try/finally: after a failure the unit of work rolls back, and the CREATE
+        # with it (PostgreSQL's DDL is transactional; so is SQLite's, savepoints too).
+        _released.create(self._conn)
+        self._conn.execute(insert(_released).from_select(["user_id", "cents"], below))
+        for table, user, _ in assigned:
+            self._conn.execute(
+                update(table)
+                .where(
+                    table.c.payout_period == period,
+                    table.c.status == PROCESSING,
+                    user.in_(select(_released.c.user_id)),
+                )
+                .values(status=PENDING, payout_period=None)
+            )
+        users, cents = self._conn.execute(
+            select(func.count(), func.coalesce(func.sum(_released.c.cents), 0))
+        ).one()
+        _released.drop(self._conn)
+        return int(users), int(cents)
 
     def lines(self, period: str) -> Iterator[PayoutLine]:
-        return self._lines(referrals.c.payout_period == period)
+        return self._lines(referrals.c.payout_period == period, rewards.c.payout_period == period)
 
     def preview(self, period: str, cutoff: datetime) -> Iterator[PayoutLine]:
-        return self._lines(
-            or_(
-                and_(referrals.c.payout_period == period, referrals.c.status == PROCESSING),
-                and_(referrals.c.status == PENDING, referrals.c.payable_at < to_micros(cutoff)),
+        def payable(table: Table) -> Any:
+            return or_(
+                and_(table.c.payout_period == period, table.c.status == PROCESSING),
+                and_(table.c.status == PENDING, table.c.payable_at < to_micros(cutoff)),
             )
-        )
 
-    def _lines(self, condition: Any) -> Iterator[PayoutLine]:
-        query: Select[Any] = (
-            select(referrals.c.referrer_id, func.count(), func.sum(referrals.c.reward_cents))
-            .where(condition)
+        return self._lines(payable(referrals), payable(rewards))
+
+    def _lines(self, own: Any, other: Any) -> Iterator[PayoutLine]:
+        """Two grouped queries in the same order, merged as they stream: the referrals'
+        rewards per referrer (as before entries existed), the entries per user and kind."""
+        own_query: Select[Any] = (
+            select(
+                referrals.c.referrer_id,
+                literal(LineKind.REWARD.value),
+                func.count(),
+                func.sum(referrals.c.reward_cents),
+            )
+            .where(own)
             .group_by(referrals.c.referrer_id)
             .order_by(self._byte_order(referrals.c.referrer_id))
             .execution_options(yield_per=2000)
         )
-        for referrer_id, count, cents in self._conn.execute(query):
-            yield PayoutLine(referrer_id, int(count), int(cents))
+        other_query: Select[Any] = (
+            select(rewards.c.user_id, rewards.c.kind, func.count(), func.sum(rewards.c.cents))
+            .where(other)
+            .group_by(rewards.c.user_id, rewards.c.kind)
+            .order_by(self._byte_order(rewards.c.user_id))
+            .execution_options(yield_per=2000)
+        )
+        # Both are in byte order, which is Python's order of str (code points, as UTF-8).
+        rows = heapq.merge(
+            self._conn.execute(own_query), self._conn.execute(other_query), key=itemgetter(0)
+        )
+        for user, groups in groupby(rows, key=itemgetter(0)):
+            count, cents = [0, 0], [0, 0]  # the reward line, the clawback line
+            for _, kind, n, total in groups:
+                line = int(kind == CLAWBACK)
+                count[line] += int(n)
+                cents[line] += int(total)
+            if count[0]:
+                yield PayoutLine(user, count[0], cents[0])
+            if count[1]:
+                yield PayoutLine(user, count[1], cents[1], LineKind.CLAWBACK)
 
     def _byte_order(self, column: Any) -> Any:
         """Report lines sort by bytes on every store; PostgreSQL would use its locale."""
@@ -376,6 +634,8 @@ class SqlPayouts:
                 referrer_count=run.referrer_count,
                 referral_count=run.referral_count,
                 total_cents=run.total_cents,
+                clawback_cents=run.clawback_cents,
+                carried_forward_cents=run.carried_forward_cents,
                 report_key=run.report_key,
                 report_sha256=run.report_sha256,
                 previous_sha256=run.previous_sha256,
@@ -387,12 +647,14 @@ class SqlPayouts:
         )
         if done.rowcount != 1:
             return -1
-        paid = self._conn.execute(
-            update(referrals)
-            .where(referrals.c.payout_period == run.period, referrals.c.status == PROCESSING)
-            .values(status=PAID)
-        )
-        return paid.rowcount
+        paid = 0
+        for table in (referrals, rewards):
+            paid += self._conn.execute(
+                update(table)
+                .where(table.c.payout_period == run.period, table.c.status == PROCESSING)
+                .values(status=PAID)
+            ).rowcount
+        return paid
 
     def fail(self, period: str, owner: str, error: str) -> None:
         self._conn.execute(
@@ -514,6 +776,8 @@ class SqlUnitOfWork:
     payouts: SqlPayouts
     outbox: SqlOutbox
     audit: SqlAudit
+    rewards: SqlRewards
+    conversions: SqlConversions
 
     def __init__(self, engine: Engine, group: GroupCommit | None = None) -> None:
         self._engine = engine
@@ -533,6 +797,8 @@ class SqlUnitOfWork:
         self.payouts = SqlPayouts(self._conn)
         self.outbox = SqlOutbox(self._conn)
         self.audit = SqlAudit(self._conn)
+        self.rewards = SqlRewards(self._conn)
+        self.conversions = SqlConversions(self._conn)
         return self
 
     def __exit__(
@@ -635,6 +901,22 @@ def _referral(row: Row[Any] | _Prefixed) -> Referral:
     )
 
 
+def _reward(row: Row[Any]) -> Reward:
+    created_at = from_micros(row.created_at)
+    return Reward(
+        id=row.id,
+        referral_id=row.referral_id,
+        user_id=row.user_id,
+        kind=RewardKind(row.kind),
+        cents=row.cents,
+        status=ReferralStatus(row.status),
+        created_at=created_at,
+        hold=from_micros(row.payable_at) - created_at,
+        payout_period=row.payout_period,
+        note=row.note,
+    )
+
+
 def _receipt_json(receipt: Receipt | None) -> str | None:
     if receipt is None:
         return None
@@ -676,6 +958,8 @@ def _run(row: Row[Any]) -> PayoutRun:
         previous_sha256=row.previous_sha256,
         completed_at=_time_or_none(row.completed_at),
         error=row.error,
+        clawback_cents=row.clawback_cents,
+        carried_forward_cents=row.carried_forward_cents,
     )
 
 

@@ -1,0 +1,80 @@
+"""Conversions: the qualifying events that earn referrals their rewards, once per id."""
+
+from dataclasses import dataclass, replace
+
+from referrals.domain import events
+from referrals.domain.codes import is_valid_user_id
+from referrals.domain.errors import ConversionConflict, InvalidInput
+from referrals.domain.model import Conversion, Referral, ReferralStatus
+from referrals.domain.program import Program
+from referrals.ports import Clock, Store
+from referrals.services.retry import retry_on_conflict
+from referrals.services.signups import add_referee_reward, earned_status
+
+
+@dataclass(frozen=True, slots=True)
+class ConversionResult:
+    conversion: Conversion
+    referral: Referral | None  # the referral this conversion earned its reward, if any
+    replayed: bool
+
+
+def record_conversion(
+    store: Store,
+    clock: Clock,
+    program: Program,
+    user_id: str,
+    event: str,
+    external_id: str,
+    value_cents: int | None = None,
+) -> ConversionResult:
+    """Record `user_id`'s event; if it qualifies, the referral of that user earns its reward.
+
+    Idempotent by `external_id`: the same conversion again answers what the first
+    did; another conversion under a recorded id is refused. Only the first
+    qualifying conversion of a referee earns anything: the referral leaves the
+    awaiting state by a conditional write.
+    """
+    if not is_valid_user_id(user_id):
+        raise InvalidInput("user_id must be 1-128 characters of [A-Za-z0-9._:@+-]")
+    if value_cents is not None and value_cents < 0:
+        raise InvalidInput("value_cents cannot be negative")
+
+    def attempt() -> ConversionResult:
+        with store.unit_of_work() as uow:
+            earlier = uow.conversions.get(external_id)
+            if earlier is not None:
+                if (earlier.user_id, earlier.event, earlier.value_cents) != (
+                    user_id,
+                    event,
+                    value_cents,
+                ):
+                    raise ConversionConflict(f"{external_id!r} was recorded for another event")
+                referral = uow.referrals.get(earlier.referral_id) if earlier.referral_id else None
+                return ConversionResult(earlier, referral, replayed=True)
+            now = clock.now()
+            qualified = None
+            referral = uow.referrals.by_referee(user_id)
+            if (
+                referral is not None
+                and referral.status is ReferralStatus.AWAITING
+                and referral.receipt is not None  # every signup writes one
+                and program.qualifies(event, value_cents)
+            ):
+                receipt = replace(referral.receipt, rule=f"conversion:{event}")
+                # Earned now: payable the program's hold after the conversion.
+                hold = now - referral.created_at + program.hold
+                qualified = uow.referrals.qualify(
+                    referral.id, earned_status(receipt), hold, receipt
+                )
+                if qualified is not None:
+                    add_referee_reward(uow, program, qualified, now)
+                    uow.outbox.add(events.referral_qualified(qualified, now))
+            conversion = Conversion(
+                external_id, user_id, event, value_cents, now, qualified.id if qualified else None
+            )
+            uow.conversions.add(conversion)
+            uow.commit()
+            return ConversionResult(conversion, qualified, replayed=False)
+
+    return retry_on_conflict(attempt)

@@ -1,5 +1,6 @@
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -12,8 +13,18 @@ from referrals.services.keys import create_key
 
 
 @pytest.fixture
-def services(tmp_path: Path) -> Iterator[Services]:
-    settings = Settings(database_url=f"sqlite:///{tmp_path}/api.db", reports_url=str(tmp_path))
+def settings_overrides() -> dict[str, Any]:
+    """Settings a test module needs changed (override this fixture)."""
+    return {}
+
+
+@pytest.fixture
+def services(tmp_path: Path, settings_overrides: dict[str, Any]) -> Iterator[Services]:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path}/api.db",
+        reports_url=str(tmp_path),
+        **settings_overrides,
+    )
     svc = build(settings, migrate=True)
     yield svc
     svc.store.dispose()  # type: ignore[attr-defined]

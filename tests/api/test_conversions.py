@@ -1,45 +1,21 @@
 """POST /v1/conversions, in a program that pays on conversion."""
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from referrals.api.app import create_app
-from referrals.bootstrap import Services, build
-from referrals.config import Settings
-from referrals.domain.model import Role
-from referrals.services.keys import create_key
-
 Headers = dict[str, str]
 
 
 @pytest.fixture
-def services(tmp_path: Path) -> Iterator[Services]:
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path}/api.db",
-        reports_url=str(tmp_path),
-        reward_trigger="conversion",
-        conversion_event="purchase",
-        conversion_min_cents=1000,
-        referee_reward_cents=500,
-    )
-    svc = build(settings, migrate=True)
-    yield svc
-    svc.store.dispose()  # type: ignore[attr-defined]
-
-
-@pytest.fixture
-def client(services: Services) -> TestClient:
-    return TestClient(create_app(services))
-
-
-@pytest.fixture
-def ingest(services: Services) -> Headers:
-    plaintext, _ = create_key(services.store, services.clock, Role.INGEST)
-    return {"Authorization": f"Bearer {plaintext}"}
+def settings_overrides() -> dict[str, Any]:
+    return {
+        "reward_trigger": "conversion",
+        "conversion_event": "purchase",
+        "conversion_min_cents": 1000,
+        "referee_reward_cents": 500,
+    }
 
 
 @pytest.fixture

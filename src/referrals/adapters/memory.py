@@ -75,26 +75,10 @@ class MemoryReferrers:
         return updated.referral_count
 
     def earnings(self, user_id: str, now: datetime) -> Earnings:
-        by_state: dict[str, int] = defaultdict(int)
-        for entry in _entries(self._s):
-            if _user(entry) != user_id:
-                continue
-            if _kind(entry) is LineKind.CLAWBACK:
-                by_state["clawed_back"] -= _cents(entry)
-            elif entry.status is ReferralStatus.PENDING and entry.payable_at > now:
-                by_state["pending"] += _cents(entry)
-            elif entry.status in (ReferralStatus.PENDING, ReferralStatus.PROCESSING):
-                by_state["payable"] += _cents(entry)
-            elif entry.status in (ReferralStatus.PAID, ReferralStatus.CLAWED_BACK):
-                by_state["paid"] += _cents(entry)
-            elif entry.status is ReferralStatus.HELD:
-                by_state["held"] += _cents(entry)
-        return Earnings(
-            pending_cents=by_state["pending"],
-            payable_cents=by_state["payable"],
-            held_cents=by_state["held"],
-            paid_cents=by_state["paid"],
-            clawed_back_cents=by_state["clawed_back"],
+        return Earnings.tally(
+            (_kind(e) is LineKind.CLAWBACK, e.status, e.payable_at > now, _cents(e))
+            for e in _entries(self._s)
+            if _user(e) == user_id
         )
 
 

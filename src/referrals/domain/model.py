@@ -2,7 +2,7 @@
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -175,6 +175,25 @@ class Earnings:
     held_cents: int = 0  # waiting for review
     paid_cents: int = 0
     clawed_back_cents: int = 0
+
+    @classmethod
+    def tally(cls, entries: Iterable[tuple[bool, str, bool, int]]) -> "Earnings":
+        """Sum a user's entries, each as (is a clawback, status, still on hold, cents)."""
+        split = dict.fromkeys(("pending", "payable", "held", "paid", "clawed_back"), 0)
+        for clawback, status, on_hold, cents in entries:
+            # Awaiting, rejected and reversed rewards were never earned: they count
+            # nowhere. A clawback counts whatever its state, as soon as it exists.
+            if clawback:
+                split["clawed_back"] -= cents
+            elif status == ReferralStatus.PENDING and on_hold:
+                split["pending"] += cents
+            elif status in (ReferralStatus.PENDING, ReferralStatus.PROCESSING):
+                split["payable"] += cents
+            elif status in (ReferralStatus.PAID, ReferralStatus.CLAWED_BACK):
+                split["paid"] += cents
+            elif status == ReferralStatus.HELD:
+                split["held"] += cents
+        return cls(**{f"{state}_cents": cents for state, cents in split.items()})
 
     @property
     def earned_cents(self) -> int:

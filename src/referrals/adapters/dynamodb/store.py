@@ -306,34 +306,23 @@ class DynamoReferrers:
     def earnings(self, user_id: str, now: datetime) -> Earnings:
         # The user's referral rewards and the entries paid to them share the
         # `by_referrer_id` partition of the user (entries carry no ordinal, so they
-        # stay out of `by_referrer`). Rejected, reversed and awaiting rewards were
-        # never earned: they count nowhere. A clawback counts whatever its state.
-        split = dict.fromkeys(("pending", "payable", "held", "paid", "clawed_back"), 0)
-        now_micros = to_micros(now)
-        for item in self._store.query(
+        # stay out of `by_referrer`).
+        items = self._store.query(
             TableName=self._store.main,
             IndexName="by_referrer_id",
             KeyConditionExpression="referrer_pk = :r",
             ExpressionAttributeValues={":r": S(_referrer_pk(user_id))},
             ProjectionExpression="status_pk, reward_cents, created_at, hold_micros, entry_kind",
-        ):
-            status, cents = item["status_pk"]["S"], int(item["reward_cents"]["N"])
-            if _line_kind(item) is LineKind.CLAWBACK:
-                split["clawed_back"] -= cents
-            elif status == PENDING and _payable_micros(item) > now_micros:
-                split["pending"] += cents
-            elif status in (PENDING, PROCESSING):
-                split["payable"] += cents
-            elif status in (PAID, CLAWED_BACK):
-                split["paid"] += cents
-            elif status == HELD:
-                split["held"] += cents
-        return Earnings(
-            pending_cents=split["pending"],
-            payable_cents=split["payable"],
-            held_cents=split["held"],
-            paid_cents=split["paid"],
-            clawed_back_cents=split["clawed_back"],
+        )
+        now_micros = to_micros(now)
+        return Earnings.tally(
+            (
+                _line_kind(item) is LineKind.CLAWBACK,
+                item["status_pk"]["S"],
+                _payable_micros(item) > now_micros,
+                int(item["reward_cents"]["N"]),
+            )
+            for item in items
         )
 
 

@@ -2,7 +2,6 @@
 
 import heapq
 import json
-from collections import defaultdict
 from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime, timedelta
 from itertools import groupby
@@ -176,27 +175,10 @@ class SqlReferrers:
         return int(self._conn.execute(_INCREMENT_COUNT, {"key": user_id}).scalar_one())
 
     def earnings(self, user_id: str, now: datetime) -> Earnings:
-        by_state: dict[str, int] = defaultdict(int)
         rows = self._conn.execute(_EARNINGS, {"user": user_id, "now": to_micros(now)})
-        for clawback, status, later, cents in rows:
-            # Awaiting, rejected and reversed rewards were never earned: they count
-            # nowhere. A clawback counts whatever its state, as soon as it exists.
-            if clawback:
-                by_state["clawed_back"] -= int(cents)
-            elif status == PENDING and later:
-                by_state["pending"] += int(cents)
-            elif status in (PENDING, PROCESSING):
-                by_state["payable"] += int(cents)
-            elif status in (PAID, CLAWED_BACK):
-                by_state["paid"] += int(cents)
-            elif status == HELD:
-                by_state["held"] += int(cents)
-        return Earnings(
-            pending_cents=by_state["pending"],
-            payable_cents=by_state["payable"],
-            held_cents=by_state["held"],
-            paid_cents=by_state["paid"],
-            clawed_back_cents=by_state["clawed_back"],
+        return Earnings.tally(
+            (bool(clawback), status, bool(later), int(cents))
+            for clawback, status, later, cents in rows
         )
 
 

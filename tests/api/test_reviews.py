@@ -212,3 +212,14 @@ def test_reversing_a_paid_reward_claws_it_back_in_the_next_run(
     # Taken back from now on: in the run of the month after this one (the unit and
     # contract tests follow it there; this clock is the real one).
     assert entry["payable_at"] >= detail["created_at"]
+
+
+@pytest.mark.parametrize("reason", ["nul\u0000byte", "line\nbreak", "\u007f"])
+def test_a_reason_with_control_characters_is_400(
+    client: TestClient, admin: Headers, held: Any, reason: str
+) -> None:
+    response = client.post(
+        f"/v1/reviews/{held['id']}/reject", json={"reason": reason}, headers=admin
+    )
+    assert (response.status_code, response.json()["code"]) == (400, "validation_error")
+    assert client.get(f"/v1/referrals/{held['id']}", headers=admin).json()["status"] == "held"

@@ -36,7 +36,7 @@ def test_a_period_ends_at_its_cutoff() -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["2026-13", "2026-00", "2026-1", "26-01", "2026/01", "", "1969-12"]
+    "text", ["2026-13", "2026-00", "2026-1", "26-01", "2026/01", "", "1969-12", "9999-12"]
 )
 def test_bad_periods_refused(text: str) -> None:
     with pytest.raises(InvalidInput):

@@ -1,4 +1,5 @@
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import pytest
 
@@ -172,5 +173,22 @@ def test_a_reward_being_paid_out_cannot_be_reversed(
             referral.id, {ReferralStatus.PENDING}, ReferralStatus.PROCESSING, None
         )
         uow.commit()
+    with pytest.raises(NotReversible, match="after the run"):
+        reviews.reverse(store, clock, "key-1", referral.id, "refund")
+
+
+def test_a_reward_paid_by_a_run_not_yet_completed_cannot_be_reversed(
+    store: MemoryStore, clock: FixedClock, program: Program
+) -> None:
+    """A store may mark rewards paid in batches before the run completes (DynamoDB)."""
+    enroll(store, clock, "alice", code="ALICE-1")
+    referral = sign_up(store, clock, program, "dave", "ALICE-1").referral
+    with store.unit_of_work() as uow:
+        assert uow.payouts.claim("2026-03", clock.now(), "run-1", clock.now(), clock.now())
+        uow.referrals.transition(referral.id, {ReferralStatus.PENDING}, ReferralStatus.PAID, None)
+        uow.commit()
+    store.state.referrals[referral.id] = replace(
+        store.state.referrals[referral.id], payout_period="2026-03"
+    )
     with pytest.raises(NotReversible, match="after the run"):
         reviews.reverse(store, clock, "key-1", referral.id, "refund")

@@ -73,7 +73,11 @@ IpAddress = Annotated[
 DeviceId = Annotated[
     str, StringConstraints(strict=True, min_length=1, max_length=256, pattern=r"^[\x21-\x7e]+$")
 ]
-Reason = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=500)]
+# Any text but control characters (PostgreSQL refuses NUL in text; logs and CSVs break).
+Reason = Annotated[
+    str,
+    StringConstraints(strict=True, min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]+$"),
+]
 # The original API answered dollars as a JSON number: 10 or 12.5, computed exactly.
 Dollars = Annotated[
     Decimal,

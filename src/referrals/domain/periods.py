@@ -17,8 +17,9 @@ class Period:
     @classmethod
     def parse(cls, text: str) -> "Period":
         match = PERIOD_PATTERN.fullmatch(text)
-        if match is None or int(match.group(1)) < 1970:
-            raise InvalidInput(f"period must be YYYY-MM, got {text!r}")
+        # 9999-12 would end in year 10000, past what a datetime holds.
+        if match is None or not 1970 <= int(match.group(1)) <= 9998:
+            raise InvalidInput(f"period must be YYYY-MM from 1970-01 to 9998-12, got {text!r}")
         return cls(int(match.group(1)), int(match.group(2)))
 
     @classmethod

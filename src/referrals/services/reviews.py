@@ -8,7 +8,14 @@ retry finds the new state and is told so.
 from datetime import datetime
 
 from referrals.domain.errors import Conflict, InvalidInput, NotFound, NotHeld, NotReversible
-from referrals.domain.model import Referral, ReferralStatus, Reward, RewardKind, new_id
+from referrals.domain.model import (
+    Referral,
+    ReferralStatus,
+    Reward,
+    RewardKind,
+    RunStatus,
+    new_id,
+)
 from referrals.ports import Clock, Store, UnitOfWork
 from referrals.services.audit import add_entry
 from referrals.services.queries import Page, search_referrals
@@ -52,8 +59,11 @@ def reverse(store: Store, clock: Clock, actor: str, referral_id: str, reason: st
         with store.unit_of_work() as uow:
             referral = _get(uow, referral_id)
             entries = [e for e in uow.rewards.for_referral(referral_id) if e.kind is REFEREE]
-            statuses = [referral.status, *(e.status for e in entries)]
-            if PROCESSING in statuses:
+            rewards: list[Referral | Reward] = [referral, *entries]
+            if any(
+                r.status is PROCESSING or _paid_by_a_running_run(uow, r.status, r.payout_period)
+                for r in rewards
+            ):
                 raise NotReversible("the reward is being paid out: reverse it after the run")
             if referral.status not in REVERSIBLE:
                 raise NotReversible(f"the reward is {referral.status}: nothing to reverse")
@@ -77,6 +87,15 @@ def reverse(store: Store, clock: Clock, actor: str, referral_id: str, reason: st
             return changed
 
     return retry_on_conflict(attempt)
+
+
+def _paid_by_a_running_run(uow: UnitOfWork, status: ReferralStatus, period: str | None) -> bool:
+    """A store may mark a run's rewards paid in batches before the run completes
+    (DynamoDB): until the run and its report are done, nothing of it is taken back."""
+    if status is not PAID or period is None:
+        return False
+    run = uow.payouts.get(period)
+    return run is None or run.status is not RunStatus.COMPLETED
 
 
 def _reversal(status: ReferralStatus) -> ReferralStatus:

@@ -198,7 +198,8 @@ class PayoutRepository(Protocol):
         below `minimum_cents` or negative goes back to pending, for a later run. (A
         total of zero with no minimum settles: a clawback offset by a new reward.)
 
-        Returns how many users were released and the sum of their totals, or (-1, 0)
+        Returns how many users were released and the sum of their positive totals
+        (what was deferred; a debt carried is not money that was due), or (-1, 0)
         if the store fences its writes on the lease and found it lost. Runs after
         the last batch is assigned, in a unit of work that renewed the lease.
         """

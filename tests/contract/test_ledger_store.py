@@ -212,8 +212,9 @@ def release(store: Store, minimum: int) -> tuple[int, int]:
 def test_release_carries_forward_totals_below_the_minimum(store: Store, ledger: dict) -> None:
     assert claim(store, "one")
     assign(store, 10)
-    # Alice nets -500 (never paid out), Bob 500, below the minimum of 600.
-    assert release(store, 600) == (2, 0)
+    # Alice nets -500 (never paid out), Bob 500, below the minimum of 600: Bob's 500 is
+    # deferred, Alice's debt carried (and counts for nothing in the sum).
+    assert release(store, 600) == (2, 500)
     with store.read() as uow:
         assert list(uow.payouts.lines("2026-10")) == []
         back = uow.rewards.get(ledger["bonus"].id)
@@ -224,7 +225,7 @@ def test_release_carries_forward_totals_below_the_minimum(store: Store, ledger: 
 def test_release_keeps_totals_at_or_above_the_minimum(store: Store, ledger: dict) -> None:
     assert claim(store, "one")
     assign(store, 10)
-    assert release(store, 500) == (1, -500)  # only Alice: a total that is not positive
+    assert release(store, 500) == (1, 0)  # only Alice, who owes: nothing deferred
     with store.read() as uow:
         assert [line.referrer_id for line in uow.payouts.lines("2026-10")] == ["bob"]
 

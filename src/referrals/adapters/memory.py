@@ -317,7 +317,7 @@ class MemoryPayouts:
         for entry in assigned:
             if _user(entry) in below:
                 _put(self._s, replace(entry, status=ReferralStatus.PENDING, payout_period=None))
-        return len(below), sum(totals[user] for user in below)
+        return len(below), sum(max(totals[user], 0) for user in below)
 
     def lines(self, period: str) -> Iterator[PayoutLine]:
         return _lines(_entries(self._s), lambda e: e.payout_period == period)

@@ -110,6 +110,18 @@ def _reward_claim_key(reward_id: str) -> Item:
     return {"pk": S(f"REWARD#{reward_id}"), "sk": S("REWARD")}
 
 
+def _referral_key(referee_id: str) -> Item:
+    # The referral item is also the referee's claim: one referral per referee.
+    return {"pk": S(f"REFEREE#{referee_id}"), "sk": S("REFERRAL")}
+
+
+def _referral_claim_key(referral_id: str) -> Item:
+    # Makes a referral id unique and finds its item by id with consistent reads (two
+    # GetItems): the `by_id` index is eventually consistent, so a conversion or a
+    # review right after the signup could miss the referral through it.
+    return {"pk": S(f"REFID#{referral_id}"), "sk": S("REFID")}
+
+
 def _payee(item: Item) -> str:
     """Who an item pays: an entry's user, a referral's referrer."""
     payee: str = item["user_id"]["S"] if "user_id" in item else item["referrer_id"]["S"]
@@ -332,18 +344,11 @@ class DynamoReferrals:
         self._store = uow.store
 
     def get(self, referral_id: str) -> Referral | None:
-        items = self._store.query(
-            limit=1,
-            TableName=self._store.main,
-            IndexName="by_id",
-            KeyConditionExpression="kind = :k AND id = :id",
-            ExpressionAttributeValues={":k": S("REFERRAL"), ":id": S(referral_id)},
-        )
-        return next((_referral(item) for item in items), None)
+        _, current = self._current(referral_id)
+        return current
 
     def by_referee(self, referee_id: str) -> Referral | None:
-        key = {"pk": S(f"REFEREE#{referee_id}"), "sk": S("REFERRAL")}
-        item = self._store.get(self._store.main, key)
+        item = self._store.get(self._store.main, _referral_key(referee_id))
         return _referral(item) if item else None
 
     def parties(self, code: str, referee_id: str) -> SignupParties:
@@ -354,6 +359,8 @@ class DynamoReferrals:
 
     def add(self, referral: Referral) -> None:
         self._uow.put(self._store.main, _referral_item(referral))
+        claim = {**_referral_claim_key(referral.id), "referee_id": S(referral.referee_id)}
+        self._uow.put(self._store.main, claim)  # a taken id makes the commit a Conflict
         referrer_key = {"pk": S(_referrer_pk(referral.referrer_id)), "sk": S("PROFILE")}
         # A transaction may touch an item once: the signup's counter update already
         # proves the referrer exists; otherwise check it explicitly.
@@ -431,16 +438,32 @@ class DynamoReferrals:
         return changed
 
     def _current(self, referral_id: str) -> tuple[Item | None, Referral | None]:
-        # The by_id index only finds the item's key (the referee never changes); the
-        # state is read from the base table, strongly consistent, and the queued
-        # update is conditioned on it: a concurrent transition that commits first
-        # makes this commit a Conflict, and the caller's retry reads the new state.
-        found = self.get(referral_id)
-        if found is None:
+        # The id claim finds the item's key (the referee never changes); the state is
+        # read from the base table, both strongly consistent, so a referral is found
+        # the moment its signup commits. A queued update is conditioned on the state
+        # read: a concurrent transition that commits first makes this commit a
+        # Conflict, and the caller's retry reads the new state.
+        key = self._key(referral_id)
+        item = self._store.get(self._store.main, key) if key else None
+        if key is None or item is None or item["id"]["S"] != referral_id:
             return None, None
-        key = {"pk": S(f"REFEREE#{found.referee_id}"), "sk": S("REFERRAL")}
-        item = self._store.get(self._store.main, key)
-        return (key, _referral(item)) if item else (None, None)
+        return key, _referral(item)
+
+    def _key(self, referral_id: str) -> Item | None:
+        claim = self._store.get(self._store.main, _referral_claim_key(referral_id))
+        if claim is not None:
+            return _referral_key(claim["referee_id"]["S"])
+        # A referral written before id claims existed has none: its key comes from
+        # the `by_id` index, eventually consistent, which such an old item is in.
+        indexed = self._store.query(
+            limit=1,
+            TableName=self._store.main,
+            IndexName="by_id",
+            KeyConditionExpression="kind = :k AND id = :id",
+            ExpressionAttributeValues={":k": S("REFERRAL"), ":id": S(referral_id)},
+            ProjectionExpression="referee_id",
+        )
+        return next((_referral_key(item["referee_id"]["S"]) for item in indexed), None)
 
     def _check_untouched(self, key: Item, referral_id: str) -> None:
         if self._uow.touches(self._store.main, key):
@@ -780,12 +803,18 @@ class DynamoPayouts:
         for item in candidates:
             chunk.append(item)
             if len(chunk) == min(PAYOUT_CHUNK, limit - moved):
-                moved += self._move(period, chunk)
+                got = self._move(period, chunk)
+                if got < 0:  # the lease was lost: stop at once
+                    return -1, None
+                moved += got
                 chunk = []
-                if moved < 0 or moved >= limit:
+                if moved >= limit:
                     break
-        if chunk and 0 <= moved < limit:
-            moved += self._move(period, chunk)
+        if chunk and moved < limit:
+            got = self._move(period, chunk)
+            if got < 0:
+                return -1, None
+            moved += got
         return moved, None
 
     def _move(self, period: str, items: Items) -> int:
@@ -966,7 +995,7 @@ class DynamoPayouts:
             if settled or total >= max(minimum_cents, 0):
                 continue
             released_users += 1
-            released_cents += total
+            released_cents += max(total, 0)  # what was deferred; a debt is not money out
             # Too many to have kept: read the user's items again, by their key prefix.
             items = kept if count <= RELEASE_BUFFER else self._user_items(period, user)
             if not send(items):
@@ -1331,8 +1360,7 @@ def _aggregate(entries: Iterable[tuple[str, LineKind, int]]) -> Iterator[PayoutL
 
 def _referral_item(r: Referral) -> Item:
     item: Item = {
-        "pk": S(f"REFEREE#{r.referee_id}"),
-        "sk": S("REFERRAL"),
+        **_referral_key(r.referee_id),
         "kind": S("REFERRAL"),
         "id": S(r.id),
         "referee_id": S(r.referee_id),

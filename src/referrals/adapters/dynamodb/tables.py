@@ -7,6 +7,7 @@ Main table (`pk`, `sk`), one item per fact, every access a GetItem or a Query:
 | referrer | `REFERRER#<user_id>` | `PROFILE` | |
 | code claim (unique, case-insensitive) | `CODE#<CODE>` | `CODE` | |
 | referral, also the referee claim | `REFEREE#<referee_id>` | `REFERRAL` | every index below |
+| referral id claim (unique; `referee_id`: finds the referral) | `REFID#<id>` | `REFID` | |
 | entry: referee reward, clawback | `REFERRAL#<referral_id>` | `REWARD#<id>` | see below |
 | entry id claim (unique; finds the entry) | `REWARD#<id>` | `REWARD` | |
 | conversion (once per external id) | `CONVERSION#<external_id>` | `CONVERSION` | |
@@ -24,7 +25,8 @@ Indexes (sparse where noted: an item is in the index only while it has the key):
 
 - `by_referrer` (`referrer_pk`, `ordinal`): a referrer's referrals by ordinal.
 - `by_referrer_id` (`referrer_pk`, `id`): the same in id order, for filtered lists.
-- `by_id` (`kind`, `id`): every referral in id (creation) order; `get(id)`.
+- `by_id` (`kind`, `id`): every referral in id (creation) order; `get(id)` of a
+  referral written before id claims (the claim is read first, consistently).
 - `by_status` (`status_pk`, `id`): referrals of one status in id order.
 - `unpaid` (`unpaid_pk`, `unpaid_sk`), sparse: pending rewards by the time they
   become payable (created_at + hold), so a payout finds the rewards payable

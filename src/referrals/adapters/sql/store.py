@@ -545,7 +545,12 @@ class SqlPayouts:
                 .values(status=PENDING, payout_period=None)
             )
         users, cents = self._conn.execute(
-            select(func.count(), func.coalesce(func.sum(_released.c.cents), 0))
+            select(
+                func.count(),
+                func.coalesce(
+                    func.sum(case((_released.c.cents > 0, _released.c.cents), else_=0)), 0
+                ),
+            )
         ).one()
         _released.drop(self._conn)
         return int(users), int(cents)

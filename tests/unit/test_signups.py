@@ -222,3 +222,16 @@ def test_a_double_sided_program_rewards_the_referee_too(
     )
     assert bonus.payable_at == referral.payable_at == clock.now() + timedelta(days=3)
     assert held.status is ReferralStatus.HELD  # it shares its referral's review
+
+
+def test_the_created_event_says_whether_the_reward_is_earned_or_held(
+    store: MemoryStore, clock: FixedClock, program: Program, code: str
+) -> None:
+    sign_up(store, clock, program, "bob", code)
+    sign_up(store, clock, program, "carol", code, "carol@yopmail.com")
+    with store.read() as uow:
+        events = sorted(uow.outbox.list(None, 10), key=lambda e: e.id)
+    assert [(e.payload["referee_id"], e.payload["status"]) for e in events] == [
+        ("bob", "pending"),
+        ("carol", "held"),
+    ]

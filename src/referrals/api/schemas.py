@@ -242,18 +242,7 @@ class EntryOut(BaseModel):
     payout_period: str | None
     note: str | None
 
-    @classmethod
-    def of(cls, e: Reward) -> "EntryOut":
-        return cls(
-            id=e.id,
-            user_id=e.user_id,
-            kind=e.kind,
-            cents=e.cents,
-            status=e.status,
-            payable_at=e.payable_at,
-            payout_period=e.payout_period,
-            note=e.note,
-        )
+    model_config = ConfigDict(from_attributes=True)  # read straight off a Reward
 
 
 class ReferralDetail(ReferralOut):
@@ -277,7 +266,7 @@ class ReferralDetail(ReferralOut):
             **ReferralOut.of(r).model_dump(),
             receipt=receipt,
             note=r.note,
-            entries=[EntryOut.of(e) for e in entries],
+            entries=[EntryOut.model_validate(e) for e in entries],
         )
 
 

@@ -18,6 +18,8 @@ def referral_created(referral: Referral, now: datetime) -> Event:
         "referee_id": referral.referee_id,
         "ordinal": referral.ordinal,
         "reward_cents": referral.reward_cents,
+        # pending: earned; held: waiting for review; awaiting: earned only on conversion.
+        "status": referral.status.value,
         "created_at": referral.created_at.isoformat(),
     }
     return Event(new_id(), REFERRAL_CREATED, payload, now, next_attempt_at=now)

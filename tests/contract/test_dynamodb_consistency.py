@@ -105,11 +105,8 @@ def test_a_just_added_referral_is_found_while_the_index_lags(
     assert lag.by_id_queries == 1
 
 
-def test_a_conversion_right_after_the_signup_earns_the_reward(
-    dynamo: DynamoStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    clock = FixedClock()
-    enroll(dynamo, clock, "alice", code="ALICE-1")
+def count_transactions(dynamo: DynamoStore, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of each TransactWriteItems the store sends from now on."""
     transactions: list[int] = []
     transact = dynamo.transact
 
@@ -118,6 +115,15 @@ def test_a_conversion_right_after_the_signup_earns_the_reward(
         transact(writes)
 
     monkeypatch.setattr(dynamo, "transact", counting)
+    return transactions
+
+
+def test_a_conversion_right_after_the_signup_earns_the_reward(
+    dynamo: DynamoStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = FixedClock()
+    enroll(dynamo, clock, "alice", code="ALICE-1")
+    transactions = count_transactions(dynamo, monkeypatch)
     IndexLag(dynamo, monkeypatch)
     program = DOUBLE_SIDED_ON_PURCHASE
     signed_up = sign_up(dynamo, clock, program, "bob", "ALICE-1").referral
@@ -145,14 +151,7 @@ def test_the_worst_signup_transaction_stays_small(
     # (the referee's reward and its id claim) than a signup awaiting a conversion.
     clock = FixedClock()
     enroll(dynamo, clock, "alice", code="ALICE-1")
-    transactions: list[int] = []
-    transact = dynamo.transact
-
-    def counting(writes: list[dict[str, Any]]) -> None:
-        transactions.append(len(writes))
-        transact(writes)
-
-    monkeypatch.setattr(dynamo, "transact", counting)
+    transactions = count_transactions(dynamo, monkeypatch)
     program = replace(DOUBLE_SIDED_ON_PURCHASE, trigger=Trigger.SIGNUP)
     signed_up = sign_up(dynamo, clock, program, "bob", "ALICE-1").referral
     assert transactions == [8]

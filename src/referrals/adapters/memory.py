@@ -11,7 +11,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Self
+from typing import Self, TypeVar
 
 from referrals.domain.codes import normalize_code
 from referrals.domain.errors import Conflict
@@ -33,6 +33,7 @@ from referrals.domain.model import (
     RewardKind,
     RunStatus,
     SignupParties,
+    payout_floor,
 )
 
 
@@ -83,6 +84,21 @@ class MemoryReferrers:
 
 
 Entry = Referral | Reward
+E = TypeVar("E", Referral, Reward)
+
+
+def _transition(
+    table: dict[str, E],
+    key: str,
+    allowed: Collection[ReferralStatus],
+    to: ReferralStatus,
+    note: str | None,
+) -> E | None:
+    current = table.get(key)
+    if current is None or current.status not in allowed:
+        return None
+    table[key] = replace(current, status=to, note=note)
+    return table[key]
 
 
 def _entries(state: _State) -> Iterator[Entry]:
@@ -143,12 +159,7 @@ class MemoryReferrals:
         to: ReferralStatus,
         note: str | None,
     ) -> Referral | None:
-        referral = self._s.referrals.get(referral_id)
-        if referral is None or referral.status not in allowed:
-            return None
-        changed = replace(referral, status=to, note=note)
-        self._s.referrals[referral_id] = changed
-        return changed
+        return _transition(self._s.referrals, referral_id, allowed, to, note)
 
     def qualify(
         self, referral_id: str, to: ReferralStatus, hold: timedelta, receipt: Receipt
@@ -211,12 +222,7 @@ class MemoryRewards:
         to: ReferralStatus,
         note: str | None,
     ) -> Reward | None:
-        reward = self._s.rewards.get(reward_id)
-        if reward is None or reward.status not in allowed:
-            return None
-        changed = replace(reward, status=to, note=note)
-        self._s.rewards[reward_id] = changed
-        return changed
+        return _transition(self._s.rewards, reward_id, allowed, to, note)
 
 
 class MemoryConversions:
@@ -313,7 +319,8 @@ class MemoryPayouts:
         totals: dict[str, int] = defaultdict(int)
         for entry in assigned:
             totals[_user(entry)] += _cents(entry)
-        below = {user for user, cents in totals.items() if cents < max(minimum_cents, 0)}
+        floor = payout_floor(minimum_cents)
+        below = {user for user, cents in totals.items() if cents < floor}
         for entry in assigned:
             if _user(entry) in below:
                 _put(self._s, replace(entry, status=ReferralStatus.PENDING, payout_period=None))

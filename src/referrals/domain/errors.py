@@ -61,7 +61,8 @@ class NotHeld(DomainError):
 
 
 class NotReversible(DomainError):
-    """Only a reward not yet paid (pending or held) can be reversed."""
+    """A reward being paid out, or already rejected, reversed or clawed back, cannot be
+    reversed (a paid one is clawed back)."""
 
     code = "not_reversible"
 

@@ -42,7 +42,7 @@ class Check:
 class Receipt:
     """How a reward was priced and checked, kept with it for support and audits."""
 
-    rule: str  # what earned it: "signup"
+    rule: str  # what earned it: "signup", "conversion:<event>", or "awaiting conversion"
     tier_threshold: int  # the tier that priced it: referrals from this count on earn...
     tier_cents: int  # ...this much
     hold_days: int = 0
@@ -249,8 +249,17 @@ class PayoutRun:
     completed_at: datetime | None = None
     error: str | None = None
     clawback_cents: int = 0  # taken back in this run: the clawback lines, as a positive sum
-    # Left for a later run: users whose total is below the minimum payout (or not positive).
+    # Deferred to a later run: the totals of users below the minimum payout (debts aside).
     carried_forward_cents: int = 0
+
+
+def payout_floor(minimum_cents: int) -> int:
+    """The least total a user is paid in a run; below it, their entries carry forward.
+
+    The minimum payout, and never a debt: a user whose clawbacks exceed their new
+    rewards is carried forward, not charged, while a total of zero settles.
+    """
+    return max(minimum_cents, 0)
 
 
 class LineKind(StrEnum):

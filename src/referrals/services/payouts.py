@@ -31,6 +31,7 @@ from referrals.domain.model import (
     ReferralStatus,
     RunStatus,
     new_id,
+    payout_floor,
 )
 from referrals.domain.periods import Period
 from referrals.domain.reports import (
@@ -126,7 +127,7 @@ def run_payout(
         carried = _carry_forward(store, clock, name, owner, minimum_cents)
         checkpoint("carried_forward")
         with tempfile.TemporaryFile() as report:
-            totals = _render_report(store, name, report, carried)
+            totals = _render_report(store, name, report)
             checkpoint("report_rendered")
             # Staged under its own hash before anything is paid: a store that is down
             # fails the run here, and an attempt that lost its lease (and will fail
@@ -134,7 +135,7 @@ def run_payout(
             report.seek(0)
             reports.put(staged_key(name, totals.sha256), report, "text/csv")
             checkpoint("report_written")
-            completed = _complete(store, clock, name, owner, totals, checkpoint)
+            completed = _complete(store, clock, name, owner, totals, carried, checkpoint)
             checkpoint("completed")
             report.seek(0)
             reports.put(report_key(name), report, "text/csv")
@@ -216,11 +217,10 @@ class _Totals:
     referral_count: int  # entries settled: rewards and clawbacks
     total_cents: int  # what the run pays out: rewards less clawbacks
     clawback_cents: int
-    carried_forward_cents: int
     sha256: str
 
 
-def _render_report(store: Store, period: str, out: IO[bytes], carried: int = 0) -> _Totals:
+def _render_report(store: Store, period: str, out: IO[bytes]) -> _Totals:
     digest = hashlib.sha256()
     users = entries = total = clawed = 0
     last_user: str | None = None
@@ -242,7 +242,7 @@ def _render_report(store: Store, period: str, out: IO[bytes], carried: int = 0) 
             digest.update(chunk)
             out.write(chunk)
     out.flush()
-    return _Totals(users, entries, total, clawed, carried, digest.hexdigest())
+    return _Totals(users, entries, total, clawed, digest.hexdigest())
 
 
 def _complete(
@@ -251,6 +251,7 @@ def _complete(
     period: str,
     owner: str,
     totals: _Totals,
+    carried_forward_cents: int,
     checkpoint: Callable[[str], None],
 ) -> PayoutRun:
     with store.unit_of_work() as uow:
@@ -265,7 +266,7 @@ def _complete(
             referral_count=totals.referral_count,
             total_cents=totals.total_cents,
             clawback_cents=totals.clawback_cents,
-            carried_forward_cents=totals.carried_forward_cents,
+            carried_forward_cents=carried_forward_cents,
             report_key=report_key(period),
             report_sha256=totals.sha256,
             previous_sha256=previous.report_sha256 if previous else None,
@@ -356,7 +357,7 @@ def _split_carried(
     for _, group in groupby(lines, key=lambda line: line.referrer_id):
         user_lines = list(group)
         total = sum(line.amount_cents for line in user_lines)
-        (carried if total < max(minimum_cents, 0) else paid).extend(user_lines)
+        (carried if total < payout_floor(minimum_cents) else paid).extend(user_lines)
     return paid, carried
 
 

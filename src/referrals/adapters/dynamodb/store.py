@@ -43,6 +43,7 @@ from referrals.domain.model import (
     Role,
     RunStatus,
     SignupParties,
+    payout_floor,
 )
 
 MAX_TRANSACTION_ITEMS = 100  # DynamoDB's limit per TransactWriteItems
@@ -992,7 +993,7 @@ class DynamoPayouts:
                 settled = settled or item["status_pk"]["S"] != PROCESSING
                 if count <= RELEASE_BUFFER:
                     kept.append(item)
-            if settled or total >= max(minimum_cents, 0):
+            if settled or total >= payout_floor(minimum_cents):
                 continue
             released_users += 1
             released_cents += max(total, 0)  # what was deferred; a debt is not money out

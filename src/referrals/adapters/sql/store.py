@@ -66,6 +66,7 @@ from referrals.domain.model import (
     Role,
     RunStatus,
     SignupParties,
+    payout_floor,
 )
 
 AWAITING, PENDING, HELD, PROCESSING, PAID, CLAWED_BACK = (
@@ -230,18 +231,7 @@ class SqlReferrals:
         to: ReferralStatus,
         note: str | None,
     ) -> Referral | None:
-        # One conditional statement: on PostgreSQL a concurrent transition waits for
-        # the row lock, re-checks the status and updates nothing; SQLite's writers
-        # are serialized, so the second one reads the first one's state.
-        row = self._conn.execute(
-            update(referrals)
-            .where(
-                referrals.c.id == referral_id,
-                referrals.c.status.in_([status.value for status in allowed]),
-            )
-            .values(status=to.value, note=note)
-            .returning(*referrals.c)
-        ).first()
+        row = _transition(self._conn, referrals, referral_id, allowed, to, note)
         return _referral(row) if row else None
 
     def qualify(
@@ -321,16 +311,7 @@ class SqlRewards:
         to: ReferralStatus,
         note: str | None,
     ) -> Reward | None:
-        # One conditional statement, as SqlReferrals.transition.
-        row = self._conn.execute(
-            update(rewards)
-            .where(
-                rewards.c.id == reward_id,
-                rewards.c.status.in_([status.value for status in allowed]),
-            )
-            .values(status=to.value, note=note)
-            .returning(*rewards.c)
-        ).first()
+        row = _transition(self._conn, rewards, reward_id, allowed, to, note)
         return _reward(row) if row else None
 
 
@@ -528,7 +509,7 @@ class SqlPayouts:
         below = (
             select(totals.c.user_id, total)
             .group_by(totals.c.user_id)
-            .having(total < max(minimum_cents, 0))
+            .having(total < payout_floor(minimum_cents))
         )
         # No try/finally: after a failure the unit of work rolls back, and the CREATE
         # with it (PostgreSQL's DDL is transactional; so is SQLite's, savepoints too).
@@ -844,6 +825,28 @@ def _insert(conn: Connection, statement: Any, values: dict[str, Any]) -> None:
     except IntegrityError as error:
         # A unique key lost to a concurrent writer: the use case retries and reads the winner.
         raise Conflict(str(error.orig)) from error
+
+
+def _transition(
+    conn: Connection,
+    table: Table,
+    key: str,
+    allowed: Collection[ReferralStatus],
+    to: ReferralStatus,
+    note: str | None,
+) -> Row[Any] | None:
+    """The row moved to `to` if it was in an `allowed` state, else None.
+
+    One conditional statement: on PostgreSQL a concurrent transition waits for the
+    row lock, re-checks the status and updates nothing; SQLite's writers are
+    serialized, so the second one reads the first one's state.
+    """
+    return conn.execute(
+        update(table)
+        .where(table.c.id == key, table.c.status.in_([status.value for status in allowed]))
+        .values(status=to.value, note=note)
+        .returning(*table.c)
+    ).first()
 
 
 class _Prefixed:

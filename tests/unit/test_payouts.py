@@ -11,7 +11,7 @@ from referrals.domain.errors import InvalidInput, PayoutFailed, PayoutInProgress
 from referrals.domain.model import ReferralStatus, RunStatus
 from referrals.domain.periods import Period
 from referrals.domain.program import Program
-from referrals.services import payouts
+from referrals.services import payouts, reviews
 from referrals.services.referrers import enroll
 from referrals.services.signups import sign_up
 from tests.clocks import FixedClock
@@ -274,3 +274,20 @@ def test_a_dry_run_shows_what_it_would_carry_and_what_is_held(
     assert preview.carried_forward_cents == 1000 and preview.total_cents == 2000
     assert [r.id for r in preview.held] == [held.id] and preview.held_count == 1
     assert store.state.runs == {}
+
+
+def test_a_dry_run_counts_deferred_money_as_the_run_does_debts_aside(
+    store: MemoryStore, clock: FixedClock, reports: MemoryReports
+) -> None:
+    seed(store, clock, "alice", [datetime(2026, 9, 9, tzinfo=UTC)])  # $10, paid in September
+    payouts.run_payout(store, reports, clock, Period(2026, 9))
+    [paid] = store.state.referrals.values()
+    reviews.reverse(store, clock, "admin", paid.id, "chargeback")  # Alice owes $10
+    seed(store, clock, "bob", [datetime(2026, 10, 9, tzinfo=UTC)])  # $10, below $15
+    dec = Period(2026, 12)
+    clock.advance(days=40)
+    preview = payouts.preview_payout(store, clock, dec, minimum_cents=1500)
+    assert sorted(line.referrer_id for line in preview.carried_forward) == ["alice", "bob"]
+    assert preview.carried_forward_cents == 1000  # Bob's $10; Alice's debt is not money due
+    run = payouts.run_payout(store, reports, clock, dec, minimum_cents=1500)
+    assert run.carried_forward_cents == preview.carried_forward_cents

@@ -326,10 +326,11 @@ def preview_payout(
     with store.read() as uow:
         run = uow.payouts.get(str(period))
         carried: list[PayoutLine] = []
+        deferred = 0
         if run is not None and run.status is RunStatus.COMPLETED:
             lines = list(uow.payouts.lines(str(period)))
         else:
-            lines, carried = _split_carried(
+            lines, carried, deferred = _split_carried(
                 uow.payouts.preview(str(period), period.cutoff), minimum_cents
             )
         held = list(uow.referrals.search(ReferralStatus.HELD, None, None, HELD_SHOWN + 1))
@@ -342,7 +343,7 @@ def preview_payout(
         total_cents=sum(line.amount_cents for line in lines),
         clawback_cents=-sum(line.amount_cents for line in lines if line.kind is LineKind.CLAWBACK),
         carried_forward=carried,
-        carried_forward_cents=sum(line.amount_cents for line in carried),
+        carried_forward_cents=deferred,
         held=held[:HELD_SHOWN],
         held_count=len(held),
     )
@@ -350,15 +351,21 @@ def preview_payout(
 
 def _split_carried(
     lines: Iterable[PayoutLine], minimum_cents: int
-) -> tuple[list[PayoutLine], list[PayoutLine]]:
-    """Lines a run would pay, and lines of users it would carry forward (as `release`)."""
+) -> tuple[list[PayoutLine], list[PayoutLine], int]:
+    """Lines a run would pay, lines of users it would carry forward, and the money
+    deferred: as `release` counts it, the carried users' totals, debts aside."""
     paid: list[PayoutLine] = []
     carried: list[PayoutLine] = []
+    deferred = 0
     for _, group in groupby(lines, key=lambda line: line.referrer_id):
         user_lines = list(group)
         total = sum(line.amount_cents for line in user_lines)
-        (carried if total < payout_floor(minimum_cents) else paid).extend(user_lines)
-    return paid, carried
+        if total < payout_floor(minimum_cents):
+            carried.extend(user_lines)
+            deferred += max(total, 0)
+        else:
+            paid.extend(user_lines)
+    return paid, carried, deferred
 
 
 def get_run(store: Store, period: Period) -> PayoutRun:

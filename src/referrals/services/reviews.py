@@ -34,6 +34,7 @@ def approve(
 ) -> Referral:
     """A held reward becomes payable (with its referee's reward, if any): the next run
     whose cutoff is after its hold pays it."""
+    _check_reason(reason, required=False)
     return _review(store, clock, actor, referral_id, PENDING, "review.approve", reason)
 
 
@@ -117,8 +118,6 @@ def _review(
     action: str,
     reason: str | None,
 ) -> Referral:
-    _check_reason(reason, required=False)
-
     def attempt() -> Referral:
         with store.unit_of_work() as uow:
             changed = uow.referrals.transition(referral_id, {HELD}, to, reason)

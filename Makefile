@@ -30,10 +30,12 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.lock $(BIN)/uv
 
 checkov: $(CHECKOV_VENV)/.installed
 
-# wrk drives the HTTP benchmark (and its smoke test): Debian's package.
+# Debian's packages: wrk drives the HTTP benchmark (and its smoke test); chromium
+# runs the browser tests (Playwright's own browser download is not used).
 tools:
-	@command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null \
-		|| (apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null)
+	@command -v wrk >/dev/null && command -v chromium >/dev/null \
+		|| apt-get install -y -q wrk chromium >/dev/null \
+		|| (apt-get update -q >/dev/null && apt-get install -y -q wrk chromium >/dev/null)
 
 run: install
 	$(BIN)/referrals serve --host 127.0.0.1 --port 8000

@@ -43,6 +43,15 @@ class Settings(BaseSettings):
     pool_size: int = 5
     # `serve`'s logs: one JSON object a line for log collectors, or text for a terminal.
     log_format: Literal["json", "text"] = "json"
+    # Signs dashboard sessions and referrer portal links. Every process serving one
+    # database must share it; empty: `serve` draws one at start (links and sessions
+    # then end with the process).
+    secret_key: str = ""
+    # Where a referrer's share link points, `{code}` replaced by their code.
+    share_url: str = "https://example.com/signup?ref={code}"
+    # How long a portal link opens the referrer's page.
+    portal_link_ttl_seconds: int = Field(7 * 24 * 3600, ge=60, le=90 * 24 * 3600)
+    dashboard_session_seconds: int = Field(8 * 3600, ge=60, le=7 * 24 * 3600)
 
     @field_validator("notify_url")
     @classmethod

@@ -8,6 +8,7 @@ BENCHMARKS = [
     "bench.signup_http",
     "bench.dynamodb_capacity",
     "bench.cold_start",
+    "bench.dashboard",
 ]
 
 

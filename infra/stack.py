@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Duration, Stack, Tags
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack, Tags
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -10,6 +10,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra.api import ReferralsApi
@@ -152,6 +153,26 @@ class ReferralsStack(Stack):
         self._grant_table(self.api_function, storage.main_table, *TABLE_READ, *TABLE_WRITE)
         self._grant_table(self.api_function, storage.outbox_table, *OUTBOX_APPEND, *OUTBOX_UPDATE)
         self._grant_reports(self.api_function, storage.reports)
+        # Portal links and dashboard sessions are signed with a key derived from this
+        # secret. Every API instance reads it at its cold start (the function gets the
+        # ARN, never the value), so a link one instance issued opens on any other. Not
+        # rotated: a new value invalidates every live link and session at once, which is
+        # right after a leak but not on a schedule. Retained with the data of the stage.
+        self.signing_secret = secretsmanager.Secret(
+            self,
+            "SigningSecret",
+            secret_name=settings.name("signing-secret"),
+            description=f"referrals ({settings.stage}): signs portal links and dashboard sessions",
+            encryption_key=storage.key,
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=64, exclude_punctuation=True
+            ),
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.signing_secret.grant_read(self.api_function.role)
+        self.api_function.function.add_environment(
+            "REFERRALS_SECRET_KEY_ARN", self.signing_secret.secret_arn
+        )
         # Payout: claims, assigns, aggregates, writes the report, completes.
         self._grant_table(self.payout_function, storage.main_table, *TABLE_READ, *TABLE_WRITE)
         self._grant_table(self.payout_function, storage.outbox_table, *OUTBOX_APPEND)

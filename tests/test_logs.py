@@ -100,6 +100,12 @@ def test_a_percent_encoded_email_in_an_access_line_is_masked() -> None:
     )
 
 
+def test_a_portal_link_token_in_an_access_line_is_masked() -> None:
+    line = '127.0.0.1:5000 - "GET /r/ABCD1234?token=eyJjIjoi.u77mAaU-X_9 HTTP/1.1" 200'
+
+    assert redact(line) == '127.0.0.1:5000 - "GET /r/ABCD1234?token=[token] HTTP/1.1" 200'
+
+
 def test_text_without_secrets_is_unchanged() -> None:
     line = '127.0.0.1:5000 - "POST /v1/signups HTTP/1.1" 201'
 

@@ -54,6 +54,8 @@ def program(settings: Settings) -> Program:
         trigger=Trigger(settings.reward_trigger),
         conversion_event=settings.conversion_event,
         conversion_min_cents=settings.conversion_min_cents,
+        monthly_cap_cents=settings.monthly_cap_cents,
+        lifetime_cap_cents=settings.lifetime_cap_cents,
     )
 
 

@@ -1,6 +1,7 @@
 """The `referrals` command line."""
 
 import logging.config
+import os
 import secrets
 from typing import Annotated
 
@@ -68,6 +69,14 @@ def serve(
     if key is not None:
         console.print("Created the first admin key. It is shown once; keep it safe:")
         print(key, flush=True)
+    if not settings.secret_key:
+        # Handed to the workers through their environment, so `--workers N` all sign
+        # and verify with the same secret.
+        os.environ["REFERRALS_SECRET_KEY"] = secrets.token_urlsafe(32)
+        console.print(
+            "No REFERRALS_SECRET_KEY set: drew one for this process. Portal links and "
+            "dashboard sessions end when it stops; set the setting to keep them."
+        )
     console.print(f"API docs: http://{host}:{port}/docs")
     uvicorn.run(
         "referrals.api.app:serve_app",

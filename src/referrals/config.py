@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     reward_trigger: Literal["signup", "conversion"] = "signup"
     conversion_event: str = Field("purchase", min_length=1, max_length=64)
     conversion_min_cents: int = Field(0, ge=0)
+    # The most a referrer earns from referrals in a calendar month (UTC) and in all; 0: no cap.
+    monthly_cap_cents: int = Field(0, ge=0, le=10**12)
+    lifetime_cap_cents: int = Field(0, ge=0, le=10**12)
     max_body_bytes: int = 64 * 1024
     pool_size: int = 5
     # `serve`'s logs: one JSON object a line for log collectors, or text for a terminal.
@@ -47,6 +50,9 @@ class Settings(BaseSettings):
     # database must share it; empty: `serve` draws one at start (links and sessions
     # then end with the process).
     secret_key: str = ""
+    # On AWS: a Secrets Manager secret whose value is the secret_key, read by the Lambda
+    # runtime at each cold start when secret_key itself is empty.
+    secret_key_arn: str = ""
     # Where a referrer's share link points, `{code}` replaced by their code.
     share_url: str = "https://example.com/signup?ref={code}"
     # How long a portal link opens the referrer's page.

@@ -21,6 +21,8 @@ request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]{1,64}(?:@|%40)[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})+")
 _BEARER = re.compile(r"(?i)\bbearer\s+[^\s,;\"']+")
 _API_KEY = re.compile(r"\brk_[A-Za-z0-9_-]+")  # services.keys.KEY_PREFIX
+# A referrer portal link's token (`/r/{code}?token=...`) opens their page until it expires.
+_LINK_TOKEN = re.compile(r"([?&]token=)[^&\s\"']+")
 
 # Attributes every LogRecord has; anything else on a record was passed as `extra`.
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
@@ -33,10 +35,12 @@ _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
 
 
 def redact(text: str) -> str:
-    """Mask email addresses and API keys: logs are kept longer and read more widely."""
+    """Mask email addresses, API keys and link tokens: logs are kept longer and read more widely."""
     if "@" in text or "%40" in text:  # most lines (access lines) skip the costliest scan
         text = _EMAIL.sub("[email]", text)
     text = _BEARER.sub("Bearer [key]", text)
+    if "token=" in text:
+        text = _LINK_TOKEN.sub(r"\1[token]", text)
     return _API_KEY.sub("rk_[key]", text)
 
 

@@ -18,8 +18,11 @@ from referrals.domain.model import (
     Referral,
     ReferralStatus,
     Referrer,
+    ReferrerTally,
     Reward,
     SignupParties,
+    SignupTally,
+    StateTally,
 )
 
 
@@ -40,11 +43,28 @@ class ReferrerRepository(Protocol):
         """Insert; raises Conflict if the user id or the code is already taken."""
         ...
 
-    def increment_referral_count(self, user_id: str) -> int:
-        """Atomically add one referral and return the new count: the referral's ordinal.
+    def increment_referral_count(self, user_id: str) -> Referrer:
+        """Atomically add one referral and return the profile as updated: its count is
+        the referral's ordinal, its cap counters are current.
 
         The increment must serialize concurrent signups for one referrer, so that
         ordinals are exactly 1..n with no gap and no duplicate.
+        """
+        ...
+
+    def add_earned(
+        self, user_id: str, month: str, cents: int, seen: Referrer | None = None
+    ) -> None:
+        """Count `cents` earned in `month` (YYYY-MM) toward the referrer's caps; negative
+        cents give back a cancelled reward. The lifetime counter always moves; the month
+        counter if `month` is its month, or restarts at a later month; an earlier month
+        leaves it.
+
+        With `seen` (the profile the amount was priced from), the write is conditional
+        on the counters being unchanged since, and raises Conflict otherwise (at the
+        latest on commit), so two rewards priced at once cannot both pass a cap. In one
+        unit of work, after `increment_referral_count` of the same referrer, it joins
+        that write (DynamoDB writes an item once per transaction).
         """
         ...
 
@@ -86,11 +106,16 @@ class ReferralRepository(Protocol):
         ...
 
     def qualify(
-        self, referral_id: str, to: ReferralStatus, hold: timedelta, receipt: Receipt
+        self,
+        referral_id: str,
+        to: ReferralStatus,
+        hold: timedelta,
+        receipt: Receipt,
+        reward_cents: int,
     ) -> Referral | None:
         """An awaiting referral's conversion: it moves to `to` (pending or held) with a
-        new hold and receipt. None if it is missing or not awaiting; conditional like
-        `transition`."""
+        new hold, receipt and reward (the caps may cut it now). None if it is missing or
+        not awaiting; conditional like `transition`."""
         ...
 
     def for_referrer(
@@ -296,6 +321,9 @@ class UnitOfWork(Protocol):
     @property
     def audit(self) -> AuditRepository: ...
 
+    @property
+    def stats(self) -> "StatsRepository": ...
+
     def __enter__(self) -> Self: ...
 
     def __exit__(
@@ -338,4 +366,31 @@ class ReportStore(Protocol):
 class Notifier(Protocol):
     def deliver(self, event: Event) -> None:
         """Deliver one event or raise; delivery is retried, so receivers dedupe by event id."""
+        ...
+
+
+class StatsRepository(Protocol):
+    """The dashboard's aggregates. Each reads an index range, never every referral, so a
+    page view costs the same with a million referrals as with a thousand (but for the
+    window's own rows)."""
+
+    def signups(self, since: datetime) -> Sequence[SignupTally]:
+        """Referrals created at or after `since`, counted by UTC day of `created_at`,
+        reward amount and state, in no particular order.
+
+        A referral's id is minted when it is written: at its `created_at` (within
+        ID_SLACK), or later for an import with an older `signed_up_at`. So a store
+        may read only the ids minted since `since - ID_SLACK`, then filter on
+        `created_at`.
+        """
+        ...
+
+    def top_referrers(self, since: datetime, limit: int) -> Sequence[ReferrerTally]:
+        """The `limit` referrers with the most referrals created since `since`, most
+        first, ties by referrer id (bytes); read like `signups`."""
+        ...
+
+    def unsettled(self) -> Sequence[StateTally]:
+        """What is owed and not paid yet, per UNSETTLED state that has any: referrals'
+        rewards and other entries (referee rewards, clawbacks) together."""
         ...

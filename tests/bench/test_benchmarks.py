@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parents[2]
 
 
@@ -50,3 +52,15 @@ def test_signup_http_benchmark_measures_both_scenarios_against_healthz() -> None
     for scenario in ("hot_referrer", "spread_10000"):
         assert out[scenario]["peak_rps"] > 0 and out[scenario]["half_rps"] > 0
         assert out[scenario]["failed"] == 0  # every signup of the load was accepted
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_dashboard_benchmark_times_the_overview_against_healthz(database: str) -> None:
+    sizes = ["--referrals", "3000", "--referrers", "100", "--repeat", "1"]
+    out = run("bench.dashboard", *sizes, "--database", database)
+    row = json.loads(out.splitlines()[0])
+    # A year of 3,000: about 30 days' worth in the window, the current month unpaid.
+    assert 200 <= row["window_signups"] <= 300 and row["unsettled_entries"] > 0
+    assert row["floor_healthz_s"] > 0 and row["data_s"] > 0 and row["page_s"] > 0
+    assert row["page_ratio"] > 0 and row["full_scan_ratio"] > 0
+    assert "| `GET /dashboard`, computed |" in out

@@ -88,8 +88,11 @@ def live(tmp_path: Path, settings_overrides: dict[str, Any]) -> Iterator[LiveSer
     services.store.dispose()  # type: ignore[attr-defined]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # Per module, not per session: Playwright's sync API holds an asyncio loop running
+    # in this thread until it stops, and later tests that run their own loop here (the
+    # Lambda handler through Mangum) would find it "already running".
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
         yield chromium

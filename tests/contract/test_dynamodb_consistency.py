@@ -96,7 +96,7 @@ def test_a_just_added_referral_is_found_while_the_index_lags(
         assert held == replace(pending, status=HELD, note="flagged")
         receipt = Receipt("conversion:purchase", 1, 1000)
         hold = timedelta(days=3)
-        qualified = uow.referrals.qualify(awaiting.id, PENDING, hold, receipt)
+        qualified = uow.referrals.qualify(awaiting.id, PENDING, hold, receipt, 1000)
         assert qualified == replace(awaiting, status=PENDING, hold=hold, receipt=receipt)
         uow.commit()
     with dynamo.read() as uow:
@@ -178,7 +178,7 @@ def test_a_referral_without_a_claim_is_found_through_the_index(
         held = uow.referrals.transition(pending.id, {PENDING}, HELD, "flagged")
         assert held == replace(pending, status=HELD, note="flagged")
         receipt = Receipt("conversion:purchase", 1, 1000)
-        qualified = uow.referrals.qualify(awaiting.id, PENDING, timedelta(0), receipt)
+        qualified = uow.referrals.qualify(awaiting.id, PENDING, timedelta(0), receipt, 1000)
         assert qualified == replace(awaiting, status=PENDING, receipt=receipt)
         uow.commit()
     with dynamo.read() as uow:

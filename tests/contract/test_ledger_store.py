@@ -112,11 +112,11 @@ def test_an_awaiting_referral_qualifies_once(store: Store) -> None:
     receipt = Receipt("conversion:purchase", 1, 1000, hold_days=2)
     hold = timedelta(days=5, microseconds=7)
     with store.unit_of_work() as uow:
-        qualified = uow.referrals.qualify(r.id, PENDING, hold, receipt)
-        assert qualified == replace(r, status=PENDING, hold=hold, receipt=receipt)
+        qualified = uow.referrals.qualify(r.id, PENDING, hold, receipt, 700)
+        assert qualified == replace(r, status=PENDING, hold=hold, receipt=receipt, reward_cents=700)
         uow.commit()
     with store.unit_of_work() as uow:
-        assert uow.referrals.qualify(r.id, ReferralStatus.HELD, hold, receipt) is None
+        assert uow.referrals.qualify(r.id, ReferralStatus.HELD, hold, receipt, 1) is None
         assert uow.referrals.get(r.id) == qualified
 
 

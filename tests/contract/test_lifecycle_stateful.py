@@ -1,5 +1,6 @@
 """Any sequence of signups, conversions, reviews, reversals and payout runs keeps every
-user's books straight and never pays an entry twice (hypothesis, stateful).
+user's books straight, never pays an entry twice and never pays a referrer past a cap
+(hypothesis, stateful).
 
 The machine keeps its own ledger of what the use cases said they did: which
 rewards were granted, to whom, and which were taken away. The store must agree:
@@ -39,7 +40,7 @@ from referrals.services import reviews
 from referrals.services.conversions import record_conversion
 from referrals.services.payouts import run_payout
 from referrals.services.referrers import enroll
-from referrals.services.signups import sign_up
+from referrals.services.signups import month_of, sign_up
 from tests.clocks import FixedClock
 from tests.fakes import MemoryReports
 
@@ -47,6 +48,12 @@ REFERRERS = ("r0", "r1", "r2")
 EMAILS = (None, "someone@example.com", "throwaway@mailinator.com")  # the last one is held
 START = datetime(2026, 1, 10, tzinfo=UTC)
 PAID_STATES = (ReferralStatus.PAID, ReferralStatus.CLAWED_BACK)
+COUNTED = (  # what the caps count: earned and not cancelled
+    ReferralStatus.PENDING,
+    ReferralStatus.HELD,
+    ReferralStatus.PROCESSING,
+    ReferralStatus.PAID,
+)
 
 
 class Lifecycle(RuleBasedStateMachine):
@@ -70,15 +77,23 @@ class Lifecycle(RuleBasedStateMachine):
         referee_cents=st.sampled_from([0, 300]),
         minimum=st.sampled_from([0, 1500]),
         hold_days=st.sampled_from([0, 10]),
+        caps=st.sampled_from([(0, 0), (2500, 0), (0, 4000), (2500, 6000)]),
     )
     def program_and_referrers(
-        self, trigger: Trigger, referee_cents: int, minimum: int, hold_days: int
+        self,
+        trigger: Trigger,
+        referee_cents: int,
+        minimum: int,
+        hold_days: int,
+        caps: tuple[int, int],
     ) -> None:
         self.program = Program(
             trigger=trigger,
             referee_reward_cents=referee_cents,
             minimum_payout_cents=minimum,
             hold=timedelta(days=hold_days),
+            monthly_cap_cents=caps[0],
+            lifetime_cap_cents=caps[1],
         )
         for user in REFERRERS:
             enroll(self.store, self.clock, user, code=f"CODE-{user}")
@@ -186,6 +201,28 @@ class Lifecycle(RuleBasedStateMachine):
                 e = uow.referrers.earnings(user, self.clock.now())
                 assert e.earned_cents == expected[user], user
                 assert min(e.pending_cents, e.payable_cents, e.held_cents, e.paid_cents) >= 0
+
+    @invariant()
+    def no_referrer_earns_past_a_cap(self) -> None:
+        """What each referrer's uncancelled rewards add up to, in all and per month
+        earned, stays within the caps, and is what their counter holds."""
+        with self.store.read() as uow:
+            for user in REFERRERS:
+                counted = [
+                    r for r in uow.referrals.for_referrer(user, None, 10_000) if r.status in COUNTED
+                ]
+                by_month: dict[str, int] = defaultdict(int)
+                for r in counted:
+                    by_month[month_of(r.earned_at)] += r.reward_cents
+                profile = uow.referrers.get(user)
+                assert profile is not None
+                assert profile.cap_lifetime_cents == sum(by_month.values()), user
+                if profile.cap_month is not None:
+                    assert profile.cap_month_cents == by_month[profile.cap_month], user
+                if self.program.lifetime_cap_cents:
+                    assert profile.cap_lifetime_cents <= self.program.lifetime_cap_cents
+                if self.program.monthly_cap_cents:
+                    assert max(by_month.values(), default=0) <= self.program.monthly_cap_cents
 
     @invariant()
     def every_entry_is_paid_once_and_as_reported(self) -> None:

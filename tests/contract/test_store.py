@@ -98,7 +98,7 @@ def test_increment_returns_consecutive_counts(store: Store) -> None:
     counts = []
     for _ in range(3):
         with store.unit_of_work() as uow:
-            counts.append(uow.referrers.increment_referral_count("alice"))
+            counts.append(uow.referrers.increment_referral_count("alice").referral_count)
             uow.commit()
     assert counts == [1, 2, 3]
     with store.read() as uow:
@@ -110,7 +110,7 @@ def test_rolled_back_increment_leaves_no_gap(store: Store) -> None:
     with store.unit_of_work() as uow:
         uow.referrers.increment_referral_count("alice")
     with store.unit_of_work() as uow:
-        assert uow.referrers.increment_referral_count("alice") == 1
+        assert uow.referrers.increment_referral_count("alice").referral_count == 1
 
 
 def test_concurrent_increments_never_share_or_skip_a_count(store: Store) -> None:
@@ -118,7 +118,7 @@ def test_concurrent_increments_never_share_or_skip_a_count(store: Store) -> None
 
     def attempt() -> int:
         with store.unit_of_work() as uow:
-            count = uow.referrers.increment_referral_count("alice")
+            count = uow.referrers.increment_referral_count("alice").referral_count
             uow.commit()
             return count
 

@@ -1,6 +1,6 @@
 """The deployed shape end to end on moto, built from the synthesized template itself.
 
-Tables, bucket and topic are created from the template's own resource
+Tables, bucket, topic and secret are created from the template's own resource
 definitions, the functions get the template's own environment, then a signup
 goes through the API handler, the payout handler runs with a tiny time budget
 (so it must continue, as the state machine loops it), the report lands in S3,
@@ -67,6 +67,11 @@ def create_from_template(template: dict[str, Any], resolve: Resolver) -> dict[st
     sns = boto3.client("sns", region_name=REGION)
     for logical_id, topic in resources(template, "AWS::SNS::Topic").items():
         resolve.refs[logical_id] = sns.create_topic(Name=topic["TopicName"])["TopicArn"]
+    secrets = boto3.client("secretsmanager", region_name=REGION)
+    for logical_id, secret in resources(template, "AWS::SecretsManager::Secret").items():
+        value = secrets.get_random_password(**secret["GenerateSecretString"])["RandomPassword"]
+        created = secrets.create_secret(Name=secret["Name"], SecretString=value)
+        resolve.refs[logical_id] = created["ARN"]
     return {"s3": s3, "sns": sns}
 
 
@@ -113,6 +118,8 @@ def test_signup_payout_report_and_notifications(deployed: Any) -> None:
         call_api("POST", "/v1/referrers", key, {"user_id": "alice", "code": "ALICE"})["status"]
         == 201
     )
+    # The API signs portal links with the stack's generated secret, read at its cold start.
+    assert len(services().settings.secret_key) == 64
     for n in range(7):
         body = {
             "user_id": f"u{n}",

@@ -149,6 +149,44 @@ def test_the_key_rotates_and_is_retained(template: Template) -> None:
     template.has_resource_properties("AWS::KMS::Alias", {"AliasName": f"alias/{PREFIX}"})
 
 
+# --- the signing secret --------------------------------------------------------------
+
+
+def test_signing_secret_is_generated_encrypted_with_the_key_and_retained(
+    template: Template, template_json: Json
+) -> None:
+    template.resource_count_is("AWS::SecretsManager::Secret", 1)
+    template.has_resource(
+        "AWS::SecretsManager::Secret",
+        {
+            "Properties": {
+                "Name": f"{PREFIX}-signing-secret",
+                "KmsKeyId": arn(template_json, "AWS::KMS::Key"),
+                "GenerateSecretString": {"PasswordLength": 64, "ExcludePunctuation": True},
+                "SecretString": Match.absent(),
+            },
+            "DeletionPolicy": "Retain",
+        },
+    )
+    # Rotation would invalidate every live link and session: none is scheduled.
+    template.resource_count_is("AWS::SecretsManager::RotationSchedule", 0)
+
+
+def test_only_the_api_function_may_read_the_signing_secret(template_json: Json) -> None:
+    secret = render(ref(template_json, "AWS::SecretsManager::Secret"), template_json)
+    assert _role_actions(template_json, "api")[secret] == {
+        "secretsmanager:GetSecretValue",
+        "secretsmanager:DescribeSecret",
+    }
+    # The API role's policy is the only one that names a Secrets Manager action.
+    policies = {
+        logical_id
+        for logical_id, _, statement in statements(template_json)
+        if any(str(a).startswith("secretsmanager:") for a in as_list(statement["Action"]))
+    }
+    assert len(policies) == 1
+
+
 # --- S3 ------------------------------------------------------------------------------
 
 
@@ -268,7 +306,10 @@ def test_function_environment(template_json: Json, short: str) -> None:
     _, function = find(template_json, "AWS::Lambda::Function", FunctionName=f"{PREFIX}-{short}")
     variables = function["Properties"]["Environment"]["Variables"]
     reports_bucket, _ = _bucket(template_json, "reports")
+    # Only the API signs links and sessions: only it learns where the secret is.
+    signing = {"REFERRALS_SECRET_KEY_ARN": ref(template_json, "AWS::SecretsManager::Secret")}
     assert variables == {
+        **(signing if short == "api" else {}),
         "REFERRALS_DATABASE_URL": f"dynamodb://{PREFIX}",
         "REFERRALS_REPORTS_URL": {"Fn::Join": ["", ["s3://", {"Ref": reports_bucket}, "/"]]},
         "REFERRALS_NOTIFY_URL": ref(template_json, "AWS::SNS::Topic"),
@@ -868,6 +909,7 @@ _NAME_PROPERTIES = (
 
 _NAMED_BY_NAME = (
     "AWS::Events::Rule",
+    "AWS::SecretsManager::Secret",
     "AWS::ApiGateway::RestApi",
     "AWS::ApiGateway::RequestValidator",
 )

@@ -113,3 +113,24 @@ def test_bad_input_writes_nothing(store: MemoryStore, clock: FixedClock) -> None
         record_conversion(store, clock, ON_PURCHASE, "bob", "purchase", "o-1", -1)
     with store.read() as uow:
         assert uow.conversions.get("o-1") is None
+
+
+def test_the_caps_price_the_reward_when_it_is_earned(store: MemoryStore, clock: FixedClock) -> None:
+    program = Program(trigger=Trigger.CONVERSION, monthly_cap_cents=1500)
+    enroll(store, clock, "alice", code="ALICE-1")
+    for referee in ("bob", "carol", "dave"):
+        sign_up(store, clock, program, referee, "ALICE-1")  # nothing earned yet: no cap
+    clock.advance(days=31)  # April: the conversions earn in April
+    earned = [
+        record_conversion(store, clock, program, user, "purchase", f"o-{user}", 100).referral
+        for user in ("carol", "bob")
+    ]
+    assert [(r.referee_id, r.reward_cents) for r in earned if r] == [
+        ("carol", 1000),
+        ("bob", 500),
+    ]
+    assert earned[1] is not None and earned[1].receipt is not None
+    assert earned[1].receipt.cap == "monthly"
+    with store.read() as uow:
+        alice = uow.referrers.get("alice")
+    assert alice is not None and alice.cap_counters == (1500, "2026-04", 1500)

@@ -1,7 +1,8 @@
 import time
+from datetime import UTC, datetime
 
 from referrals.domain.codes import CROCKFORD_ALPHABET
-from referrals.domain.model import Earnings, new_id
+from referrals.domain.model import Earnings, Referrer, new_id
 
 
 def test_ids_are_26_crockford_characters_and_unique() -> None:
@@ -18,3 +19,32 @@ def test_ids_sort_by_creation_millisecond() -> None:
 
 def test_earned_is_pending_plus_paid() -> None:
     assert Earnings(pending_cents=1500, paid_cents=1000).earned_cents == 2500
+
+
+def _alice() -> Referrer:
+    return Referrer("alice", "A1", None, 0, datetime(2026, 1, 1, tzinfo=UTC))
+
+
+def test_counting_adds_to_the_lifetime_and_the_month() -> None:
+    alice = _alice().counting("2026-03", 1000).counting("2026-03", 500)
+    assert alice.cap_counters == (1500, "2026-03", 1500)
+
+
+def test_a_later_month_restarts_the_month_counter() -> None:
+    alice = _alice().counting("2026-03", 1000).counting("2026-04", 700)
+    assert alice.cap_counters == (1700, "2026-04", 700)
+
+
+def test_an_earlier_month_counts_in_the_lifetime_only() -> None:
+    alice = _alice().counting("2026-04", 700).counting("2026-03", 1000)
+    assert alice.cap_counters == (1700, "2026-04", 700)
+    assert alice.earned_in("2026-03") is None  # not tracked: the counter keeps one month
+    assert alice.earned_in("2026-05") == 0
+
+
+def test_giving_back_never_goes_below_zero_nor_moves_the_month() -> None:
+    alice = _alice().counting("2026-04", 700)
+    assert alice.counting("2026-04", -700).cap_counters == (0, "2026-04", 0)
+    assert alice.counting("2026-03", -500).cap_counters == (200, "2026-04", 700)
+    # A reward earned before the counters existed is given back from nothing.
+    assert _alice().counting("2026-04", -900).cap_counters == (0, None, 0)

@@ -1,5 +1,6 @@
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -192,3 +193,83 @@ def test_a_reward_paid_by_a_run_not_yet_completed_cannot_be_reversed(
     )
     with pytest.raises(NotReversible, match="after the run"):
         reviews.reverse(store, clock, "key-1", referral.id, "refund")
+
+
+def _counters(store: MemoryStore) -> tuple[int, str | None, int]:
+    with store.read() as uow:
+        alice = uow.referrers.get("alice")
+    assert alice is not None
+    return alice.cap_counters
+
+
+def test_a_rejected_reward_gives_its_cap_room_back(
+    store: MemoryStore, clock: FixedClock, held: Referral
+) -> None:
+    assert _counters(store) == (1000, "2026-03", 1000)  # a held reward counts until refused
+    reviews.reject(store, clock, "admin", held.id, "fraud")
+    assert _counters(store) == (0, "2026-03", 0)
+    capped = Program(monthly_cap_cents=1000)
+    assert sign_up(store, clock, capped, "carol", "ALICE-1").referral.reward_cents == 1000
+
+
+def test_an_approved_reward_keeps_counting(
+    store: MemoryStore, clock: FixedClock, held: Referral
+) -> None:
+    reviews.approve(store, clock, "admin", held.id)
+    assert _counters(store) == (1000, "2026-03", 1000)
+
+
+def test_a_reversal_gives_back_to_the_month_it_was_earned_in(
+    store: MemoryStore, clock: FixedClock, program: Program
+) -> None:
+    enroll(store, clock, "alice", code="ALICE-1")
+    march = sign_up(store, clock, program, "bob", "ALICE-1").referral
+    clock.advance(days=31)
+    sign_up(store, clock, program, "carol", "ALICE-1")
+    assert _counters(store) == (2000, "2026-04", 1000)
+    reviews.reverse(store, clock, "admin", march.id, "refund")  # March's: April's stays
+    assert _counters(store) == (1000, "2026-04", 1000)
+
+
+def _last_event(store: MemoryStore) -> tuple[str, dict[str, object]]:
+    with store.read() as uow:
+        event = uow.outbox.list(None, 1)[0]
+    return event.type, dict(event.payload)
+
+
+@pytest.mark.parametrize(
+    ("decide", "kind", "status"),
+    [
+        (reviews.approve, "referral.approved", "pending"),
+        (reviews.reject, "referral.rejected", "rejected"),
+        (reviews.reverse, "referral.reversed", "reversed"),
+    ],
+)
+def test_every_decision_is_announced_with_its_reason(
+    store: MemoryStore, clock: FixedClock, held: Referral, decide: Any, kind: str, status: str
+) -> None:
+    clock.advance(seconds=1)  # the event is the newest
+    decide(store, clock, "admin", held.id, "checked by hand")
+    event_type, payload = _last_event(store)
+    assert event_type == kind
+    assert (payload["referral_id"], payload["status"], payload["reason"]) == (
+        held.id,
+        status,
+        "checked by hand",
+    )
+
+
+def test_a_clawback_is_announced_as_such(
+    store: MemoryStore, clock: FixedClock, program: Program
+) -> None:
+    enroll(store, clock, "alice", code="ALICE-1")
+    referral = sign_up(store, clock, program, "bob", "ALICE-1").referral
+    clock.advance(days=31)
+    run_payout(store, MemoryReports(), clock, Period(2026, 3))
+    reviews.reverse(store, clock, "admin", referral.id, "chargeback")
+    event_type, payload = _last_event(store)
+    assert (event_type, payload["status"], payload["reward_cents"]) == (
+        "referral.reversed",
+        "clawed_back",
+        1000,
+    )

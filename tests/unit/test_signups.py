@@ -235,3 +235,44 @@ def test_the_created_event_says_whether_the_reward_is_earned_or_held(
         ("bob", "pending"),
         ("carol", "held"),
     ]
+
+
+CAPPED = Program(monthly_cap_cents=2500, lifetime_cap_cents=4000)
+
+
+def test_the_monthly_cap_cuts_the_reward_and_the_receipt_says_so(
+    store: MemoryStore, clock: FixedClock, code: str
+) -> None:
+    referrals = [sign_up(store, clock, CAPPED, f"u{i}", code).referral for i in range(4)]
+    assert [r.reward_cents for r in referrals] == [1000, 1000, 500, 0]
+    assert [r.ordinal for r in referrals] == [1, 2, 3, 4]  # capped ones still count for tiers
+    assert [r.receipt.cap for r in referrals if r.receipt] == [None, None, "monthly", "monthly"]
+    assert referrals[3].receipt is not None and referrals[3].receipt.tier_cents == 1000
+    with store.read() as uow:
+        alice = uow.referrers.get("alice")
+    assert alice is not None and alice.cap_counters == (2500, "2026-03", 2500)
+
+
+def test_a_new_month_opens_the_monthly_cap_until_the_lifetime_cap(
+    store: MemoryStore, clock: FixedClock, code: str
+) -> None:
+    march = [sign_up(store, clock, CAPPED, f"m{i}", code).referral for i in range(3)]
+    clock.advance(days=31)  # April
+    april = [sign_up(store, clock, CAPPED, f"a{i}", code).referral for i in range(3)]
+    assert [r.reward_cents for r in march] == [1000, 1000, 500]
+    assert [r.reward_cents for r in april] == [1000, 500, 0]  # 4000 in all
+    assert [r.receipt.cap for r in april if r.receipt] == [None, "lifetime", "lifetime"]
+
+
+def test_an_import_counts_in_its_own_month(
+    store: MemoryStore, clock: FixedClock, code: str
+) -> None:
+    program = Program(monthly_cap_cents=1500)
+    january = clock.now().replace(month=1)
+    imported = [
+        sign_up(store, clock, program, f"old{i}", code, signed_up_at=january).referral
+        for i in range(2)
+    ]
+    live = sign_up(store, clock, program, "new", code).referral
+    assert [r.reward_cents for r in imported] == [1000, 500]
+    assert live.reward_cents == 1000  # March has its own cap

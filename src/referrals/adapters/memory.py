@@ -6,16 +6,18 @@ commit, so an uncommitted or failed unit of work leaves nothing behind.
 
 import copy
 import threading
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from types import TracebackType
 from typing import Self, TypeVar
 
 from referrals.domain.codes import normalize_code
 from referrals.domain.errors import Conflict
 from referrals.domain.model import (
+    UNEARNED,
+    UNSETTLED,
     ApiKey,
     AuditEntry,
     Conversion,
@@ -29,10 +31,13 @@ from referrals.domain.model import (
     Referral,
     ReferralStatus,
     Referrer,
+    ReferrerTally,
     Reward,
     RewardKind,
     RunStatus,
     SignupParties,
+    SignupTally,
+    StateTally,
     payout_floor,
 )
 
@@ -69,11 +74,19 @@ class MemoryReferrers:
         self._s.referrers[referrer.user_id] = referrer
         self._s.codes[key] = referrer.user_id
 
-    def increment_referral_count(self, user_id: str) -> int:
+    def increment_referral_count(self, user_id: str) -> Referrer:
         referrer = self._s.referrers[user_id]
         updated = replace(referrer, referral_count=referrer.referral_count + 1)
         self._s.referrers[user_id] = updated
-        return updated.referral_count
+        return updated
+
+    def add_earned(
+        self, user_id: str, month: str, cents: int, seen: Referrer | None = None
+    ) -> None:
+        referrer = self._s.referrers[user_id]
+        if seen is not None and seen.cap_counters != referrer.cap_counters:
+            raise Conflict("the referrer's earnings changed meanwhile")
+        self._s.referrers[user_id] = referrer.counting(month, cents)
 
     def earnings(self, user_id: str, now: datetime) -> Earnings:
         return Earnings.tally(
@@ -162,12 +175,19 @@ class MemoryReferrals:
         return _transition(self._s.referrals, referral_id, allowed, to, note)
 
     def qualify(
-        self, referral_id: str, to: ReferralStatus, hold: timedelta, receipt: Receipt
+        self,
+        referral_id: str,
+        to: ReferralStatus,
+        hold: timedelta,
+        receipt: Receipt,
+        reward_cents: int,
     ) -> Referral | None:
         referral = self._s.referrals.get(referral_id)
         if referral is None or referral.status is not ReferralStatus.AWAITING:
             return None
-        changed = replace(referral, status=to, hold=hold, receipt=receipt)
+        changed = replace(
+            referral, status=to, hold=hold, receipt=receipt, reward_cents=reward_cents
+        )
         self._s.referrals[referral_id] = changed
         return changed
 
@@ -459,6 +479,38 @@ def _is_due(event: Event, now: datetime) -> bool:
     )
 
 
+class MemoryStats:
+    """The dashboard's aggregates, computed from every row: the fake has no indexes."""
+
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    def signups(self, since: datetime) -> Sequence[SignupTally]:
+        counts: Counter[tuple[date, int, ReferralStatus]] = Counter(
+            (r.created_at.astimezone(UTC).date(), r.reward_cents, r.status)
+            for r in self._s.referrals.values()
+            if r.created_at >= since
+        )
+        return [SignupTally(*key, count) for key, count in counts.items()]
+
+    def top_referrers(self, since: datetime, limit: int) -> Sequence[ReferrerTally]:
+        totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for r in self._s.referrals.values():
+            if r.created_at >= since:
+                totals[r.referrer_id][0] += 1
+                totals[r.referrer_id][1] += 0 if r.status in UNEARNED else r.reward_cents
+        ranked = sorted(totals.items(), key=lambda item: (-item[1][0], item[0].encode()))
+        return [ReferrerTally(user, n, cents) for user, (n, cents) in ranked[:limit]]
+
+    def unsettled(self) -> Sequence[StateTally]:
+        totals: dict[ReferralStatus, list[int]] = defaultdict(lambda: [0, 0])
+        for entry in _entries(self._s):
+            if entry.status in UNSETTLED:
+                totals[entry.status][0] += 1
+                totals[entry.status][1] += _cents(entry)
+        return [StateTally(s, *totals[s]) for s in UNSETTLED if s in totals]
+
+
 class MemoryUnitOfWork:
     referrers: MemoryReferrers
     referrals: MemoryReferrals
@@ -468,6 +520,7 @@ class MemoryUnitOfWork:
     audit: MemoryAudit
     rewards: MemoryRewards
     conversions: MemoryConversions
+    stats: MemoryStats
 
     def __init__(self, store: "MemoryStore") -> None:
         self._store = store
@@ -483,6 +536,7 @@ class MemoryUnitOfWork:
         self.audit = MemoryAudit(self._state)
         self.rewards = MemoryRewards(self._state)
         self.conversions = MemoryConversions(self._state)
+        self.stats = MemoryStats(self._state)
         return self
 
     def __exit__(

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from referrals import __version__
-from referrals.api import auth, metrics, payouts, problems, reviews
+from referrals.api import auth, dashboard, metrics, payouts, portal, problems, reviews
 from referrals.api.limits import BodySizeLimit
 from referrals.api.request_id import RequestId
 from referrals.api.routes import router
@@ -48,7 +48,9 @@ def create_app(services: Services | None = None, *, background: bool = False) ->
     app.include_router(router)
     app.include_router(payouts.router)
     app.include_router(reviews.router)
+    app.include_router(portal.router)
     app.include_router(metrics.router)
+    app.include_router(dashboard.router)
     # The last added runs first: the request id is set before anything logs, and
     # requests refused for their size (413) are counted.
     app.add_middleware(BodySizeLimit, max_bytes=svc.settings.max_body_bytes)

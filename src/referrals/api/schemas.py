@@ -228,6 +228,9 @@ class ReceiptOut(BaseModel):
     tier: TierOut
     hold_days: int
     checks: list[CheckOut]
+    cap: str | None = Field(
+        None, description="the cap (monthly or lifetime) that cut the tier's amount, if any"
+    )
 
 
 class EntryOut(BaseModel):
@@ -261,6 +264,7 @@ class ReferralDetail(ReferralOut):
                 tier=TierOut(threshold=r.receipt.tier_threshold, reward_cents=r.receipt.tier_cents),
                 hold_days=r.receipt.hold_days,
                 checks=[CheckOut(**asdict(check)) for check in r.receipt.checks],
+                cap=r.receipt.cap,
             )
         return cls(
             **ReferralOut.of(r).model_dump(),

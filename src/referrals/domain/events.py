@@ -7,6 +7,9 @@ from referrals.domain.model import Event, PayoutRun, Referral, new_id
 
 REFERRAL_CREATED = "referral.created"
 REFERRAL_QUALIFIED = "referral.qualified"
+REFERRAL_APPROVED = "referral.approved"
+REFERRAL_REJECTED = "referral.rejected"
+REFERRAL_REVERSED = "referral.reversed"
 PAYOUT_COMPLETED = "payout.completed"
 PAYOUT_FAILED = "payout.failed"
 
@@ -27,14 +30,26 @@ def referral_created(referral: Referral, now: datetime) -> Event:
 
 def referral_qualified(referral: Referral, now: datetime) -> Event:
     """A referral earned its reward by the referee's conversion."""
-    payload = {
+    return Event(new_id(), REFERRAL_QUALIFIED, _reward(referral), now, next_attempt_at=now)
+
+
+def referral_reviewed(kind: str, referral: Referral, reason: str | None, now: datetime) -> Event:
+    """An admin approved, rejected or reversed a referral's reward (`kind`). A reversal's
+    `status` says whether it was cancelled before payment (reversed) or will be taken
+    back by the next run (clawed_back)."""
+    payload = {**_reward(referral), "reason": reason}
+    return Event(new_id(), kind, payload, now, next_attempt_at=now)
+
+
+def _reward(referral: Referral) -> dict[str, object]:
+    """Who earns what from a referral, and where the reward stands."""
+    return {
         "referral_id": referral.id,
         "referrer_id": referral.referrer_id,
         "referee_id": referral.referee_id,
         "reward_cents": referral.reward_cents,
         "status": referral.status.value,
     }
-    return Event(new_id(), REFERRAL_QUALIFIED, payload, now, next_attempt_at=now)
 
 
 def payout_completed(run: PayoutRun, now: datetime) -> Event:

@@ -3,8 +3,8 @@
 import os
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -47,6 +47,11 @@ class Receipt:
     tier_cents: int  # ...this much
     hold_days: int = 0
     checks: tuple[Check, ...] = ()
+    cap: str | None = None  # the cap ("monthly" or "lifetime") that cut the tier's amount
+
+    @property
+    def capped(self) -> bool:
+        return self.cap is not None
 
     @property
     def failed(self) -> tuple[Check, ...]:
@@ -61,6 +66,7 @@ class Receipt:
             "checks": [
                 {"name": c.name, "passed": c.passed, "detail": c.detail} for c in self.checks
             ],
+            "cap": self.cap,
         }
 
     @classmethod
@@ -73,6 +79,7 @@ class Receipt:
             checks=tuple(
                 Check(c["name"], c["passed"], c.get("detail", "")) for c in data["checks"]
             ),
+            cap=data.get("cap"),
         )
 
 
@@ -87,6 +94,38 @@ class Referrer:
     # a referee from the same one is flagged.
     ip_hash: str | None = None
     device_hash: str | None = None
+    # What the caps count: the referrer's rewards earned and not cancelled (rejected or
+    # reversed ones are given back), in all and in the month `cap_month` (YYYY-MM).
+    cap_lifetime_cents: int = 0
+    cap_month: str | None = None
+    cap_month_cents: int = 0
+
+    def earned_in(self, month: str) -> int | None:
+        """What the monthly cap has counted in `month`; None for a month before the
+        counter's (it keeps the latest month only)."""
+        if self.cap_month is None or month > self.cap_month:
+            return 0
+        return self.cap_month_cents if month == self.cap_month else None
+
+    def counting(self, month: str, cents: int) -> "Referrer":
+        """The profile with `cents` earned in `month` counted toward the caps.
+
+        Negative cents give back a cancelled reward; counters never go below zero
+        (a reward earned before the counters existed is given back from nothing).
+        """
+        lifetime = max(0, self.cap_lifetime_cents + cents)
+        if cents > 0 and (self.cap_month is None or month > self.cap_month):
+            return replace(
+                self, cap_lifetime_cents=lifetime, cap_month=month, cap_month_cents=cents
+            )
+        if month == self.cap_month:
+            month_cents = max(0, self.cap_month_cents + cents)
+            return replace(self, cap_lifetime_cents=lifetime, cap_month_cents=month_cents)
+        return replace(self, cap_lifetime_cents=lifetime)
+
+    @property
+    def cap_counters(self) -> tuple[int, str | None, int]:
+        return self.cap_lifetime_cents, self.cap_month, self.cap_month_cents
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +148,13 @@ class Referral:
     def payable_at(self) -> datetime:
         """Paid by the first run whose cutoff is after this (stores index it)."""
         return self.created_at + self.hold
+
+    @property
+    def earned_at(self) -> datetime:
+        """When the reward was earned: the signup, or the conversion that qualified it
+        (its hold, in the receipt, counts from then)."""
+        days = self.receipt.hold_days if self.receipt else 0
+        return self.payable_at - timedelta(days=days)
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,6 +352,70 @@ def new_id() -> str:
     Ids sort by creation time, which makes them usable as pagination cursors.
     """
     value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        value, digit = divmod(value, 32)
+        chars.append(CROCKFORD_ALPHABET[digit])
+    return "".join(reversed(chars))
+
+
+# The dashboard's aggregates (StatsRepository): small tallies, never rows.
+
+# A reward in one of these states is not money the referral program owes: it awaits a
+# conversion, was refused or cancelled, or was paid and taken back.
+UNEARNED = frozenset(
+    {
+        ReferralStatus.AWAITING,
+        ReferralStatus.REJECTED,
+        ReferralStatus.REVERSED,
+        ReferralStatus.CLAWED_BACK,
+    }
+)
+# Money owed and not paid yet: what the dashboard totals as unpaid, state by state.
+UNSETTLED = (
+    ReferralStatus.AWAITING,
+    ReferralStatus.PENDING,
+    ReferralStatus.HELD,
+    ReferralStatus.PROCESSING,
+)
+# How much earlier than its referral's `created_at` an id may have been minted: a signup
+# mints the id a moment before it reads the clock. Stores that bound a time window by
+# id (ULIDs sort by the time they were minted) widen it by this.
+ID_SLACK = timedelta(hours=1)
+
+
+@dataclass(frozen=True, slots=True)
+class SignupTally:
+    """How many referrals of one UTC day (of `created_at`) have one reward amount and state."""
+
+    day: date
+    reward_cents: int
+    status: ReferralStatus
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReferrerTally:
+    """One referrer's referrals in a window, and the cents they earned (UNEARNED aside)."""
+
+    referrer_id: str
+    referrals: int
+    earned_cents: int
+
+
+@dataclass(frozen=True, slots=True)
+class StateTally:
+    """The entries in one unsettled state and their cents (a clawback counts negative)."""
+
+    status: ReferralStatus
+    count: int
+    cents: int
+
+
+def first_id_at(moment: datetime) -> str:
+    """The least ULID minted at `moment`'s millisecond: ids >= it were minted at or after it."""
+    millis = max(0, (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1))
+    value = millis << 80
     chars = []
     for _ in range(26):
         value, digit = divmod(value, 32)

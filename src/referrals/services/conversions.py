@@ -4,12 +4,12 @@ from dataclasses import dataclass, replace
 
 from referrals.domain import events
 from referrals.domain.codes import is_valid_user_id
-from referrals.domain.errors import ConversionConflict, InvalidInput
+from referrals.domain.errors import ConversionConflict, InvalidInput, NotFound
 from referrals.domain.model import Conversion, Referral, ReferralStatus
 from referrals.domain.program import Program
 from referrals.ports import Clock, Store
 from referrals.services.retry import retry_on_conflict
-from referrals.services.signups import add_referee_reward, earned_status
+from referrals.services.signups import add_referee_reward, count_earned, earned_status, month_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,13 +61,24 @@ def record_conversion(
                 and referral.receipt is not None  # every signup writes one
                 and program.qualifies(event, value_cents)
             ):
-                receipt = replace(referral.receipt, rule=f"conversion:{event}")
-                # Earned now: payable the program's hold after the conversion.
+                # Earned now: priced under the caps of this month, payable the program's
+                # hold after the conversion.
+                profile = uow.referrers.get(referral.referrer_id)
+                if profile is None:
+                    raise NotFound(f"no referrer {referral.referrer_id!r}")  # never deleted
+                cents, cap = program.capped(referral.receipt.tier_cents, profile, month_of(now))
+                receipt = replace(
+                    referral.receipt,
+                    rule=f"conversion:{event}",
+                    hold_days=program.hold.days,
+                    cap=cap,
+                )
                 hold = now - referral.created_at + program.hold
                 qualified = uow.referrals.qualify(
-                    referral.id, earned_status(receipt), hold, receipt
+                    referral.id, earned_status(receipt), hold, receipt, cents
                 )
                 if qualified is not None:
+                    count_earned(uow, qualified, profile)
                     add_referee_reward(uow, program, qualified, now)
                     uow.outbox.add(events.referral_qualified(qualified, now))
             conversion = Conversion(

@@ -7,6 +7,7 @@ retry finds the new state and is told so.
 
 from datetime import datetime
 
+from referrals.domain import events
 from referrals.domain.errors import Conflict, InvalidInput, NotFound, NotHeld, NotReversible
 from referrals.domain.model import (
     Referral,
@@ -20,6 +21,7 @@ from referrals.ports import Clock, Store, UnitOfWork
 from referrals.services.audit import add_entry
 from referrals.services.queries import Page, search_referrals
 from referrals.services.retry import retry_on_conflict
+from referrals.services.signups import give_back_earned
 
 MAX_REASON = 500
 HELD, PENDING, PAID = ReferralStatus.HELD, ReferralStatus.PENDING, ReferralStatus.PAID
@@ -35,7 +37,16 @@ def approve(
     """A held reward becomes payable (with its referee's reward, if any): the next run
     whose cutoff is after its hold pays it."""
     _check_reason(reason, required=False)
-    return _review(store, clock, actor, referral_id, PENDING, "review.approve", reason)
+    return _review(
+        store,
+        clock,
+        actor,
+        referral_id,
+        PENDING,
+        "review.approve",
+        reason,
+        events.REFERRAL_APPROVED,
+    )
 
 
 def reject(store: Store, clock: Clock, actor: str, referral_id: str, reason: str) -> Referral:
@@ -43,7 +54,14 @@ def reject(store: Store, clock: Clock, actor: str, referral_id: str, reason: str
     so the referee cannot be referred again."""
     _check_reason(reason, required=True)
     return _review(
-        store, clock, actor, referral_id, ReferralStatus.REJECTED, "review.reject", reason
+        store,
+        clock,
+        actor,
+        referral_id,
+        ReferralStatus.REJECTED,
+        "review.reject",
+        reason,
+        events.REFERRAL_REJECTED,
     )
 
 
@@ -74,6 +92,7 @@ def reverse(store: Store, clock: Clock, actor: str, referral_id: str, reason: st
             )
             if changed is None:
                 raise Conflict("the referral changed meanwhile")  # retried
+            give_back_earned(uow, referral)
             if changed.status is CLAWED_BACK:
                 _claw_back(uow, referral_id, referral.referrer_id, referral.reward_cents, now)
             for e in entries:
@@ -84,6 +103,7 @@ def reverse(store: Store, clock: Clock, actor: str, referral_id: str, reason: st
                 if e.status is PAID:
                     _claw_back(uow, referral_id, e.user_id, e.cents, now)
             add_entry(uow, clock, actor, "referral.reverse", f"referral:{referral_id}", reason)
+            uow.outbox.add(events.referral_reviewed(events.REFERRAL_REVERSED, changed, reason, now))
             uow.commit()
             return changed
 
@@ -117,16 +137,20 @@ def _review(
     to: ReferralStatus,
     action: str,
     reason: str | None,
+    event: str,
 ) -> Referral:
     def attempt() -> Referral:
         with store.unit_of_work() as uow:
             changed = uow.referrals.transition(referral_id, {HELD}, to, reason)
             if changed is None:
                 raise NotHeld(f"the reward is {_get(uow, referral_id).status}, not held")
+            if to is ReferralStatus.REJECTED:
+                give_back_earned(uow, changed)
             for entry in uow.rewards.for_referral(referral_id):
                 if entry.kind is REFEREE:
                     uow.rewards.transition(entry.id, {HELD}, to, reason)
             add_entry(uow, clock, actor, action, f"referral:{referral_id}", reason)
+            uow.outbox.add(events.referral_reviewed(event, changed, reason, clock.now()))
             uow.commit()
             return changed
 

@@ -7,7 +7,16 @@ from referrals.domain import events
 from referrals.domain.checks import fingerprint, signup_checks, velocity_check
 from referrals.domain.codes import is_valid_code, is_valid_user_id
 from referrals.domain.errors import AlreadyReferred, CodeNotFound, InvalidInput, SelfReferral
-from referrals.domain.model import Receipt, Referral, ReferralStatus, Reward, RewardKind, new_id
+from referrals.domain.model import (
+    Receipt,
+    Referral,
+    ReferralStatus,
+    Referrer,
+    Reward,
+    RewardKind,
+    new_id,
+)
+from referrals.domain.periods import Period
 from referrals.domain.program import Program, Trigger
 from referrals.ports import Clock, Store, UnitOfWork
 from referrals.services.referrers import add_referrer
@@ -76,19 +85,28 @@ def sign_up(
             checks = signup_checks(program.checks, referrer, email, ip_hash, device_hash)
             # The increment locks the referrer's row (PostgreSQL) until the commit:
             # it comes last, so concurrent signups of one referrer queue briefly.
-            ordinal = uow.referrers.increment_referral_count(referrer.user_id)
+            profile = uow.referrers.increment_referral_count(referrer.user_id)
+            ordinal = profile.referral_count
             limit = program.checks.velocity_per_hour
             if limit and signed_up_at is None:  # an import is history, not velocity
                 earlier = _referral_by_ordinal(uow, referrer.user_id, ordinal - limit)
                 checks.append(velocity_check(limit, earlier, clock.now()))
             tier = program.tiers.tier_of(ordinal)
+            created_at = signed_up_at or clock.now()
             on_signup = program.trigger is Trigger.SIGNUP
+            # A conversion program prices the caps when the reward is earned.
+            cents, cap = (
+                program.capped(tier.reward_cents, profile, month_of(created_at))
+                if on_signup
+                else (tier.reward_cents, None)
+            )
             receipt = Receipt(
                 rule="signup" if on_signup else AWAITING_RULE,
                 tier_threshold=tier.threshold,
                 tier_cents=tier.reward_cents,
                 hold_days=program.hold.days,
                 checks=tuple(checks),
+                cap=cap,
             )
             referral = Referral(
                 id=new_id(),
@@ -97,14 +115,15 @@ def sign_up(
                 code=referrer.code,
                 email=email,
                 ordinal=ordinal,
-                reward_cents=tier.reward_cents,
+                reward_cents=cents,
                 status=earned_status(receipt) if on_signup else ReferralStatus.AWAITING,
-                created_at=signed_up_at or clock.now(),
+                created_at=created_at,
                 hold=program.hold,
                 receipt=receipt,
             )
             uow.referrals.add(referral)
             if on_signup:
+                count_earned(uow, referral, profile)
                 add_referee_reward(uow, program, referral, referral.created_at)
             uow.outbox.add(events.referral_created(referral, clock.now()))
             uow.commit()
@@ -116,6 +135,28 @@ def sign_up(
 def earned_status(receipt: Receipt) -> ReferralStatus:
     """A reward that failed a fraud check waits for review."""
     return ReferralStatus.HELD if receipt.failed else ReferralStatus.PENDING
+
+
+def month_of(moment: datetime) -> str:
+    return str(Period.containing(moment))
+
+
+def count_earned(uow: UnitOfWork, referral: Referral, priced_from: Referrer | None) -> None:
+    """Count an earned reward toward its referrer's caps (the counters move even with
+    no cap set, so caps set later start from the truth). `priced_from`: the profile
+    that priced it, which must still hold when this commits."""
+    if referral.reward_cents:
+        uow.referrers.add_earned(
+            referral.referrer_id, month_of(referral.earned_at), referral.reward_cents, priced_from
+        )
+
+
+def give_back_earned(uow: UnitOfWork, referral: Referral) -> None:
+    """A rejected or reversed reward no longer counts toward its referrer's caps."""
+    if referral.reward_cents and referral.status is not ReferralStatus.AWAITING:
+        uow.referrers.add_earned(
+            referral.referrer_id, month_of(referral.earned_at), -referral.reward_cents
+        )
 
 
 def add_referee_reward(

@@ -20,6 +20,7 @@ from typing import Any, Self
 
 from botocore.exceptions import ClientError
 
+from referrals.adapters.dynamodb.stats import DynamoStats
 from referrals.adapters.dynamodb.tables import main_table_name, outbox_table_name
 from referrals.adapters.times import from_micros, to_micros
 from referrals.domain.codes import normalize_code
@@ -257,6 +258,8 @@ class DynamoReferrers:
     def __init__(self, uow: "DynamoUnitOfWork") -> None:
         self._uow = uow
         self._store = uow.store
+        self._profiles: dict[str, tuple[Referrer, Referrer]] = {}
+        self._profile_writes: dict[str, dict[str, Any]] = {}
 
     def get(self, user_id: str) -> Referrer | None:
         item = self._store.get(
@@ -293,28 +296,78 @@ class DynamoReferrers:
         self._uow.put(self._store.main, profile)
         self._uow.put(self._store.main, claim)
 
-    def increment_referral_count(self, user_id: str) -> int:
-        # Optimistic: the write is conditioned on the count read here, so of two
-        # concurrent signups one commits and the other gets a Conflict and retries.
-        current = self.get(user_id)
-        if current is None:
-            raise Conflict(f"no referrer {user_id!r}")
-        count = current.referral_count + 1
-        self._uow.write(
-            {
-                "Update": {
-                    "TableName": self._store.main,
-                    "Key": {"pk": S(_referrer_pk(user_id)), "sk": S("PROFILE")},
-                    "UpdateExpression": "SET referral_count = :new",
-                    "ConditionExpression": "referral_count = :old",
-                    "ExpressionAttributeValues": {
-                        ":new": N(count),
-                        ":old": N(current.referral_count),
-                    },
-                }
+    def increment_referral_count(self, user_id: str) -> Referrer:
+        _, pending = self._profile(user_id)
+        updated = replace(pending, referral_count=pending.referral_count + 1)
+        self._update_profile(user_id, updated)
+        return updated
+
+    def add_earned(
+        self, user_id: str, month: str, cents: int, seen: Referrer | None = None
+    ) -> None:
+        read, pending = self._profile(user_id)
+        if seen is not None and seen.cap_counters != read.cap_counters:
+            raise Conflict("the referrer's earnings changed meanwhile")
+        self._update_profile(user_id, pending.counting(month, cents))
+
+    def _profile(self, user_id: str) -> tuple[Referrer, Referrer]:
+        """The profile as read (consistently) and as this unit of work will write it."""
+        if user_id not in self._profiles:
+            current = self.get(user_id)
+            if current is None:
+                raise Conflict(f"no referrer {user_id!r}")
+            self._profiles[user_id] = (current, current)
+            self._profile_writes[user_id] = {}
+        return self._profiles[user_id]
+
+    def _update_profile(self, user_id: str, updated: Referrer) -> None:
+        """One Update of the profile per unit of work (a transaction writes an item once),
+        rebuilt as the signup or review adds to it. Optimistic: conditioned on what was
+        read, so of two concurrent writers one commits and the other gets a Conflict
+        and retries."""
+        read, _ = self._profiles[user_id]
+        self._profiles[user_id] = (read, updated)
+        sets, conditions = [], []
+        values: Item = {}
+        if updated.referral_count != read.referral_count:
+            sets.append("referral_count = :count")
+            conditions.append("referral_count = :old_count")
+            values |= {":count": N(updated.referral_count), ":old_count": N(read.referral_count)}
+        if updated.cap_counters != read.cap_counters:
+            sets.append("cap_lifetime_cents = :lifetime, cap_month_cents = :month_cents")
+            values |= {
+                ":lifetime": N(updated.cap_lifetime_cents),
+                ":month_cents": N(updated.cap_month_cents),
+                ":old_lifetime": N(read.cap_lifetime_cents),
+                ":old_month_cents": N(read.cap_month_cents),
             }
-        )
-        return count
+            # A profile written before the caps has no counters: they read as zero.
+            conditions.append(
+                "(attribute_not_exists(cap_lifetime_cents) OR cap_lifetime_cents = :old_lifetime)"
+                " AND (attribute_not_exists(cap_month_cents)"
+                " OR cap_month_cents = :old_month_cents)"
+            )
+            if updated.cap_month is not None:
+                sets.append("cap_month = :month")
+                values[":month"] = S(updated.cap_month)
+            if read.cap_month is None:
+                conditions.append("attribute_not_exists(cap_month)")
+            else:
+                conditions.append("cap_month = :old_month")
+                values[":old_month"] = S(read.cap_month)
+        operation = self._profile_writes[user_id]
+        if not sets:
+            return
+        first = not operation
+        operation["Update"] = {
+            "TableName": self._store.main,
+            "Key": {"pk": S(_referrer_pk(user_id)), "sk": S("PROFILE")},
+            "UpdateExpression": "SET " + ", ".join(sets),
+            "ConditionExpression": " AND ".join(conditions),
+            "ExpressionAttributeValues": values,
+        }
+        if first:
+            self._uow.write(operation)
 
     def earnings(self, user_id: str, now: datetime) -> Earnings:
         # The user's referral rewards and the entries paid to them share the
@@ -395,19 +448,25 @@ class DynamoReferrals:
         return replace(current, status=to, note=note)
 
     def qualify(
-        self, referral_id: str, to: ReferralStatus, hold: timedelta, receipt: Receipt
+        self,
+        referral_id: str,
+        to: ReferralStatus,
+        hold: timedelta,
+        receipt: Receipt,
+        reward_cents: int,
     ) -> Referral | None:
         key, current = self._current(referral_id)
         if key is None or current is None or current.status is not ReferralStatus.AWAITING:
             return None
         self._check_untouched(key, referral_id)
-        changed = replace(current, status=to, hold=hold, receipt=receipt)
-        sets = ["status_pk = :to", "receipt = :receipt"]
+        changed = replace(current, status=to, hold=hold, receipt=receipt, reward_cents=reward_cents)
+        sets = ["status_pk = :to", "receipt = :receipt", "reward_cents = :cents"]
         removes: list[str] = []
         values: Item = {
             ":to": S(to.value),
             ":awaiting": S(ReferralStatus.AWAITING.value),
             ":receipt": S(_receipt_json(receipt)),
+            ":cents": N(reward_cents),
         }
         if hold:
             sets.append("hold_micros = :hold")
@@ -1292,6 +1351,7 @@ class DynamoUnitOfWork:
     payouts: DynamoPayouts
     outbox: DynamoOutbox
     audit: DynamoAudit
+    stats: DynamoStats
 
     def __init__(self, store: DynamoStore) -> None:
         self.store = store
@@ -1308,6 +1368,7 @@ class DynamoUnitOfWork:
         self.payouts = DynamoPayouts(self)
         self.outbox = DynamoOutbox(self)
         self.audit = DynamoAudit(self)
+        self.stats = DynamoStats(self)
         return self
 
     def __exit__(
@@ -1433,6 +1494,9 @@ def _referrer(item: Item) -> Referrer:
         created_at=from_micros(int(item["created_at"]["N"])),
         ip_hash=_opt_s(item, "ip_hash"),
         device_hash=_opt_s(item, "device_hash"),
+        cap_lifetime_cents=int(item.get("cap_lifetime_cents", {"N": "0"})["N"]),
+        cap_month=_opt_s(item, "cap_month"),
+        cap_month_cents=int(item.get("cap_month_cents", {"N": "0"})["N"]),
     )
 
 

@@ -28,6 +28,10 @@ referrers = Table(
     # Hashes of where the referrer signed up from: a referee from the same one is flagged.
     Column("ip_hash", String(64)),
     Column("device_hash", String(64)),
+    # What the caps count (domain Referrer.counting): updated under the row's lock.
+    Column("cap_lifetime_cents", BigInteger, nullable=False, server_default="0"),
+    Column("cap_month", String(7)),
+    Column("cap_month_cents", BigInteger, nullable=False, server_default="0"),
 )
 
 referrals = Table(

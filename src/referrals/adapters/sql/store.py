@@ -44,6 +44,7 @@ from referrals.adapters.sql.schema import (
     referrers,
     rewards,
 )
+from referrals.adapters.sql.stats import SqlStats
 from referrals.adapters.times import from_micros, to_micros
 from referrals.domain.codes import normalize_code
 from referrals.domain.errors import Conflict
@@ -104,7 +105,31 @@ _INCREMENT_COUNT = (
     update(referrers)
     .where(referrers.c.user_id == bindparam("key"))
     .values(referral_count=referrers.c.referral_count + 1)
-    .returning(referrers.c.referral_count)
+    .returning(*referrers.c)
+)
+# Referrer.counting in one statement, relative to the row's values (every SET reads
+# the old row), so it needs no read; the WHERE on the counters, when given, makes it
+# conditional on the profile the reward was priced from.
+_cents, _month = bindparam("cents", type_=BigInteger), bindparam("month", type_=String)
+_new_month = and_(_cents > 0, or_(referrers.c.cap_month.is_(None), referrers.c.cap_month < _month))
+
+
+def _at_least_zero(value: Any) -> Any:
+    return case((value < 0, 0), else_=value)  # GREATEST is not SQLite's
+
+
+_ADD_EARNED = (
+    update(referrers)
+    .where(referrers.c.user_id == bindparam("key"))
+    .values(
+        cap_lifetime_cents=_at_least_zero(referrers.c.cap_lifetime_cents + _cents),
+        cap_month=case((_new_month, _month), else_=referrers.c.cap_month),
+        cap_month_cents=case(
+            (_new_month, _cents),
+            (referrers.c.cap_month == _month, _at_least_zero(referrers.c.cap_month_cents + _cents)),
+            else_=referrers.c.cap_month_cents,
+        ),
+    )
 )
 _INSERT_REFERRER, _INSERT_REFERRAL, _INSERT_EVENT, _INSERT_AUDIT = (
     insert(table) for table in (referrers, referrals, outbox, audit_log)
@@ -172,8 +197,24 @@ class SqlReferrers:
         }
         _insert(self._conn, _INSERT_REFERRER, values)
 
-    def increment_referral_count(self, user_id: str) -> int:
-        return int(self._conn.execute(_INCREMENT_COUNT, {"key": user_id}).scalar_one())
+    def increment_referral_count(self, user_id: str) -> Referrer:
+        return _referrer(self._conn.execute(_INCREMENT_COUNT, {"key": user_id}).one())
+
+    def add_earned(
+        self, user_id: str, month: str, cents: int, seen: Referrer | None = None
+    ) -> None:
+        values = {"key": user_id, "month": month, "cents": cents}
+        statement = _ADD_EARNED
+        if seen is not None:
+            statement = statement.where(
+                referrers.c.cap_lifetime_cents == seen.cap_lifetime_cents,
+                referrers.c.cap_month_cents == seen.cap_month_cents,
+                referrers.c.cap_month.is_(None)
+                if seen.cap_month is None
+                else referrers.c.cap_month == seen.cap_month,
+            )
+        if self._conn.execute(statement, values).rowcount != 1:
+            raise Conflict("the referrer's earnings changed meanwhile")
 
     def earnings(self, user_id: str, now: datetime) -> Earnings:
         rows = self._conn.execute(_EARNINGS, {"user": user_id, "now": to_micros(now)})
@@ -235,7 +276,12 @@ class SqlReferrals:
         return _referral(row) if row else None
 
     def qualify(
-        self, referral_id: str, to: ReferralStatus, hold: timedelta, receipt: Receipt
+        self,
+        referral_id: str,
+        to: ReferralStatus,
+        hold: timedelta,
+        receipt: Receipt,
+        reward_cents: int,
     ) -> Referral | None:
         # Conditional on the status, as transition: one conversion qualifies it.
         row = self._conn.execute(
@@ -245,6 +291,7 @@ class SqlReferrals:
                 status=to.value,
                 payable_at=referrals.c.created_at + hold // timedelta(microseconds=1),
                 receipt=_receipt_json(receipt),
+                reward_cents=reward_cents,
             )
             .returning(*referrals.c)
         ).first()
@@ -746,6 +793,7 @@ class SqlUnitOfWork:
     audit: SqlAudit
     rewards: SqlRewards
     conversions: SqlConversions
+    stats: SqlStats
 
     def __init__(self, engine: Engine, group: GroupCommit | None = None) -> None:
         self._engine = engine
@@ -767,6 +815,7 @@ class SqlUnitOfWork:
         self.audit = SqlAudit(self._conn)
         self.rewards = SqlRewards(self._conn)
         self.conversions = SqlConversions(self._conn)
+        self.stats = SqlStats(self._conn)
         return self
 
     def __exit__(
@@ -868,6 +917,9 @@ def _referrer(row: Row[Any] | _Prefixed) -> Referrer:
         created_at=from_micros(row.created_at),
         ip_hash=row.ip_hash,
         device_hash=row.device_hash,
+        cap_lifetime_cents=row.cap_lifetime_cents,
+        cap_month=row.cap_month,
+        cap_month_cents=row.cap_month_cents,
     )
 
 

@@ -1,0 +1,100 @@
+"""The dashboard's aggregates on DynamoDB: Queries of index ranges, never a Scan.
+
+- A time window of referrals is a key range of the `by_id` index (`kind`, `id`):
+  ids are ULIDs, in the order they were minted. `created_at` is filtered on the
+  items the range yields, since an import's `created_at` is older than its id.
+- Unpaid money reads the `by_status` partitions of the unsettled states only
+  (referrals and entries alike), which a monthly run empties.
+
+A Query reads (and is billed for) whole items, whatever it projects: the window of
+30 days costs about 30 days of referrals in read units per overview, so the
+dashboard caches an overview for a few seconds rather than read it per view.
+"""
+
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from referrals.adapters.times import from_micros, to_micros
+from referrals.domain.model import (
+    ID_SLACK,
+    UNEARNED,
+    UNSETTLED,
+    ReferralStatus,
+    ReferrerTally,
+    SignupTally,
+    StateTally,
+    first_id_at,
+)
+
+if TYPE_CHECKING:
+    from referrals.adapters.dynamodb.store import DynamoUnitOfWork
+
+# (created_at in microseconds, reward cents, status, referrer id) of one referral.
+Row = tuple[int, int, ReferralStatus, str]
+
+
+class DynamoStats:
+    def __init__(self, uow: "DynamoUnitOfWork") -> None:
+        self._store = uow.store
+        # One unit of work reads a window once, for both the days and the leaderboard.
+        self._windows: dict[datetime, list[Row]] = {}
+
+    def signups(self, since: datetime) -> Sequence[SignupTally]:
+        counts = Counter(
+            (from_micros(created).astimezone(UTC).date(), cents, status)
+            for created, cents, status, _ in self._window(since)
+        )
+        return [SignupTally(*key, count) for key, count in counts.items()]
+
+    def top_referrers(self, since: datetime, limit: int) -> Sequence[ReferrerTally]:
+        totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for _, cents, status, user in self._window(since):
+            totals[user][0] += 1
+            totals[user][1] += 0 if status in UNEARNED else cents
+        ranked = sorted(totals.items(), key=lambda item: (-item[1][0], item[0].encode()))
+        return [ReferrerTally(user, n, cents) for user, (n, cents) in ranked[:limit]]
+
+    def unsettled(self) -> Sequence[StateTally]:
+        tallies = []
+        for status in UNSETTLED:
+            count = cents = 0
+            for item in self._store.query(
+                TableName=self._store.main,
+                IndexName="by_status",
+                KeyConditionExpression="status_pk = :s",
+                ExpressionAttributeValues={":s": {"S": status.value}},
+                ProjectionExpression="reward_cents",
+            ):
+                count += 1
+                cents += int(item["reward_cents"]["N"])
+            if count:
+                tallies.append(StateTally(status, count, cents))
+        return tallies
+
+    def _window(self, since: datetime) -> list[Row]:
+        if since not in self._windows:
+            self._windows[since] = list(self._read_window(since))
+        return self._windows[since]
+
+    def _read_window(self, since: datetime) -> Iterator[Row]:
+        items = self._store.query(
+            TableName=self._store.main,
+            IndexName="by_id",
+            KeyConditionExpression="kind = :k AND id >= :first",
+            FilterExpression="created_at >= :since",
+            ExpressionAttributeValues={
+                ":k": {"S": "REFERRAL"},
+                ":first": {"S": first_id_at(since - ID_SLACK)},
+                ":since": {"N": str(to_micros(since))},
+            },
+            ProjectionExpression="created_at, reward_cents, status_pk, referrer_id",
+        )
+        for item in items:
+            yield (
+                int(item["created_at"]["N"]),
+                int(item["reward_cents"]["N"]),
+                ReferralStatus(item["status_pk"]["S"]),
+                item["referrer_id"]["S"],
+            )

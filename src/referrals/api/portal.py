@@ -1,0 +1,97 @@
+"""The referrer portal: the API issues a signed link, and `/r/{code}` is the page it opens.
+
+The page is HTML for a person, not the JSON API: it authenticates with the link's
+token instead of an API key, and answers refusals with pages, not problem documents.
+"""
+
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Body, Depends, status
+from fastapi.responses import HTMLResponse
+from pydantic import AwareDatetime, BaseModel, Field
+
+from referrals.api import auth
+from referrals.api.routes import PROBLEMS, ServicesDep
+from referrals.api.schemas import Request, UserId
+from referrals.domain.errors import NotFound
+from referrals.domain.links import InvalidLink
+from referrals.domain.model import ApiKey
+from referrals.services import portal
+from referrals.web import portal as pages
+from referrals.web.secrets import PORTAL_LINK, secret_for
+
+router = APIRouter()
+
+# The token is in the URL: no cache may keep the page, and no link on it may pass the
+# URL on as a Referer. The page needs no script, so none may run.
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "X-Robots-Tag": "noindex",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+}
+
+
+class PortalLinkRequest(Request):
+    ttl_seconds: (
+        Annotated[int, Field(strict=True, ge=portal.MIN_TTL_SECONDS, le=portal.MAX_TTL_SECONDS)]
+        | None
+    ) = Field(
+        None,
+        description="How long the link works; at most the portal_link_ttl_seconds setting, "
+        "which is also the default.",
+    )
+
+
+class PortalLinkOut(BaseModel):
+    url: str = Field(
+        description="The page's path and query (`/r/{code}?token=...`): prefix it with the "
+        "address this service is reached at by your users."
+    )
+    expires_at: AwareDatetime
+
+
+@router.post(
+    "/v1/referrers/{user_id}/portal-link",
+    response_model=PortalLinkOut,
+    status_code=status.HTTP_201_CREATED,
+    tags=["referrers"],
+    responses=PROBLEMS | {404: {}},
+)
+def create_portal_link(
+    user_id: UserId,
+    svc: ServicesDep,
+    body: Annotated[PortalLinkRequest | None, Body()] = None,
+    _: ApiKey = Depends(auth.ingest),
+) -> PortalLinkOut:
+    """A signed, expiring link to the referrer's own page: their code and share link,
+    referrals, earnings and progress to the next tier. Anyone holding the link can
+    open the page until it expires: hand it only to the signed-in referrer."""
+    settings = svc.settings
+    max_ttl = settings.portal_link_ttl_seconds
+    ttl = body.ttl_seconds if body is not None and body.ttl_seconds is not None else max_ttl
+    link = portal.issue_link(
+        svc.store, svc.clock, secret_for(settings, PORTAL_LINK), user_id, ttl, max_ttl
+    )
+    url = f"/r/{quote(link.code, safe='')}?token={link.token}"
+    return PortalLinkOut(url=url, expires_at=link.expires_at)
+
+
+# `:path` takes any rest of the path (slashes too), so every URL under /r/ gets a page.
+@router.get("/r/{code:path}", include_in_schema=False, response_class=HTMLResponse)
+def portal_page(code: str, svc: ServicesDep, token: str | None = None) -> HTMLResponse:
+    key = secret_for(svc.settings, PORTAL_LINK)
+    try:
+        view = portal.open_portal(svc.store, svc.clock, svc.program, key, code, token)
+    except NotFound:
+        return _refused(status.HTTP_404_NOT_FOUND)
+    except InvalidLink:
+        return _refused(status.HTTP_403_FORBIDDEN)
+    return HTMLResponse(pages.render_page(view, svc.settings.share_url), headers=PAGE_HEADERS)
+
+
+def _refused(status_code: int) -> HTMLResponse:
+    return HTMLResponse(pages.render_refused(status_code), status_code, headers=PAGE_HEADERS)

@@ -1,0 +1,76 @@
+"""The referrer portal: issuing a signed link, and opening the page it leads to."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from referrals.domain import links
+from referrals.domain.codes import is_valid_code, normalize_code
+from referrals.domain.errors import InvalidInput, NotFound
+from referrals.domain.links import InvalidLink, LinkClaims
+from referrals.domain.model import Referral
+from referrals.domain.program import Program
+from referrals.ports import Clock, Store
+from referrals.services.queries import ReferrerStats, referrer_stats
+
+MIN_TTL_SECONDS = 60
+MAX_TTL_SECONDS = 90 * 24 * 3600  # the most the portal_link_ttl_seconds setting allows
+RECENT_REFERRALS = 50
+
+
+@dataclass(frozen=True, slots=True)
+class PortalLink:
+    code: str
+    token: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PortalView:
+    stats: ReferrerStats
+    recent: Sequence[Referral]  # the most recent first, at most RECENT_REFERRALS
+    expires_at: datetime  # when the link that opened it stops working
+
+
+def issue_link(
+    store: Store, clock: Clock, key: bytes, user_id: str, ttl_seconds: int, max_ttl_seconds: int
+) -> PortalLink:
+    """A link to `user_id`'s portal page, valid for `ttl_seconds`."""
+    if not MIN_TTL_SECONDS <= ttl_seconds <= max_ttl_seconds:
+        raise InvalidInput(f"ttl_seconds must be between {MIN_TTL_SECONDS} and {max_ttl_seconds}")
+    with store.read() as uow:
+        referrer = uow.referrers.get(user_id)
+    if referrer is None:
+        raise NotFound(f"no referrer {user_id!r}")
+    # Whole seconds: the token holds unix seconds, and the answer says the same instant.
+    expires_at = int(clock.now().timestamp()) + ttl_seconds
+    token = links.sign(key, LinkClaims(referrer.user_id, referrer.code, expires_at))
+    return PortalLink(referrer.code, token, datetime.fromtimestamp(expires_at, UTC))
+
+
+def open_portal(
+    store: Store, clock: Clock, program: Program, key: bytes, code: str, token: str | None
+) -> PortalView:
+    """The page of the referrer whose `code` is in the path, if `token` is their link.
+
+    NotFound for a code no referrer has (codes are public: they are shared to be
+    used), then InvalidLink for a missing, forged or expired token, or one issued
+    for another code or user.
+    """
+    if not is_valid_code(code):
+        raise NotFound("no such code")
+    with store.read() as uow:
+        owner = uow.referrers.by_code(code)
+    if owner is None:
+        raise NotFound("no such code")
+    if token is None:
+        raise InvalidLink("the link has no token")
+    claims = links.verify(key, token, clock.now())
+    if normalize_code(claims.code) != normalize_code(code) or claims.user_id != owner.user_id:
+        raise InvalidLink("the link is for another referrer")
+    stats = referrer_stats(store, clock, program, owner.user_id)
+    # Ordinals run 1..n without gaps, so the last ones are those after n - RECENT.
+    after = max(stats.referrer.referral_count - RECENT_REFERRALS, 0)
+    with store.read() as uow:
+        recent = uow.referrals.for_referrer(owner.user_id, after, RECENT_REFERRALS)
+    return PortalView(stats, list(reversed(recent)), datetime.fromtimestamp(claims.expires_at, UTC))

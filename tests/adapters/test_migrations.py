@@ -1,0 +1,78 @@
+"""The migrations on SQLite and PostgreSQL: head matches `schema.py`, and the caps'
+migration (0005) fills the lifetime counters from the rewards already earned, then
+goes down and up again with rows in place."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from sqlalchemy import Engine, create_engine, text
+
+from referrals.adapters.sql.migrate import MIGRATIONS
+from referrals.adapters.sql.schema import metadata
+from tests.postgresql import locale_database
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        engine = create_engine(f"sqlite:///{tmp_path}/migrations.db")
+        yield engine
+        engine.dispose()
+        return
+    with locale_database("referrals_migrations") as url:
+        engine = create_engine(url)
+        yield engine
+        engine.dispose()
+
+
+def migrate(engine: Engine, revision: str, *, down: bool = False) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        (command.downgrade if down else command.upgrade)(config, revision)
+
+
+def test_head_is_the_schema_the_code_uses(engine: Engine) -> None:
+    migrate(engine, "head")
+    with engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), metadata)
+    assert differences == []
+
+
+def test_the_caps_migration_counts_earned_rewards_and_goes_down_and_up(engine: Engine) -> None:
+    migrate(engine, "0004")
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO referrers (user_id, code, code_key, referral_count, created_at)"
+                " VALUES ('alice', 'A1', 'A1', 4, 0), ('bob', 'B1', 'B1', 0, 0)"
+            )
+        )
+        for n, (cents, status) in enumerate(
+            [(1000, "paid"), (1500, "pending"), (2000, "rejected"), (700, "held")], start=1
+        ):
+            connection.execute(
+                text(
+                    "INSERT INTO referrals (id, referee_id, referrer_id, code, ordinal,"
+                    " reward_cents, status, created_at, payable_at)"
+                    " VALUES (:id, :referee, 'alice', 'A1', :n, :cents, :status, 0, 0)"
+                ),
+                {"id": f"R{n}", "referee": f"u{n}", "n": n, "cents": cents, "status": status},
+            )
+    migrate(engine, "head")
+    counters = "SELECT user_id, cap_lifetime_cents, cap_month, cap_month_cents FROM referrers"
+    with engine.connect() as connection:
+        rows = sorted(tuple(row) for row in connection.execute(text(counters)))
+    assert rows == [("alice", 3200, None, 0), ("bob", 0, None, 0)]  # the rejected one is out
+    migrate(engine, "0004", down=True)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM referrals")).scalar_one() == 4
+    migrate(engine, "head")
+    with engine.connect() as connection:
+        assert sorted(tuple(row) for row in connection.execute(text(counters)))[0][1] == 3200

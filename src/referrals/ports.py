@@ -166,6 +166,10 @@ class ConversionRepository(Protocol):
 
     def get(self, external_id: str) -> Conversion | None: ...
 
+    def awaiting_signup(self, user_id: str) -> Sequence[Conversion]:
+        """The user's conversions recorded with `awaits_signup`, oldest first."""
+        ...
+
 
 class ApiKeyRepository(Protocol):
     def add(self, key: ApiKey) -> None:

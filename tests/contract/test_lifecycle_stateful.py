@@ -117,6 +117,29 @@ class Lifecycle(RuleBasedStateMachine):
             self._grant(referral)
         return referee
 
+    @rule(
+        target=referees,
+        referrer=st.sampled_from(REFERRERS),
+        qualifying=st.booleans(),
+    )
+    def convert_then_sign_up(self, referrer: str, qualifying: bool) -> str:
+        """The conversion's webhook arrives before the signup's."""
+        self.n += 1
+        referee = f"u{self.n}"
+        event = "purchase" if qualifying else "visit"
+        early = record_conversion(
+            self.store, self.clock, self.program, referee, event, f"ext-{self.n}", 2000
+        )
+        assert early.referral is None
+        referral = sign_up(
+            self.store, self.clock, self.program, referee, f"code-{referrer}"
+        ).referral
+        self.referral_of[referee] = referral
+        if referral.status is not ReferralStatus.AWAITING:
+            assert self.program.trigger is Trigger.SIGNUP or qualifying
+            self._grant(referral)
+        return referee
+
     @rule(referee=referees, qualifying=st.booleans())
     def convert(self, referee: str, qualifying: bool) -> None:
         self.n += 1

@@ -134,3 +134,35 @@ def test_the_caps_price_the_reward_when_it_is_earned(store: MemoryStore, clock: 
     with store.read() as uow:
         alice = uow.referrers.get("alice")
     assert alice is not None and alice.cap_counters == (1500, "2026-04", 1500)
+
+
+def test_a_conversion_reported_before_the_signup_earns_the_referral_at_signup(
+    store: MemoryStore, clock: FixedClock
+) -> None:
+    enroll(store, clock, "alice", code="ALICE-1")
+    early = record_conversion(store, clock, ON_PURCHASE, "bob", "purchase", "o-1", 2000)
+    assert early.referral is None and early.conversion.awaits_signup
+    clock.advance(minutes=5)
+    referral = sign_up(store, clock, ON_PURCHASE, "bob", "ALICE-1").referral
+    assert referral.status is ReferralStatus.PENDING
+    assert referral.receipt is not None and referral.receipt.rule == "conversion:purchase"
+    assert referral.payable_at == clock.now() + ON_PURCHASE.hold  # earned at the signup
+    with store.read() as uow:
+        [bonus] = uow.rewards.for_referral(referral.id)
+    assert (bonus.user_id, bonus.cents) == ("bob", 500)
+    later = record_conversion(store, clock, ON_PURCHASE, "bob", "purchase", "o-2", 2000)
+    assert later.referral is None and not later.conversion.awaits_signup  # earned once
+
+
+@pytest.mark.parametrize(
+    ("program", "event", "value"),
+    [(ON_PURCHASE, "purchase", 999), (ON_PURCHASE, "visit", 5000), (Program(), "purchase", 5000)],
+)
+def test_only_a_qualifying_early_conversion_waits_for_the_signup(
+    store: MemoryStore, clock: FixedClock, program: Program, event: str, value: int
+) -> None:
+    enroll(store, clock, "alice", code="ALICE-1")
+    early = record_conversion(store, clock, program, "bob", event, "o-1", value)
+    assert not early.conversion.awaits_signup
+    referral = sign_up(store, clock, ON_PURCHASE, "bob", "ALICE-1").referral
+    assert referral.status is ReferralStatus.AWAITING

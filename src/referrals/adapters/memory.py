@@ -257,6 +257,12 @@ class MemoryConversions:
     def get(self, external_id: str) -> Conversion | None:
         return self._s.conversions.get(external_id)
 
+    def awaiting_signup(self, user_id: str) -> Sequence[Conversion]:
+        return sorted(
+            (c for c in self._s.conversions.values() if c.user_id == user_id and c.awaits_signup),
+            key=lambda c: (c.created_at, c.external_id),
+        )
+
 
 class MemoryApiKeys:
     def __init__(self, state: _State) -> None:

@@ -167,6 +167,9 @@ class Conversion:
     value_cents: int | None
     created_at: datetime
     referral_id: str | None = None  # the referral it qualified, if it qualified one
+    # A qualifying conversion of a user not referred yet (webhooks arrive out of
+    # order): the user's signup, if one comes, is earned by it.
+    awaits_signup: bool = False
 
 
 class RewardKind(StrEnum):

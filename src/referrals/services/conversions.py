@@ -82,7 +82,14 @@ def record_conversion(
                     add_referee_reward(uow, program, qualified, now)
                     uow.outbox.add(events.referral_qualified(qualified, now))
             conversion = Conversion(
-                external_id, user_id, event, value_cents, now, qualified.id if qualified else None
+                external_id,
+                user_id,
+                event,
+                value_cents,
+                now,
+                qualified.id if qualified else None,
+                # The webhooks may come out of order: the signup will look for it.
+                awaits_signup=referral is None and program.qualifies(event, value_cents),
             )
             uow.conversions.add(conversion)
             uow.commit()

@@ -83,6 +83,7 @@ def sign_up(
             if referee is None and program.auto_enroll_referees:
                 referee = add_referrer(uow, clock, user_id, email, ip_hash, device_hash)
             checks = signup_checks(program.checks, referrer, email, ip_hash, device_hash)
+            rule = _earning_rule(uow, program, user_id)
             # The increment locks the referrer's row (PostgreSQL) until the commit:
             # it comes last, so concurrent signups of one referrer queue briefly.
             profile = uow.referrers.increment_referral_count(referrer.user_id)
@@ -93,15 +94,15 @@ def sign_up(
                 checks.append(velocity_check(limit, earlier, clock.now()))
             tier = program.tiers.tier_of(ordinal)
             created_at = signed_up_at or clock.now()
-            on_signup = program.trigger is Trigger.SIGNUP
+            earned = rule != AWAITING_RULE
             # A conversion program prices the caps when the reward is earned.
             cents, cap = (
                 program.capped(tier.reward_cents, profile, month_of(created_at))
-                if on_signup
+                if earned
                 else (tier.reward_cents, None)
             )
             receipt = Receipt(
-                rule="signup" if on_signup else AWAITING_RULE,
+                rule=rule,
                 tier_threshold=tier.threshold,
                 tier_cents=tier.reward_cents,
                 hold_days=program.hold.days,
@@ -116,13 +117,13 @@ def sign_up(
                 email=email,
                 ordinal=ordinal,
                 reward_cents=cents,
-                status=earned_status(receipt) if on_signup else ReferralStatus.AWAITING,
+                status=earned_status(receipt) if earned else ReferralStatus.AWAITING,
                 created_at=created_at,
                 hold=program.hold,
                 receipt=receipt,
             )
             uow.referrals.add(referral)
-            if on_signup:
+            if earned:
                 count_earned(uow, referral, profile)
                 add_referee_reward(uow, program, referral, referral.created_at)
             uow.outbox.add(events.referral_created(referral, clock.now()))
@@ -130,6 +131,18 @@ def sign_up(
             return SignupResult(referral, referee.code if referee else None, replayed=False)
 
     return retry_on_conflict(attempt)
+
+
+def _earning_rule(uow: UnitOfWork, program: Program, user_id: str) -> str:
+    """What earns a new referral its reward: the signup; in a conversion program, a
+    qualifying conversion of the user reported before the signup; else, later, one
+    reported after it (the referral awaits it)."""
+    if program.trigger is Trigger.SIGNUP:
+        return "signup"
+    for conversion in uow.conversions.awaiting_signup(user_id):
+        if program.qualifies(conversion.event, conversion.value_cents):
+            return f"conversion:{conversion.event}"
+    return AWAITING_RULE
 
 
 def earned_status(receipt: Receipt) -> ReferralStatus:

@@ -650,7 +650,11 @@ class DynamoRewards:
 
 
 class DynamoConversions:
-    """`CONVERSION#<external_id>` / `CONVERSION`: the key makes each external id once."""
+    """`CONVERSION#<external_id>` / `CONVERSION`: the key makes each external id once.
+
+    One awaiting a signup is also written as `AWAITS_SIGNUP#<user_id>` /
+    `<created_at>#<external_id>`, so the user's signup finds it with one Query.
+    """
 
     def __init__(self, uow: "DynamoUnitOfWork") -> None:
         self._uow = uow
@@ -672,20 +676,28 @@ class DynamoConversions:
             item["value_cents"] = N(conversion.value_cents)
         if conversion.referral_id is not None:
             item["referral_id"] = S(conversion.referral_id)
+        if conversion.awaits_signup:
+            item["awaits_signup"] = {"BOOL": True}
         self._uow.put(self._store.main, item)  # recorded before: the commit is a Conflict
+        if conversion.awaits_signup:
+            waiting = f"{to_micros(conversion.created_at):020d}#{conversion.external_id}"
+            self._uow.put(
+                self._store.main,
+                {**item, "pk": S(f"AWAITS_SIGNUP#{conversion.user_id}"), "sk": S(waiting)},
+            )
 
     def get(self, external_id: str) -> Conversion | None:
         item = self._store.get(self._store.main, self._key(external_id))
-        if item is None:
-            return None
-        return Conversion(
-            external_id=item["external_id"]["S"],
-            user_id=item["user_id"]["S"],
-            event=item["event"]["S"],
-            value_cents=int(item["value_cents"]["N"]) if "value_cents" in item else None,
-            created_at=from_micros(int(item["created_at"]["N"])),
-            referral_id=_opt_s(item, "referral_id"),
+        return _conversion(item) if item else None
+
+    def awaiting_signup(self, user_id: str) -> Sequence[Conversion]:
+        items = self._store.query(
+            TableName=self._store.main,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": S(f"AWAITS_SIGNUP#{user_id}")},
+            ConsistentRead=True,
         )
+        return [_conversion(item) for item in items]
 
 
 class DynamoApiKeys:
@@ -1483,6 +1495,18 @@ def _receipt_json(receipt: Receipt) -> str:
 def _hold(item: Item) -> timedelta:
     micros = int(item["hold_micros"]["N"]) if "hold_micros" in item else 0
     return ONE_MICROSECOND * micros
+
+
+def _conversion(item: Item) -> Conversion:
+    return Conversion(
+        external_id=item["external_id"]["S"],
+        user_id=item["user_id"]["S"],
+        event=item["event"]["S"],
+        value_cents=int(item["value_cents"]["N"]) if "value_cents" in item else None,
+        created_at=from_micros(int(item["created_at"]["N"])),
+        referral_id=_opt_s(item, "referral_id"),
+        awaits_signup="awaits_signup" in item,
+    )
 
 
 def _referrer(item: Item) -> Referrer:

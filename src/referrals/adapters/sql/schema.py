@@ -2,6 +2,7 @@
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     ForeignKey,
     Index,
@@ -11,6 +12,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData()
@@ -98,6 +100,9 @@ conversions = Table(
     Column("created_at", BigInteger, nullable=False),
     # Not a foreign key: a conversion is recorded as reported, whatever it qualified.
     Column("referral_id", String(26)),
+    Column("awaits_signup", Boolean, nullable=False, server_default=false()),
+    # A signup in a conversion program looks for its user's earlier conversions.
+    Index("ix_conversions_user", "user_id"),
 )
 
 api_keys = Table(

@@ -374,6 +374,7 @@ class SqlConversions:
             "value_cents": conversion.value_cents,
             "created_at": to_micros(conversion.created_at),
             "referral_id": conversion.referral_id,
+            "awaits_signup": conversion.awaits_signup,
         }
         _insert(self._conn, _INSERT_CONVERSION, values)
 
@@ -381,16 +382,15 @@ class SqlConversions:
         row = self._conn.execute(
             select(conversions).where(conversions.c.external_id == external_id)
         ).first()
-        if row is None:
-            return None
-        return Conversion(
-            external_id=row.external_id,
-            user_id=row.user_id,
-            event=row.event,
-            value_cents=row.value_cents,
-            created_at=from_micros(row.created_at),
-            referral_id=row.referral_id,
+        return _conversion(row) if row else None
+
+    def awaiting_signup(self, user_id: str) -> Sequence[Conversion]:
+        rows = self._conn.execute(
+            select(conversions)
+            .where(conversions.c.user_id == user_id, conversions.c.awaits_signup)
+            .order_by(conversions.c.created_at, conversions.c.external_id)
         )
+        return [_conversion(row) for row in rows]
 
 
 class SqlApiKeys:
@@ -920,6 +920,18 @@ def _referrer(row: Row[Any] | _Prefixed) -> Referrer:
         cap_lifetime_cents=row.cap_lifetime_cents,
         cap_month=row.cap_month,
         cap_month_cents=row.cap_month_cents,
+    )
+
+
+def _conversion(row: Row[Any]) -> Conversion:
+    return Conversion(
+        external_id=row.external_id,
+        user_id=row.user_id,
+        event=row.event,
+        value_cents=row.value_cents,
+        created_at=from_micros(row.created_at),
+        referral_id=row.referral_id,
+        awaits_signup=bool(row.awaits_signup),
     )
 
 

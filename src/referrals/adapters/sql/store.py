@@ -131,6 +131,11 @@ _ADD_EARNED = (
         ),
     )
 )
+_ADD_EARNED_IF_UNCHANGED = _ADD_EARNED.where(
+    referrers.c.cap_lifetime_cents == bindparam("seen_lifetime"),
+    referrers.c.cap_month_cents == bindparam("seen_month_cents"),
+    referrers.c.cap_month.is_not_distinct_from(bindparam("seen_month", type_=String)),
+)
 _INSERT_REFERRER, _INSERT_REFERRAL, _INSERT_EVENT, _INSERT_AUDIT = (
     insert(table) for table in (referrers, referrals, outbox, audit_log)
 )
@@ -203,16 +208,15 @@ class SqlReferrers:
     def add_earned(
         self, user_id: str, month: str, cents: int, seen: Referrer | None = None
     ) -> None:
-        values = {"key": user_id, "month": month, "cents": cents}
+        values: dict[str, object] = {"key": user_id, "month": month, "cents": cents}
         statement = _ADD_EARNED
         if seen is not None:
-            statement = statement.where(
-                referrers.c.cap_lifetime_cents == seen.cap_lifetime_cents,
-                referrers.c.cap_month_cents == seen.cap_month_cents,
-                referrers.c.cap_month.is_(None)
-                if seen.cap_month is None
-                else referrers.c.cap_month == seen.cap_month,
-            )
+            statement = _ADD_EARNED_IF_UNCHANGED
+            values |= {
+                "seen_lifetime": seen.cap_lifetime_cents,
+                "seen_month_cents": seen.cap_month_cents,
+                "seen_month": seen.cap_month,
+            }
         if self._conn.execute(statement, values).rowcount != 1:
             raise Conflict("the referrer's earnings changed meanwhile")
 

@@ -47,8 +47,8 @@ def test_serve_draws_a_new_secret_each_start(
 def test_serve_keeps_a_configured_secret(
     served: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("REFERRALS_SECRET_KEY", "configured")
+    monkeypatch.setenv("REFERRALS_SECRET_KEY", "configured-secret-0123456789abcdef0123")
     result = CliRunner().invoke(app, ["serve"])
     assert result.exit_code == 0, result.output
-    assert Settings().secret_key == "configured"
+    assert Settings().secret_key == "configured-secret-0123456789abcdef0123"
     assert "No REFERRALS_SECRET_KEY set" not in result.output

@@ -66,6 +66,15 @@ class Settings(BaseSettings):
             raise ValueError("notify_url must be empty, an http(s) URL or an SNS topic ARN")
         return value
 
+    @field_validator("secret_key")
+    @classmethod
+    def _long_secret(cls, value: str) -> str:
+        # Every referrer holds a portal link (a known message and its HMAC): a short
+        # secret could be guessed offline from one, and would forge admin sessions.
+        if value and len(value) < 32:
+            raise ValueError("secret_key must be at least 32 characters (or empty)")
+        return value
+
     @field_validator("tiers")
     @classmethod
     def _valid_tiers(cls, value: str) -> str:

@@ -21,6 +21,7 @@ from referrals.domain.model import (
     ReferrerTally,
     Reward,
     SignupParties,
+    SignupSlot,
     SignupTally,
     StateTally,
 )
@@ -166,8 +167,12 @@ class ConversionRepository(Protocol):
 
     def get(self, external_id: str) -> Conversion | None: ...
 
-    def awaiting_signup(self, user_id: str) -> Sequence[Conversion]:
-        """The user's conversions recorded with `awaits_signup`, oldest first."""
+    def signup_slot(self, user_id: str) -> SignupSlot | None: ...
+
+    def take_signup_slot(self, slot: SignupSlot) -> None:
+        """Insert; raises Conflict if the user's slot is taken (at the latest on commit).
+        A conversion and a signup of one user at once both take it: one commits, the
+        other retries and finds the first one's work."""
         ...
 
 

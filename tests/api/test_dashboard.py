@@ -169,7 +169,7 @@ def test_a_tampered_or_expired_session_is_refused(
         mac = hmac.new(secret_for(settings, PORTAL_LINK), b"session:" + payload.encode(), "sha256")
         token = f"{payload}.{base64.urlsafe_b64encode(mac.digest()).decode().rstrip('=')}"
     else:
-        other = settings.model_copy(update={"secret_key": "another-secret"})
+        other = settings.model_copy(update={"secret_key": "another-secret-0123456789abcdef0123"})
         token = sessions.issue(other, key_id, now).token
     client.cookies.set(dashboard.COOKIE, good, path="/dashboard")
     assert client.get("/dashboard").status_code == 200  # the control: the cookie is sent

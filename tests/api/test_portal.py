@@ -23,7 +23,7 @@ def settings_overrides() -> dict[str, Any]:
         "share_url": "https://app.example/join?ref={code}&src=portal",
         "portal_link_ttl_seconds": TTL,
         "hold_days": 30,
-        "secret_key": "api-test-secret",
+        "secret_key": "api-test-secret-0123456789abcdef01234",
     }
 
 
@@ -267,7 +267,9 @@ def test_a_link_signed_with_another_secret_is_refused(
     app: TestClient, services: Services, code: str, clock: FixedClock
 ) -> None:
     claims = LinkClaims("alice", code, int(clock.now().timestamp()) + 60)
-    other = services.settings.model_copy(update={"secret_key": "another-secret"})
+    other = services.settings.model_copy(
+        update={"secret_key": "another-secret-0123456789abcdef0123"}
+    )
     token = links.sign(secret_for(other, PORTAL_LINK), claims)
     assert_refused(app.get(f"/r/{code}", params={"token": token}), 403)
     # The same claims under this app's secret do open the page.

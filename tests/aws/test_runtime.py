@@ -97,12 +97,12 @@ def test_the_secret_is_read_once_per_instance(aws: Aws, monkeypatch: pytest.Monk
 def test_a_set_secret_key_is_used_without_reading_the_secret(
     aws: Aws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("REFERRALS_SECRET_KEY", "set-directly")
+    monkeypatch.setenv("REFERRALS_SECRET_KEY", "set-directly-0123456789abcdef0123456")
     monkeypatch.setenv(
         "REFERRALS_SECRET_KEY_ARN",
         f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:referrals-test-none-AbCdEf",
     )
-    assert services().settings.secret_key == "set-directly"
+    assert services().settings.secret_key == "set-directly-0123456789abcdef0123456"
 
 
 def test_a_missing_secret_fails_the_cold_start(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> None:

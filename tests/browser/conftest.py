@@ -64,7 +64,7 @@ def live(tmp_path: Path, settings_overrides: dict[str, Any]) -> Iterator[LiveSer
         database_url=f"sqlite:///{tmp_path}/browser.db",
         reports_url=str(tmp_path / "reports"),
         scheduler=False,
-        secret_key="browser-test-secret",
+        secret_key="browser-test-secret-0123456789abcdef",
         **settings_overrides,
     )
     services = build(settings, migrate=True)

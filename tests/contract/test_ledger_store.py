@@ -2,7 +2,7 @@
 conversions and the earnings split, on every store."""
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -18,6 +18,7 @@ from referrals.domain.model import (
     Reward,
     RewardKind,
     RunStatus,
+    SignupSlot,
     new_id,
 )
 from referrals.ports import Store
@@ -289,21 +290,17 @@ def test_a_clawback_offset_by_new_rewards_settles_at_zero(store: Store, ledger: 
         ]
 
 
-def test_conversions_awaiting_a_signup_are_found_by_user_oldest_first(store: Store) -> None:
-    t = datetime(2026, 3, 1, tzinfo=UTC)
-    recorded = [
-        Conversion("late", "bob", "purchase", 500, t + timedelta(hours=2), awaits_signup=True),
-        Conversion("early", "bob", "purchase", None, t, awaits_signup=True),
-        Conversion("plain", "bob", "visit", None, t + timedelta(hours=1)),
-        Conversion("other", "carol", "purchase", 900, t, awaits_signup=True),
-    ]
-    for conversion in recorded:
-        with store.unit_of_work() as uow:
-            uow.conversions.add(conversion)
-            uow.commit()
+def test_a_signup_slot_is_taken_once(store: Store) -> None:
+    with store.unit_of_work() as uow:
+        assert uow.conversions.signup_slot("bob") is None
+        uow.conversions.take_signup_slot(SignupSlot("bob", "order-1"))
+        uow.conversions.take_signup_slot(SignupSlot("carol", None))
+        uow.commit()
     with store.read() as uow:
-        found = uow.conversions.awaiting_signup("bob")
-        assert [c.external_id for c in found] == ["early", "late"]
-        assert found[1] == recorded[0]
-        assert uow.conversions.get("late") == recorded[0]
-        assert uow.conversions.awaiting_signup("dave") == []
+        assert uow.conversions.signup_slot("bob") == SignupSlot("bob", "order-1")
+        assert uow.conversions.signup_slot("carol") == SignupSlot("carol", None)
+    with pytest.raises(Conflict), store.unit_of_work() as uow:
+        uow.conversions.take_signup_slot(SignupSlot("bob", None))
+        uow.commit()
+    with store.read() as uow:
+        assert uow.conversions.signup_slot("bob") == SignupSlot("bob", "order-1")

@@ -7,7 +7,7 @@ import pytest
 from referrals.adapters.memory import MemoryStore
 from referrals.domain.model import ReferralStatus, ReferrerTally, StateTally
 from referrals.domain.periods import Period
-from referrals.domain.program import Program
+from referrals.domain.program import Program, Trigger
 from referrals.domain.tiers import TierSchedule
 from referrals.services.dashboard import WINDOW_DAYS, TierTotal, overview
 from referrals.services.payouts import run_payout
@@ -89,3 +89,17 @@ def test_an_amount_the_schedule_no_longer_pays_has_no_tier(
     sign_up(store, clock, program, "u1", code)
     cheaper = TierSchedule.parse("1:500")
     assert overview(store, clock, cheaper).tiers == [TierTotal(1000, None, 1, 1000)]
+
+
+def test_an_awaiting_reward_is_listed_but_not_owed(
+    store: MemoryStore, clock: FixedClock, code: str
+) -> None:
+    on_conversion = Program(trigger=Trigger.CONVERSION)
+    sign_up(store, clock, on_conversion, "bob", code)  # awaiting: 1000 if bob converts
+    sign_up(store, clock, Program(), "carol", code)  # earned: 1000 owed
+    shown = overview(store, clock, on_conversion.tiers)
+    assert {state.status: state.cents for state in shown.unsettled} == {
+        ReferralStatus.AWAITING: 1000,
+        PENDING: 1000,
+    }
+    assert shown.unpaid_cents == 1000

@@ -13,7 +13,9 @@ KEY_ID = "01KEYID0000000000000000000"
 
 @pytest.fixture
 def settings() -> Settings:
-    return Settings(secret_key="unit-test-secret", dashboard_session_seconds=3600)
+    return Settings(
+        secret_key="unit-test-secret-0123456789abcdef0123", dashboard_session_seconds=3600
+    )
 
 
 def test_a_session_verifies_until_it_expires(settings: Settings) -> None:
@@ -56,7 +58,7 @@ def test_any_change_to_a_token_breaks_it(settings: Settings) -> None:
 
 
 def test_a_token_under_another_secret_is_refused(settings: Settings) -> None:
-    other = Settings(secret_key="another-secret")
+    other = Settings(secret_key="another-secret-0123456789abcdef0123")
     assert sessions.verify(settings, sessions.issue(other, KEY_ID, NOW).token, NOW) is None
 
 

@@ -36,6 +36,7 @@ from referrals.domain.model import (
     RewardKind,
     RunStatus,
     SignupParties,
+    SignupSlot,
     SignupTally,
     StateTally,
     payout_floor,
@@ -54,6 +55,7 @@ class _State:
     audit: dict[str, AuditEntry] = field(default_factory=dict)
     rewards: dict[str, Reward] = field(default_factory=dict)
     conversions: dict[str, Conversion] = field(default_factory=dict)
+    signup_slots: dict[str, SignupSlot] = field(default_factory=dict)
 
 
 class MemoryReferrers:
@@ -257,11 +259,13 @@ class MemoryConversions:
     def get(self, external_id: str) -> Conversion | None:
         return self._s.conversions.get(external_id)
 
-    def awaiting_signup(self, user_id: str) -> Sequence[Conversion]:
-        return sorted(
-            (c for c in self._s.conversions.values() if c.user_id == user_id and c.awaits_signup),
-            key=lambda c: (c.created_at, c.external_id),
-        )
+    def signup_slot(self, user_id: str) -> SignupSlot | None:
+        return self._s.signup_slots.get(user_id)
+
+    def take_signup_slot(self, slot: SignupSlot) -> None:
+        if slot.user_id in self._s.signup_slots:
+            raise Conflict("signup slot taken")
+        self._s.signup_slots[slot.user_id] = slot
 
 
 class MemoryApiKeys:

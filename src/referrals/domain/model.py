@@ -172,6 +172,16 @@ class Conversion:
     awaits_signup: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class SignupSlot:
+    """Taken once per user in a conversion program, by whichever comes first: a
+    qualifying conversion of the user before their signup (`external_id`), or their
+    signup (None). Both take it, so the two can never miss each other."""
+
+    user_id: str
+    external_id: str | None
+
+
 class RewardKind(StrEnum):
     REFEREE = "referee"  # the referred user's own reward, in a double-sided program
     CLAWBACK = "clawback"  # takes back a paid reward that was reversed: negative cents
@@ -374,7 +384,8 @@ UNEARNED = frozenset(
         ReferralStatus.CLAWED_BACK,
     }
 )
-# Money owed and not paid yet: what the dashboard totals as unpaid, state by state.
+# Rewards not settled yet, listed by the dashboard state by state; its unpaid total
+# leaves out the awaiting ones (not owed until a conversion).
 UNSETTLED = (
     ReferralStatus.AWAITING,
     ReferralStatus.PENDING,

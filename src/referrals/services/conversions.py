@@ -4,8 +4,8 @@ from dataclasses import dataclass, replace
 
 from referrals.domain import events
 from referrals.domain.codes import is_valid_user_id
-from referrals.domain.errors import ConversionConflict, InvalidInput, NotFound
-from referrals.domain.model import Conversion, Referral, ReferralStatus
+from referrals.domain.errors import Conflict, ConversionConflict, InvalidInput, NotFound
+from referrals.domain.model import Conversion, Referral, ReferralStatus, SignupSlot
 from referrals.domain.program import Program
 from referrals.ports import Clock, Store
 from referrals.services.retry import retry_on_conflict
@@ -81,6 +81,17 @@ def record_conversion(
                     count_earned(uow, qualified, profile)
                     add_referee_reward(uow, program, qualified, now)
                     uow.outbox.add(events.referral_qualified(qualified, now))
+            awaits_signup = False
+            if referral is None and program.qualifies(event, value_cents):
+                # The webhooks may come out of order: the user's signup will find this
+                # in their slot. A slot taken by the signup means it committed since
+                # `by_referee` read: the retry finds its referral.
+                slot = uow.conversions.signup_slot(user_id)
+                if slot is not None and slot.external_id is None:
+                    raise Conflict(f"{user_id} signed up meanwhile")
+                if slot is None:  # else an earlier conversion waits already
+                    uow.conversions.take_signup_slot(SignupSlot(user_id, external_id))
+                    awaits_signup = True
             conversion = Conversion(
                 external_id,
                 user_id,
@@ -88,8 +99,7 @@ def record_conversion(
                 value_cents,
                 now,
                 qualified.id if qualified else None,
-                # The webhooks may come out of order: the signup will look for it.
-                awaits_signup=referral is None and program.qualifies(event, value_cents),
+                awaits_signup,
             )
             uow.conversions.add(conversion)
             uow.commit()

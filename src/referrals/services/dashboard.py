@@ -51,7 +51,8 @@ class Overview:
 
     @property
     def unpaid_cents(self) -> int:
-        return sum(state.cents for state in self.unsettled)
+        """What is owed and not paid: an awaiting reward is owed only once converted."""
+        return sum(state.cents for state in self.unsettled if state.status not in UNEARNED)
 
 
 def overview(store: Store, clock: Clock, tiers: TierSchedule) -> Overview:

@@ -14,6 +14,7 @@ from referrals.domain.model import (
     Referrer,
     Reward,
     RewardKind,
+    SignupSlot,
     new_id,
 )
 from referrals.domain.periods import Period
@@ -135,13 +136,18 @@ def sign_up(
 
 def _earning_rule(uow: UnitOfWork, program: Program, user_id: str) -> str:
     """What earns a new referral its reward: the signup; in a conversion program, a
-    qualifying conversion of the user reported before the signup; else, later, one
-    reported after it (the referral awaits it)."""
+    qualifying conversion of the user reported before the signup (it took the user's
+    signup slot); else, later, one reported after it (the referral awaits it, and the
+    signup takes the slot, so a conversion racing it retries and finds the referral)."""
     if program.trigger is Trigger.SIGNUP:
         return "signup"
-    for conversion in uow.conversions.awaiting_signup(user_id):
-        if program.qualifies(conversion.event, conversion.value_cents):
-            return f"conversion:{conversion.event}"
+    slot = uow.conversions.signup_slot(user_id)
+    if slot is None:
+        uow.conversions.take_signup_slot(SignupSlot(user_id, None))
+        return AWAITING_RULE
+    early = uow.conversions.get(slot.external_id) if slot.external_id else None
+    if early is not None and program.qualifies(early.event, early.value_cents):
+        return f"conversion:{early.event}"
     return AWAITING_RULE
 
 

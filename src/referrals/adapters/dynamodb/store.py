@@ -44,6 +44,7 @@ from referrals.domain.model import (
     Role,
     RunStatus,
     SignupParties,
+    SignupSlot,
     payout_floor,
 )
 
@@ -652,8 +653,7 @@ class DynamoRewards:
 class DynamoConversions:
     """`CONVERSION#<external_id>` / `CONVERSION`: the key makes each external id once.
 
-    One awaiting a signup is also written as `AWAITS_SIGNUP#<user_id>` /
-    `<created_at>#<external_id>`, so the user's signup finds it with one Query.
+    A user's signup slot is `SLOT#<user_id>` / `SLOT`, created once (a conditional Put).
     """
 
     def __init__(self, uow: "DynamoUnitOfWork") -> None:
@@ -679,25 +679,24 @@ class DynamoConversions:
         if conversion.awaits_signup:
             item["awaits_signup"] = {"BOOL": True}
         self._uow.put(self._store.main, item)  # recorded before: the commit is a Conflict
-        if conversion.awaits_signup:
-            waiting = f"{to_micros(conversion.created_at):020d}#{conversion.external_id}"
-            self._uow.put(
-                self._store.main,
-                {**item, "pk": S(f"AWAITS_SIGNUP#{conversion.user_id}"), "sk": S(waiting)},
-            )
 
     def get(self, external_id: str) -> Conversion | None:
         item = self._store.get(self._store.main, self._key(external_id))
         return _conversion(item) if item else None
 
-    def awaiting_signup(self, user_id: str) -> Sequence[Conversion]:
-        items = self._store.query(
-            TableName=self._store.main,
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": S(f"AWAITS_SIGNUP#{user_id}")},
-            ConsistentRead=True,
-        )
-        return [_conversion(item) for item in items]
+    @staticmethod
+    def _slot_key(user_id: str) -> Item:
+        return {"pk": S(f"SLOT#{user_id}"), "sk": S("SLOT")}
+
+    def signup_slot(self, user_id: str) -> SignupSlot | None:
+        item = self._store.get(self._store.main, self._slot_key(user_id))
+        return SignupSlot(user_id, _opt_s(item, "external_id")) if item else None
+
+    def take_signup_slot(self, slot: SignupSlot) -> None:
+        item: Item = {**self._slot_key(slot.user_id)}
+        if slot.external_id is not None:
+            item["external_id"] = S(slot.external_id)
+        self._uow.put(self._store.main, item)  # taken meanwhile: the commit is a Conflict
 
 
 class DynamoApiKeys:

@@ -11,7 +11,7 @@ Main table (`pk`, `sk`), one item per fact, every access a GetItem or a Query:
 | entry: referee reward, clawback | `REFERRAL#<referral_id>` | `REWARD#<id>` | see below |
 | entry id claim (unique; finds the entry) | `REWARD#<id>` | `REWARD` | |
 | conversion (once per external id) | `CONVERSION#<external_id>` | `CONVERSION` | |
-| conversion before its signup (copy) | `AWAITS_SIGNUP#<user_id>` | `<time>#<external_id>` | |
+| signup slot (conversion programs; see SignupSlot) | `SLOT#<user_id>` | `SLOT` | |
 | payout run | `RUNS` | `<YYYY-MM>` | |
 | API key | `KEYS` | `<sha256>` | |
 | audit entry (admin actions: rare, one partition) | `AUDIT` | `<entry id>` | |

@@ -101,8 +101,17 @@ conversions = Table(
     # Not a foreign key: a conversion is recorded as reported, whatever it qualified.
     Column("referral_id", String(26)),
     Column("awaits_signup", Boolean, nullable=False, server_default=false()),
-    # A signup in a conversion program looks for its user's earlier conversions.
-    Index("ix_conversions_user", "user_id"),
+)
+
+# One per user in a conversion program, taken by whichever comes first: a conversion
+# before the user's signup (its external id) or the signup (NULL). The primary key
+# makes a concurrent conversion and signup of one user collide, so neither misses
+# the other.
+signup_slots = Table(
+    "signup_slots",
+    metadata,
+    Column("user_id", String(128), primary_key=True),
+    Column("external_id", String(128)),
 )
 
 api_keys = Table(

@@ -43,6 +43,7 @@ from referrals.adapters.sql.schema import (
     referrals,
     referrers,
     rewards,
+    signup_slots,
 )
 from referrals.adapters.sql.stats import SqlStats
 from referrals.adapters.times import from_micros, to_micros
@@ -67,6 +68,7 @@ from referrals.domain.model import (
     Role,
     RunStatus,
     SignupParties,
+    SignupSlot,
     payout_floor,
 )
 
@@ -140,6 +142,8 @@ _INSERT_REFERRER, _INSERT_REFERRAL, _INSERT_EVENT, _INSERT_AUDIT = (
     insert(table) for table in (referrers, referrals, outbox, audit_log)
 )
 _INSERT_REWARD, _INSERT_CONVERSION = insert(rewards), insert(conversions)
+_SIGNUP_SLOT = select(signup_slots).where(signup_slots.c.user_id == bindparam("key"))
+_INSERT_SIGNUP_SLOT = insert(signup_slots)
 _HEALTH_CHECK = text("SELECT 1")
 
 
@@ -388,13 +392,13 @@ class SqlConversions:
         ).first()
         return _conversion(row) if row else None
 
-    def awaiting_signup(self, user_id: str) -> Sequence[Conversion]:
-        rows = self._conn.execute(
-            select(conversions)
-            .where(conversions.c.user_id == user_id, conversions.c.awaits_signup)
-            .order_by(conversions.c.created_at, conversions.c.external_id)
-        )
-        return [_conversion(row) for row in rows]
+    def signup_slot(self, user_id: str) -> SignupSlot | None:
+        row = self._conn.execute(_SIGNUP_SLOT, {"key": user_id}).first()
+        return SignupSlot(row.user_id, row.external_id) if row else None
+
+    def take_signup_slot(self, slot: SignupSlot) -> None:
+        values = {"user_id": slot.user_id, "external_id": slot.external_id}
+        _insert(self._conn, _INSERT_SIGNUP_SLOT, values)
 
 
 class SqlApiKeys:

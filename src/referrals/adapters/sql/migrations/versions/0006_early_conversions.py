@@ -1,4 +1,4 @@
-"""Conversions reported before their user's signup, found by the signup.
+"""Conversions reported before their user's signup: the signup slot each user takes once.
 
 Revision ID: 0006
 Revises: 0005
@@ -18,9 +18,13 @@ def upgrade() -> None:
         "conversions",
         sa.Column("awaits_signup", sa.Boolean, nullable=False, server_default=sa.false()),
     )
-    op.create_index("ix_conversions_user", "conversions", ["user_id"])
+    op.create_table(
+        "signup_slots",
+        sa.Column("user_id", sa.String(128), primary_key=True),
+        sa.Column("external_id", sa.String(128)),
+    )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_conversions_user", "conversions")
+    op.drop_table("signup_slots")
     op.drop_column("conversions", "awaits_signup")

@@ -10,6 +10,7 @@ from referrals.bootstrap import Services, build
 from referrals.config import Settings
 from referrals.domain.model import Role
 from referrals.services.keys import create_key
+from tests.api.common import signup
 
 
 @pytest.fixture
@@ -58,3 +59,11 @@ def alice_code(client: TestClient, admin: dict[str, str]) -> str:
     assert response.status_code == 201
     code: str = response.json()["code"]
     return code
+
+
+@pytest.fixture
+def held(client: TestClient, ingest: dict[str, str], alice_code: str) -> Any:
+    """A reward held for review: its referee signed up with a disposable address."""
+    referral = signup(client, ingest, "bob", alice_code, email="bob@mailinator.com")
+    assert referral["status"] == "held"
+    return referral

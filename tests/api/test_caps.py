@@ -7,6 +7,7 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from referrals.config import Settings
+from tests.api.common import signup
 
 Headers = dict[str, str]
 
@@ -14,14 +15,6 @@ Headers = dict[str, str]
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     return {"monthly_cap_cents": 1500, "check_disposable_email": False}
-
-
-def signup(client: TestClient, headers: Headers, user: str, code: str) -> Any:
-    response = client.post(
-        "/v1/signups", json={"user_id": user, "referral_code": code}, headers=headers
-    )
-    assert response.status_code == 201, response.text
-    return response.json()["referral"]
 
 
 def test_a_capped_reward_is_cut_and_its_receipt_names_the_cap(

@@ -16,6 +16,7 @@ from referrals.domain.model import EventStatus, ReferralStatus, Role
 from referrals.services.keys import create_key
 from referrals.web import sessions
 from referrals.web.secrets import PORTAL_LINK, secret_for
+from tests.api.common import signup
 
 Headers = dict[str, str]
 PAGES = ["/dashboard", "/dashboard/payouts", "/dashboard/reviews", "/dashboard/notifications"]
@@ -40,20 +41,6 @@ def csrf_of(client: TestClient, page: str = "/dashboard") -> str:
     match = re.search(r'name="csrf" value="([^"]+)"', client.get(page).text)
     assert match is not None
     return match.group(1)
-
-
-def signup(client: TestClient, headers: Headers, user: str, code: str, **extra: Any) -> Any:
-    body = {"user_id": user, "referral_code": code, **extra}
-    response = client.post("/v1/signups", json=body, headers=headers)
-    assert response.status_code == 201, response.text
-    return response.json()["referral"]
-
-
-@pytest.fixture
-def held(client: TestClient, ingest: Headers, alice_code: str) -> Any:
-    referral = signup(client, ingest, "bob", alice_code, email="bob@mailinator.com")
-    assert referral["status"] == "held"
-    return referral
 
 
 def referral_status(client: TestClient, admin: Headers, referral_id: str) -> str:

@@ -5,23 +5,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.api.common import signup
+
 Headers = dict[str, str]
 MISSING = "01NOSUCHREFERRAL0000000000"
-
-
-def signup(client: TestClient, headers: Headers, user: str, code: str, **extra: Any) -> Any:
-    response = client.post(
-        "/v1/signups", json={"user_id": user, "referral_code": code, **extra}, headers=headers
-    )
-    assert response.status_code == 201, response.text
-    return response.json()["referral"]
-
-
-@pytest.fixture
-def held(client: TestClient, ingest: Headers, alice_code: str) -> Any:
-    referral = signup(client, ingest, "bob", alice_code, email="bob@mailinator.com")
-    assert referral["status"] == "held"
-    return referral
 
 
 def test_a_referral_shows_its_receipt(client: TestClient, admin: Headers, held: Any) -> None:

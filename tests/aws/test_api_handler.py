@@ -1,4 +1,6 @@
 import json
+from typing import Any
+from urllib.parse import urlencode
 
 from referrals.adapters.clock import SystemClock
 from referrals.aws.api import handler
@@ -49,3 +51,50 @@ def test_bad_input_is_a_problem_response_not_a_500(aws: Aws) -> None:
 def test_missing_key_is_401(aws: Aws) -> None:
     response = handler(rest_event("GET", "/v1/referrals"), LambdaContext())
     assert response["statusCode"] == 401
+
+
+DEFAULT_DOMAIN = "a1b2c3d4e5.execute-api.us-east-2.amazonaws.com"
+
+
+def _header(response: dict[str, Any], name: str) -> list[str]:
+    """A response header's values, wherever Mangum put them."""
+    values = [v for k, v in response.get("headers", {}).items() if k.lower() == name]
+    for k, vs in response.get("multiValueHeaders", {}).items():
+        if k.lower() == name:
+            values += vs
+    return values
+
+
+def test_the_dashboard_under_the_default_url_keeps_the_stage_in_its_urls(aws: Aws) -> None:
+    plaintext, _ = create_key(aws.store, SystemClock(), Role.ADMIN)
+    host = {"Host": DEFAULT_DOMAIN, "Origin": f"https://{DEFAULT_DOMAIN}"}
+    form = {"Content-Type": "application/x-www-form-urlencoded", **host}
+    login = rest_event("POST", "/dashboard/login", None, form)
+    login["body"] = urlencode({"key": plaintext})
+    signed_in = handler(login, LambdaContext())
+    assert signed_in["statusCode"] == 303
+    assert _header(signed_in, "location") == ["/prod/dashboard"]
+    [cookie] = _header(signed_in, "set-cookie")
+    assert "Path=/prod/dashboard" in cookie
+    page = handler(
+        rest_event("GET", "/dashboard", None, {**host, "Cookie": cookie.split(";")[0]}),
+        LambdaContext(),
+    )
+    assert page["statusCode"] == 200
+    assert 'href="/prod/dashboard/payouts"' in page["body"]
+    assert 'action="/prod/dashboard/logout"' in page["body"]
+
+
+def test_a_portal_link_carries_the_stage_only_under_the_default_url(aws: Aws) -> None:
+    headers = key(aws)
+    handler(rest_event("POST", "/v1/referrers", {"user_id": "alice"}, headers), LambdaContext())
+    urls = {}
+    for host in (DEFAULT_DOMAIN, "api.example.com"):
+        issued = handler(
+            rest_event("POST", "/v1/referrers/alice/portal-link", {}, {**headers, "Host": host}),
+            LambdaContext(),
+        )
+        assert issued["statusCode"] == 201
+        urls[host] = json.loads(issued["body"])["url"]
+    assert urls[DEFAULT_DOMAIN].startswith("/prod/r/")
+    assert urls["api.example.com"].startswith("/r/")

@@ -94,21 +94,34 @@ def dollars(cents: int) -> str:
     return f"-${format_cents(-cents)}" if cents < 0 else f"${format_cents(cents)}"
 
 
-def _render(template: str, status: int = 200, **context: Any) -> HTMLResponse:
-    html = templates.get_template(f"dashboard/{template}.html").render(dollars=dollars, **context)
+def _root(request: Request) -> str:
+    """Where the app is mounted (ASGI root_path): `/prod` under API Gateway's default URL
+    (see aws/api.py), empty under `referrals serve`. Every link, redirect and the
+    cookie's path start with it."""
+    return str(request.scope.get("root_path", "")).rstrip("/")
+
+
+def _render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    html = templates.get_template(f"dashboard/{template}.html").render(
+        dollars=dollars, root=_root(request), **context
+    )
     return HTMLResponse(html, status, headers=HEADERS)
 
 
-def _message(status: int, title: str, error: str) -> HTMLResponse:
-    return _render("message", status, page_title=title, error=error)
+def _message(request: Request, status: int, title: str, error: str) -> HTMLResponse:
+    return _render(request, "message", status, page_title=title, error=error)
+
+
+def _redirect(request: Request, path: str) -> RedirectResponse:
+    return RedirectResponse(_root(request) + path, 303, headers={"Cache-Control": "no-store"})
 
 
 def _session(request: Request, svc: Services) -> sessions.Session | None:
     return sessions.verify(svc.settings, request.cookies.get(COOKIE), svc.clock.now())
 
 
-def _to_login() -> RedirectResponse:
-    return RedirectResponse(LOGIN, 303, headers={"Cache-Control": "no-store"})
+def _to_login(request: Request) -> RedirectResponse:
+    return _redirect(request, LOGIN)
 
 
 def _signed_in(
@@ -171,8 +184,8 @@ async def _authorized(request: Request, svc: Services) -> tuple[sessions.Session
 @router.get("/login")
 def login_page(request: Request, svc: ServicesDep) -> Response:
     if _session(request, svc) is not None:
-        return RedirectResponse("/dashboard", 303)
-    return _render("login", error=None)
+        return _redirect(request, "/dashboard")
+    return _render(request, "login", error=None)
 
 
 @router.post("/login")
@@ -180,19 +193,19 @@ async def login(request: Request, svc: ServicesDep) -> Response:
     try:
         form = await _form(request)
     except Refused as refused:
-        return _render("login", refused.status, error=refused.message)
+        return _render(request, "login", refused.status, error=refused.message)
     key = await run_in_threadpool(authenticate, svc.store, form.get("key", "").strip())
     if key is None:
-        return _render("login", 401, error="This key is not valid.")
+        return _render(request, "login", 401, error="This key is not valid.")
     if key.role is not Role.ADMIN:
-        return _render("login", 403, error=f"A {key.role} key cannot open the dashboard.")
+        return _render(request, "login", 403, error=f"A {key.role} key cannot open the dashboard.")
     session = sessions.issue(svc.settings, key.id, svc.clock.now())
-    response = RedirectResponse("/dashboard", 303, headers={"Cache-Control": "no-store"})
+    response = _redirect(request, "/dashboard")
     response.set_cookie(
         COOKIE,
         session.token,
         max_age=svc.settings.dashboard_session_seconds,
-        path="/dashboard",
+        path=_root(request) + "/dashboard",
         secure=request.url.scheme == "https",
         httponly=True,
         samesite="strict",
@@ -206,11 +219,11 @@ async def logout(request: Request, svc: ServicesDep) -> Response:
         try:
             await _authorized(request, svc)
         except Refused as refused:
-            return _message(refused.status, "Not signed out", refused.message)
-    response = _to_login()
+            return _message(request, refused.status, "Not signed out", refused.message)
+    response = _to_login(request)
     response.delete_cookie(
         COOKIE,
-        path="/dashboard",
+        path=_root(request) + "/dashboard",
         secure=request.url.scheme == "https",
         httponly=True,
         samesite="strict",
@@ -236,7 +249,7 @@ def _overview(request: Request, svc: Services) -> dashboard.Overview:
 def overview_page(request: Request, svc: ServicesDep) -> Response:
     session = _session(request, svc)
     if session is None:
-        return _to_login()
+        return _to_login(request)
     data = _overview(request, svc)
     signups = bar_chart(
         [(day.isoformat(), count) for day, count in data.days],
@@ -245,6 +258,7 @@ def overview_page(request: Request, svc: ServicesDep) -> Response:
     )
     tiers = bar_chart([(dollars(row.reward_cents), row.count) for row in data.tiers], width=400)
     return _render(
+        request,
         "overview",
         **_signed_in(svc, session, "overview", "Overview"),
         overview=data,
@@ -262,22 +276,26 @@ def overview_page(request: Request, svc: ServicesDep) -> Response:
 def payouts_page(request: Request, svc: ServicesDep) -> Response:
     session = _session(request, svc)
     if session is None:
-        return _to_login()
+        return _to_login(request)
     runs = payouts.list_runs(svc.store)
-    return _render("payouts", **_signed_in(svc, session, "payouts", "Payout runs"), runs=runs)
+    return _render(
+        request, "payouts", **_signed_in(svc, session, "payouts", "Payout runs"), runs=runs
+    )
 
 
 @router.get("/payouts/{period}/report")
 def report(period: str, request: Request, svc: ServicesDep) -> Response:
     session = _session(request, svc)
     if session is None:
-        return _to_login()
+        return _to_login(request)
     if not PERIOD.match(period):
-        return _message(404, "No such report", "A period is written YYYY-MM.")
+        return _message(request, 404, "No such report", "A period is written YYYY-MM.")
     try:
         data = payouts.get_report(svc.store, svc.reports, Period.parse(period))
     except DomainError as error:
-        return _message(STATUS_BY_CODE.get(error.code, 400), "No such report", error.detail)
+        return _message(
+            request, STATUS_BY_CODE.get(error.code, 400), "No such report", error.detail
+        )
     headers = {
         "Content-Disposition": f'attachment; filename="payouts-{period}.csv"',
         "Cache-Control": "no-store",
@@ -290,6 +308,7 @@ def report(period: str, request: Request, svc: ServicesDep) -> Response:
 
 
 def _reviews(
+    request: Request,
     svc: Services,
     session: sessions.Session,
     cursor: str | None = None,
@@ -304,6 +323,7 @@ def _reviews(
     recent = audit.audit_log(svc.store, 20, None).items
     signed_in = _signed_in(svc, session, "reviews", "Review queue")
     return _render(
+        request,
         "reviews",
         status,
         **(signed_in | context),
@@ -319,8 +339,8 @@ def reviews_page(
 ) -> Response:
     session = _session(request, svc)
     if session is None:
-        return _to_login()
-    return _reviews(svc, session, cursor, notice=NOTICES.get(done or ""))
+        return _to_login(request)
+    return _reviews(request, svc, session, cursor, notice=NOTICES.get(done or ""))
 
 
 @router.post("/reviews/{referral_id}/{decision}")
@@ -328,7 +348,7 @@ async def review(referral_id: str, decision: str, request: Request, svc: Service
     try:
         session, form = await _authorized(request, svc)
     except Refused as refused:
-        return _message(refused.status, "Not done", refused.message)
+        return _message(request, refused.status, "Not done", refused.message)
     reason = form.get("reason", "").strip() or None
     try:
         if decision not in ("approve", "reject") or not ULID.match(referral_id):
@@ -345,24 +365,25 @@ async def review(referral_id: str, decision: str, request: Request, svc: Service
             )
     except Refused as refused:
         return await run_in_threadpool(
-            _reviews, svc, session, None, refused.status, error=refused.message
+            _reviews, request, svc, session, None, refused.status, error=refused.message
         )
     except DomainError as error:  # not held any more, no such referral, a bad reason
         status = STATUS_BY_CODE.get(error.code, 400)
         return await run_in_threadpool(
-            _reviews, svc, session, None, status, error=f"Not done: {error.detail}."
+            _reviews, request, svc, session, None, status, error=f"Not done: {error.detail}."
         )
     done = "approved" if decision == "approve" else "rejected"
-    return RedirectResponse(f"/dashboard/reviews?done={done}", 303)
+    return _redirect(request, f"/dashboard/reviews?done={done}")
 
 
 # Notifications
 
 
 def _notifications(
-    svc: Services, session: sessions.Session, status: int = 200, **context: Any
+    request: Request, svc: Services, session: sessions.Session, status: int = 200, **context: Any
 ) -> HTMLResponse:
     return _render(
+        request,
         "notifications",
         status,
         **(_signed_in(svc, session, "notifications", "Notifications") | context),
@@ -375,8 +396,8 @@ def _notifications(
 def notifications_page(request: Request, svc: ServicesDep, done: str | None = None) -> Response:
     session = _session(request, svc)
     if session is None:
-        return _to_login()
-    return _notifications(svc, session, notice=NOTICES.get(done or ""))
+        return _to_login(request)
+    return _notifications(request, svc, session, notice=NOTICES.get(done or ""))
 
 
 @router.post("/notifications/{event_id}/retry")
@@ -384,7 +405,7 @@ async def retry(event_id: str, request: Request, svc: ServicesDep) -> Response:
     try:
         session, _ = await _authorized(request, svc)
     except Refused as refused:
-        return _message(refused.status, "Not done", refused.message)
+        return _message(request, refused.status, "Not done", refused.message)
 
     def requeue() -> None:
         # As the API does: send it again, then log who did.
@@ -397,11 +418,11 @@ async def retry(event_id: str, request: Request, svc: ServicesDep) -> Response:
         await run_in_threadpool(requeue)
     except Refused as refused:
         return await run_in_threadpool(
-            _notifications, svc, session, refused.status, error=refused.message
+            _notifications, request, svc, session, refused.status, error=refused.message
         )
     except DomainError as error:  # not dead (delivered, or retried already)
         status = STATUS_BY_CODE.get(error.code, 400)
         return await run_in_threadpool(
-            _notifications, svc, session, status, error=f"Not done: {error.detail}."
+            _notifications, request, svc, session, status, error=f"Not done: {error.detail}."
         )
-    return RedirectResponse("/dashboard/notifications?done=retried", 303)
+    return _redirect(request, "/dashboard/notifications?done=retried")

@@ -8,6 +8,7 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Depends, status
+from fastapi import Request as HttpRequest
 from fastapi.responses import HTMLResponse
 from pydantic import AwareDatetime, BaseModel, Field
 
@@ -63,6 +64,7 @@ class PortalLinkOut(BaseModel):
 )
 def create_portal_link(
     user_id: UserId,
+    request: HttpRequest,
     svc: ServicesDep,
     body: Annotated[PortalLinkRequest | None, Body()] = None,
     _: ApiKey = Depends(auth.ingest),
@@ -76,7 +78,8 @@ def create_portal_link(
     link = portal.issue_link(
         svc.store, svc.clock, secret_for(settings, PORTAL_LINK), user_id, ttl, max_ttl
     )
-    url = f"/r/{quote(link.code, safe='')}?token={link.token}"
+    root = str(request.scope.get("root_path", "")).rstrip("/")  # `/prod` on API Gateway
+    url = f"{root}/r/{quote(link.code, safe='')}?token={link.token}"
     return PortalLinkOut(url=url, expires_at=link.expires_at)
 
 

@@ -10,6 +10,28 @@ from mangum.adapter import DEFAULT_TEXT_MIME_TYPES
 from referrals.aws.observability import logger, tracer
 
 _adapter: Mangum | None = None
+EXECUTE_API = ".amazonaws.com"  # API Gateway's default domain: the stage is in every URL
+
+
+class StagePrefix:
+    """Give the app its mount point back, as ASGI's root_path.
+
+    Under API Gateway's default URL a browser sees `/prod/dashboard`, but Mangum hands
+    the app `/dashboard`; pages that link to themselves (the dashboard, portal links)
+    need the `/prod`. Behind a custom domain mapped at the root there is no prefix.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            stage = scope.get("aws.event", {}).get("requestContext", {}).get("stage")
+            host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+            if stage and host.endswith(EXECUTE_API):
+                root = f"/{stage}"
+                scope = {**scope, "root_path": root, "path": root + scope["path"]}
+        await self.app(scope, receive, send)
 
 
 def _app() -> Mangum:
@@ -21,7 +43,8 @@ def _app() -> Mangum:
 
         # Problem responses are JSON too: send them as text, not base64.
         text = [*DEFAULT_TEXT_MIME_TYPES, "application/problem+json"]
-        _adapter = Mangum(create_app(services()), lifespan="off", text_mime_types=text)
+        app = StagePrefix(create_app(services()))
+        _adapter = Mangum(app, lifespan="off", text_mime_types=text)
     return _adapter
 
 

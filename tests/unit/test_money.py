@@ -2,7 +2,7 @@ from decimal import Decimal
 
 import pytest
 
-from referrals.domain.money import cents_to_dollars, format_cents
+from referrals.domain.money import cents_to_dollars, format_cents, format_dollars
 
 
 @pytest.mark.parametrize(
@@ -16,6 +16,11 @@ def test_format_cents_is_exact(cents: int, text: str) -> None:
 def test_format_cents_keeps_the_sign_of_small_negative_amounts() -> None:
     assert format_cents(-5) == "-0.05"
     assert format_cents(-1250) == "-12.50"
+
+
+@pytest.mark.parametrize(("cents", "text"), [(0, "$0.00"), (1050, "$10.50"), (-5, "-$0.05")])
+def test_format_dollars_puts_the_sign_before_the_dollar(cents: int, text: str) -> None:
+    assert format_dollars(cents) == text
 
 
 def test_cents_to_dollars_is_exact_decimal() -> None:

@@ -28,11 +28,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from referrals.api.problems import STATUS_BY_CODE
-from referrals.api.routes import ServicesDep
+from referrals.api.routes import ServicesDep, mount_point
 from referrals.bootstrap import Services
 from referrals.domain.errors import DomainError
 from referrals.domain.model import EventStatus, ReferralStatus, Role
-from referrals.domain.money import format_cents
+from referrals.domain.money import format_dollars as dollars
 from referrals.domain.periods import Period
 from referrals.services import audit, dashboard, outbox, payouts, reviews
 from referrals.services.keys import authenticate
@@ -89,21 +89,9 @@ class Refused(Exception):
         self.message = message
 
 
-def dollars(cents: int) -> str:
-    """$12.34 from integer cents, exactly (the domain's formatting, never a float)."""
-    return f"-${format_cents(-cents)}" if cents < 0 else f"${format_cents(cents)}"
-
-
-def _root(request: Request) -> str:
-    """Where the app is mounted (ASGI root_path): `/prod` under API Gateway's default URL
-    (see aws/api.py), empty under `referrals serve`. Every link, redirect and the
-    cookie's path start with it."""
-    return str(request.scope.get("root_path", "")).rstrip("/")
-
-
 def _render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     html = templates.get_template(f"dashboard/{template}.html").render(
-        dollars=dollars, root=_root(request), **context
+        dollars=dollars, root=mount_point(request), **context
     )
     return HTMLResponse(html, status, headers=HEADERS)
 
@@ -113,7 +101,7 @@ def _message(request: Request, status: int, title: str, error: str) -> HTMLRespo
 
 
 def _redirect(request: Request, path: str) -> RedirectResponse:
-    return RedirectResponse(_root(request) + path, 303, headers={"Cache-Control": "no-store"})
+    return RedirectResponse(mount_point(request) + path, 303, headers={"Cache-Control": "no-store"})
 
 
 def _session(request: Request, svc: Services) -> sessions.Session | None:
@@ -205,7 +193,7 @@ async def login(request: Request, svc: ServicesDep) -> Response:
         COOKIE,
         session.token,
         max_age=svc.settings.dashboard_session_seconds,
-        path=_root(request) + "/dashboard",
+        path=mount_point(request) + "/dashboard",
         secure=request.url.scheme == "https",
         httponly=True,
         samesite="strict",
@@ -223,7 +211,7 @@ async def logout(request: Request, svc: ServicesDep) -> Response:
     response = _to_login(request)
     response.delete_cookie(
         COOKIE,
-        path=_root(request) + "/dashboard",
+        path=mount_point(request) + "/dashboard",
         secure=request.url.scheme == "https",
         httponly=True,
         samesite="strict",

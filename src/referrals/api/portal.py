@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import AwareDatetime, BaseModel, Field
 
 from referrals.api import auth
-from referrals.api.routes import PROBLEMS, ServicesDep
+from referrals.api.routes import PROBLEMS, ServicesDep, mount_point
 from referrals.api.schemas import Request, UserId
 from referrals.domain.errors import NotFound
 from referrals.domain.links import InvalidLink
@@ -78,8 +78,7 @@ def create_portal_link(
     link = portal.issue_link(
         svc.store, svc.clock, secret_for(settings, PORTAL_LINK), user_id, ttl, max_ttl
     )
-    root = str(request.scope.get("root_path", "")).rstrip("/")  # `/prod` on API Gateway
-    url = f"{root}/r/{quote(link.code, safe='')}?token={link.token}"
+    url = f"{mount_point(request)}/r/{quote(link.code, safe='')}?token={link.token}"
     return PortalLinkOut(url=url, expires_at=link.expires_at)
 
 

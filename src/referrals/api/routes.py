@@ -34,6 +34,15 @@ from referrals.services.signups import sign_up
 router = APIRouter()
 logger = logging.getLogger("referrals.api")
 ServicesDep = Annotated[Services, Depends(auth.services)]
+
+
+def mount_point(request: Request) -> str:
+    """Where the app is mounted (ASGI root_path): `/prod` under API Gateway's default URL
+    (see aws/api.py), empty under `referrals serve`. Links the app hands out to browsers
+    (dashboard pages, portal links) start with it."""
+    return str(request.scope.get("root_path", "")).rstrip("/")
+
+
 Limit = Annotated[int, Query(ge=1, le=queries.MAX_PAGE)]
 Cursor = Annotated[str | None, Query(max_length=200, pattern=r"^[A-Za-z0-9_-]+$")]
 

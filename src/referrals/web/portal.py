@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 from referrals.domain.model import ReferralStatus
-from referrals.domain.money import format_cents
+from referrals.domain.money import format_dollars as dollars
 from referrals.services.portal import PortalView
 from referrals.web import templates
 
@@ -42,10 +42,6 @@ def mask(user_id: str) -> str:
     """The first characters of an id, enough for its owner to tell referrals apart."""
     shown = 2 if len(user_id) >= 6 else 1 if len(user_id) >= 3 else 0
     return user_id[:shown] + "•••"
-
-
-def dollars(cents: int) -> str:
-    return f"${format_cents(cents)}"
 
 
 def render_page(view: PortalView, share_url: str) -> str:

@@ -11,7 +11,7 @@ from referrals.domain.links import InvalidLink, LinkClaims
 from referrals.domain.model import Referral
 from referrals.domain.program import Program
 from referrals.ports import Clock, Store
-from referrals.services.queries import ReferrerStats, referrer_stats
+from referrals.services.queries import ReferrerStats, stats_of
 
 MIN_TTL_SECONDS = 60
 MAX_TTL_SECONDS = 90 * 24 * 3600  # the most the portal_link_ttl_seconds setting allows
@@ -59,18 +59,18 @@ def open_portal(
     """
     if not is_valid_code(code):
         raise NotFound("no such code")
+    # One read: the count, the earnings and the list agree, and the referrer is read once.
     with store.read() as uow:
         owner = uow.referrers.by_code(code)
-    if owner is None:
-        raise NotFound("no such code")
-    if token is None:
-        raise InvalidLink("the link has no token")
-    claims = links.verify(key, token, clock.now())
-    if normalize_code(claims.code) != normalize_code(code) or claims.user_id != owner.user_id:
-        raise InvalidLink("the link is for another referrer")
-    stats = referrer_stats(store, clock, program, owner.user_id)
-    # Ordinals run 1..n without gaps, so the last ones are those after n - RECENT.
-    after = max(stats.referrer.referral_count - RECENT_REFERRALS, 0)
-    with store.read() as uow:
+        if owner is None:
+            raise NotFound("no such code")
+        if token is None:
+            raise InvalidLink("the link has no token")
+        claims = links.verify(key, token, clock.now())
+        if normalize_code(claims.code) != normalize_code(code) or claims.user_id != owner.user_id:
+            raise InvalidLink("the link is for another referrer")
+        stats = stats_of(uow, clock, program, owner)
+        # Ordinals run 1..n without gaps, so the last ones are those after n - RECENT.
+        after = max(owner.referral_count - RECENT_REFERRALS, 0)
         recent = uow.referrals.for_referrer(owner.user_id, after, RECENT_REFERRALS)
     return PortalView(stats, list(reversed(recent)), datetime.fromtimestamp(claims.expires_at, UTC))

@@ -10,7 +10,7 @@ from referrals.domain.errors import InvalidInput, NotFound
 from referrals.domain.model import Earnings, Referral, ReferralStatus, Referrer, Reward
 from referrals.domain.program import Program
 from referrals.domain.tiers import Tier
-from referrals.ports import Clock, Store
+from referrals.ports import Clock, Store, UnitOfWork
 
 MAX_PAGE = 500
 T = TypeVar("T")
@@ -34,7 +34,12 @@ def referrer_stats(store: Store, clock: Clock, program: Program, user_id: str) -
         referrer = uow.referrers.get(user_id)
         if referrer is None:
             raise NotFound(f"no referrer {user_id!r}")
-        earnings = uow.referrers.earnings(user_id, clock.now())
+        return stats_of(uow, clock, program, referrer)
+
+
+def stats_of(uow: UnitOfWork, clock: Clock, program: Program, referrer: Referrer) -> ReferrerStats:
+    """A referrer's stats, read in the caller's unit of work."""
+    earnings = uow.referrers.earnings(referrer.user_id, clock.now())
     return ReferrerStats(referrer, earnings, program.tiers.next_tier(referrer.referral_count))
 
 

@@ -160,7 +160,7 @@ def month_of(moment: datetime) -> str:
     return str(Period.containing(moment))
 
 
-def count_earned(uow: UnitOfWork, referral: Referral, priced_from: Referrer | None) -> None:
+def count_earned(uow: UnitOfWork, referral: Referral, priced_from: Referrer) -> None:
     """Count an earned reward toward its referrer's caps (the counters move even with
     no cap set, so caps set later start from the truth). `priced_from`: the profile
     that priced it, which must still hold when this commits."""

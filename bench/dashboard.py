@@ -215,7 +215,7 @@ def measure(url: str, tmp: Path, repeat: int) -> dict[str, float]:
 
     def full_scan() -> None:
         with svc.store.read() as uow:
-            uow._conn.execute(text(FULL_SCAN.format(since=since))).all()  # type: ignore[attr-defined]
+            uow._tx.execute(text(FULL_SCAN.format(since=since))).all()  # type: ignore[attr-defined]
 
     result = {
         "window_signups": data.signups,

@@ -121,7 +121,7 @@ def test_a_writer_that_does_not_commit_leaves_nothing(store: SqlStore) -> None:
 def test_a_failed_commit_fails_every_writer_of_the_batch(store: SqlStore) -> None:
     def orphan(uow: object) -> None:
         # Deferred foreign keys are checked at COMMIT: the shared COMMIT fails.
-        uow._conn.exec_driver_sql("PRAGMA defer_foreign_keys = ON")  # type: ignore[attr-defined]
+        uow._tx.conn.exec_driver_sql("PRAGMA defer_foreign_keys = ON")  # type: ignore[attr-defined]
         orphaned = Referral(
             id="01J0000000000000000000000A",
             referee_id="x",

@@ -17,7 +17,6 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
-    Connection,
     bindparam,
     case,
     func,
@@ -27,6 +26,7 @@ from sqlalchemy import (
 )
 
 from referrals.adapters.sql.schema import referrals, rewards
+from referrals.adapters.sql.tx import Tx
 from referrals.adapters.times import EPOCH, to_micros
 from referrals.domain.model import (
     ID_SLACK,
@@ -73,11 +73,11 @@ _UNPAID = union_all(
 
 
 class SqlStats:
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
+    def __init__(self, tx: Tx) -> None:
+        self._tx = tx
 
     def signups(self, since: datetime) -> Sequence[SignupTally]:
-        rows = self._conn.execute(_SIGNUPS, _window(since))
+        rows = self._tx.execute(_SIGNUPS, _window(since))
         return [
             SignupTally(_day(int(day)), int(cents), ReferralStatus(status), int(count))
             for day, cents, status, count in rows
@@ -92,12 +92,12 @@ class SqlStats:
             .order_by(count.desc(), self._byte_order(referrals.c.referrer_id))
             .limit(limit)
         )
-        rows = self._conn.execute(query, _window(since))
+        rows = self._tx.execute(query, _window(since))
         return [ReferrerTally(user, int(n), int(cents or 0)) for user, n, cents in rows]
 
     def unsettled(self) -> Sequence[StateTally]:
         totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-        for status, count, cents in self._conn.execute(_UNPAID):
+        for status, count, cents in self._tx.execute(_UNPAID):
             totals[status][0] += int(count)
             totals[status][1] += int(cents or 0)
         return [
@@ -108,7 +108,7 @@ class SqlStats:
 
     def _byte_order(self, column: Any) -> Any:
         """Ties sort by bytes on every store; PostgreSQL would use its locale."""
-        return column.collate("C") if self._conn.dialect.name == "postgresql" else column
+        return column.collate("C") if self._tx.dialect.name == "postgresql" else column
 
 
 def _window(since: datetime) -> dict[str, Any]:

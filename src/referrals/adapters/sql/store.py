@@ -12,7 +12,6 @@ from typing import Any, Self
 from sqlalchemy import (
     BigInteger,
     Column,
-    Connection,
     Engine,
     MetaData,
     Row,
@@ -46,6 +45,7 @@ from referrals.adapters.sql.schema import (
     signup_slots,
 )
 from referrals.adapters.sql.stats import SqlStats
+from referrals.adapters.sql.tx import Tx
 from referrals.adapters.times import from_micros, to_micros
 from referrals.domain.codes import normalize_code
 from referrals.domain.errors import Conflict
@@ -182,15 +182,15 @@ _ENTRIES = "rewards:"
 
 
 class SqlReferrers:
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
+    def __init__(self, tx: Tx) -> None:
+        self._tx = tx
 
     def get(self, user_id: str) -> Referrer | None:
-        row = self._conn.execute(_REFERRER_BY_ID, {"key": user_id}).first()
+        row = self._tx.execute(_REFERRER_BY_ID, {"key": user_id}).first()
         return _referrer(row) if row else None
 
     def by_code(self, code: str) -> Referrer | None:
-        row = self._conn.execute(_REFERRER_BY_CODE, {"key": normalize_code(code)}).first()
+        row = self._tx.execute(_REFERRER_BY_CODE, {"key": normalize_code(code)}).first()
         return _referrer(row) if row else None
 
     def add(self, referrer: Referrer) -> None:
@@ -204,10 +204,11 @@ class SqlReferrers:
             "ip_hash": referrer.ip_hash,
             "device_hash": referrer.device_hash,
         }
-        _insert(self._conn, _INSERT_REFERRER, values)
+        self._tx.write(_INSERT_REFERRER, values)
 
     def increment_referral_count(self, user_id: str) -> Referrer:
-        return _referrer(self._conn.execute(_INCREMENT_COUNT, {"key": user_id}).one())
+        [row] = self._tx.rows(_INCREMENT_COUNT, {"key": user_id})
+        return _referrer(row)
 
     def add_earned(
         self, user_id: str, month: str, cents: int, seen: Referrer | None = None
@@ -221,11 +222,11 @@ class SqlReferrers:
                 "seen_month_cents": seen.cap_month_cents,
                 "seen_month": seen.cap_month,
             }
-        if self._conn.execute(statement, values).rowcount != 1:
+        if self._tx.write(statement, values) != 1:
             raise Conflict("the referrer's earnings changed meanwhile")
 
     def earnings(self, user_id: str, now: datetime) -> Earnings:
-        rows = self._conn.execute(_EARNINGS, {"user": user_id, "now": to_micros(now)})
+        rows = self._tx.execute(_EARNINGS, {"user": user_id, "now": to_micros(now)})
         return Earnings.tally(
             (bool(clawback), status, bool(later), int(cents))
             for clawback, status, later, cents in rows
@@ -233,21 +234,19 @@ class SqlReferrers:
 
 
 class SqlReferrals:
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
+    def __init__(self, tx: Tx) -> None:
+        self._tx = tx
 
     def get(self, referral_id: str) -> Referral | None:
-        row = self._conn.execute(select(referrals).where(referrals.c.id == referral_id)).first()
+        row = self._tx.execute(select(referrals).where(referrals.c.id == referral_id)).first()
         return _referral(row) if row else None
 
     def by_referee(self, referee_id: str) -> Referral | None:
-        row = self._conn.execute(_REFERRAL_BY_REFEREE, {"key": referee_id}).first()
+        row = self._tx.execute(_REFERRAL_BY_REFEREE, {"key": referee_id}).first()
         return _referral(row) if row else None
 
     def parties(self, code: str, referee_id: str) -> SignupParties:
-        row = self._conn.execute(
-            _PARTIES, {"code": normalize_code(code), "referee": referee_id}
-        ).one()
+        [row] = self._tx.rows(_PARTIES, {"code": normalize_code(code), "referee": referee_id})
         referrer, earlier, referee = (_Prefixed(row, prefix) for prefix in ("r_", "p_", "e_"))
         return SignupParties(
             _referrer(referrer) if row.r_user_id is not None else None,
@@ -271,7 +270,7 @@ class SqlReferrals:
             "receipt": _receipt_json(referral.receipt),
             "note": referral.note,
         }
-        _insert(self._conn, _INSERT_REFERRAL, values)
+        self._tx.write(_INSERT_REFERRAL, values)
 
     def transition(
         self,
@@ -280,7 +279,7 @@ class SqlReferrals:
         to: ReferralStatus,
         note: str | None,
     ) -> Referral | None:
-        row = _transition(self._conn, referrals, referral_id, allowed, to, note)
+        row = _transition(self._tx, referrals, referral_id, allowed, to, note)
         return _referral(row) if row else None
 
     def qualify(
@@ -292,7 +291,7 @@ class SqlReferrals:
         reward_cents: int,
     ) -> Referral | None:
         # Conditional on the status, as transition: one conversion qualifies it.
-        row = self._conn.execute(
+        row = self._tx.execute(
             update(referrals)
             .where(referrals.c.id == referral_id, referrals.c.status == AWAITING)
             .values(
@@ -312,7 +311,7 @@ class SqlReferrals:
         if after_ordinal is not None:
             query = query.where(referrals.c.ordinal > after_ordinal)
         query = query.order_by(referrals.c.ordinal).limit(limit)
-        return [_referral(row) for row in self._conn.execute(query)]
+        return [_referral(row) for row in self._tx.execute(query)]
 
     def search(
         self,
@@ -329,12 +328,12 @@ class SqlReferrals:
         if after_id is not None:
             query = query.where(referrals.c.id > after_id)
         query = query.order_by(referrals.c.id).limit(limit)
-        return [_referral(row) for row in self._conn.execute(query)]
+        return [_referral(row) for row in self._tx.execute(query)]
 
 
 class SqlRewards:
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
+    def __init__(self, tx: Tx) -> None:
+        self._tx = tx
 
     def add(self, reward: Reward) -> None:
         values = {
@@ -349,15 +348,15 @@ class SqlRewards:
             "payout_period": reward.payout_period,
             "note": reward.note,
         }
-        _insert(self._conn, _INSERT_REWARD, values)
+        self._tx.write(_INSERT_REWARD, values)
 
     def get(self, reward_id: str) -> Reward | None:
-        row = self._conn.execute(select(rewards).where(rewards.c.id == reward_id)).first()
+        row = self._tx.execute(select(rewards).where(rewards.c.id == reward_id)).first()
         return _reward(row) if row else None
 
     def for_referral(self, referral_id: str) -> Sequence[Reward]:
         query = select(rewards).where(rewards.c.referral_id == referral_id).order_by(rewards.c.id)
-        return [_reward(row) for row in self._conn.execute(query)]
+        return [_reward(row) for row in self._tx.execute(query)]
 
     def transition(
         self,
@@ -366,13 +365,13 @@ class SqlRewards:
         to: ReferralStatus,
         note: str | None,
     ) -> Reward | None:
-        row = _transition(self._conn, rewards, reward_id, allowed, to, note)
+        row = _transition(self._tx, rewards, reward_id, allowed, to, note)
         return _reward(row) if row else None
 
 
 class SqlConversions:
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
+    def __init__(self, tx: Tx) -> None:
+        self._tx = tx
 
     def add(self, conversion: Conversion) -> None:
         values = {
@@ -384,26 +383,26 @@ class SqlConversions:
             "referral_id": conversion.referral_id,
             "awaits_signup": conversion.awaits_signup,
         }
-        _insert(self._conn, _INSERT_CONVERSION, values)
+        _insert(self._tx, _INSERT_CONVERSION, values)
 
     def get(self, external_id: str) -> Conversion | None:
-        row = self._conn.execute(
+        row = self._tx.execute(
             select(conversions).where(conversions.c.external_id == external_id)
         ).first()
         return _conversion(row) if row else None
 
     def signup_slot(self, user_id: str) -> SignupSlot | None:
-        row = self._conn.execute(_SIGNUP_SLOT, {"key": user_id}).first()
+        row = self._tx.execute(_SIGNUP_SLOT, {"key": user_id}).first()
         return SignupSlot(row.user_id, row.external_id) if row else None
 
     def take_signup_slot(self, slot: SignupSlot) -> None:
         values = {"user_id": slot.user_id, "external_id": slot.external_id}
-        _insert(self._conn, _INSERT_SIGNUP_SLOT, values)
+        _insert(self._tx, _INSERT_SIGNUP_SLOT, values)
 
 
 class SqlApiKeys:
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
+    def __init__(self, tx: Tx) -> None:
+        self._tx = tx
 
     def add(self, key: ApiKey) -> None:
         values = {
@@ -412,29 +411,29 @@ class SqlApiKeys:
             "role": key.role.value,
             "created_at": to_micros(key.created_at),
         }
-        _insert(self._conn, insert(api_keys), values)
+        _insert(self._tx, insert(api_keys), values)
 
     def by_hash(self, key_hash: str) -> ApiKey | None:
-        row = self._conn.execute(select(api_keys).where(api_keys.c.key_hash == key_hash)).first()
+        row = self._tx.execute(select(api_keys).where(api_keys.c.key_hash == key_hash)).first()
         if row is None:
             return None
         return ApiKey(row.id, Role(row.role), row.key_hash, from_micros(row.created_at))
 
     def count(self) -> int:
-        return int(self._conn.execute(select(func.count()).select_from(api_keys)).scalar_one())
+        return int(self._tx.execute(select(func.count()).select_from(api_keys)).scalar_one())
 
 
 class SqlPayouts:
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
+    def __init__(self, tx: Tx) -> None:
+        self._tx = tx
 
     def get(self, period: str) -> PayoutRun | None:
-        row = self._conn.execute(select(payout_runs).where(payout_runs.c.period == period)).first()
+        row = self._tx.execute(select(payout_runs).where(payout_runs.c.period == period)).first()
         return _run(row) if row else None
 
     def list(self) -> Sequence[PayoutRun]:
         query = select(payout_runs).order_by(payout_runs.c.period.desc())
-        return [_run(row) for row in self._conn.execute(query)]
+        return [_run(row) for row in self._tx.execute(query)]
 
     def last_completed(self) -> PayoutRun | None:
         query = (
@@ -443,14 +442,14 @@ class SqlPayouts:
             .order_by(payout_runs.c.completed_at.desc())
             .limit(1)
         )
-        row = self._conn.execute(query).first()
+        row = self._tx.execute(query).first()
         return _run(row) if row else None
 
     def claim(
         self, period: str, cutoff: datetime, owner: str, now: datetime, until: datetime
     ) -> bool:
         lease = {"lease_owner": owner, "lease_expires_at": to_micros(until)}
-        taken = self._conn.execute(
+        taken = self._tx.execute(
             update(payout_runs)
             .where(
                 payout_runs.c.period == period,
@@ -475,13 +474,13 @@ class SqlPayouts:
             **lease,
         }
         try:
-            _insert(self._conn, insert(payout_runs), values)
+            _insert(self._tx, insert(payout_runs), values)
         except Conflict:
             return False  # another process created the run first: it holds the lease
         return True
 
     def renew(self, period: str, owner: str, until: datetime) -> bool:
-        renewed = self._conn.execute(
+        renewed = self._tx.execute(
             update(payout_runs)
             .where(
                 payout_runs.c.period == period,
@@ -529,12 +528,12 @@ class SqlPayouts:
             batch = (
                 select(table.c.id).where(*eligible).order_by(table.c.id).limit(wanted).subquery()
             )
-            found, upper = self._conn.execute(select(func.count(), func.max(batch.c.id))).one()
+            found, upper = self._tx.execute(select(func.count(), func.max(batch.c.id))).one()
             if upper is None:
                 return moved, after, False
             # The status condition is re-checked under the row lock (PostgreSQL), so a
             # reward another period's run took meanwhile is skipped, not stolen.
-            moved += self._conn.execute(
+            moved += self._tx.execute(
                 update(table)
                 .where(*eligible, table.c.id <= upper)
                 .values(status=PROCESSING, payout_period=period)
@@ -568,10 +567,10 @@ class SqlPayouts:
         )
         # No try/finally: after a failure the unit of work rolls back, and the CREATE
         # with it (PostgreSQL's DDL is transactional; so is SQLite's, savepoints too).
-        _released.create(self._conn)
-        self._conn.execute(insert(_released).from_select(["user_id", "cents"], below))
+        _released.create(self._tx.conn)
+        self._tx.execute(insert(_released).from_select(["user_id", "cents"], below))
         for table, user, _ in assigned:
-            self._conn.execute(
+            self._tx.execute(
                 update(table)
                 .where(
                     table.c.payout_period == period,
@@ -580,7 +579,7 @@ class SqlPayouts:
                 )
                 .values(status=PENDING, payout_period=None)
             )
-        users, cents = self._conn.execute(
+        users, cents = self._tx.execute(
             select(
                 func.count(),
                 func.coalesce(
@@ -588,7 +587,7 @@ class SqlPayouts:
                 ),
             )
         ).one()
-        _released.drop(self._conn)
+        _released.drop(self._tx.conn)
         return int(users), int(cents)
 
     def lines(self, period: str) -> Iterator[PayoutLine]:
@@ -627,7 +626,7 @@ class SqlPayouts:
         )
         # Both are in byte order, which is Python's order of str (code points, as UTF-8).
         rows = heapq.merge(
-            self._conn.execute(own_query), self._conn.execute(other_query), key=itemgetter(0)
+            self._tx.execute(own_query), self._tx.execute(other_query), key=itemgetter(0)
         )
         for user, groups in groupby(rows, key=itemgetter(0)):
             count, cents = [0, 0], [0, 0]  # the reward line, the clawback line
@@ -642,10 +641,10 @@ class SqlPayouts:
 
     def _byte_order(self, column: Any) -> Any:
         """Report lines sort by bytes on every store; PostgreSQL would use its locale."""
-        return column.collate("C") if self._conn.dialect.name == "postgresql" else column
+        return column.collate("C") if self._tx.dialect.name == "postgresql" else column
 
     def complete(self, run: PayoutRun, owner: str) -> int:
-        done = self._conn.execute(
+        done = self._tx.execute(
             update(payout_runs)
             .where(
                 payout_runs.c.period == run.period,
@@ -672,7 +671,7 @@ class SqlPayouts:
             return -1
         paid = 0
         for table in (referrals, rewards):
-            paid += self._conn.execute(
+            paid += self._tx.execute(
                 update(table)
                 .where(table.c.payout_period == run.period, table.c.status == PROCESSING)
                 .values(status=PAID)
@@ -680,7 +679,7 @@ class SqlPayouts:
         return paid
 
     def fail(self, period: str, owner: str, error: str) -> None:
-        self._conn.execute(
+        self._tx.execute(
             update(payout_runs)
             .where(payout_runs.c.period == period, payout_runs.c.lease_owner == owner)
             .values(
@@ -690,8 +689,8 @@ class SqlPayouts:
 
 
 class SqlOutbox:
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
+    def __init__(self, tx: Tx) -> None:
+        self._tx = tx
 
     def add(self, event: Event) -> None:
         values = {
@@ -704,10 +703,10 @@ class SqlOutbox:
             "next_attempt_at": _micros_or_none(event.next_attempt_at),
             "last_error": event.last_error,
         }
-        _insert(self._conn, _INSERT_EVENT, values)
+        self._tx.write(_INSERT_EVENT, values)
 
     def get(self, event_id: str) -> Event | None:
-        row = self._conn.execute(select(outbox).where(outbox.c.id == event_id)).first()
+        row = self._tx.execute(select(outbox).where(outbox.c.id == event_id)).first()
         return _event(row) if row else None
 
     def claim_due(self, now: datetime, until: datetime, limit: int) -> Sequence[Event]:
@@ -716,7 +715,7 @@ class SqlOutbox:
             outbox.c.next_attempt_at <= to_micros(now),
         ]
         ids = select(outbox.c.id).where(*due).order_by(outbox.c.next_attempt_at, outbox.c.id)
-        claimed = self._conn.execute(
+        claimed = self._tx.execute(
             update(outbox)
             .where(outbox.c.id.in_(ids.limit(limit)), *due)
             .values(next_attempt_at=to_micros(until))
@@ -725,7 +724,7 @@ class SqlOutbox:
         return sorted((_event(row) for row in claimed), key=lambda e: e.id)
 
     def delivered(self, event_ids: Sequence[str]) -> None:
-        self._conn.execute(
+        self._tx.execute(
             update(outbox)
             .where(outbox.c.id.in_(event_ids))
             .values(
@@ -740,7 +739,7 @@ class SqlOutbox:
         self, event_id: str, error: str, next_attempt_at: datetime, dead: bool
     ) -> None:
         status = EventStatus.DEAD if dead else EventStatus.PENDING
-        self._conn.execute(
+        self._tx.execute(
             update(outbox)
             .where(outbox.c.id == event_id)
             .values(
@@ -755,10 +754,10 @@ class SqlOutbox:
         query = select(outbox).order_by(outbox.c.id.desc()).limit(limit)
         if status is not None:
             query = query.where(outbox.c.status == status.value)
-        return [_event(row) for row in self._conn.execute(query)]
+        return [_event(row) for row in self._tx.execute(query)]
 
     def requeue(self, event_id: str, now: datetime) -> bool:
-        requeued = self._conn.execute(
+        requeued = self._tx.execute(
             update(outbox)
             .where(outbox.c.id == event_id, outbox.c.status == EventStatus.DEAD.value)
             .values(status=EventStatus.PENDING.value, attempts=0, next_attempt_at=to_micros(now))
@@ -767,12 +766,12 @@ class SqlOutbox:
 
     def backlog(self) -> int:
         query = select(func.count()).where(outbox.c.status == EventStatus.PENDING.value)
-        return int(self._conn.execute(query).scalar_one())
+        return int(self._tx.execute(query).scalar_one())
 
 
 class SqlAudit:
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
+    def __init__(self, tx: Tx) -> None:
+        self._tx = tx
 
     def add(self, entry: AuditEntry) -> None:
         values = {
@@ -783,13 +782,13 @@ class SqlAudit:
             "target": entry.target,
             "reason": entry.reason,
         }
-        _insert(self._conn, _INSERT_AUDIT, values)
+        _insert(self._tx, _INSERT_AUDIT, values)
 
     def list(self, before_id: str | None, limit: int) -> Sequence[AuditEntry]:
         query = select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
         if before_id is not None:
             query = query.where(audit_log.c.id < before_id)
-        return [_audit(row) for row in self._conn.execute(query)]
+        return [_audit(row) for row in self._tx.execute(query)]
 
 
 class SqlUnitOfWork:
@@ -810,20 +809,21 @@ class SqlUnitOfWork:
 
     def __enter__(self) -> Self:
         if self._group is not None:
-            self._conn = self._group.enter()
+            conn = self._group.enter()
             self._open = True
         else:
-            self._conn = self._engine.connect()
-            self._conn.begin()
-        self.referrers = SqlReferrers(self._conn)
-        self.referrals = SqlReferrals(self._conn)
-        self.api_keys = SqlApiKeys(self._conn)
-        self.payouts = SqlPayouts(self._conn)
-        self.outbox = SqlOutbox(self._conn)
-        self.audit = SqlAudit(self._conn)
-        self.rewards = SqlRewards(self._conn)
-        self.conversions = SqlConversions(self._conn)
-        self.stats = SqlStats(self._conn)
+            conn = self._engine.connect()
+            conn.begin()
+        self._tx = tx = Tx(conn)
+        self.referrers = SqlReferrers(tx)
+        self.referrals = SqlReferrals(tx)
+        self.api_keys = SqlApiKeys(tx)
+        self.payouts = SqlPayouts(tx)
+        self.outbox = SqlOutbox(tx)
+        self.audit = SqlAudit(tx)
+        self.rewards = SqlRewards(tx)
+        self.conversions = SqlConversions(tx)
+        self.stats = SqlStats(tx)
         return self
 
     def __exit__(
@@ -837,11 +837,12 @@ class SqlUnitOfWork:
                 self._open = False
                 self._group.rollback()
             return
+        conn = self._tx.conn
         try:
-            if self._conn.in_transaction():
-                self._conn.rollback()
+            if conn.in_transaction():
+                conn.rollback()
         finally:
-            self._conn.close()
+            conn.close()
 
     def commit(self) -> None:
         """Make the work durable; it ends the unit of work."""
@@ -849,7 +850,7 @@ class SqlUnitOfWork:
             self._open = False
             self._group.commit()
         else:
-            self._conn.commit()
+            self._tx.conn.commit()
 
 
 class SqlStore:
@@ -876,16 +877,16 @@ class SqlStore:
         self.reader.dispose()
 
 
-def _insert(conn: Connection, statement: Any, values: dict[str, Any]) -> None:
+def _insert(tx: Tx, statement: Any, values: dict[str, Any]) -> None:
     try:
-        conn.execute(statement, values)
+        tx.execute(statement, values)
     except IntegrityError as error:
         # A unique key lost to a concurrent writer: the use case retries and reads the winner.
         raise Conflict(str(error.orig)) from error
 
 
 def _transition(
-    conn: Connection,
+    tx: Tx,
     table: Table,
     key: str,
     allowed: Collection[ReferralStatus],
@@ -898,7 +899,7 @@ def _transition(
     row lock, re-checks the status and updates nothing; SQLite's writers are
     serialized, so the second one reads the first one's state.
     """
-    return conn.execute(
+    return tx.execute(
         update(table)
         .where(table.c.id == key, table.c.status.in_([status.value for status in allowed]))
         .values(status=to.value, note=note)

@@ -81,12 +81,12 @@ def sign_up(
             if user_id == referrer.user_id or _same_email(email, referrer.email):
                 raise SelfReferral("a user cannot refer themselves")
 
-            if referee is None and program.auto_enroll_referees:
-                referee = add_referrer(uow, clock, user_id, email, ip_hash, device_hash)
             checks = signup_checks(program.checks, referrer, email, ip_hash, device_hash)
             rule = _earning_rule(uow, program, user_id)
-            # The increment locks the referrer's row (PostgreSQL) until the commit:
-            # it comes last, so concurrent signups of one referrer queue briefly.
+            # The increment locks the referrer's row (PostgreSQL) until the commit: it
+            # comes last but for the writes, so signups of one referrer queue briefly.
+            # Those come in this order, the inserts last: a SQL store sends the inserts
+            # waiting together, in one round trip, before its next statement.
             profile = uow.referrers.increment_referral_count(referrer.user_id)
             ordinal = profile.referral_count
             limit = program.checks.velocity_per_hour
@@ -123,9 +123,12 @@ def sign_up(
                 hold=program.hold,
                 receipt=receipt,
             )
-            uow.referrals.add(referral)
             if earned:
                 count_earned(uow, referral, profile)
+            if referee is None and program.auto_enroll_referees:
+                referee = add_referrer(uow, clock, user_id, email, ip_hash, device_hash)
+            uow.referrals.add(referral)
+            if earned:
                 add_referee_reward(uow, program, referral, referral.created_at)
             uow.outbox.add(events.referral_created(referral, clock.now()))
             uow.commit()

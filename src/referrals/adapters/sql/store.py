@@ -204,7 +204,7 @@ class SqlReferrers:
             "ip_hash": referrer.ip_hash,
             "device_hash": referrer.device_hash,
         }
-        self._tx.write(_INSERT_REFERRER, values)
+        self._tx.insert(_INSERT_REFERRER, values)
 
     def increment_referral_count(self, user_id: str) -> Referrer:
         [row] = self._tx.rows(_INCREMENT_COUNT, {"key": user_id})
@@ -270,7 +270,7 @@ class SqlReferrals:
             "receipt": _receipt_json(referral.receipt),
             "note": referral.note,
         }
-        self._tx.write(_INSERT_REFERRAL, values)
+        self._tx.insert(_INSERT_REFERRAL, values)
 
     def transition(
         self,
@@ -348,7 +348,7 @@ class SqlRewards:
             "payout_period": reward.payout_period,
             "note": reward.note,
         }
-        self._tx.write(_INSERT_REWARD, values)
+        self._tx.insert(_INSERT_REWARD, values)
 
     def get(self, reward_id: str) -> Reward | None:
         row = self._tx.execute(select(rewards).where(rewards.c.id == reward_id)).first()
@@ -703,7 +703,7 @@ class SqlOutbox:
             "next_attempt_at": _micros_or_none(event.next_attempt_at),
             "last_error": event.last_error,
         }
-        self._tx.write(_INSERT_EVENT, values)
+        self._tx.insert(_INSERT_EVENT, values)
 
     def get(self, event_id: str) -> Event | None:
         row = self._tx.execute(select(outbox).where(outbox.c.id == event_id)).first()
@@ -848,9 +848,9 @@ class SqlUnitOfWork:
         """Make the work durable; it ends the unit of work."""
         if self._group is not None and self._open:
             self._open = False
-            self._group.commit()
+            self._group.commit()  # SQLite: no insert waits, Tx sends each at once
         else:
-            self._tx.conn.commit()
+            self._tx.commit()
 
 
 class SqlStore:

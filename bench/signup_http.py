@@ -1,10 +1,11 @@
 """Signups over HTTP against a real `referrals serve`, load from wrk on 127.0.0.1.
 
-Floor: the same server's `/healthz` (one database round trip) in the same run.
-For each scenario, a hot referrer and signups spread over 10,000 referrers:
-peak throughput with N connections, then latency at about half that rate
-(each connection pauses a random time between requests, so the rate is held,
-not pushed).
+Floor: the same server's `/healthz` (one database round trip) in the same run,
+at its peak and at half its peak rate: the latency any request meets on this
+machine at that load. For each scenario, a hot referrer and signups spread over
+10,000 referrers: peak throughput with N connections, then latency at about half
+that rate (each connection pauses a random time between requests, so the rate is
+held, not pushed).
 
     python -m bench.signup_http [--database sqlite|postgresql] [--duration 10]
                                 [--connections 32] [--threads 2] [--workers 1]
@@ -198,6 +199,11 @@ def pause_for(rate: float, connections: int) -> int:
     return max(1, int(connections * 1000 / rate))
 
 
+def healthz(base: str, pause: int, args: argparse.Namespace) -> dict[str, float]:
+    script = FLOOR_LUA % {"pause_ms": pause, "done": DONE, "delay": DELAY}
+    return wrk(base, "/healthz", script, args)
+
+
 def scenario(base: str, key: str, referrers: int, args: argparse.Namespace) -> dict[str, float]:
     def signups(pause: int) -> dict[str, float]:
         # A fresh prefix per wrk run: wrk's random ids repeat from run to run.
@@ -232,13 +238,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, database(args.database, Path(tmp)) as url:
         seed_referrers(url)
         with server(url, Path(tmp), args.workers) as (base, key):
-            floor_script = FLOOR_LUA % {"pause_ms": 0, "done": DONE, "delay": DELAY}
-            floor = wrk(base, "/healthz", floor_script, args)
+            floor = healthz(base, 0, args)
+            floor_half = healthz(base, pause_for(floor["rps"] / 2, args.connections), args)
             results = {
                 "database": args.database,
                 "workers": args.workers,
                 "healthz_rps": round(floor["rps"], 1),
                 "healthz_p99_ms": floor["p99_us"] / 1000,
+                "healthz_half_p50_ms": floor_half["p50_us"] / 1000,
+                "healthz_half_p99_ms": floor_half["p99_us"] / 1000,
                 "hot_referrer": scenario(base, key, 1, args),
                 "spread_10000": scenario(base, key, SPREAD, args),
             }

@@ -6,6 +6,10 @@ from contextlib import contextmanager
 
 from sqlalchemy import create_engine, text
 
+from referrals.adapters.sql.schema import metadata
+from referrals.adapters.sql.store import SqlStore
+from referrals.bootstrap import build_store
+
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 
 
@@ -31,3 +35,24 @@ def locale_database(prefix: str) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@contextmanager
+def migrated_database(prefix: str) -> Iterator[str]:
+    """A database of its own at the latest schema, dropped at the end; yields its URL."""
+    with locale_database(prefix) as url:
+        build_store(url, migrate=True).dispose()  # type: ignore[attr-defined]
+        yield url
+
+
+@contextmanager
+def emptied_store(url: str) -> Iterator[SqlStore]:
+    """A store on a migrated database of `url`, every table emptied first."""
+    store = build_store(url)
+    assert isinstance(store, SqlStore)
+    with store.writer.begin() as conn:
+        conn.execute(text(f"TRUNCATE {', '.join(t.name for t in metadata.sorted_tables)} CASCADE"))
+    try:
+        yield store
+    finally:
+        store.dispose()

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, insert, text
+from sqlalchemy import event, insert
 
 from referrals.adapters.clock import SystemClock
-from referrals.adapters.sql.schema import conversions, metadata
+from referrals.adapters.sql.schema import conversions
 from referrals.adapters.sql.store import SqlStore
 from referrals.adapters.sql.tx import Tx
 from referrals.bootstrap import build_store
@@ -27,26 +27,21 @@ from referrals.domain.model import (
 )
 from referrals.domain.program import Program
 from referrals.services.signups import sign_up
-from tests.postgresql import locale_database
+from tests.postgresql import emptied_store, migrated_database
 
 NOW = datetime(2026, 11, 2, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
 def postgresql_url() -> Iterator[str]:
-    with locale_database("referrals_tx") as url:
-        build_store(url, migrate=True).dispose()  # type: ignore[attr-defined]
+    with migrated_database("referrals_tx") as url:
         yield url
 
 
 @pytest.fixture
 def postgresql(postgresql_url: str) -> Iterator[SqlStore]:
-    store = build_store(postgresql_url)
-    assert isinstance(store, SqlStore)
-    with store.writer.begin() as conn:
-        conn.execute(text(f"TRUNCATE {', '.join(t.name for t in metadata.sorted_tables)} CASCADE"))
-    yield store
-    store.dispose()
+    with emptied_store(postgresql_url) as store:
+        yield store
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

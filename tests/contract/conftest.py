@@ -8,15 +8,13 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from sqlalchemy import text
 
 from referrals.adapters.dynamodb.store import DynamoStore
 from referrals.adapters.memory import MemoryStore
-from referrals.adapters.sql.schema import metadata
 from referrals.adapters.sql.store import SqlStore
 from referrals.bootstrap import build_store
 from referrals.ports import Store
-from tests.postgresql import locale_database
+from tests.postgresql import emptied_store, migrated_database
 
 STORES = ["memory", "sqlite", "postgresql", "dynamodb"]
 
@@ -84,17 +82,11 @@ def dynamodb_store(monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
 @pytest.fixture(scope="session")
 def postgresql_database() -> Iterator[str]:
     """A database of its own on the local server, migrated once, dropped at the end."""
-    with locale_database("referrals_contract") as url:
-        build_store(url, migrate=True).dispose()  # type: ignore[attr-defined]
+    with migrated_database("referrals_contract") as url:
         yield url
 
 
 @pytest.fixture
 def postgresql_store(postgresql_database: str) -> Iterator[Store]:
-    sql = build_store(postgresql_database)
-    assert isinstance(sql, SqlStore)
-    with sql.writer.begin() as conn:
-        tables = ", ".join(t.name for t in metadata.sorted_tables)
-        conn.execute(text(f"TRUNCATE {tables} CASCADE"))
-    yield sql
-    sql.dispose()
+    with emptied_store(postgresql_database) as store:
+        yield store

@@ -51,7 +51,6 @@ class Tx:
     def rows(self, statement: ClauseElement, values: Values) -> list[Any]:
         """A store statement's rows, each with its columns as attributes."""
         prepared = _prepared(self.dialect, statement, tuple(values))
-        self._flush()
         cursor = self._run(prepared, values)
         try:
             row = prepared.row
@@ -64,7 +63,6 @@ class Tx:
     def write(self, statement: ClauseElement, values: Values) -> int:
         """Run a store statement that returns no rows; how many rows it changed.
         A unique or foreign key it would break raises Conflict."""
-        self._flush()
         cursor = self._run(_prepared(self.dialect, statement, tuple(values)), values)
         try:
             return int(cursor.rowcount)
@@ -93,21 +91,20 @@ class Tx:
         for n, (prepared, values) in enumerate(inserts):
             for name, value in (prepared.compiled.construct_params(values) or {}).items():
                 params[f"w{n}_{name}"] = value
-        cursor = self._driver.cursor()
-        try:
-            cursor.execute(_together(tuple(prepared for prepared, _ in inserts)), params)
-        except self._integrity_error as error:
-            raise Conflict(str(error)) from error
-        finally:
-            cursor.close()
+        self._execute(_together(tuple(prepared for prepared, _ in inserts)), params).close()
 
     def _run(self, prepared: "_Prepared", values: Values) -> Any:
+        """The statement's cursor, once the inserts waiting before it are sent."""
+        self._flush()
         params: Any = prepared.compiled.construct_params(values) or {}
         if prepared.compiled.positiontup is not None:  # qmark (SQLite): by position
             params = tuple(params[name] for name in prepared.compiled.positiontup)
+        return self._execute(prepared.compiled.string, params)
+
+    def _execute(self, sql: str, params: Any) -> Any:
         cursor = self._driver.cursor()
         try:
-            cursor.execute(prepared.compiled.string, params)
+            cursor.execute(sql, params)
         except self._integrity_error as error:
             cursor.close()
             raise Conflict(str(error)) from error

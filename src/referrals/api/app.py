@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
@@ -23,6 +24,8 @@ def create_app(services: Services | None = None, *, background: bool = False) ->
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if svc.request_threads:  # the limiter of this event loop, which runs the routes
+            to_thread.current_default_thread_limiter().total_tokens = svc.request_threads
         if not background:
             yield
             return

@@ -1,0 +1,37 @@
+"""How many requests a server process works on at once: on PostgreSQL, its pool's size."""
+
+from pathlib import Path
+
+from anyio import to_thread
+from fastapi.testclient import TestClient
+
+from referrals.api.app import create_app
+from referrals.bootstrap import Services, build
+from referrals.config import Settings
+from tests.postgresql import migrated_database
+
+
+def _request_threads(client: TestClient) -> float:
+    """The thread limit of the event loop the client's requests run on."""
+    assert client.portal is not None
+    return client.portal.call(to_thread.current_default_thread_limiter).total_tokens
+
+
+def test_on_postgresql_requests_get_as_many_threads_as_the_pool_has_connections(
+    tmp_path: Path,
+) -> None:
+    with migrated_database("request_threads") as url:
+        svc = build(Settings(database_url=url, reports_url=str(tmp_path), pool_size=3))
+        try:
+            with TestClient(create_app(svc)) as client:
+                assert client.get("/healthz").status_code == 200
+                assert _request_threads(client) == 3
+        finally:
+            svc.store.dispose()  # type: ignore[attr-defined]
+
+
+def test_on_sqlite_requests_keep_the_default_thread_pool(services: Services) -> None:
+    # The group commit writes concurrent signups together: more threads, bigger groups.
+    with TestClient(create_app(services)) as client:
+        assert client.get("/healthz").status_code == 200
+        assert _request_threads(client) == 40

@@ -100,7 +100,9 @@ class Trace:
         return self.path.read_text().splitlines()
 
 
-def test_a_signup_takes_six_round_trips_on_postgresql(postgresql: SqlStore, tmp_path: Path) -> None:
+def test_a_signup_takes_five_round_trips_on_postgresql(
+    postgresql: SqlStore, tmp_path: Path
+) -> None:
     enrolled(postgresql, "alice")
     clock, program = SystemClock(), Program()
     sign_up(postgresql, clock, program, "warm-up", "C-alice")  # the pool's first connect
@@ -109,11 +111,16 @@ def test_a_signup_takes_six_round_trips_on_postgresql(postgresql: SqlStore, tmp_
     lines = trace.lines()
     # Each round trip ends the client's messages with a simple Query or a Sync.
     trips = [line for line in lines if re.search(r"\tF\t\d+\t(Query|Sync)", line)]
-    # BEGIN, the parties, the increment, the earned count, the inserts, COMMIT.
-    assert len(trips) == 6, "\n".join(lines)
-    assert len([line for line in lines if "\tReadyForQuery" in line]) == 6
+    # BEGIN, the parties, the increment, the earned count and the inserts, COMMIT.
+    assert len(trips) == 5, "\n".join(lines)
+    assert len([line for line in lines if "\tReadyForQuery" in line]) == 5
     [together] = [line for line in lines if "\tParse" in line and "INSERT INTO" in line]
-    assert re.findall(r"INSERT INTO (\w+)", together) == ["referrers", "referrals", "outbox"]
+    assert re.findall(r"(UPDATE|INSERT INTO) (\w+)", together) == [
+        ("UPDATE", "referrers"),  # the referrer's earned count, checked
+        ("INSERT INTO", "referrers"),  # the referee, enrolled
+        ("INSERT INTO", "referrals"),
+        ("INSERT INTO", "outbox"),
+    ]
 
 
 def test_the_next_read_sees_the_inserts_waiting_before_it(store: SqlStore) -> None:
@@ -161,3 +168,43 @@ def test_a_statement_whose_values_need_converting_is_refused(store: SqlStore) ->
         tx: Tx = uow._tx
         with pytest.raises(TypeError, match="bind processing"):
             tx.write(insert(conversions), {"external_id": "x", "awaits_signup": True})
+
+
+def earned(store: SqlStore, user: str) -> int:
+    with store.read() as uow:
+        found = uow.referrers.get(user)
+    assert found is not None
+    return found.cap_lifetime_cents
+
+
+def test_an_update_that_changes_no_row_is_a_conflict_and_nothing_of_the_unit_lands(
+    store: SqlStore,
+) -> None:
+    enrolled(store, "alice")
+    stale = referrer("alice").counting("2026-11", 500)  # not what the store holds
+    with pytest.raises(Conflict, match="earnings changed"), store.unit_of_work() as uow:
+        uow.referrers.add(referrer("carol"))
+        uow.referrers.add_earned("alice", "2026-11", 1000, stale)
+        uow.commit()
+    with store.read() as uow:
+        assert uow.referrers.get("carol") is None
+    assert earned(store, "alice") == 0
+
+
+def test_two_updates_of_one_row_in_a_unit_both_count(store: SqlStore) -> None:
+    # In one statement PostgreSQL would keep only one of two changes of a row.
+    enrolled(store, "alice")
+    with store.unit_of_work() as uow:
+        uow.referrers.add_earned("alice", "2026-11", 1000)
+        uow.referrers.add_earned("alice", "2026-11", 500)
+        uow.commit()
+    assert earned(store, "alice") == 1500
+
+
+def test_an_update_finds_the_row_inserted_before_it_in_the_unit(store: SqlStore) -> None:
+    # In one statement an update does not see the rows inserted beside it.
+    with store.unit_of_work() as uow:
+        uow.referrers.add(referrer("carol"))
+        uow.referrers.add_earned("carol", "2026-11", 700, referrer("carol"))
+        uow.commit()
+    assert earned(store, "carol") == 700

@@ -85,8 +85,8 @@ def sign_up(
             rule = _earning_rule(uow, program, user_id)
             # The increment locks the referrer's row (PostgreSQL) until the commit: it
             # comes last but for the writes, so signups of one referrer queue briefly.
-            # Those come in this order, the inserts last: a SQL store sends the inserts
-            # waiting together, in one round trip, before its next statement.
+            # Nothing is read after it: a SQL store sends the writes waiting (the earned
+            # count, the inserts) together, in one round trip, before its next statement.
             profile = uow.referrers.increment_referral_count(referrer.user_id)
             ordinal = profile.referral_count
             limit = program.checks.velocity_per_hour

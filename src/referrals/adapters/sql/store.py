@@ -222,8 +222,7 @@ class SqlReferrers:
                 "seen_month_cents": seen.cap_month_cents,
                 "seen_month": seen.cap_month,
             }
-        if self._tx.write(statement, values) != 1:
-            raise Conflict("the referrer's earnings changed meanwhile")
+        self._tx.update_one(statement, values, "the referrer's earnings changed meanwhile")
 
     def earnings(self, user_id: str, now: datetime) -> Earnings:
         rows = self._tx.execute(_EARNINGS, {"user": user_id, "now": to_micros(now)})

@@ -7,9 +7,10 @@ The statements a signup runs are compiled once per dialect here and run on the
 driver's cursor (`rows`, `write`, `insert`); everything else goes through
 SQLAlchemy (`execute`). Both run on the one connection, in the one transaction.
 
-On PostgreSQL every statement is also a round trip to the server. Inserts wait
-and go together, as one statement, just before the next statement or the COMMIT:
-a signup's three inserts take one round trip, and a signup six, not eight.
+On PostgreSQL every statement is also a round trip to the server. Inserts, and
+updates that must change one row, wait and go together as one statement just
+before the next statement or the COMMIT: a signup's cap counters and its three
+inserts take one round trip, and a signup five, not eight.
 (psycopg's pipeline mode, which would also fold BEGIN into the first statement,
 was tried: under load its Python cost more CPU than the round trips it saved.)
 """
@@ -18,7 +19,7 @@ import re
 from collections import namedtuple
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Connection, CursorResult
 from sqlalchemy.engine import Dialect
@@ -39,7 +40,7 @@ class Tx:
         self._integrity_error: type[Exception] = self.dialect.loaded_dbapi.IntegrityError
         # PostgreSQL: the inserts waiting to go to the server with the next statement.
         self._combine = self.dialect.name == "postgresql"
-        self._inserts: list[tuple[_Prepared, Values]] = []
+        self._waiting: list[_Waiting] = []
 
     def execute(
         self, statement: Executable, parameters: Any = None
@@ -75,23 +76,47 @@ class Tx:
         three inserts cost one round trip, not three. A key they would break raises
         Conflict then (the ports allow "at the latest on commit")."""
         if self._combine:
-            self._inserts.append((_prepared(self.dialect, statement, tuple(values)), values))
+            prepared = _prepared(self.dialect, statement, tuple(values))
+            self._waiting.append(_Waiting(prepared, values))
         else:
             self.write(statement, values)
+
+    def update_one(self, statement: ClauseElement, values: Values, conflict: str) -> None:
+        """An update that must change exactly one row, else Conflict(`conflict`). On
+        PostgreSQL it waits with the inserts and is checked when they go (so at the
+        latest on commit), after whatever waits for its table has gone: two changes of
+        one row in one statement would keep only one, and an update does not see rows
+        inserted in its own statement."""
+        prepared = _prepared(self.dialect, statement, tuple(values))
+        if not self._combine:
+            if self.write(statement, values) != 1:
+                raise Conflict(conflict)
+            return
+        if any(waiting.prepared.table is prepared.table for waiting in self._waiting):
+            self._flush()
+        self._waiting.append(_Waiting(prepared, values, conflict))
 
     def commit(self) -> None:
         self._flush()
         self.conn.commit()
 
     def _flush(self) -> None:
-        if not self._inserts:
+        if not self._waiting:
             return
-        inserts, self._inserts = self._inserts, []
+        waiting, self._waiting = self._waiting, []
         params: dict[str, Any] = {}
-        for n, (prepared, values) in enumerate(inserts):
+        for n, (prepared, values, _) in enumerate(waiting):
             for name, value in (prepared.compiled.construct_params(values) or {}).items():
                 params[f"w{n}_{name}"] = value
-        self._execute(_together(tuple(prepared for prepared, _ in inserts)), params).close()
+        cursor = self._execute(_together(tuple(w.prepared for w in waiting)), params)
+        try:
+            checked = [w.conflict for w in waiting if w.conflict is not None]
+            if checked:  # the rows each checked update changed, in order
+                for conflict, changed in zip(checked, cursor.fetchone(), strict=True):
+                    if changed != 1:
+                        raise Conflict(conflict)
+        finally:
+            cursor.close()
 
     def _run(self, prepared: "_Prepared", values: Values) -> Any:
         """The statement's cursor, once the inserts waiting before it are sent."""
@@ -112,24 +137,40 @@ class Tx:
 
 
 class _Prepared:
-    __slots__ = ("compiled", "row")
+    __slots__ = ("compiled", "row", "table")
 
-    def __init__(self, compiled: SQLCompiler) -> None:
+    def __init__(self, compiled: SQLCompiler, table: Any) -> None:
         self.compiled = compiled
+        self.table = table  # the table an insert or update writes
         self.row: Any = None  # the namedtuple of its rows, once seen
 
 
+class _Waiting(NamedTuple):
+    prepared: _Prepared
+    values: Values
+    conflict: str | None = None  # an update's: raised unless it changed one row
+
+
 @lru_cache(maxsize=64)
-def _together(inserts: tuple[_Prepared, ...]) -> str:
-    """PostgreSQL inserts as one statement: all but the last in data-modifying WITH
-    clauses, each with its parameters renamed apart. All of them run; foreign keys
-    between them are checked at the end of the statement, so a reward may refer to
-    the referral inserted beside it."""
-    texts = [_renamed(prepared.compiled.string, f"w{n}_") for n, prepared in enumerate(inserts)]
-    if len(texts) == 1:
-        return texts[0]
-    clauses = ", ".join(f"w{n} AS ({text})" for n, text in enumerate(texts[:-1]))
-    return f"WITH {clauses} {texts[-1]}"
+def _together(statements: tuple[_Prepared, ...]) -> str:
+    """PostgreSQL writes as one statement, in data-modifying WITH clauses, each with
+    its parameters renamed apart. All of them run; foreign keys between them are
+    checked at the end of the statement, so a reward may refer to the referral
+    inserted beside it. With updates to check, the statement answers how many rows
+    each changed; else the last insert is the statement itself."""
+    texts = [_renamed(p.compiled.string, f"w{n}_") for n, p in enumerate(statements)]
+    checked = [f"w{n}" for n, p in enumerate(statements) if p.compiled.isupdate]
+    if not checked:
+        if len(texts) == 1:
+            return texts[0]
+        clauses = ", ".join(f"w{n} AS ({text})" for n, text in enumerate(texts[:-1]))
+        return f"WITH {clauses} {texts[-1]}"
+    clauses = ", ".join(
+        f"w{n} AS ({text}{' RETURNING 1' if p.compiled.isupdate else ''})"
+        for n, (text, p) in enumerate(zip(texts, statements, strict=True))
+    )
+    counts = ", ".join(f"(SELECT count(*) FROM {name})" for name in checked)
+    return f"WITH {clauses} SELECT {counts}"
 
 
 _PYFORMAT = re.compile(r"%\((\w+)\)s")  # psycopg's named parameters
@@ -146,4 +187,4 @@ def _prepared(dialect: Dialect, statement: ClauseElement, keys: tuple[str, ...])
     compiled = cast(SQLCompiler, statement.compile(dialect=dialect, column_keys=list(keys)))
     if compiled._bind_processors:  # this path passes values to the driver as they are
         raise TypeError(f"{statement} needs bind processing: run it through execute()")
-    return _Prepared(compiled)
+    return _Prepared(compiled, getattr(statement, "table", None))

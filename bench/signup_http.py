@@ -2,10 +2,13 @@
 
 Floor: the same server's `/healthz` (one database round trip) in the same run,
 at its peak and at half its peak rate: the latency any request meets on this
-machine at that load. For each scenario, a hot referrer and signups spread over
-10,000 referrers: peak throughput with N connections, then latency at about half
-that rate (each connection pauses a random time between requests, so the rate is
-held, not pushed).
+machine at that load. Each peak also reports the server's CPU time per request
+(its processes' user and system time over the run): steadier than requests per
+second on a machine shared with the database and the load generator.
+
+For each scenario, a hot referrer and signups spread over 10,000 referrers: peak
+throughput with N connections, then latency at about half that rate (each
+connection pauses a random time between requests, so the rate is held, not pushed).
 
     python -m bench.signup_http [--database sqlite|postgresql] [--duration 10]
                                 [--connections 32] [--threads 2] [--workers 1]
@@ -87,6 +90,24 @@ end
 """
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time so far of the server process and its children (its workers)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(entry.name) == pid or int(fields[1]) == pid:  # fields[1]: the parent
+            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+    return total
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -127,7 +148,7 @@ def database(kind: str, tmp: Path) -> Iterator[str]:
 
 
 @contextmanager
-def server(url: str, tmp: Path, workers: int = 1) -> Iterator[tuple[str, str]]:
+def server(url: str, tmp: Path, workers: int = 1) -> Iterator[tuple[str, str, int]]:
     port = free_port()
     env = {**os.environ, "REFERRALS_DATABASE_URL": url, "REFERRALS_SCHEDULER": "off"}
     env["REFERRALS_REPORTS_URL"] = str(tmp / "reports")
@@ -157,7 +178,7 @@ def server(url: str, tmp: Path, workers: int = 1) -> Iterator[tuple[str, str]]:
         except httpx.TransportError:
             time.sleep(0.1)
     try:
-        yield base, key
+        yield base, key, process.pid
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -165,7 +186,11 @@ def server(url: str, tmp: Path, workers: int = 1) -> Iterator[tuple[str, str]]:
         shutil.copy(tmp / "server.log", Path(tempfile.gettempdir()) / "bench-signup-server.log")
 
 
-def wrk(base: str, path: str, script: str, args: argparse.Namespace) -> dict[str, float]:
+def wrk(
+    base: str, path: str, script: str, args: argparse.Namespace, pid: int | None = None
+) -> dict[str, float]:
+    """One wrk run; with `pid`, also the server's CPU microseconds per request."""
+    cpu_before = cpu_seconds(pid) if pid else 0.0
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
         lua.write(script)
     try:
@@ -191,6 +216,9 @@ def wrk(base: str, path: str, script: str, args: argparse.Namespace) -> dict[str
     assert match, out.stdout
     result: dict[str, float] = json.loads(match.group(1))
     result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    if pid:
+        used = cpu_seconds(pid) - cpu_before
+        result["cpu_us"] = round(used / max(result["requests"], 1) * 1e6, 1)
     return result
 
 
@@ -199,25 +227,30 @@ def pause_for(rate: float, connections: int) -> int:
     return max(1, int(connections * 1000 / rate))
 
 
-def healthz(base: str, pause: int, args: argparse.Namespace) -> dict[str, float]:
+def healthz(
+    base: str, pause: int, args: argparse.Namespace, pid: int | None = None
+) -> dict[str, float]:
     script = FLOOR_LUA % {"pause_ms": pause, "done": DONE, "delay": DELAY}
-    return wrk(base, "/healthz", script, args)
+    return wrk(base, "/healthz", script, args, pid)
 
 
-def scenario(base: str, key: str, referrers: int, args: argparse.Namespace) -> dict[str, float]:
-    def signups(pause: int) -> dict[str, float]:
+def scenario(
+    base: str, key: str, pid: int, referrers: int, args: argparse.Namespace
+) -> dict[str, float]:
+    def signups(pause: int, pid: int | None = None) -> dict[str, float]:
         # A fresh prefix per wrk run: wrk's random ids repeat from run to run.
         run = uuid.uuid4().hex[:8]
         values = {"referrers": referrers, "pause_ms": pause, "key": key, "run": run}
         script = LUA % (values | {"done": DONE, "delay": DELAY})
-        return wrk(base, "/v1/signups", script, args)
+        return wrk(base, "/v1/signups", script, args, pid)
 
-    peak = signups(0)
+    peak = signups(0, pid)
     half = signups(pause_for(peak["rps"] / 2, args.connections))
     return {
         "peak_rps": round(peak["rps"], 1),
         "peak_p50_ms": peak["p50_us"] / 1000,
         "peak_p99_ms": peak["p99_us"] / 1000,
+        "peak_cpu_us": peak["cpu_us"],
         "half_rps": round(half["rps"], 1),
         "half_p50_ms": half["p50_us"] / 1000,
         "half_p99_ms": half["p99_us"] / 1000,
@@ -237,18 +270,19 @@ def main() -> None:
         sys.exit("wrk is not installed: apt-get install wrk")
     with tempfile.TemporaryDirectory() as tmp, database(args.database, Path(tmp)) as url:
         seed_referrers(url)
-        with server(url, Path(tmp), args.workers) as (base, key):
-            floor = healthz(base, 0, args)
+        with server(url, Path(tmp), args.workers) as (base, key, pid):
+            floor = healthz(base, 0, args, pid)
             floor_half = healthz(base, pause_for(floor["rps"] / 2, args.connections), args)
             results = {
                 "database": args.database,
                 "workers": args.workers,
                 "healthz_rps": round(floor["rps"], 1),
                 "healthz_p99_ms": floor["p99_us"] / 1000,
+                "healthz_cpu_us": floor["cpu_us"],
                 "healthz_half_p50_ms": floor_half["p50_us"] / 1000,
                 "healthz_half_p99_ms": floor_half["p99_us"] / 1000,
-                "hot_referrer": scenario(base, key, 1, args),
-                "spread_10000": scenario(base, key, SPREAD, args),
+                "hot_referrer": scenario(base, key, pid, 1, args),
+                "spread_10000": scenario(base, key, pid, SPREAD, args),
             }
     for name in ("hot_referrer", "spread_10000"):
         row = results[name]

@@ -49,8 +49,10 @@ def test_payout_benchmark_runs_on_postgresql() -> None:
 def test_signup_http_benchmark_measures_both_scenarios_against_healthz() -> None:
     out = json.loads(run("bench.signup_http", "--duration", "1", "--connections", "4"))
     assert out["healthz_rps"] > 0 and out["healthz_half_p99_ms"] > 0
+    assert out["healthz_cpu_us"] > 0  # the server's own CPU time was found and read
     for scenario in ("hot_referrer", "spread_10000"):
         assert out[scenario]["peak_rps"] > 0 and out[scenario]["half_rps"] > 0
+        assert out[scenario]["peak_cpu_us"] > 0
         assert out[scenario]["failed"] == 0  # every signup of the load was accepted
 
 

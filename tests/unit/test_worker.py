@@ -97,3 +97,32 @@ def test_a_scheduled_payout_run_is_counted_and_timed(store: MemoryStore) -> None
     assert metrics.registry.get_sample_value("referrals_payout_runs_total", completed) == 1
     timed = "referrals_payout_run_duration_seconds_count"
     assert metrics.registry.get_sample_value(timed, completed) == 1
+
+
+def test_while_events_keep_coming_they_are_delivered_at_the_busy_pace(store: MemoryStore) -> None:
+    svc = services(store, scheduler=False)
+    code = enroll(store, svc.clock, "alice").referrer.code
+    sign_up(store, svc.clock, svc.program, "bob", code)
+    worker = BackgroundWorker(svc, dispatch_every=60, busy_dispatch_every=0.02)
+    worker.start()
+    try:
+        assert wait_for(lambda: len(svc.notifier.delivered) == 1)  # type: ignore[attr-defined]
+        sign_up(store, svc.clock, svc.program, "carol", code)
+        # The last round delivered something: the next comes soon, not in a minute.
+        assert wait_for(lambda: len(svc.notifier.delivered) == 2)  # type: ignore[attr-defined]
+    finally:
+        worker.stop()
+
+
+def test_an_idle_worker_waits_the_idle_interval(store: MemoryStore) -> None:
+    svc = services(store, scheduler=False)
+    code = enroll(store, svc.clock, "alice").referrer.code
+    worker = BackgroundWorker(svc, dispatch_every=60, busy_dispatch_every=0.02)
+    worker.start()
+    try:
+        time.sleep(0.2)  # its first round found nothing to deliver
+        sign_up(store, svc.clock, svc.program, "bob", code)
+        time.sleep(0.5)  # many busy intervals, far less than the idle one
+        assert svc.notifier.delivered == []  # type: ignore[attr-defined]
+    finally:
+        worker.stop()

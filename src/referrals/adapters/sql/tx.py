@@ -4,7 +4,7 @@ A signup is seven small statements. Through SQLAlchemy's execution layer each
 cost about 90 µs of Python (cache key, execution context, result wrapping) on
 top of the driver's own 60 µs; on SQLite, more than the database took to run it.
 The statements a signup runs are compiled once per dialect here and run on the
-driver's cursor (`rows`, `write`, `insert`); everything else goes through
+driver's cursor (`rows`, `write`, `insert`, `update_one`); everything else goes through
 SQLAlchemy (`execute`). Both run on the one connection, in the one transaction.
 
 On PostgreSQL every statement is also a round trip to the server. Inserts, and
@@ -38,7 +38,7 @@ class Tx:
         self.dialect: Dialect = conn.dialect
         self._driver: Any = conn.connection.driver_connection
         self._integrity_error: type[Exception] = self.dialect.loaded_dbapi.IntegrityError
-        # PostgreSQL: the inserts waiting to go to the server with the next statement.
+        # PostgreSQL: the writes waiting to go to the server with the next statement.
         self._combine = self.dialect.name == "postgresql"
         self._waiting: list[_Waiting] = []
 
@@ -166,11 +166,16 @@ def _together(statements: tuple[_Prepared, ...]) -> str:
         clauses = ", ".join(f"w{n} AS ({text})" for n, text in enumerate(texts[:-1]))
         return f"WITH {clauses} {texts[-1]}"
     clauses = ", ".join(
-        f"w{n} AS ({text}{' RETURNING 1' if p.compiled.isupdate else ''})"
+        f"w{n} AS ({text}{' RETURNING 1' if _needs_returning(p) else ''})"
         for n, (text, p) in enumerate(zip(texts, statements, strict=True))
     )
     counts = ", ".join(f"(SELECT count(*) FROM {name})" for name in checked)
     return f"WITH {clauses} SELECT {counts}"
+
+
+def _needs_returning(prepared: _Prepared) -> bool:
+    """An update that returns nothing itself: RETURNING 1 lets its rows be counted."""
+    return bool(prepared.compiled.isupdate and not prepared.compiled.effective_returning)
 
 
 _PYFORMAT = re.compile(r"%\((\w+)\)s")  # psycopg's named parameters

@@ -87,11 +87,11 @@ class Tx:
         latest on commit), after whatever waits for its table has gone: two changes of
         one row in one statement would keep only one, and an update does not see rows
         inserted in its own statement."""
-        prepared = _prepared(self.dialect, statement, tuple(values))
         if not self._combine:
             if self.write(statement, values) != 1:
                 raise Conflict(conflict)
             return
+        prepared = _prepared(self.dialect, statement, tuple(values))
         if any(waiting.prepared.table is prepared.table for waiting in self._waiting):
             self._flush()
         self._waiting.append(_Waiting(prepared, values, conflict))

@@ -237,14 +237,14 @@ def healthz(
 def scenario(
     base: str, key: str, pid: int, referrers: int, args: argparse.Namespace
 ) -> dict[str, float]:
-    def signups(pause: int, pid: int | None = None) -> dict[str, float]:
+    def signups(pause: int, cpu_of: int | None = None) -> dict[str, float]:
         # A fresh prefix per wrk run: wrk's random ids repeat from run to run.
         run = uuid.uuid4().hex[:8]
         values = {"referrers": referrers, "pause_ms": pause, "key": key, "run": run}
         script = LUA % (values | {"done": DONE, "delay": DELAY})
-        return wrk(base, "/v1/signups", script, args, pid)
+        return wrk(base, "/v1/signups", script, args, cpu_of)
 
-    peak = signups(0, pid)
+    peak = signups(0, cpu_of=pid)
     half = signups(pause_for(peak["rps"] / 2, args.connections))
     return {
         "peak_rps": round(peak["rps"], 1),

@@ -100,27 +100,102 @@ class Trace:
         return self.path.read_text().splitlines()
 
 
-def test_a_signup_takes_five_round_trips_on_postgresql(
+def round_trips(lines: list[str]) -> list[str]:
+    """Each round trip ends the client's messages with a simple Query or a Sync."""
+    return [line for line in lines if re.search(r"\tF\t\d+\t(Query|Sync)", line)]
+
+
+def test_a_signup_takes_four_round_trips_on_postgresql(
     postgresql: SqlStore, tmp_path: Path
 ) -> None:
     enrolled(postgresql, "alice")
     clock, program = SystemClock(), Program()
-    sign_up(postgresql, clock, program, "warm-up", "C-alice")  # the pool's first connect
+    sign_up(postgresql, clock, program, "warm-up", "C-alice")  # connects, prepares
     trace = Trace(postgresql, tmp_path / "libpq.trace")
     sign_up(postgresql, clock, program, "bob", "C-alice")
     lines = trace.lines()
-    # Each round trip ends the client's messages with a simple Query or a Sync.
-    trips = [line for line in lines if re.search(r"\tF\t\d+\t(Query|Sync)", line)]
-    # BEGIN, the parties, the increment, the earned count and the inserts, COMMIT.
-    assert len(trips) == 5, "\n".join(lines)
-    assert len([line for line in lines if "\tReadyForQuery" in line]) == 5
-    [together] = [line for line in lines if "\tParse" in line and "INSERT INTO" in line]
-    assert re.findall(r"(UPDATE|INSERT INTO) (\w+)", together) == [
+    trips = round_trips(lines)
+    # BEGIN, the parties, the increment, then the earned count, the inserts and the
+    # COMMIT in one message.
+    assert len(trips) == 4, "\n".join(lines)
+    assert len([line for line in lines if "\tReadyForQuery" in line]) == 4
+    assert re.search(r"\tQuery\t \"EXECUTE referrals_\d+\(.*\); COMMIT\"$", trips[-1])
+    assert "'bob'" in trips[-1]  # the values, quoted into the message
+
+
+def test_statements_are_prepared_once_per_connection(postgresql: SqlStore, tmp_path: Path) -> None:
+    enrolled(postgresql, "alice")
+    clock, program = SystemClock(), Program()
+    trace = Trace(postgresql, tmp_path / "libpq.trace")
+    sign_up(postgresql, clock, program, "bob", "C-alice")
+    sign_up(postgresql, clock, program, "carol", "C-alice")
+    lines = trace.lines()
+    prepares = [line for line in lines if "\tQuery\t" in line and "PREPARE" in line]
+    # The parties, the increment, and the writes that go with the COMMIT.
+    assert len(prepares) == 3, "\n".join(prepares)
+    assert re.findall(r"(UPDATE|INSERT INTO) (\w+)", prepares[-1]) == [
         ("UPDATE", "referrers"),  # the referrer's earned count, checked
         ("INSERT INTO", "referrers"),  # the referee, enrolled
         ("INSERT INTO", "referrals"),
         ("INSERT INTO", "outbox"),
     ]
+    assert len([line for line in lines if "; COMMIT" in line]) == 2
+
+
+def test_a_rollback_keeps_the_prepared_statements(
+    postgresql: SqlStore, postgresql_url: str, tmp_path: Path
+) -> None:
+    # psycopg's own preparing (off) would deallocate them all at a rollback.
+    store = build_store(postgresql_url, pool_size=1)  # one connection: the same each time
+    assert isinstance(store, SqlStore)
+    try:
+        enrolled(store, "alice")
+        clock, program = SystemClock(), Program()
+        first = sign_up(store, clock, program, "user0", "C-alice").referral
+        with store.unit_of_work() as uow:
+            for _ in range(6):  # past psycopg's default threshold for preparing by itself
+                assert uow.referrals.get(first.id) == first
+            uow.commit()
+        trace = Trace(store, tmp_path / "libpq.trace")
+        sign_up(store, clock, program, "user0", "C-alice")  # a replay: rolled back
+        store.check()  # a health check: rolled back when the pool takes it back
+        sign_up(store, clock, program, "user9", "C-alice")
+        lines = trace.lines()
+        assert [line for line in lines if "ROLLBACK" in line], "\n".join(lines)
+        assert not [line for line in lines if "DEALLOCATE" in line or "PREPARE" in line]
+    finally:
+        store.dispose()
+
+
+def test_a_lost_prepared_statement_is_a_conflict_and_prepared_again(
+    postgresql: SqlStore,
+) -> None:
+    enrolled(postgresql, "alice", "dave")
+    with postgresql.unit_of_work() as uow:
+        uow.referrals.add(referral("alice", "bob"))
+        uow.commit()
+    lost = pytest.raises(Conflict, match="lost a prepared statement")
+    with lost, postgresql.unit_of_work() as uow:
+        uow._tx.conn.exec_driver_sql("DEALLOCATE ALL")  # as a pooler might
+        uow.referrals.add(referral("alice", "carol"))
+        uow.commit()
+    with postgresql.unit_of_work() as uow:
+        uow.referrals.add(referral("dave", "carol"))
+        uow.commit()
+    with postgresql.read() as uow:
+        assert uow.referrals.by_referee("carol").referrer_id == "dave"  # type: ignore[union-attr]
+
+
+def test_a_connection_replaced_after_a_loss_prepares_again(postgresql: SqlStore) -> None:
+    enrolled(postgresql, "alice")
+    clock, program = SystemClock(), Program()
+    sign_up(postgresql, clock, program, "bob", "C-alice")
+    with postgresql.writer.connect() as conn:
+        assert conn.connection.info["referrals_named"]
+        conn.invalidate()  # as after a lost connection: the next checkout connects anew
+    postgresql.writer.pool.dispose()
+    result = sign_up(postgresql, clock, program, "carol", "C-alice")
+    assert result.referral.ordinal == 2
 
 
 def test_the_next_read_sees_the_inserts_waiting_before_it(store: SqlStore) -> None:

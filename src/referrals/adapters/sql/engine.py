@@ -21,7 +21,14 @@ def create_engines(url: str, pool_size: int = 5) -> tuple[Engine, Engine]:
     WAL, never wait for writers. Other databases use one engine for both.
     """
     if not is_sqlite(url):
-        engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size)
+        # The store prepares its statements itself (tx.py): psycopg's automatic
+        # preparing would deallocate them at each rollback.
+        engine = create_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            connect_args={"prepare_threshold": None},
+        )
         event.listen(engine, "checkout", _replace_if_closed_by_server)
         return engine, engine
     writer = _sqlite_engine(url, "BEGIN IMMEDIATE")

@@ -9,10 +9,20 @@ SQLAlchemy (`execute`). Both run on the one connection, in the one transaction.
 
 On PostgreSQL every statement is also a round trip to the server. Inserts, and
 updates that must change one row, wait and go together as one statement just
-before the next statement or the COMMIT: a signup's cap counters and its three
-inserts take one round trip, and a signup five, not eight.
-(psycopg's pipeline mode, which would also fold BEGIN into the first statement,
-was tried: under load its Python cost more CPU than the round trips it saved.)
+before the next statement or the COMMIT; when it is the COMMIT, the writes and
+the COMMIT go in one message. A signup takes four round trips, not eight. That
+matters most for a hot referrer, whose row stays locked from the increment to
+the end of the COMMIT, so that its signups queue on the lock: each round trip
+less under it lets more of them through each second.
+
+Two statements go in one message only by the simple query protocol, which takes
+no parameters. So on PostgreSQL these statements are prepared once per connection
+(PREPARE, see `_named`) and run as `EXECUTE name(values)`, the values quoted by
+psycopg. psycopg's own automatic preparing is off (engine.py): it deallocates all
+of a connection's prepared statements at each rollback, ours with them, and a
+health check or a read ends with one. (psycopg's pipeline mode, which would also
+fold BEGIN into the first statement, was tried: under load its Python cost more
+CPU than the round trips it saved.)
 """
 
 import re
@@ -39,8 +49,15 @@ class Tx:
         self._driver: Any = conn.connection.driver_connection
         self._integrity_error: type[Exception] = self.dialect.loaded_dbapi.IntegrityError
         # PostgreSQL: the writes waiting to go to the server with the next statement.
-        self._combine = self.dialect.name == "postgresql"
+        self._postgresql = self.dialect.name == "postgresql"
         self._waiting: list[_Waiting] = []
+        self._statement_lost: tuple[type[Exception], ...] = ()
+        if self._postgresql:
+            import psycopg  # only a PostgreSQL store needs it
+
+            self._client_cursor: Any = psycopg.ClientCursor
+            self._division_by_zero: type[Exception] = psycopg.errors.DivisionByZero
+            self._statement_lost = (psycopg.errors.InvalidSqlStatementName,)
 
     def execute(
         self, statement: Executable, parameters: Any = None
@@ -75,7 +92,7 @@ class Tx:
         as one statement, just before the next statement or the COMMIT: a signup's
         three inserts cost one round trip, not three. A key they would break raises
         Conflict then (the ports allow "at the latest on commit")."""
-        if self._combine:
+        if self._postgresql:
             prepared = _prepared(self.dialect, statement, tuple(values))
             self._waiting.append(_Waiting(prepared, values))
         else:
@@ -87,7 +104,7 @@ class Tx:
         latest on commit), after whatever waits for its table has gone: two changes of
         one row in one statement would keep only one, and an update does not see rows
         inserted in its own statement."""
-        if not self._combine:
+        if not self._postgresql:
             if self.write(statement, values) != 1:
                 raise Conflict(conflict)
             return
@@ -97,17 +114,37 @@ class Tx:
         self._waiting.append(_Waiting(prepared, values, conflict))
 
     def commit(self) -> None:
-        self._flush()
+        if self._waiting:
+            self._commit_waiting()
+        # SQLAlchemy ends its transaction; psycopg sends no COMMIT when the server's
+        # transaction has already ended.
         self.conn.commit()
 
-    def _flush(self) -> None:
-        if not self._waiting:
-            return
+    def _commit_waiting(self) -> None:
+        """The waiting writes and the COMMIT in one message. PostgreSQL runs the COMMIT
+        only if the writes succeed, so here a checked update that changed no row must
+        fail the statement itself (see `_together`)."""
+        waiting, params = self._take_waiting()
+        sql = _together(tuple(w.prepared for w in waiting), fail_unless_one=True)
+        try:
+            self._execute(sql, params, then="; COMMIT").close()
+        except self._division_by_zero as error:
+            checked = [w.conflict for w in waiting if w.conflict is not None]
+            raise Conflict("; ".join(dict.fromkeys(checked))) from error
+
+    def _take_waiting(self) -> tuple[list["_Waiting"], dict[str, Any]]:
+        """The waiting writes, and their values named apart as `_together` names them."""
         waiting, self._waiting = self._waiting, []
         params: dict[str, Any] = {}
         for n, (prepared, values, _) in enumerate(waiting):
             for name, value in (prepared.compiled.construct_params(values) or {}).items():
                 params[f"w{n}_{name}"] = value
+        return waiting, params
+
+    def _flush(self) -> None:
+        if not self._waiting:
+            return
+        waiting, params = self._take_waiting()
         cursor = self._execute(_together(tuple(w.prepared for w in waiting)), params)
         try:
             checked = [w.conflict for w in waiting if w.conflict is not None]
@@ -126,14 +163,49 @@ class Tx:
             params = tuple(params[name] for name in prepared.compiled.positiontup)
         return self._execute(prepared.compiled.string, params)
 
-    def _execute(self, sql: str, params: Any) -> Any:
-        cursor = self._driver.cursor()
+    def _execute(self, sql: str, params: Any, then: str = "") -> Any:
+        """`sql`'s cursor; on PostgreSQL, run as a named statement, with `then` (SQL
+        without values) in the same message."""
+        if self._postgresql:
+            name, order = self._named(sql)
+            values = f"({', '.join(['%s'] * len(order))})" if order else ""
+            sql, params = f"EXECUTE {name}{values}{then}", [params[key] for key in order]
+            cursor = self._client_cursor(self._driver)
+        else:
+            cursor = self._driver.cursor()
         try:
             cursor.execute(sql, params)
         except self._integrity_error as error:
             cursor.close()
             raise Conflict(str(error)) from error
+        except self._statement_lost as error:
+            cursor.close()
+            # Deallocated behind our back (DISCARD ALL, say): the transaction failed,
+            # nothing landed, and the use case's retry prepares the statement again.
+            self.conn.connection.info.pop(_NAMED, None)
+            raise Conflict("the connection lost a prepared statement") from error
+        except BaseException:
+            cursor.close()
+            raise
         return cursor
+
+    def _named(self, sql: str) -> tuple[str, tuple[str, ...]]:
+        """The name `sql` is prepared under on this connection, preparing it the first
+        time, and its parameters in order. Prepared statements last as long as the
+        connection, rollbacks included; SQLAlchemy clears `info` when it replaces one."""
+        named: dict[str, tuple[str, tuple[str, ...]]] = self.conn.connection.info.setdefault(
+            _NAMED, {}
+        )
+        found = named.get(sql)
+        if found is None:
+            numbered, order = _numbered(sql)
+            found = (f"referrals_{len(named)}", order)
+            self._driver.execute(f"PREPARE {found[0]} AS {numbered}".encode())
+            named[sql] = found
+        return found
+
+
+_NAMED = "referrals_named"  # in a connection's info: {SQL: (its name, its parameters)}
 
 
 class _Prepared:
@@ -152,12 +224,14 @@ class _Waiting(NamedTuple):
 
 
 @lru_cache(maxsize=64)
-def _together(statements: tuple[_Prepared, ...]) -> str:
+def _together(statements: tuple[_Prepared, ...], fail_unless_one: bool = False) -> str:
     """PostgreSQL writes as one statement, in data-modifying WITH clauses, each with
     its parameters renamed apart. All of them run; foreign keys between them are
     checked at the end of the statement, so a reward may refer to the referral
     inserted beside it. With updates to check, the statement answers how many rows
-    each changed; else the last insert is the statement itself."""
+    each changed, or with `fail_unless_one` fails unless each changed one, by
+    dividing by zero (PostgreSQL has no function that raises an error); else the
+    last insert is the statement itself."""
     texts = [_renamed(p.compiled.string, f"w{n}_") for n, p in enumerate(statements)]
     checked = [f"w{n}" for n, p in enumerate(statements) if p.compiled.isupdate]
     if not checked:
@@ -169,8 +243,10 @@ def _together(statements: tuple[_Prepared, ...]) -> str:
         f"w{n} AS ({text}{' RETURNING 1' if _needs_returning(p) else ''})"
         for n, (text, p) in enumerate(zip(texts, statements, strict=True))
     )
-    counts = ", ".join(f"(SELECT count(*) FROM {name})" for name in checked)
-    return f"WITH {clauses} SELECT {counts}"
+    counted = [f"(SELECT count(*) FROM {name})" for name in checked]
+    if fail_unless_one:
+        counted = [f"1 / ({count} = 1)::int" for count in counted]
+    return f"WITH {clauses} SELECT {', '.join(counted)}"
 
 
 def _needs_returning(prepared: _Prepared) -> bool:
@@ -183,6 +259,17 @@ _PYFORMAT = re.compile(r"%\((\w+)\)s")  # psycopg's named parameters
 
 def _renamed(sql: str, prefix: str) -> str:
     return _PYFORMAT.sub(lambda name: f"%({prefix}{name.group(1)})s", sql)
+
+
+@lru_cache(maxsize=256)
+def _numbered(sql: str) -> tuple[str, tuple[str, ...]]:
+    """psycopg's named parameters as PREPARE's $1, $2..., and the names in that order."""
+    order: dict[str, int] = {}
+
+    def number(name: re.Match[str]) -> str:
+        return f"${order.setdefault(name.group(1), len(order) + 1)}"
+
+    return _PYFORMAT.sub(number, sql).replace("%%", "%"), tuple(order)
 
 
 @lru_cache(maxsize=256)

@@ -9,13 +9,14 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event, insert
+from sqlalchemy.exc import IntegrityError
 
 from referrals.adapters.clock import SystemClock
-from referrals.adapters.sql.schema import conversions
+from referrals.adapters.sql.schema import conversions, referrers
 from referrals.adapters.sql.store import SqlStore
 from referrals.adapters.sql.tx import Tx
 from referrals.bootstrap import build_store
-from referrals.domain.errors import Conflict
+from referrals.domain.errors import CodeNotFound, Conflict
 from referrals.domain.events import referral_created
 from referrals.domain.model import (
     Referral,
@@ -87,13 +88,15 @@ class Trace:
         self.path = path
         self._file = path.open("w")
         self._traced: list[Any] = []
-        event.listen(store.writer.pool, "checkout", self._on_checkout)
+        self._pool = store.writer.pool
+        event.listen(self._pool, "checkout", self._on_checkout)
 
     def _on_checkout(self, dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
         dbapi_connection.pgconn.trace(self._file.fileno())
         self._traced.append(dbapi_connection.pgconn)
 
     def lines(self) -> list[str]:
+        event.remove(self._pool, "checkout", self._on_checkout)
         for pgconn in self._traced:
             pgconn.untrace()  # libpq flushes its buffered trace
         self._file.close()
@@ -105,7 +108,7 @@ def round_trips(lines: list[str]) -> list[str]:
     return [line for line in lines if re.search(r"\tF\t\d+\t(Query|Sync)", line)]
 
 
-def test_a_signup_takes_four_round_trips_on_postgresql(
+def test_a_signup_takes_three_round_trips_on_postgresql(
     postgresql: SqlStore, tmp_path: Path
 ) -> None:
     enrolled(postgresql, "alice")
@@ -115,12 +118,40 @@ def test_a_signup_takes_four_round_trips_on_postgresql(
     sign_up(postgresql, clock, program, "bob", "C-alice")
     lines = trace.lines()
     trips = round_trips(lines)
-    # BEGIN, the parties, the increment, then the earned count, the inserts and the
-    # COMMIT in one message.
-    assert len(trips) == 4, "\n".join(lines)
-    assert len([line for line in lines if "\tReadyForQuery" in line]) == 4
+    # BEGIN with the parties; the increment; the earned count, the inserts and COMMIT.
+    assert len(trips) == 3, "\n".join(lines)
+    assert len([line for line in lines if "\tReadyForQuery" in line]) == 3
+    assert re.search(r"\tQuery\t \"BEGIN; EXECUTE referrals_\d+\(.*'C-ALICE'.*\)\"$", trips[0])
     assert re.search(r"\tQuery\t \"EXECUTE referrals_\d+\(.*\); COMMIT\"$", trips[-1])
     assert "'bob'" in trips[-1]  # the values, quoted into the message
+
+
+def test_a_unit_that_only_inserts_is_one_round_trip(postgresql: SqlStore, tmp_path: Path) -> None:
+    enrolled(postgresql, "warm-up")  # connects, prepares
+    trace = Trace(postgresql, tmp_path / "libpq.trace")
+    enrolled(postgresql, "alice")
+    trips = round_trips(trace.lines())
+    assert len(trips) == 1
+    assert re.search(r"\tQuery\t \"BEGIN; EXECUTE referrals_\d+\(.*\); COMMIT\"$", trips[0])
+    with postgresql.read() as uow:
+        assert uow.referrers.get("alice") == referrer("alice")
+
+
+def test_a_connection_goes_back_to_the_pool_out_of_autocommit(postgresql: SqlStore) -> None:
+    # For its unit, psycopg is in autocommit so that BEGIN goes with the first statement;
+    # anyone else who takes the connection from the pool gets ordinary transactions.
+    with pytest.raises(CodeNotFound), postgresql.unit_of_work() as uow:
+        uow.referrers.add(referrer("alice"))
+        raise CodeNotFound("a failing unit")
+    enrolled(postgresql, "bob")
+    carol = {"user_id": "carol", "code": "C", "code_key": "C", "created_at": 0}
+    with pytest.raises(IntegrityError), postgresql.writer.begin() as conn:
+        conn.execute(insert(referrers), carol)
+        conn.execute(insert(referrers), carol)  # fails: the first must not stay either
+    with postgresql.read() as uow:
+        assert uow.referrers.get("alice") is None
+        assert uow.referrers.get("bob") == referrer("bob")
+        assert uow.referrers.get("carol") is None
 
 
 def test_statements_are_prepared_once_per_connection(postgresql: SqlStore, tmp_path: Path) -> None:

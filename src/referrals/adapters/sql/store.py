@@ -841,7 +841,7 @@ class SqlUnitOfWork:
             if conn.in_transaction():
                 conn.rollback()
         finally:
-            conn.close()
+            self._tx.close()
 
     def commit(self) -> None:
         """Make the work durable; it ends the unit of work."""

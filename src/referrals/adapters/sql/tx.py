@@ -10,19 +10,21 @@ SQLAlchemy (`execute`). Both run on the one connection, in the one transaction.
 On PostgreSQL every statement is also a round trip to the server. Inserts, and
 updates that must change one row, wait and go together as one statement just
 before the next statement or the COMMIT; when it is the COMMIT, the writes and
-the COMMIT go in one message. A signup takes four round trips, not eight. That
-matters most for a hot referrer, whose row stays locked from the increment to
-the end of the COMMIT, so that its signups queue on the lock: each round trip
-less under it lets more of them through each second.
+the COMMIT go in one message. BEGIN goes with the first statement. A signup takes
+three round trips, not eight. That matters most for a hot referrer, whose row
+stays locked from the increment to the end of the COMMIT, so that its signups
+queue on the lock: each round trip less under it lets more of them through.
 
 Two statements go in one message only by the simple query protocol, which takes
 no parameters. So on PostgreSQL these statements are prepared once per connection
 (PREPARE, see `_named`) and run as `EXECUTE name(values)`, the values quoted by
 psycopg. psycopg's own automatic preparing is off (engine.py): it deallocates all
 of a connection's prepared statements at each rollback, ours with them, and a
-health check or a read ends with one. (psycopg's pipeline mode, which would also
-fold BEGIN into the first statement, was tried: under load its Python cost more
-CPU than the round trips it saved.)
+health check or a read ends with one. For the unit's life psycopg is in autocommit
+mode, so that it sends no BEGIN of its own: the unit sends it, with its first
+statement (`_execute`).
+(psycopg's pipeline mode was tried: under load its Python cost more CPU than the
+round trips it saved.)
 """
 
 import re
@@ -46,24 +48,39 @@ class Tx:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.dialect: Dialect = conn.dialect
-        self._driver: Any = conn.connection.driver_connection
+        self._driver: Any = cast(Any, conn.connection.driver_connection)
         self._integrity_error: type[Exception] = self.dialect.loaded_dbapi.IntegrityError
         # PostgreSQL: the writes waiting to go to the server with the next statement.
         self._postgresql = self.dialect.name == "postgresql"
         self._waiting: list[_Waiting] = []
         self._statement_lost: tuple[type[Exception], ...] = ()
+        self._begun = False  # PostgreSQL: whether this unit has sent its BEGIN
         if self._postgresql:
             import psycopg  # only a PostgreSQL store needs it
 
             self._client_cursor: Any = psycopg.ClientCursor
             self._division_by_zero: type[Exception] = psycopg.errors.DivisionByZero
             self._statement_lost = (psycopg.errors.InvalidSqlStatementName,)
+            self._idle = psycopg.pq.TransactionStatus.IDLE
+            self._driver.autocommit = True  # until close(): BEGIN is ours to send
+
+    def close(self) -> None:
+        """Hand the connection back as it came, out of autocommit (psycopg allows the
+        change only between transactions; a broken connection is discarded anyway)."""
+        try:
+            if self._postgresql and self._driver.info.transaction_status == self._idle:
+                self._driver.autocommit = False
+        finally:
+            self.conn.close()
 
     def execute(
         self, statement: Executable, parameters: Any = None
     ) -> CursorResult[*tuple[Any, ...]]:
         """Any statement, through SQLAlchemy."""
         self._flush()
+        if self._postgresql and not self._begun:
+            self._driver.execute(b"BEGIN")
+            self._begun = True
         return self.conn.execute(statement, parameters)
 
     def rows(self, statement: ClauseElement, values: Values) -> list[Any]:
@@ -166,15 +183,20 @@ class Tx:
     def _execute(self, sql: str, params: Any, then: str = "") -> Any:
         """`sql`'s cursor; on PostgreSQL, run as a named statement, with `then` (SQL
         without values) in the same message."""
+        begin = ""
         if self._postgresql:
             name, order = self._named(sql)
             values = f"({', '.join(['%s'] * len(order))})" if order else ""
-            sql, params = f"EXECUTE {name}{values}{then}", [params[key] for key in order]
+            begin, self._begun = ("" if self._begun else "BEGIN; "), True
+            sql = f"{begin}EXECUTE {name}{values}{then}"
+            params = [params[key] for key in order]
             cursor = self._client_cursor(self._driver)
         else:
             cursor = self._driver.cursor()
         try:
             cursor.execute(sql, params)
+            if begin:
+                cursor.nextset()  # from BEGIN's result to the statement's
         except self._integrity_error as error:
             cursor.close()
             raise Conflict(str(error)) from error

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import event, insert
 from sqlalchemy.exc import IntegrityError
@@ -121,8 +122,8 @@ def test_a_signup_takes_three_round_trips_on_postgresql(
     # BEGIN with the parties; the increment; the earned count, the inserts and COMMIT.
     assert len(trips) == 3, "\n".join(lines)
     assert len([line for line in lines if "\tReadyForQuery" in line]) == 3
-    assert re.search(r"\tQuery\t \"BEGIN; EXECUTE referrals_\d+\(.*'C-ALICE'.*\)\"$", trips[0])
-    assert re.search(r"\tQuery\t \"EXECUTE referrals_\d+\(.*\); COMMIT\"$", trips[-1])
+    assert re.search(r"\tQuery\t \"BEGIN; EXECUTE referrals_\w+\(.*'C-ALICE'.*\)\"$", trips[0])
+    assert re.search(r"\tQuery\t \"EXECUTE referrals_\w+\(.*\); COMMIT\"$", trips[-1])
     assert "'bob'" in trips[-1]  # the values, quoted into the message
 
 
@@ -132,7 +133,7 @@ def test_a_unit_that_only_inserts_is_one_round_trip(postgresql: SqlStore, tmp_pa
     enrolled(postgresql, "alice")
     trips = round_trips(trace.lines())
     assert len(trips) == 1
-    assert re.search(r"\tQuery\t \"BEGIN; EXECUTE referrals_\d+\(.*\); COMMIT\"$", trips[0])
+    assert re.search(r"\tQuery\t \"BEGIN; EXECUTE referrals_\w+\(.*\); COMMIT\"$", trips[0])
     with postgresql.read() as uow:
         assert uow.referrers.get("alice") == referrer("alice")
 
@@ -215,6 +216,89 @@ def test_a_lost_prepared_statement_is_a_conflict_and_prepared_again(
         uow.commit()
     with postgresql.read() as uow:
         assert uow.referrals.by_referee("carol").referrer_id == "dave"  # type: ignore[union-attr]
+
+
+def test_after_one_statement_is_lost_the_others_are_prepared_afresh(
+    postgresql: SqlStore, postgresql_url: str
+) -> None:
+    store = build_store(postgresql_url, pool_size=1)  # one connection: the same each time
+    assert isinstance(store, SqlStore)
+    try:
+        enrolled(store, "alice")
+        clock, program = SystemClock(), Program()
+        sign_up(store, clock, program, "bob", "C-alice")
+        with store.writer.connect() as conn:
+            named = conn.connection.info["referrals_named"]
+            parties = next(name for sql, (name, _) in named.items() if sql.startswith("SELECT"))
+            conn.connection.driver_connection.execute(f"DEALLOCATE {parties}")  # type: ignore[union-attr]
+        for n, user in enumerate(["carol", "dave", "erin"], start=2):
+            assert sign_up(store, clock, program, user, "C-alice").referral.ordinal == n
+    finally:
+        store.dispose()
+
+
+def test_a_migration_that_changes_a_returned_column_costs_one_retry(
+    postgresql: SqlStore,
+) -> None:
+    # A prepared statement whose result changed type fails ("cached plan must not
+    # change result type") until prepared again: a rolling deploy's migration.
+    enrolled(postgresql, "alice")
+    clock, program = SystemClock(), Program()
+    sign_up(postgresql, clock, program, "bob", "C-alice")
+    with postgresql.writer.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE referrers ALTER COLUMN email TYPE varchar(300)")
+    try:
+        assert sign_up(postgresql, clock, program, "carol", "C-alice").referral.ordinal == 2
+        assert sign_up(postgresql, clock, program, "dave", "C-alice").referral.ordinal == 3
+    finally:
+        with postgresql.writer.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE referrers ALTER COLUMN email TYPE varchar(254)")
+
+
+def test_a_unit_used_after_its_commit_writes_in_a_new_transaction(
+    postgresql: SqlStore,
+) -> None:
+    with pytest.raises(CodeNotFound), postgresql.unit_of_work() as uow:
+        uow.referrers.add(referrer("alice"))
+        assert uow.referrers.get("alice") == referrer("alice")  # sends alice
+        uow.commit()  # with nothing waiting: psycopg's own COMMIT
+        uow.referrers.add(referrer("bob"))
+        uow.referrals.get("nothing")  # sends bob
+        raise CodeNotFound("fails after its commit")
+    with postgresql.read() as uow:
+        assert uow.referrers.get("alice") == referrer("alice")
+        assert uow.referrers.get("bob") is None  # rolled back with the unit
+
+
+def test_ddl_that_begins_a_unit_is_rolled_back_with_it(
+    postgresql: SqlStore, postgresql_url: str
+) -> None:
+    # release() creates and drops a temporary table: in the unit's transaction, even
+    # as its first statement, or a failed unit would leave the table on the connection.
+    store = build_store(postgresql_url, pool_size=1)  # one connection: the same each time
+    assert isinstance(store, SqlStore)
+    try:
+        with pytest.raises(CodeNotFound), store.unit_of_work() as uow:
+            assert uow.payouts.release("2026-10", 0) == (0, 0)
+            raise CodeNotFound("fails after its release")
+        with store.unit_of_work() as uow:
+            assert uow.payouts.release("2026-10", 0) == (0, 0)
+            uow.commit()
+    finally:
+        store.dispose()
+
+
+def test_a_statement_that_could_not_be_sent_did_not_begin_the_transaction(
+    postgresql: SqlStore,
+) -> None:
+    with pytest.raises(CodeNotFound), postgresql.unit_of_work() as uow:
+        with pytest.raises(psycopg.DataError, match="NUL"):  # refused before it is sent
+            uow.referrals.parties("C-ALICE", "nul\x00")
+        uow.referrers.add(referrer("alice"))
+        assert uow.referrers.get("alice") == referrer("alice")  # sends alice
+        raise CodeNotFound("fails")
+    with postgresql.read() as uow:
+        assert uow.referrers.get("alice") is None  # rolled back: it was in a transaction
 
 
 def test_a_connection_replaced_after_a_loss_prepares_again(postgresql: SqlStore) -> None:

@@ -31,6 +31,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.schema import CreateTable, DropTable
 
 from referrals.adapters.sql.group_commit import GroupCommit
 from referrals.adapters.sql.schema import (
@@ -566,7 +567,7 @@ class SqlPayouts:
         )
         # No try/finally: after a failure the unit of work rolls back, and the CREATE
         # with it (PostgreSQL's DDL is transactional; so is SQLite's, savepoints too).
-        _released.create(self._tx.conn)
+        self._tx.execute(CreateTable(_released))
         self._tx.execute(insert(_released).from_select(["user_id", "cents"], below))
         for table, user, _ in assigned:
             self._tx.execute(
@@ -586,7 +587,7 @@ class SqlPayouts:
                 ),
             )
         ).one()
-        _released.drop(self._tx.conn)
+        self._tx.execute(DropTable(_released))
         return int(users), int(cents)
 
     def lines(self, period: str) -> Iterator[PayoutLine]:

@@ -27,6 +27,7 @@ statement (`_execute`).
 round trips it saved.)
 """
 
+import hashlib
 import re
 from collections import namedtuple
 from collections.abc import Mapping
@@ -60,7 +61,13 @@ class Tx:
 
             self._client_cursor: Any = psycopg.ClientCursor
             self._division_by_zero: type[Exception] = psycopg.errors.DivisionByZero
-            self._statement_lost = (psycopg.errors.InvalidSqlStatementName,)
+            # A statement deallocated behind our back (DISCARD ALL, say), or whose
+            # result's columns a migration changed meanwhile ("cached plan must not
+            # change result type"): prepared again on the retry.
+            self._statement_lost = (
+                psycopg.errors.InvalidSqlStatementName,
+                psycopg.errors.FeatureNotSupported,
+            )
             self._idle = psycopg.pq.TransactionStatus.IDLE
             self._driver.autocommit = True  # until close(): BEGIN is ours to send
 
@@ -76,9 +83,10 @@ class Tx:
     def execute(
         self, statement: Executable, parameters: Any = None
     ) -> CursorResult[*tuple[Any, ...]]:
-        """Any statement, through SQLAlchemy."""
+        """Any statement, DDL included, through SQLAlchemy."""
         self._flush()
         if self._postgresql and not self._begun:
+            # Plain BEGIN: the store sets no isolation level or read-only mode.
             self._driver.execute(b"BEGIN")
             self._begun = True
         return self.conn.execute(statement, parameters)
@@ -136,6 +144,7 @@ class Tx:
         # SQLAlchemy ends its transaction; psycopg sends no COMMIT when the server's
         # transaction has already ended.
         self.conn.commit()
+        self._begun = False  # anything after this is a new transaction
 
     def _commit_waiting(self) -> None:
         """The waiting writes and the COMMIT in one message. PostgreSQL runs the COMMIT
@@ -187,7 +196,7 @@ class Tx:
         if self._postgresql:
             name, order = self._named(sql)
             values = f"({', '.join(['%s'] * len(order))})" if order else ""
-            begin, self._begun = ("" if self._begun else "BEGIN; "), True
+            begin = "" if self._begun else "BEGIN; "  # plain, as in execute()
             sql = f"{begin}EXECUTE {name}{values}{then}"
             params = [params[key] for key in order]
             cursor = self._client_cursor(self._driver)
@@ -197,31 +206,46 @@ class Tx:
             cursor.execute(sql, params)
             if begin:
                 cursor.nextset()  # from BEGIN's result to the statement's
-        except self._integrity_error as error:
+        except BaseException as error:
             cursor.close()
-            raise Conflict(str(error)) from error
-        except self._statement_lost as error:
-            cursor.close()
-            # Deallocated behind our back (DISCARD ALL, say): the transaction failed,
-            # nothing landed, and the use case's retry prepares the statement again.
-            self.conn.connection.info.pop(_NAMED, None)
-            raise Conflict("the connection lost a prepared statement") from error
-        except BaseException:
-            cursor.close()
-            raise
+            conflict = self._conflict_of(error)
+            if conflict is None:
+                raise
+            raise conflict from error
+        finally:
+            # Whether BEGIN went: not if a value could not even be quoted.
+            self._begun = self._postgresql and self._in_transaction()
         return cursor
+
+    def _conflict_of(self, error: BaseException) -> Conflict | None:
+        """The Conflict a failed statement means, if any: a key it would break, or a
+        prepared statement lost (the use case's retry prepares it again)."""
+        if isinstance(error, self._integrity_error):
+            return Conflict(str(error))
+        if isinstance(error, self._statement_lost):
+            self.conn.connection.info.pop(_NAMED, None)  # start again from a clean slate
+            return Conflict("the connection lost a prepared statement")
+        return None
+
+    def _in_transaction(self) -> bool:
+        return bool(self._driver.info.transaction_status != self._idle)
 
     def _named(self, sql: str) -> tuple[str, tuple[str, ...]]:
         """The name `sql` is prepared under on this connection, preparing it the first
         time, and its parameters in order. Prepared statements last as long as the
-        connection, rollbacks included; SQLAlchemy clears `info` when it replaces one."""
-        named: dict[str, tuple[str, tuple[str, ...]]] = self.conn.connection.info.setdefault(
-            _NAMED, {}
-        )
+        connection, rollbacks included; SQLAlchemy clears `info` when it replaces one.
+        A connection without a record (new, or after a statement was lost) starts by
+        deallocating whatever it has, so what the record says is what the server has.
+        Names come from the SQL, so one name never stands for two statements."""
+        info = self.conn.connection.info
+        named: dict[str, tuple[str, tuple[str, ...]]] | None = info.get(_NAMED)
+        if named is None:
+            self._driver.execute(b"DEALLOCATE ALL")  # psycopg prepares none of its own
+            named = info[_NAMED] = {}
         found = named.get(sql)
         if found is None:
             numbered, order = _numbered(sql)
-            found = (f"referrals_{len(named)}", order)
+            found = (f"referrals_{hashlib.sha1(sql.encode()).hexdigest()[:20]}", order)
             self._driver.execute(f"PREPARE {found[0]} AS {numbered}".encode())
             named[sql] = found
         return found

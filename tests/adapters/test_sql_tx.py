@@ -46,6 +46,15 @@ def postgresql(postgresql_url: str) -> Iterator[SqlStore]:
         yield store
 
 
+@pytest.fixture
+def one_connection(postgresql: SqlStore, postgresql_url: str) -> Iterator[SqlStore]:
+    """A PostgreSQL store of one connection: each unit gets the same one."""
+    store = build_store(postgresql_url, pool_size=1)
+    assert isinstance(store, SqlStore)
+    yield store
+    store.dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
     if request.param == "postgresql":
@@ -174,29 +183,22 @@ def test_statements_are_prepared_once_per_connection(postgresql: SqlStore, tmp_p
     assert len([line for line in lines if "; COMMIT" in line]) == 2
 
 
-def test_a_rollback_keeps_the_prepared_statements(
-    postgresql: SqlStore, postgresql_url: str, tmp_path: Path
-) -> None:
+def test_a_rollback_keeps_the_prepared_statements(one_connection: SqlStore, tmp_path: Path) -> None:
     # psycopg's own preparing (off) would deallocate them all at a rollback.
-    store = build_store(postgresql_url, pool_size=1)  # one connection: the same each time
-    assert isinstance(store, SqlStore)
-    try:
-        enrolled(store, "alice")
-        clock, program = SystemClock(), Program()
-        first = sign_up(store, clock, program, "user0", "C-alice").referral
-        with store.unit_of_work() as uow:
-            for _ in range(6):  # past psycopg's default threshold for preparing by itself
-                assert uow.referrals.get(first.id) == first
-            uow.commit()
-        trace = Trace(store, tmp_path / "libpq.trace")
-        sign_up(store, clock, program, "user0", "C-alice")  # a replay: rolled back
-        store.check()  # a health check: rolled back when the pool takes it back
-        sign_up(store, clock, program, "user9", "C-alice")
-        lines = trace.lines()
-        assert [line for line in lines if "ROLLBACK" in line], "\n".join(lines)
-        assert not [line for line in lines if "DEALLOCATE" in line or "PREPARE" in line]
-    finally:
-        store.dispose()
+    enrolled(one_connection, "alice")
+    clock, program = SystemClock(), Program()
+    first = sign_up(one_connection, clock, program, "user0", "C-alice").referral
+    with one_connection.unit_of_work() as uow:
+        for _ in range(6):  # past psycopg's default threshold for preparing by itself
+            assert uow.referrals.get(first.id) == first
+        uow.commit()
+    trace = Trace(one_connection, tmp_path / "libpq.trace")
+    sign_up(one_connection, clock, program, "user0", "C-alice")  # a replay: rolled back
+    one_connection.check()  # a health check: rolled back when the pool takes it back
+    sign_up(one_connection, clock, program, "user9", "C-alice")
+    lines = trace.lines()
+    assert [line for line in lines if "ROLLBACK" in line], "\n".join(lines)
+    assert not [line for line in lines if "DEALLOCATE" in line or "PREPARE" in line]
 
 
 def test_a_lost_prepared_statement_is_a_conflict_and_prepared_again(
@@ -219,22 +221,17 @@ def test_a_lost_prepared_statement_is_a_conflict_and_prepared_again(
 
 
 def test_after_one_statement_is_lost_the_others_are_prepared_afresh(
-    postgresql: SqlStore, postgresql_url: str
+    one_connection: SqlStore,
 ) -> None:
-    store = build_store(postgresql_url, pool_size=1)  # one connection: the same each time
-    assert isinstance(store, SqlStore)
-    try:
-        enrolled(store, "alice")
-        clock, program = SystemClock(), Program()
-        sign_up(store, clock, program, "bob", "C-alice")
-        with store.writer.connect() as conn:
-            named = conn.connection.info["referrals_named"]
-            parties = next(name for sql, (name, _) in named.items() if sql.startswith("SELECT"))
-            conn.connection.driver_connection.execute(f"DEALLOCATE {parties}")  # type: ignore[union-attr]
-        for n, user in enumerate(["carol", "dave", "erin"], start=2):
-            assert sign_up(store, clock, program, user, "C-alice").referral.ordinal == n
-    finally:
-        store.dispose()
+    enrolled(one_connection, "alice")
+    clock, program = SystemClock(), Program()
+    sign_up(one_connection, clock, program, "bob", "C-alice")
+    with one_connection.writer.connect() as conn:
+        named = conn.connection.info["referrals_named"]
+        parties = next(name for sql, (name, _) in named.items() if sql.startswith("SELECT"))
+        conn.connection.driver_connection.execute(f"DEALLOCATE {parties}")  # type: ignore[union-attr]
+    for n, user in enumerate(["carol", "dave", "erin"], start=2):
+        assert sign_up(one_connection, clock, program, user, "C-alice").referral.ordinal == n
 
 
 def test_a_migration_that_changes_a_returned_column_costs_one_retry(
@@ -270,22 +267,15 @@ def test_a_unit_used_after_its_commit_writes_in_a_new_transaction(
         assert uow.referrers.get("bob") is None  # rolled back with the unit
 
 
-def test_ddl_that_begins_a_unit_is_rolled_back_with_it(
-    postgresql: SqlStore, postgresql_url: str
-) -> None:
+def test_ddl_that_begins_a_unit_is_rolled_back_with_it(one_connection: SqlStore) -> None:
     # release() creates and drops a temporary table: in the unit's transaction, even
     # as its first statement, or a failed unit would leave the table on the connection.
-    store = build_store(postgresql_url, pool_size=1)  # one connection: the same each time
-    assert isinstance(store, SqlStore)
-    try:
-        with pytest.raises(CodeNotFound), store.unit_of_work() as uow:
-            assert uow.payouts.release("2026-10", 0) == (0, 0)
-            raise CodeNotFound("fails after its release")
-        with store.unit_of_work() as uow:
-            assert uow.payouts.release("2026-10", 0) == (0, 0)
-            uow.commit()
-    finally:
-        store.dispose()
+    with pytest.raises(CodeNotFound), one_connection.unit_of_work() as uow:
+        assert uow.payouts.release("2026-10", 0) == (0, 0)
+        raise CodeNotFound("fails after its release")
+    with one_connection.unit_of_work() as uow:
+        assert uow.payouts.release("2026-10", 0) == (0, 0)
+        uow.commit()
 
 
 def test_a_statement_that_could_not_be_sent_did_not_begin_the_transaction(

@@ -55,7 +55,6 @@ class Tx:
         self._postgresql = self.dialect.name == "postgresql"
         self._waiting: list[_Waiting] = []
         self._statement_lost: tuple[type[Exception], ...] = ()
-        self._begun = False  # PostgreSQL: whether this unit has sent its BEGIN
         if self._postgresql:
             import psycopg  # only a PostgreSQL store needs it
 
@@ -75,7 +74,7 @@ class Tx:
         """Hand the connection back as it came, out of autocommit (psycopg allows the
         change only between transactions; a broken connection is discarded anyway)."""
         try:
-            if self._postgresql and self._driver.info.transaction_status == self._idle:
+            if self._postgresql and not self._in_transaction():
                 self._driver.autocommit = False
         finally:
             self.conn.close()
@@ -85,10 +84,9 @@ class Tx:
     ) -> CursorResult[*tuple[Any, ...]]:
         """Any statement, DDL included, through SQLAlchemy."""
         self._flush()
-        if self._postgresql and not self._begun:
+        if self._postgresql and not self._in_transaction():
             # Plain BEGIN: the store sets no isolation level or read-only mode.
             self._driver.execute(b"BEGIN")
-            self._begun = True
         return self.conn.execute(statement, parameters)
 
     def rows(self, statement: ClauseElement, values: Values) -> list[Any]:
@@ -144,7 +142,6 @@ class Tx:
         # SQLAlchemy ends its transaction; psycopg sends no COMMIT when the server's
         # transaction has already ended.
         self.conn.commit()
-        self._begun = False  # anything after this is a new transaction
 
     def _commit_waiting(self) -> None:
         """The waiting writes and the COMMIT in one message. PostgreSQL runs the COMMIT
@@ -196,7 +193,9 @@ class Tx:
         if self._postgresql:
             name, order = self._named(sql)
             values = f"({', '.join(['%s'] * len(order))})" if order else ""
-            begin = "" if self._begun else "BEGIN; "  # plain, as in execute()
+            # The server's word, not ours: in autocommit mode it is idle until BEGIN
+            # (not sent if a value could not even be quoted) and again after COMMIT.
+            begin = "" if self._in_transaction() else "BEGIN; "  # plain, as in execute()
             sql = f"{begin}EXECUTE {name}{values}{then}"
             params = [params[key] for key in order]
             cursor = self._client_cursor(self._driver)
@@ -212,9 +211,6 @@ class Tx:
             if conflict is None:
                 raise
             raise conflict from error
-        finally:
-            # Whether BEGIN went: not if a value could not even be quoted.
-            self._begun = self._postgresql and self._in_transaction()
         return cursor
 
     def _conflict_of(self, error: BaseException) -> Conflict | None:

@@ -12,6 +12,7 @@ from referrals.domain.program import Program, Trigger
 from referrals.domain.tiers import TierSchedule
 from referrals.ports import Clock, Notifier, ReportStore, Store
 from referrals.services.outbox import RetryPolicy
+from referrals.services.signups import SignupBatches
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,8 @@ class Services:
     # How many requests a server process lets run their blocking work at once; None:
     # the thread pool's default (40).
     request_threads: int | None = None
+    # Signups of one code waiting for each other in this process, recorded together.
+    signup_batches: SignupBatches | None = None
 
 
 def build(settings: Settings | None = None, *, migrate: bool = False) -> Services:
@@ -39,6 +42,7 @@ def build(settings: Settings | None = None, *, migrate: bool = False) -> Service
         notifier=build_notifier(settings),
         retry_policy=RetryPolicy(max_attempts=settings.notify_max_attempts),
         request_threads=request_threads(settings),
+        signup_batches=signup_batches(settings),
     )
 
 
@@ -55,6 +59,15 @@ def request_threads(settings: Settings) -> int | None:
     more of them wait to be written with fewer threads.
     """
     return settings.pool_size if settings.database_url.startswith("postgresql") else None
+
+
+def signup_batches(settings: Settings) -> SignupBatches | None:
+    """On a SQL database, a hot referrer's signups share transactions (see sign_up):
+    on PostgreSQL each would otherwise wait for the one before it to release the
+    referrer's row lock, a round trip and a commit later. DynamoDB's transactions
+    may change an item only once, so its signups are recorded one by one."""
+    sql = not settings.database_url.startswith(("dynamodb://", "memory://"))
+    return SignupBatches() if sql else None
 
 
 def program(settings: Settings) -> Program:

@@ -3,6 +3,7 @@ round trips on PostgreSQL, the same answers as SQLAlchemy's path on both databas
 
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,8 @@ from referrals.domain.model import (
     new_id,
 )
 from referrals.domain.program import Program
-from referrals.services.signups import sign_up
+from referrals.services.signups import SignupBatches, sign_up
+from tests.batches import wait_until_queued
 from tests.postgresql import emptied_store, migrated_database
 
 NOW = datetime(2026, 11, 2, tzinfo=UTC)
@@ -388,3 +390,58 @@ def test_an_update_finds_the_row_inserted_before_it_in_the_unit(store: SqlStore)
         uow.referrers.add_earned("carol", "2026-11", 700, referrer("carol"))
         uow.commit()
     assert earned(store, "carol") == 700
+
+
+def test_the_writes_waiting_go_with_the_next_read_in_one_message(
+    postgresql: SqlStore, tmp_path: Path
+) -> None:
+    enrolled(postgresql, "warm-up")
+    trace = Trace(postgresql, tmp_path / "libpq.trace")
+    with postgresql.unit_of_work() as uow:
+        uow.referrers.add(referrer("alice"))
+        found = uow.referrals.parties("C-alice", "bob").referrer
+        uow.commit()
+    trips = [t for t in round_trips(trace.lines()) if "PREPARE" not in t]
+    assert found == referrer("alice")
+    assert len(trips) == 2  # the insert with the read, then COMMIT
+    assert re.search(
+        r"\"BEGIN; EXECUTE referrals_\w+\(.*\); EXECUTE referrals_\w+\(.*\)\"$", trips[0]
+    )
+
+
+def test_an_update_that_changed_no_row_is_a_conflict_at_the_next_read(store: SqlStore) -> None:
+    enrolled(store, "alice")
+    stale = referrer("alice").counting("2026-11", 500)  # not what the store holds
+    with pytest.raises(Conflict, match="earnings changed"), store.unit_of_work() as uow:
+        uow.referrers.add_earned("alice", "2026-11", 1000, stale)
+        uow.referrers.get("alice")
+    assert earned(store, "alice") == 0
+
+
+def test_a_batch_of_signups_waiting_on_the_row_lock_is_one_transaction(
+    postgresql: SqlStore, postgresql_url: str, tmp_path: Path
+) -> None:
+    enrolled(postgresql, "alice")
+    clock, program, batches = SystemClock(), Program(), SignupBatches()
+    sign_up(postgresql, clock, program, "warm-up", "C-alice")
+    trace = Trace(postgresql, tmp_path / "libpq.trace")
+    holder = psycopg.connect(postgresql_url.replace("+psycopg", ""))
+    with ThreadPoolExecutor(4) as pool:
+        with holder.transaction():  # alice's row, locked elsewhere: the first signup waits
+            holder.execute("SELECT 1 FROM referrers WHERE user_id = 'alice' FOR UPDATE")
+            signups = []
+            for n, user in enumerate(["bob", "carol", "dave", "erin"]):
+                signups.append(
+                    pool.submit(
+                        sign_up, postgresql, clock, program, user, "C-alice", batches=batches
+                    )
+                )
+                wait_until_queued(batches, "C-ALICE", n)
+        holder.close()
+        results = [s.result(10) for s in signups]
+    trips = [t for t in round_trips(trace.lines()) if "PREPARE" not in t]  # first time only
+    assert [r.referral.ordinal for r in results] == [2, 3, 4, 5]
+    assert len([t for t in trips if t.endswith('; COMMIT"')]) == 2  # bob's, then the others'
+    # bob: 3; each of the three after him: his read with the writes before it, his increment.
+    # and their writes with the COMMIT.
+    assert len(trips) == 3 + 3 * 2 + 1

@@ -1,16 +1,17 @@
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
 
-from referrals.adapters.memory import MemoryStore
+from referrals.adapters.memory import MemoryStore, MemoryUnitOfWork
 from referrals.domain.checks import FraudChecks
 from referrals.domain.errors import AlreadyReferred, CodeNotFound, InvalidInput, SelfReferral
 from referrals.domain.model import ReferralStatus, RewardKind
 from referrals.domain.program import Program
 from referrals.domain.tiers import TierSchedule
 from referrals.services.referrers import enroll
-from referrals.services.signups import sign_up
+from referrals.services.signups import SignupBatches, SignupResult, sign_up
+from tests.batches import wait_until_queued
 from tests.clocks import FixedClock
 
 
@@ -278,3 +279,67 @@ def test_an_import_counts_in_its_own_month(
     live = sign_up(store, clock, program, "new", code).referral
     assert [r.reward_cents for r in imported] == [1000, 500]
     assert live.reward_cents == 1000  # March has its own cap
+
+
+class CountedStore(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.units = 0
+
+    def unit_of_work(self) -> MemoryUnitOfWork:
+        self.units += 1
+        return super().unit_of_work()
+
+
+def batched(
+    clock: FixedClock, program: Program, signups: list[tuple[str, str]]
+) -> tuple[CountedStore, list[Future[SignupResult]]]:
+    """The first signup starts while the store is held; the others queue behind it,
+    in order, then the store is let go."""
+    store = CountedStore()
+    enroll(store, clock, "alice", "alice@example.com", code="ALICE-1")
+    batches = SignupBatches()
+    pool = ThreadPoolExecutor(len(signups))
+    futures: list[Future[SignupResult]] = []
+    with store.lock:  # a unit of work waits for it
+        for n, (user, code) in enumerate(signups):
+            futures.append(pool.submit(sign_up, store, clock, program, user, code, batches=batches))
+            wait_until_queued(batches, "ALICE-1", n)
+    pool.shutdown(wait=True)
+    return store, futures
+
+
+def test_signups_of_one_code_that_wait_are_recorded_in_one_unit_with_exact_ordinals(
+    clock: FixedClock, program: Program
+) -> None:
+    store, futures = batched(clock, program, [(f"u{n}", "ALICE-1") for n in range(5)])
+    results = [f.result() for f in futures]
+    assert [r.referral.ordinal for r in results] == [1, 2, 3, 4, 5]
+    assert [r.referral.reward_cents for r in results] == [1000] * 4 + [1500]
+    assert all(r.referee_code for r in results)  # each referee enrolled
+    assert store.units == 1 + 2  # the enrollment, the first signup, the four together
+    with store.read() as uow:
+        assert uow.referrers.get("alice").referral_count == 5  # type: ignore[union-attr]
+
+
+def test_a_signup_refused_in_a_batch_fails_alone(clock: FixedClock, program: Program) -> None:
+    signups = [("u0", "ALICE-1"), ("u1", "alice-1"), ("alice", "ALICE-1"), ("u2", "ALICE-1")]
+    store, [first, second, refused, last] = batched(clock, program, signups)
+    with pytest.raises(SelfReferral):
+        refused.result()
+    assert [f.result().referral.ordinal for f in (first, second, last)] == [1, 2, 3]
+    with store.read() as uow:
+        assert uow.referrers.get("alice").referral_count == 3  # type: ignore[union-attr]
+
+
+def test_a_signup_repeated_in_one_batch_is_a_replay_of_the_first(
+    clock: FixedClock, program: Program
+) -> None:
+    store, [_, once, again] = batched(
+        clock, program, [("u0", "ALICE-1"), ("bob", "ALICE-1"), ("bob", "ALICE-1")]
+    )
+    assert store.units == 1 + 2
+    assert not once.result().replayed
+    assert again.result().replayed
+    assert again.result().referral == once.result().referral
+    assert again.result().referee_code == once.result().referee_code

@@ -79,7 +79,15 @@ def healthz(svc: ServicesDep) -> Health:
 def legacy_signup(
     body: LegacySignupRequest, svc: ServicesDep, request: Request, _: ApiKey = Depends(auth.ingest)
 ) -> Response:
-    result = sign_up(svc.store, svc.clock, svc.program, body.userId, body.referralCode, body.email)
+    result = sign_up(
+        svc.store,
+        svc.clock,
+        svc.program,
+        body.userId,
+        body.referralCode,
+        body.email,
+        batches=svc.signup_batches,
+    )
     metrics.of(request).signed_up(result)
     answer = LegacySignupResponse(
         rewardAmount=cents_to_dollars(result.referral.reward_cents),
@@ -159,6 +167,7 @@ def create_signup(
         body.signed_up_at,
         body.ip,
         body.device_id,
+        svc.signup_batches,
     )
     metrics.of(request).signed_up(result)
     referral = result.referral

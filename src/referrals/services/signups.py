@@ -1,11 +1,12 @@
 """Signing up a referred user: the referral, its ordinal and its tier reward, atomically."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from referrals.domain import events
 from referrals.domain.checks import fingerprint, signup_checks, velocity_check
-from referrals.domain.codes import is_valid_code, is_valid_user_id
+from referrals.domain.codes import is_valid_code, is_valid_user_id, normalize_code
 from referrals.domain.errors import AlreadyReferred, CodeNotFound, InvalidInput, SelfReferral
 from referrals.domain.model import (
     Receipt,
@@ -20,6 +21,7 @@ from referrals.domain.model import (
 from referrals.domain.periods import Period
 from referrals.domain.program import Program, Trigger
 from referrals.ports import Clock, Store, UnitOfWork
+from referrals.services.batching import Batches
 from referrals.services.referrers import add_referrer
 from referrals.services.retry import retry_on_conflict
 
@@ -40,6 +42,23 @@ class SignupResult:
         return self.referral.ordinal
 
 
+Refused = CodeNotFound | AlreadyReferred | SelfReferral
+
+
+@dataclass(frozen=True, slots=True)
+class _Signup:
+    user_id: str
+    referral_code: str
+    email: str | None
+    signed_up_at: datetime | None
+    ip_hash: str | None
+    device_hash: str | None
+
+
+# Signups of one referral code in a process, batched (see sign_up).
+SignupBatches = Batches[_Signup, SignupResult]
+
+
 def sign_up(
     store: Store,
     clock: Clock,
@@ -50,6 +69,7 @@ def sign_up(
     signed_up_at: datetime | None = None,
     ip: str | None = None,
     device_id: str | None = None,
+    batches: SignupBatches | None = None,
 ) -> SignupResult:
     """Record that `user_id` signed up with `referral_code` and price the reward.
 
@@ -59,6 +79,12 @@ def sign_up(
     The program's fraud checks run on the way: a failed one holds the reward for
     review, and the receipt keeps every verdict. A program that pays on
     conversion records the referral as awaiting: `record_conversion` earns it.
+
+    With `batches`, the signups of one code that arrive while another of the code
+    is being recorded in this process are recorded together next, in one unit of
+    work: they would otherwise queue on the referrer's row lock, one transaction
+    each. Only for a store whose unit of work reads its own writes and may change
+    a record more than once (SQL, memory; not DynamoDB).
     """
     ip_hash, device_hash = fingerprint(ip), fingerprint(device_id)
     if not is_valid_user_id(user_id):
@@ -68,73 +94,103 @@ def sign_up(
     if signed_up_at is not None:
         signed_up_at = _imported_moment(signed_up_at, clock.now())
 
-    def attempt() -> SignupResult:
-        with store.unit_of_work() as uow:
-            parties = uow.referrals.parties(referral_code, user_id)
-            referrer, earlier, referee = parties.referrer, parties.earlier, parties.referee
-            if referrer is None:
-                raise CodeNotFound(f"no referrer has the code {referral_code!r}")
-            if earlier is not None:
-                if earlier.referrer_id != referrer.user_id:
-                    raise AlreadyReferred(f"{user_id} was already referred by someone else")
-                return SignupResult(earlier, referee.code if referee else None, replayed=True)
-            if user_id == referrer.user_id or _same_email(email, referrer.email):
-                raise SelfReferral("a user cannot refer themselves")
+    signup = _Signup(user_id, referral_code, email, signed_up_at, ip_hash, device_hash)
 
-            checks = signup_checks(program.checks, referrer, email, ip_hash, device_hash)
-            rule = _earning_rule(uow, program, user_id)
-            # The increment locks the referrer's row (PostgreSQL) until the commit: it
-            # comes last but for the writes, so signups of one referrer queue briefly.
-            # Nothing is read after it: a SQL store sends the writes waiting (the earned
-            # count, the inserts) together, in one round trip, before its next statement.
-            profile = uow.referrers.increment_referral_count(referrer.user_id)
-            ordinal = profile.referral_count
-            limit = program.checks.velocity_per_hour
-            if limit and signed_up_at is None:  # an import is history, not velocity
-                earlier = _referral_by_ordinal(uow, referrer.user_id, ordinal - limit)
-                checks.append(velocity_check(limit, earlier, clock.now()))
-            tier = program.tiers.tier_of(ordinal)
-            created_at = signed_up_at or clock.now()
-            earned = rule != AWAITING_RULE
-            # A conversion program prices the caps when the reward is earned.
-            cents, cap = (
-                program.capped(tier.reward_cents, profile, month_of(created_at))
-                if earned
-                else (tier.reward_cents, None)
-            )
-            receipt = Receipt(
-                rule=rule,
-                tier_threshold=tier.threshold,
-                tier_cents=tier.reward_cents,
-                hold_days=program.hold.days,
-                checks=tuple(checks),
-                cap=cap,
-            )
-            referral = Referral(
-                id=new_id(),
-                referee_id=user_id,
-                referrer_id=referrer.user_id,
-                code=referrer.code,
-                email=email,
-                ordinal=ordinal,
-                reward_cents=cents,
-                status=earned_status(receipt) if earned else ReferralStatus.AWAITING,
-                created_at=created_at,
-                hold=program.hold,
-                receipt=receipt,
-            )
-            if earned:
-                count_earned(uow, referral, profile)
-            if referee is None and program.auto_enroll_referees:
-                referee = add_referrer(uow, clock, user_id, email, ip_hash, device_hash)
-            uow.referrals.add(referral)
-            if earned:
-                add_referee_reward(uow, program, referral, referral.created_at)
-            uow.outbox.add(events.referral_created(referral, clock.now()))
+    def record(signups: Sequence[_Signup]) -> list[SignupResult | Refused]:
+        return retry_on_conflict(lambda: _record_all(store, clock, program, signups))
+
+    if batches is None:
+        [outcome] = record([signup])
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+    return batches.run(normalize_code(referral_code), signup, record)
+
+
+def _record_all(
+    store: Store, clock: Clock, program: Program, signups: Sequence[_Signup]
+) -> list[SignupResult | Refused]:
+    """The signups in one unit of work, in order, each seeing the ones before it.
+    A refused signup has written nothing when it is refused (every refusal comes
+    before the first write), so it fails alone; any other error fails them all."""
+    outcomes: list[SignupResult | Refused] = []
+    with store.unit_of_work() as uow:
+        for signup in signups:
+            try:
+                outcomes.append(_record(uow, clock, program, signup))
+            except (CodeNotFound, AlreadyReferred, SelfReferral) as refused:
+                outcomes.append(refused)
+        if not all(isinstance(outcome, Exception) for outcome in outcomes):
             uow.commit()
-            return SignupResult(referral, referee.code if referee else None, replayed=False)
+    return outcomes
 
-    return retry_on_conflict(attempt)
+
+def _record(uow: UnitOfWork, clock: Clock, program: Program, signup: _Signup) -> SignupResult:
+    """One signup, in `uow`: refused before it writes anything, or recorded."""
+    user_id, referral_code, email = signup.user_id, signup.referral_code, signup.email
+    signed_up_at = signup.signed_up_at
+    parties = uow.referrals.parties(referral_code, user_id)
+    referrer, earlier, referee = parties.referrer, parties.earlier, parties.referee
+    if referrer is None:
+        raise CodeNotFound(f"no referrer has the code {referral_code!r}")
+    if earlier is not None:
+        if earlier.referrer_id != referrer.user_id:
+            raise AlreadyReferred(f"{user_id} was already referred by someone else")
+        return SignupResult(earlier, referee.code if referee else None, replayed=True)
+    if user_id == referrer.user_id or _same_email(email, referrer.email):
+        raise SelfReferral("a user cannot refer themselves")
+
+    checks = signup_checks(program.checks, referrer, email, signup.ip_hash, signup.device_hash)
+    rule = _earning_rule(uow, program, user_id)
+    # The increment locks the referrer's row (PostgreSQL) until the commit: it
+    # comes last but for the writes, so signups of one referrer queue briefly.
+    # Nothing is read after it: a SQL store sends the writes waiting (the earned
+    # count, the inserts) together, in one round trip, before its next statement.
+    profile = uow.referrers.increment_referral_count(referrer.user_id)
+    ordinal = profile.referral_count
+    limit = program.checks.velocity_per_hour
+    if limit and signed_up_at is None:  # an import is history, not velocity
+        earlier = _referral_by_ordinal(uow, referrer.user_id, ordinal - limit)
+        checks.append(velocity_check(limit, earlier, clock.now()))
+    tier = program.tiers.tier_of(ordinal)
+    created_at = signed_up_at or clock.now()
+    earned = rule != AWAITING_RULE
+    # A conversion program prices the caps when the reward is earned.
+    cents, cap = (
+        program.capped(tier.reward_cents, profile, month_of(created_at))
+        if earned
+        else (tier.reward_cents, None)
+    )
+    receipt = Receipt(
+        rule=rule,
+        tier_threshold=tier.threshold,
+        tier_cents=tier.reward_cents,
+        hold_days=program.hold.days,
+        checks=tuple(checks),
+        cap=cap,
+    )
+    referral = Referral(
+        id=new_id(),
+        referee_id=user_id,
+        referrer_id=referrer.user_id,
+        code=referrer.code,
+        email=email,
+        ordinal=ordinal,
+        reward_cents=cents,
+        status=earned_status(receipt) if earned else ReferralStatus.AWAITING,
+        created_at=created_at,
+        hold=program.hold,
+        receipt=receipt,
+    )
+    if earned:
+        count_earned(uow, referral, profile)
+    if referee is None and program.auto_enroll_referees:
+        referee = add_referrer(uow, clock, user_id, email, signup.ip_hash, signup.device_hash)
+    uow.referrals.add(referral)
+    if earned:
+        add_referee_reward(uow, program, referral, referral.created_at)
+    uow.outbox.add(events.referral_created(referral, clock.now()))
+    return SignupResult(referral, referee.code if referee else None, replayed=False)
 
 
 def _earning_rule(uow: UnitOfWork, program: Program, user_id: str) -> str:

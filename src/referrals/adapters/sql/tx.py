@@ -8,10 +8,10 @@ driver's cursor (`rows`, `write`, `insert`, `update_one`); everything else goes 
 SQLAlchemy (`execute`). Both run on the one connection, in the one transaction.
 
 On PostgreSQL every statement is also a round trip to the server. Inserts, and
-updates that must change one row, wait and go together as one statement just
-before the next statement or the COMMIT; when it is the COMMIT, the writes and
-the COMMIT go in one message. BEGIN goes with the first statement. A signup takes
-three round trips, not eight. That matters most for a hot referrer, whose row
+updates that must change one row, wait and go together as one statement, in the
+message of the next statement or of the COMMIT. BEGIN goes with the first
+statement. A signup takes three round trips, not eight; each more signup in a
+batch (services/batching.py), two. That matters most for a hot referrer, whose row
 stays locked from the increment to the end of the COMMIT, so that its signups
 queue on the lock: each round trip less under it lets more of them through.
 
@@ -150,7 +150,7 @@ class Tx:
         waiting, params = self._take_waiting()
         sql = _together(tuple(w.prepared for w in waiting), fail_unless_one=True)
         try:
-            self._execute(sql, params, then="; COMMIT").close()
+            self._execute([(sql, params)], then="; COMMIT").close()
         except self._division_by_zero as error:
             checked = [w.conflict for w in waiting if w.conflict is not None]
             raise Conflict("; ".join(dict.fromkeys(checked))) from error
@@ -165,41 +165,61 @@ class Tx:
         return waiting, params
 
     def _flush(self) -> None:
-        if not self._waiting:
-            return
+        if self._waiting:
+            self._send_waiting(None)
+
+    def _send_waiting(self, then: tuple[str, Any] | None) -> Any:
+        """Send the waiting writes, and with them in the same message the statement
+        `then`, if any (SQL and values): its cursor, at its rows."""
         waiting, params = self._take_waiting()
-        cursor = self._execute(_together(tuple(w.prepared for w in waiting)), params)
+        statements = [(_together(tuple(w.prepared for w in waiting)), params)]
+        cursor = self._execute(statements + ([then] if then else []))
         try:
             checked = [w.conflict for w in waiting if w.conflict is not None]
             if checked:  # the rows each checked update changed, in order
                 for conflict, changed in zip(checked, cursor.fetchone(), strict=True):
                     if changed != 1:
                         raise Conflict(conflict)
-        finally:
+            if then:
+                cursor.nextset()
+        except BaseException:
             cursor.close()
+            raise
+        return cursor
 
     def _run(self, prepared: "_Prepared", values: Values) -> Any:
-        """The statement's cursor, once the inserts waiting before it are sent."""
-        self._flush()
+        """The statement's cursor. On PostgreSQL the writes waiting go with it, in
+        the same message: a signup recorded after another in one unit (a batch) reads
+        in the round trip that writes the one before it."""
         params: Any = prepared.compiled.construct_params(values) or {}
+        if self._waiting:
+            return self._send_waiting((prepared.compiled.string, params))
         if prepared.compiled.positiontup is not None:  # qmark (SQLite): by position
             params = tuple(params[name] for name in prepared.compiled.positiontup)
-        return self._execute(prepared.compiled.string, params)
+        return self._execute([(prepared.compiled.string, params)])
 
-    def _execute(self, sql: str, params: Any, then: str = "") -> Any:
-        """`sql`'s cursor; on PostgreSQL, run as a named statement, with `then` (SQL
-        without values) in the same message."""
+    def _execute(self, statements: list[tuple[str, Any]], then: str = "") -> Any:
+        """The cursor of the statements (SQL and values), at the first one's rows. On
+        PostgreSQL they go in one message, each run as a named statement, with `then`
+        (SQL without values) after them; elsewhere there is one statement."""
         begin = ""
         if self._postgresql:
-            name, order = self._named(sql)
-            values = f"({', '.join(['%s'] * len(order))})" if order else ""
+            executes, params = [], []
+            for sql, values in statements:
+                name, order = self._named(sql)
+                executes.append(
+                    f"EXECUTE {name}({', '.join(['%s'] * len(order))})"
+                    if order
+                    else f"EXECUTE {name}"
+                )
+                params += [values[key] for key in order]
             # The server's word, not ours: in autocommit mode it is idle until BEGIN
             # (not sent if a value could not even be quoted) and again after COMMIT.
             begin = "" if self._in_transaction() else "BEGIN; "  # plain, as in execute()
-            sql = f"{begin}EXECUTE {name}{values}{then}"
-            params = [params[key] for key in order]
+            sql = f"{begin}{'; '.join(executes)}{then}"
             cursor = self._client_cursor(self._driver)
         else:
+            [(sql, params)] = statements
             cursor = self._driver.cursor()
         try:
             cursor.execute(sql, params)

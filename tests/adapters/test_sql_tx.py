@@ -93,6 +93,12 @@ def enrolled(store: SqlStore, *users: str) -> None:
         uow.commit()
 
 
+def referred(store: SqlStore, referrer_id: str, referee_id: str) -> None:
+    with store.unit_of_work() as uow:
+        uow.referrals.add(referral(referrer_id, referee_id))
+        uow.commit()
+
+
 class Trace:
     """libpq's own trace of the protocol on every connection the store checks out."""
 
@@ -207,17 +213,13 @@ def test_a_lost_prepared_statement_is_a_conflict_and_prepared_again(
     postgresql: SqlStore,
 ) -> None:
     enrolled(postgresql, "alice", "dave")
-    with postgresql.unit_of_work() as uow:
-        uow.referrals.add(referral("alice", "bob"))
-        uow.commit()
+    referred(postgresql, "alice", "bob")
     lost = pytest.raises(Conflict, match="lost a prepared statement")
     with lost, postgresql.unit_of_work() as uow:
         uow._tx.conn.exec_driver_sql("DEALLOCATE ALL")  # as a pooler might
         uow.referrals.add(referral("alice", "carol"))
         uow.commit()
-    with postgresql.unit_of_work() as uow:
-        uow.referrals.add(referral("dave", "carol"))
-        uow.commit()
+    referred(postgresql, "dave", "carol")
     with postgresql.read() as uow:
         assert uow.referrals.by_referee("carol").referrer_id == "dave"  # type: ignore[union-attr]
 
@@ -331,9 +333,7 @@ def test_a_key_taken_meanwhile_is_a_conflict_and_nothing_of_the_unit_lands(
     store: SqlStore,
 ) -> None:
     enrolled(store, "alice", "dave")
-    with store.unit_of_work() as uow:
-        uow.referrals.add(referral("alice", "bob"))
-        uow.commit()
+    referred(store, "alice", "bob")
     with pytest.raises(Conflict), store.unit_of_work() as uow:
         uow.referrers.add(referrer("carol"))
         uow.referrals.add(referral("dave", "bob"))  # bob was referred by alice

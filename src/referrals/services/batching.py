@@ -61,10 +61,10 @@ class Batches(Generic[In, Out]):
         if batch is None:
             request.turn.wait()
             if request.batch is None:
-                return _unwrap(request.outcome)
+                return unwrap(request.outcome)
             batch = request.batch
         self._run(key, batch, work)
-        return _unwrap(request.outcome)
+        return unwrap(request.outcome)
 
     def _run(
         self,
@@ -93,7 +93,8 @@ class Batches(Generic[In, Out]):
             upcoming[0].turn.set()
 
 
-def _unwrap(outcome: Out | BaseException | None) -> Out:
+def unwrap(outcome: Out | BaseException | None) -> Out:
+    """An outcome as `work` answers it: the result, or its exception raised."""
     if isinstance(outcome, BaseException):
         raise outcome
     return outcome  # type: ignore[return-value]  # set before its request's turn

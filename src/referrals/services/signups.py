@@ -21,7 +21,7 @@ from referrals.domain.model import (
 from referrals.domain.periods import Period
 from referrals.domain.program import Program, Trigger
 from referrals.ports import Clock, Store, UnitOfWork
-from referrals.services.batching import Batches
+from referrals.services.batching import Batches, unwrap
 from referrals.services.referrers import add_referrer
 from referrals.services.retry import retry_on_conflict
 
@@ -99,12 +99,10 @@ def sign_up(
     def record(signups: Sequence[_Signup]) -> list[SignupResult | Refused]:
         return retry_on_conflict(lambda: _record_all(store, clock, program, signups))
 
-    if batches is None:
-        [outcome] = record([signup])
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return outcome
-    return batches.run(normalize_code(referral_code), signup, record)
+    if batches is not None:
+        return batches.run(normalize_code(referral_code), signup, record)
+    [outcome] = record([signup])
+    return unwrap(outcome)
 
 
 def _record_all(

@@ -198,6 +198,27 @@ def test_outbox_round_trips_and_claims_due_events_once(store: Store) -> None:
         assert uow.outbox.claim_due(NOW, NOW + timedelta(seconds=60), 10) == []
 
 
+def test_outbox_claims_at_most_the_limit_oldest_due_first(store: Store) -> None:
+    events = [event(NOW, next_attempt_at=NOW - timedelta(seconds=s)) for s in (1, 4, 3, 2)]
+    until = NOW + timedelta(seconds=60)
+    with store.unit_of_work() as uow:
+        for e in events:
+            uow.outbox.add(e)
+        uow.commit()
+    claims = []
+    for _ in range(3):
+        with store.unit_of_work() as uow:
+            claims.append(uow.outbox.claim_due(NOW, until, 2))
+            uow.commit()
+    # Claimed in the order they fell due; each claim hides its events until `until`.
+    assert [{e.id for e in claim} for claim in claims] == [
+        {events[1].id, events[2].id},
+        {events[3].id, events[0].id},
+        set(),
+    ]
+    assert {e.next_attempt_at for claim in claims for e in claim} == {until}
+
+
 def test_outbox_marks_several_events_delivered_at_once(store: Store) -> None:
     events = [event(NOW) for _ in range(3)]
     with store.unit_of_work() as uow:

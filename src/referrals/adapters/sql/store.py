@@ -146,6 +146,42 @@ _INSERT_REWARD, _INSERT_CONVERSION = insert(rewards), insert(conversions)
 _SIGNUP_SLOT = select(signup_slots).where(signup_slots.c.user_id == bindparam("key"))
 _INSERT_SIGNUP_SLOT = insert(signup_slots)
 _HEALTH_CHECK = text("SELECT 1")
+# Outbox delivery, every tenth of a second while signups come in: built per call, its
+# two statements cost more than the round's events together (BENCHMARKS.md).
+_DUE = and_(
+    outbox.c.status == EventStatus.PENDING.value, outbox.c.next_attempt_at <= bindparam("now")
+)
+_CLAIM_DUE = (
+    update(outbox)
+    .where(
+        outbox.c.id.in_(
+            select(outbox.c.id)
+            .where(_DUE)
+            .order_by(outbox.c.next_attempt_at, outbox.c.id)
+            .limit(bindparam("limit", type_=BigInteger))
+        ),
+        _DUE,
+    )
+    .values(next_attempt_at=bindparam("until", type_=BigInteger))
+    .returning(*outbox.c)
+)
+# The ids as one JSON array: one parameter however many there are, so the statement
+# is compiled once (an IN list's parameters are expanded on every call).
+_IDS_OF_JSON = {
+    "sqlite": "SELECT value FROM json_each(:ids)",
+    "postgresql": "SELECT json_array_elements_text(CAST(:ids AS json)) AS value",
+}
+_DELIVERED = {
+    dialect: update(outbox)
+    .where(outbox.c.id.in_(text(ids).columns(value=String)))
+    .values(
+        status=EventStatus.DELIVERED.value,
+        attempts=outbox.c.attempts + 1,
+        next_attempt_at=None,
+        last_error=None,
+    )
+    for dialect, ids in _IDS_OF_JSON.items()
+}
 
 
 def _earnings_rows(table: Table, user: Any, cents: Any, clawback: Any) -> Select[Any]:
@@ -710,30 +746,13 @@ class SqlOutbox:
         return _event(row) if row else None
 
     def claim_due(self, now: datetime, until: datetime, limit: int) -> Sequence[Event]:
-        due = [
-            outbox.c.status == EventStatus.PENDING.value,
-            outbox.c.next_attempt_at <= to_micros(now),
-        ]
-        ids = select(outbox.c.id).where(*due).order_by(outbox.c.next_attempt_at, outbox.c.id)
-        claimed = self._tx.execute(
-            update(outbox)
-            .where(outbox.c.id.in_(ids.limit(limit)), *due)
-            .values(next_attempt_at=to_micros(until))
-            .returning(*outbox.c)
-        )
+        values = {"now": to_micros(now), "until": to_micros(until), "limit": limit}
+        claimed = self._tx.rows(_CLAIM_DUE, values)
         return sorted((_event(row) for row in claimed), key=lambda e: e.id)
 
     def delivered(self, event_ids: Sequence[str]) -> None:
-        self._tx.execute(
-            update(outbox)
-            .where(outbox.c.id.in_(event_ids))
-            .values(
-                status=EventStatus.DELIVERED.value,
-                attempts=outbox.c.attempts + 1,
-                next_attempt_at=None,
-                last_error=None,
-            )
-        )
+        statement = _DELIVERED[self._tx.dialect.name]
+        self._tx.write(statement, {"ids": json.dumps(list(event_ids))})
 
     def attempt_failed(
         self, event_id: str, error: str, next_attempt_at: datetime, dead: bool

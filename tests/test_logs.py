@@ -106,6 +106,12 @@ def test_a_portal_link_token_in_an_access_line_is_masked() -> None:
     assert redact(line) == '127.0.0.1:5000 - "GET /r/ABCD1234?token=[token] HTTP/1.1" 200'
 
 
+def test_a_bearer_token_is_masked_whatever_the_case() -> None:
+    line = "proxy sent authorization: bEaReR abc.def-123"
+
+    assert redact(line) == "proxy sent authorization: Bearer [key]"
+
+
 def test_text_without_secrets_is_unchanged() -> None:
     line = '127.0.0.1:5000 - "POST /v1/signups HTTP/1.1" 201'
 

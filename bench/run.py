@@ -6,6 +6,8 @@ import sys
 BENCHMARKS = [
     "bench.payout",
     "bench.signup_http",
+    "bench.outbox",
+    "bench.outbox --database postgresql",
     "bench.dynamodb_capacity",
     "bench.cold_start",
     "bench.dashboard",
@@ -13,9 +15,9 @@ BENCHMARKS = [
 
 
 def main() -> None:
-    for module in BENCHMARKS:
-        print(f"== {module}", flush=True)
-        subprocess.run([sys.executable, "-m", module], check=True)
+    for command in BENCHMARKS:  # a module, and its arguments if any
+        print(f"== {command}", flush=True)
+        subprocess.run([sys.executable, "-m", *command.split()], check=True)
 
 
 if __name__ == "__main__":

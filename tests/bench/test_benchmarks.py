@@ -66,3 +66,12 @@ def test_dashboard_benchmark_times_the_overview_against_healthz(database: str) -
     assert row["floor_healthz_s"] > 0 and row["data_s"] > 0 and row["page_s"] > 0
     assert row["page_ratio"] > 0 and row["full_scan_ratio"] > 0
     assert "| `GET /dashboard`, computed |" in out
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_outbox_benchmark_delivers_every_event_against_the_driver(database: str) -> None:
+    out = run("bench.outbox", "--events", "60", "--per-round", "7,50", "--database", database)
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [row["per_round"] for row in rows] == [7, 50]
+    for row in rows:  # each side delivered all 60 (the bench checks), then timed
+        assert row["floor_cpu_us"] > 0 and row["dispatch_cpu_us"] > 0 and row["ratio"] > 0

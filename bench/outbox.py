@@ -18,14 +18,12 @@ import json
 import sqlite3
 import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.payout import PG_SERVER, admin_sql
+from bench.signup_http import database
 from referrals.adapters.clock import SystemClock
 from referrals.bootstrap import build_store
 from referrals.domain.model import Event, new_id
@@ -106,28 +104,21 @@ def by_driver(connect: Callable[[], Any], mark: str, per_round: int) -> Callable
     return deliver_all
 
 
-@contextmanager
-def database(kind: str, tmp: Path) -> Iterator[tuple[str, Callable[[], Any], str]]:
-    """The store's URL, a bare driver connection to the same database, its parameter mark."""
-    if kind == "sqlite":
-        path = tmp / "outbox.db"
+def bare_driver(url: str) -> tuple[Callable[[], Any], str]:
+    """A connection on the bare driver to the store's database, and its parameter mark."""
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
 
         def sqlite() -> sqlite3.Connection:
             conn = sqlite3.connect(path)
             conn.execute("PRAGMA synchronous=FULL")  # as the store: WAL (set by it), FULL
             return conn
 
-        yield f"sqlite:///{path}", sqlite, "?"
-        return
+        return sqlite, "?"
     import psycopg
 
-    name = f"bench_outbox_{uuid.uuid4().hex[:8]}"
-    admin_sql(f'CREATE DATABASE "{name}"')
-    try:
-        dsn = f"{PG_SERVER.replace('+psycopg', '')}/{name}"
-        yield f"{PG_SERVER}/{name}", lambda: psycopg.connect(dsn), "%s"
-    finally:
-        admin_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
+    dsn = url.replace("+psycopg", "")
+    return lambda: psycopg.connect(dsn), "%s"
 
 
 def main() -> None:
@@ -136,8 +127,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=3000)
     parser.add_argument("--per-round", default="13,100", help="events claimed per round")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, database(args.database, Path(tmp)) as db:
-        url, connect, mark = db
+    with tempfile.TemporaryDirectory() as tmp, database(args.database, Path(tmp)) as url:
+        connect, mark = bare_driver(url)
         store = build_store(url, migrate=True)
         add_events(store, 200)  # warm up: connections, statements, caches
         by_dispatch(store, 100)()

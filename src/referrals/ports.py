@@ -53,6 +53,11 @@ class ReferrerRepository(Protocol):
         """
         ...
 
+    def give_back_count(self, user_id: str) -> None:
+        """Undo an increment of this unit of work (a signup refused once counted); like
+        a write, it may reach the store as late as the commit."""
+        ...
+
     def add_earned(
         self, user_id: str, month: str, cents: int, seen: Referrer | None = None
     ) -> None:
@@ -80,9 +85,12 @@ class ReferralRepository(Protocol):
 
     def by_referee(self, referee_id: str) -> Referral | None: ...
 
-    def parties(self, code: str, referee_id: str) -> SignupParties:
-        """The referrer of `code` (case-insensitively), the referee's earlier
-        referral and the referee's profile, read together."""
+    def parties_counted(self, code: str, referee_id: str) -> SignupParties:
+        """The referrer of `code` (case-insensitively), the referee's earlier referral
+        and the referee's profile, read together, with the referrer's count incremented
+        as by `increment_referral_count` in the same step: the referrer comes as
+        updated, its count the ordinal of the signup if it goes ahead (else the signup
+        gives it back)."""
         ...
 
     def add(self, referral: Referral) -> None:

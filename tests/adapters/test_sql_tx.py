@@ -4,6 +4,7 @@ round trips on PostgreSQL, the same answers as SQLAlchemy's path on both databas
 import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from referrals.adapters.sql.schema import conversions, referrers
 from referrals.adapters.sql.store import SqlStore
 from referrals.adapters.sql.tx import Tx
 from referrals.bootstrap import build_store
-from referrals.domain.errors import CodeNotFound, Conflict
+from referrals.domain.errors import CodeNotFound, Conflict, SelfReferral
 from referrals.domain.events import referral_created
 from referrals.domain.model import (
     Referral,
@@ -126,9 +127,7 @@ def round_trips(lines: list[str]) -> list[str]:
     return [line for line in lines if re.search(r"\tF\t\d+\t(Query|Sync)", line)]
 
 
-def test_a_signup_takes_three_round_trips_on_postgresql(
-    postgresql: SqlStore, tmp_path: Path
-) -> None:
+def test_a_signup_takes_two_round_trips_on_postgresql(postgresql: SqlStore, tmp_path: Path) -> None:
     enrolled(postgresql, "alice")
     clock, program = SystemClock(), Program()
     sign_up(postgresql, clock, program, "warm-up", "C-alice")  # connects, prepares
@@ -136,9 +135,9 @@ def test_a_signup_takes_three_round_trips_on_postgresql(
     sign_up(postgresql, clock, program, "bob", "C-alice")
     lines = trace.lines()
     trips = round_trips(lines)
-    # BEGIN with the parties; the increment; the earned count, the inserts and COMMIT.
-    assert len(trips) == 3, "\n".join(lines)
-    assert len([line for line in lines if "\tReadyForQuery" in line]) == 3
+    # BEGIN with the parties and the increment; the earned count, the inserts and COMMIT.
+    assert len(trips) == 2, "\n".join(lines)
+    assert len([line for line in lines if "\tReadyForQuery" in line]) == 2
     assert re.search(r"\tQuery\t \"BEGIN; EXECUTE referrals_\w+\(.*'C-ALICE'.*\)\"$", trips[0])
     assert re.search(r"\tQuery\t \"EXECUTE referrals_\w+\(.*\); COMMIT\"$", trips[-1])
     assert "'bob'" in trips[-1]  # the values, quoted into the message
@@ -180,8 +179,9 @@ def test_statements_are_prepared_once_per_connection(postgresql: SqlStore, tmp_p
     sign_up(postgresql, clock, program, "carol", "C-alice")
     lines = trace.lines()
     prepares = [line for line in lines if "\tQuery\t" in line and "PREPARE" in line]
-    # The parties, the increment, and the writes that go with the COMMIT.
-    assert len(prepares) == 3, "\n".join(prepares)
+    # The parties with the increment, and the writes that go with the COMMIT.
+    assert len(prepares) == 2, "\n".join(prepares)
+    assert "AS WITH counted AS" in prepares[0]  # the increment, in the parties' statement
     assert re.findall(r"(UPDATE|INSERT INTO) (\w+)", prepares[-1]) == [
         ("UPDATE", "referrers"),  # the referrer's earned count, checked
         ("INSERT INTO", "referrers"),  # the referee, enrolled
@@ -232,7 +232,7 @@ def test_after_one_statement_is_lost_the_others_are_prepared_afresh(
     sign_up(one_connection, clock, program, "bob", "C-alice")
     with one_connection.writer.connect() as conn:
         named = conn.connection.info["referrals_named"]
-        parties = next(name for sql, (name, _) in named.items() if sql.startswith("SELECT"))
+        parties = next(name for sql, (name, _) in named.items() if sql.startswith("WITH counted"))
         conn.connection.driver_connection.execute(f"DEALLOCATE {parties}")  # type: ignore[union-attr]
     for n, user in enumerate(["carol", "dave", "erin"], start=2):
         assert sign_up(one_connection, clock, program, user, "C-alice").referral.ordinal == n
@@ -287,7 +287,7 @@ def test_a_statement_that_could_not_be_sent_did_not_begin_the_transaction(
 ) -> None:
     with pytest.raises(CodeNotFound), postgresql.unit_of_work() as uow:
         with pytest.raises(psycopg.DataError, match="NUL"):  # refused before it is sent
-            uow.referrals.parties("C-ALICE", "nul\x00")
+            uow.referrals.parties_counted("C-ALICE", "nul\x00")
         uow.referrers.add(referrer("alice"))
         assert uow.referrers.get("alice") == referrer("alice")  # sends alice
         raise CodeNotFound("fails")
@@ -399,10 +399,10 @@ def test_the_writes_waiting_go_with_the_next_read_in_one_message(
     trace = Trace(postgresql, tmp_path / "libpq.trace")
     with postgresql.unit_of_work() as uow:
         uow.referrers.add(referrer("alice"))
-        found = uow.referrals.parties("C-alice", "bob").referrer
+        found = uow.referrals.parties_counted("C-alice", "bob").referrer
         uow.commit()
     trips = [t for t in round_trips(trace.lines()) if "PREPARE" not in t]
-    assert found == referrer("alice")
+    assert found == replace(referrer("alice"), referral_count=1)
     assert len(trips) == 2  # the insert with the read, then COMMIT
     assert re.search(
         r"\"BEGIN; EXECUTE referrals_\w+\(.*\); EXECUTE referrals_\w+\(.*\)\"$", trips[0]
@@ -442,6 +442,38 @@ def test_a_batch_of_signups_waiting_on_the_row_lock_is_one_transaction(
     trips = [t for t in round_trips(trace.lines()) if "PREPARE" not in t]  # first time only
     assert [r.referral.ordinal for r in results] == [2, 3, 4, 5]
     assert len([t for t in trips if t.endswith('; COMMIT"')]) == 2  # bob's, then the others'
-    # bob: 3; each of the three after him: his read with the writes before it, his increment.
-    # and their writes with the COMMIT.
-    assert len(trips) == 3 + 3 * 2 + 1
+    # bob: 2; each of the three after him: his read and increment with the writes before
+    # it; and their writes with the COMMIT.
+    assert len(trips) == 2 + 3 + 1
+
+
+def test_a_signup_refused_or_replayed_in_a_batch_gives_its_count_back(
+    postgresql: SqlStore, postgresql_url: str
+) -> None:
+    # Each signup takes its ordinal with its read; one that goes no further gives it
+    # back in the message of the next one's read, so the next takes the same ordinal.
+    enrolled(postgresql, "alice")
+    clock, program, batches = SystemClock(), Program(), SignupBatches()
+    sign_up(postgresql, clock, program, "bob", "C-alice")
+    holder = psycopg.connect(postgresql_url.replace("+psycopg", ""))
+    users = ["carol", "alice", "bob", "dave", "bob", "erin"]  # alice: self; bob: replayed
+    with ThreadPoolExecutor(len(users)) as pool:
+        with holder.transaction():  # alice's row, locked elsewhere: the first signup waits
+            holder.execute("SELECT 1 FROM referrers WHERE user_id = 'alice' FOR UPDATE")
+            signups = []
+            for n, user in enumerate(users):
+                signups.append(
+                    pool.submit(
+                        sign_up, postgresql, clock, program, user, "C-alice", batches=batches
+                    )
+                )
+                wait_until_queued(batches, "C-ALICE", n)
+        holder.close()
+        with pytest.raises(SelfReferral):
+            signups[1].result(10)
+        ordinals = [signups[n].result(10).referral.ordinal for n in (0, 2, 3, 4, 5)]
+    assert ordinals == [2, 1, 3, 1, 4]
+    with postgresql.read() as uow:
+        assert uow.referrers.get("alice").referral_count == 4  # type: ignore[union-attr]
+        found = uow.referrals.for_referrer("alice", 0, 10)
+    assert [r.ordinal for r in found] == [1, 2, 3, 4]

@@ -1,6 +1,7 @@
 """Reward states beyond paid, receipts, hold periods and the audit log, on every store."""
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -76,7 +77,9 @@ def test_referrer_fingerprints_round_trip_and_come_with_the_parties(store: Store
     add_referrer(store, alice)
     with store.read() as uow:
         assert uow.referrers.get("alice") == alice
-        assert uow.referrals.parties("a1", "bob") == SignupParties(alice, None, None)
+    with store.unit_of_work() as uow:
+        counted = replace(alice, referral_count=1)
+        assert uow.referrals.parties_counted("a1", "bob") == SignupParties(counted, None, None)
 
 
 def test_transition_moves_an_allowed_state_and_records_the_note(store: Store) -> None:

@@ -48,6 +48,13 @@ def add_referrer(store: Store, r: Referrer) -> None:
         uow.commit()
 
 
+def get_referrer(store: Store, user_id: str) -> Referrer:
+    with store.read() as uow:
+        found = uow.referrers.get(user_id)
+    assert found is not None
+    return found
+
+
 def test_referrer_round_trips_exactly(store: Store) -> None:
     alice = referrer("alice", "Alice-1", "alice@example.com")
     add_referrer(store, alice)
@@ -157,7 +164,7 @@ def test_a_referee_can_be_referred_once(store: Store) -> None:
         assert uow.referrals.by_referee("bob").referrer_id == "alice"  # type: ignore[union-attr]
 
 
-def test_signup_parties_are_read_together(store: Store) -> None:
+def test_signup_parties_are_read_together_the_referrers_count_taken(store: Store) -> None:
     alice, bob = referrer("alice", "Alice-1", "a@example.com"), referrer("bob", "B1")
     add_referrer(store, alice)
     add_referrer(store, bob)
@@ -165,11 +172,25 @@ def test_signup_parties_are_read_together(store: Store) -> None:
     with store.unit_of_work() as uow:
         uow.referrals.add(earlier)
         uow.commit()
-    with store.read() as uow:
-        assert uow.referrals.parties("ALICE-1", "bob") == SignupParties(alice, earlier, bob)
-        assert uow.referrals.parties("alice-1", "carol") == SignupParties(alice, None, None)
-        assert uow.referrals.parties("NOPE", "alice") == SignupParties(None, None, alice)
-        assert uow.referrals.parties("NOPE", "carol") == SignupParties(None, None, None)
+    with store.unit_of_work() as uow:
+        once, twice = replace(alice, referral_count=1), replace(alice, referral_count=2)
+        assert uow.referrals.parties_counted("ALICE-1", "bob") == SignupParties(once, earlier, bob)
+        assert uow.referrals.parties_counted("alice-1", "carol") == SignupParties(twice, None, None)
+        assert uow.referrals.parties_counted("NOPE", "carol") == SignupParties(None, None, None)
+        uow.commit()
+    with store.unit_of_work() as uow:
+        assert uow.referrals.parties_counted("NOPE", "alice") == SignupParties(None, None, twice)
+    assert get_referrer(store, "alice").referral_count == 2
+
+
+def test_a_count_given_back_is_as_if_never_taken(store: Store) -> None:
+    add_referrer(store, referrer("alice", "A1"))
+    with store.unit_of_work() as uow:
+        uow.referrals.parties_counted("A1", "bob")
+        uow.referrers.give_back_count("alice")  # bob was refused
+        assert uow.referrals.parties_counted("A1", "carol").referrer.referral_count == 1  # type: ignore[union-attr]
+        uow.commit()
+    assert get_referrer(store, "alice").referral_count == 1
 
 
 def test_referral_needs_an_existing_referrer(store: Store) -> None:

@@ -82,6 +82,10 @@ class MemoryReferrers:
         self._s.referrers[user_id] = updated
         return updated
 
+    def give_back_count(self, user_id: str) -> None:
+        referrer = self._s.referrers[user_id]
+        self._s.referrers[user_id] = replace(referrer, referral_count=referrer.referral_count - 1)
+
     def add_earned(
         self, user_id: str, month: str, cents: int, seen: Referrer | None = None
     ) -> None:
@@ -153,11 +157,11 @@ class MemoryReferrals:
         referral_id = self._s.referees.get(referee_id)
         return self._s.referrals[referral_id] if referral_id else None
 
-    def parties(self, code: str, referee_id: str) -> SignupParties:
+    def parties_counted(self, code: str, referee_id: str) -> SignupParties:
         referrers = MemoryReferrers(self._s)
-        return SignupParties(
-            referrers.by_code(code), self.by_referee(referee_id), referrers.get(referee_id)
-        )
+        referrer = referrers.by_code(code)
+        counted = referrers.increment_referral_count(referrer.user_id) if referrer else None
+        return SignupParties(counted, self.by_referee(referee_id), referrers.get(referee_id))
 
     def add(self, referral: Referral) -> None:
         if referral.referee_id in self._s.referees or referral.id in self._s.referrals:

@@ -109,8 +109,9 @@ def _record_all(
     store: Store, clock: Clock, program: Program, signups: Sequence[_Signup]
 ) -> list[SignupResult | Refused]:
     """The signups in one unit of work, in order, each seeing the ones before it.
-    A refused signup has written nothing when it is refused (every refusal comes
-    before the first write), so it fails alone; any other error fails them all."""
+    A refused or replayed signup has given back the count it took by then (its only
+    write), so it fails alone; any other error fails them all. Committed only if one
+    was recorded."""
     outcomes: list[SignupResult | Refused] = []
     with store.unit_of_work() as uow:
         for signup in signups:
@@ -118,37 +119,39 @@ def _record_all(
                 outcomes.append(_record(uow, clock, program, signup))
             except (CodeNotFound, AlreadyReferred, SelfReferral) as refused:
                 outcomes.append(refused)
-        if not all(isinstance(outcome, Exception) for outcome in outcomes):
+        if any(isinstance(outcome, SignupResult) and not outcome.replayed for outcome in outcomes):
             uow.commit()
     return outcomes
 
 
 def _record(uow: UnitOfWork, clock: Clock, program: Program, signup: _Signup) -> SignupResult:
-    """One signup, in `uow`: refused before it writes anything, or recorded."""
+    """One signup, in `uow`: refused or replayed (its count given back), or recorded."""
     user_id, referral_code, email = signup.user_id, signup.referral_code, signup.email
     signed_up_at = signup.signed_up_at
-    parties = uow.referrals.parties(referral_code, user_id)
-    referrer, earlier, referee = parties.referrer, parties.earlier, parties.referee
-    if referrer is None:
+    # The referrer's count goes up with the read of the parties, before the signup is
+    # judged: on PostgreSQL both are one round trip, the signup's first, and a SQL
+    # store sends the writes waiting (the earned count, the inserts) together, with
+    # the COMMIT. The increment locks the referrer's row (PostgreSQL) until then, so
+    # signups of one referrer queue for two round trips each.
+    parties = uow.referrals.parties_counted(referral_code, user_id)
+    profile, earlier, referee = parties.referrer, parties.earlier, parties.referee
+    if profile is None:
         raise CodeNotFound(f"no referrer has the code {referral_code!r}")
-    if earlier is not None:
-        if earlier.referrer_id != referrer.user_id:
-            raise AlreadyReferred(f"{user_id} was already referred by someone else")
-        return SignupResult(earlier, referee.code if referee else None, replayed=True)
-    if user_id == referrer.user_id or _same_email(email, referrer.email):
-        raise SelfReferral("a user cannot refer themselves")
+    try:
+        replay = _replay(profile, earlier, referee, user_id, email)
+    except (AlreadyReferred, SelfReferral):
+        uow.referrers.give_back_count(profile.user_id)
+        raise
+    if replay is not None:
+        uow.referrers.give_back_count(profile.user_id)
+        return replay
 
-    checks = signup_checks(program.checks, referrer, email, signup.ip_hash, signup.device_hash)
+    checks = signup_checks(program.checks, profile, email, signup.ip_hash, signup.device_hash)
     rule = _earning_rule(uow, program, user_id)
-    # The increment locks the referrer's row (PostgreSQL) until the commit: it
-    # comes last but for the writes, so signups of one referrer queue briefly.
-    # Nothing is read after it: a SQL store sends the writes waiting (the earned
-    # count, the inserts) together, in one round trip, before its next statement.
-    profile = uow.referrers.increment_referral_count(referrer.user_id)
     ordinal = profile.referral_count
     limit = program.checks.velocity_per_hour
     if limit and signed_up_at is None:  # an import is history, not velocity
-        earlier = _referral_by_ordinal(uow, referrer.user_id, ordinal - limit)
+        earlier = _referral_by_ordinal(uow, profile.user_id, ordinal - limit)
         checks.append(velocity_check(limit, earlier, clock.now()))
     tier = program.tiers.tier_of(ordinal)
     created_at = signed_up_at or clock.now()
@@ -170,8 +173,8 @@ def _record(uow: UnitOfWork, clock: Clock, program: Program, signup: _Signup) ->
     referral = Referral(
         id=new_id(),
         referee_id=user_id,
-        referrer_id=referrer.user_id,
-        code=referrer.code,
+        referrer_id=profile.user_id,
+        code=profile.code,
         email=email,
         ordinal=ordinal,
         reward_cents=cents,
@@ -189,6 +192,24 @@ def _record(uow: UnitOfWork, clock: Clock, program: Program, signup: _Signup) ->
         add_referee_reward(uow, program, referral, referral.created_at)
     uow.outbox.add(events.referral_created(referral, clock.now()))
     return SignupResult(referral, referee.code if referee else None, replayed=False)
+
+
+def _replay(
+    referrer: Referrer,
+    earlier: Referral | None,
+    referee: Referrer | None,
+    user_id: str,
+    email: str | None,
+) -> SignupResult | None:
+    """The original result of a signup recorded before; None for a new signup; raises
+    if `user_id` may not be referred by `referrer`."""
+    if earlier is not None:
+        if earlier.referrer_id != referrer.user_id:
+            raise AlreadyReferred(f"{user_id} was already referred by someone else")
+        return SignupResult(earlier, referee.code if referee else None, replayed=True)
+    if user_id == referrer.user_id or _same_email(email, referrer.email):
+        raise SelfReferral("a user cannot refer themselves")
+    return None
 
 
 def _earning_rule(uow: UnitOfWork, program: Program, user_id: str) -> str:

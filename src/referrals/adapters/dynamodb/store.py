@@ -303,6 +303,10 @@ class DynamoReferrers:
         self._update_profile(user_id, updated)
         return updated
 
+    def give_back_count(self, user_id: str) -> None:
+        _, pending = self._profile(user_id)
+        self._update_profile(user_id, replace(pending, referral_count=pending.referral_count - 1))
+
     def add_earned(
         self, user_id: str, month: str, cents: int, seen: Referrer | None = None
     ) -> None:
@@ -406,11 +410,11 @@ class DynamoReferrals:
         item = self._store.get(self._store.main, _referral_key(referee_id))
         return _referral(item) if item else None
 
-    def parties(self, code: str, referee_id: str) -> SignupParties:
+    def parties_counted(self, code: str, referee_id: str) -> SignupParties:
         referrers = self._uow.referrers
-        return SignupParties(
-            referrers.by_code(code), self.by_referee(referee_id), referrers.get(referee_id)
-        )
+        referrer = referrers.by_code(code)
+        counted = referrers.increment_referral_count(referrer.user_id) if referrer else None
+        return SignupParties(counted, self.by_referee(referee_id), referrers.get(referee_id))
 
     def add(self, referral: Referral) -> None:
         self._uow.put(self._store.main, _referral_item(referral))

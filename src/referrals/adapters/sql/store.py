@@ -27,6 +27,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
     union_all,
     update,
 )
@@ -89,19 +90,6 @@ CLAWBACK = RewardKind.CLAWBACK.value
 _REFERRER_BY_ID = select(referrers).where(referrers.c.user_id == bindparam("key"))
 _REFERRER_BY_CODE = select(referrers).where(referrers.c.code_key == bindparam("key"))
 _REFERRAL_BY_REFEREE = select(referrals).where(referrals.c.referee_id == bindparam("key"))
-# A signup's three reads in one round trip: each LEFT JOIN finds its row or NULLs.
-_code_holder, _referee = referrers.alias("code_holder"), referrers.alias("referee")
-_PARTIES = select(
-    *(column.label(f"r_{column.name}") for column in _code_holder.c),
-    *(column.label(f"p_{column.name}") for column in referrals.c),
-    *(column.label(f"e_{column.name}") for column in _referee.c),
-).select_from(
-    select(literal(1).label("one"))
-    .subquery("one")
-    .outerjoin(_code_holder, _code_holder.c.code_key == bindparam("code"))
-    .outerjoin(referrals, referrals.c.referee_id == bindparam("referee"))
-    .outerjoin(_referee, _referee.c.user_id == bindparam("referee"))
-)
 # One statement: the row lock (PostgreSQL) or the write lock (SQLite) makes the
 # read of the old count and the write of the new one indivisible.
 _INCREMENT_COUNT = (
@@ -110,6 +98,45 @@ _INCREMENT_COUNT = (
     .values(referral_count=referrers.c.referral_count + 1)
     .returning(*referrers.c)
 )
+_GIVE_BACK_COUNT = (
+    update(referrers)
+    .where(referrers.c.user_id == bindparam("key"))
+    .values(referral_count=referrers.c.referral_count - 1)
+)
+_referee = referrers.alias("referee")
+
+
+def _signup_parties(holder: Any, found: Any) -> Select[Any]:
+    """A signup's three reads in one statement: each LEFT JOIN finds its row or NULLs.
+    `holder`, the code's referrer, is the row for which `found` holds."""
+    return select(
+        *(column.label(f"r_{column.name}") for column in holder.c),
+        *(column.label(f"p_{column.name}") for column in referrals.c),
+        *(column.label(f"e_{column.name}") for column in _referee.c),
+    ).select_from(
+        select(literal(1).label("one"))
+        .subquery("one")
+        .outerjoin(holder, found)
+        .outerjoin(referrals, referrals.c.referee_id == bindparam("referee"))
+        .outerjoin(_referee, _referee.c.user_id == bindparam("referee"))
+    )
+
+
+_code_holder = referrers.alias("code_holder")
+_PARTIES = _signup_parties(_code_holder, _code_holder.c.code_key == bindparam("code"))
+# PostgreSQL: with the code holder's increment, in a WITH clause (SQLite allows no
+# UPDATE there), so that a signup's first round trip also takes its ordinal. The
+# other joins read the rows as they were before it.
+_counted = (
+    update(referrers)
+    # "key", not "code": compiled with its values' names as column keys, an UPDATE
+    # would also SET the columns they name.
+    .where(referrers.c.code_key == bindparam("key"))
+    .values(referral_count=referrers.c.referral_count + 1)
+    .returning(*referrers.c)
+    .cte("counted")
+)
+_PARTIES_COUNTED = _signup_parties(_counted, true())
 # Referrer.counting in one statement, relative to the row's values (every SET reads
 # the old row), so it needs no read; the WHERE on the counters, when given, makes it
 # conditional on the profile the reward was priced from.
@@ -247,6 +274,9 @@ class SqlReferrers:
         [row] = self._tx.rows(_INCREMENT_COUNT, {"key": user_id})
         return _referrer(row)
 
+    def give_back_count(self, user_id: str) -> None:
+        self._tx.update_one(_GIVE_BACK_COUNT, {"key": user_id}, f"no referrer {user_id!r}")
+
     def add_earned(
         self, user_id: str, month: str, cents: int, seen: Referrer | None = None
     ) -> None:
@@ -281,14 +311,17 @@ class SqlReferrals:
         row = self._tx.execute(_REFERRAL_BY_REFEREE, {"key": referee_id}).first()
         return _referral(row) if row else None
 
-    def parties(self, code: str, referee_id: str) -> SignupParties:
-        [row] = self._tx.rows(_PARTIES, {"code": normalize_code(code), "referee": referee_id})
-        referrer, earlier, referee = (_Prefixed(row, prefix) for prefix in ("r_", "p_", "e_"))
-        return SignupParties(
-            _referrer(referrer) if row.r_user_id is not None else None,
-            _referral(earlier) if row.p_id is not None else None,
-            _referrer(referee) if row.e_user_id is not None else None,
-        )
+    def parties_counted(self, code: str, referee_id: str) -> SignupParties:
+        key = normalize_code(code)
+        if self._tx.dialect.name == "postgresql":
+            [row] = self._tx.rows(_PARTIES_COUNTED, {"key": key, "referee": referee_id})
+            return _parties(row)
+        [row] = self._tx.rows(_PARTIES, {"code": key, "referee": referee_id})
+        parties = _parties(row)
+        if parties.referrer is None:
+            return parties
+        counted = SqlReferrers(self._tx).increment_referral_count(parties.referrer.user_id)
+        return SignupParties(counted, parties.earlier, parties.referee)
 
     def add(self, referral: Referral) -> None:
         values = {
@@ -934,6 +967,16 @@ class _Prefixed:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._row, self._prefix + name)
+
+
+def _parties(row: Row[Any]) -> SignupParties:
+    """The row of `_PARTIES` or `_PARTIES_COUNTED`."""
+    referrer, earlier, referee = (_Prefixed(row, prefix) for prefix in ("r_", "p_", "e_"))
+    return SignupParties(
+        _referrer(referrer) if row.r_user_id is not None else None,
+        _referral(earlier) if row.p_id is not None else None,
+        _referrer(referee) if row.e_user_id is not None else None,
+    )
 
 
 def _referrer(row: Row[Any] | _Prefixed) -> Referrer:

@@ -10,8 +10,9 @@ SQLAlchemy (`execute`). Both run on the one connection, in the one transaction.
 On PostgreSQL every statement is also a round trip to the server. Inserts, and
 updates that must change one row, wait and go together as one statement, in the
 message of the next statement or of the COMMIT. BEGIN goes with the first
-statement. A signup takes three round trips, not eight; each more signup in a
-batch (services/batching.py), two. That matters most for a hot referrer, whose row
+statement. With the store's increment in the statement of its reads (store.py),
+a signup takes two round trips, not eight; each more signup in a batch
+(services/batching.py), one. That matters most for a hot referrer, whose row
 stays locked from the increment to the end of the COMMIT, so that its signups
 queue on the lock: each round trip less under it lets more of them through.
 

@@ -1,8 +1,11 @@
 import time
 from datetime import UTC, datetime
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from referrals.domain.codes import CROCKFORD_ALPHABET
-from referrals.domain.model import Earnings, Referrer, new_id
+from referrals.domain.model import Earnings, Referrer, first_id_at, new_id, ulid
 
 
 def test_ids_are_26_crockford_characters_and_unique() -> None:
@@ -15,6 +18,19 @@ def test_ids_sort_by_creation_millisecond() -> None:
     first = new_id()
     time.sleep(0.002)
     assert new_id() > first
+
+
+@given(st.integers(min_value=0, max_value=2**128 - 1))
+def test_a_ulid_is_the_value_in_26_base_32_digits(value: int) -> None:
+    digits = [(value >> (5 * place)) % 32 for place in reversed(range(26))]
+    assert ulid(value) == "".join(CROCKFORD_ALPHABET[d] for d in digits)
+
+
+def test_the_first_id_of_a_moment_is_its_milliseconds_then_zeros() -> None:
+    moment = datetime(2026, 12, 5, 12, 0, 0, 1000, tzinfo=UTC)
+    millis = int(moment.timestamp() * 1000)
+    assert first_id_at(moment) == ulid(millis << 80)
+    assert first_id_at(moment).endswith("0" * 16)
 
 
 def test_earned_is_pending_plus_paid() -> None:

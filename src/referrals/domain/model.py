@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from referrals.domain.codes import CROCKFORD_ALPHABET
+from referrals.domain.codes import crockford
 
 
 class Role(StrEnum):
@@ -364,12 +364,13 @@ def new_id() -> str:
 
     Ids sort by creation time, which makes them usable as pagination cursors.
     """
-    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
-    chars = []
-    for _ in range(26):
-        value, digit = divmod(value, 32)
-        chars.append(CROCKFORD_ALPHABET[digit])
-    return "".join(reversed(chars))
+    return ulid((time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big"))
+
+
+def ulid(value: int) -> str:
+    """The 128-bit `value` as a ULID's 26 Crockford characters, most significant first."""
+    # 20 bytes are 32 characters; the first 6 are the 30 high bits, zero below 2**128.
+    return crockford(value.to_bytes(20, "big"))[6:]
 
 
 # The dashboard's aggregates (StatsRepository): small tallies, never rows.
@@ -429,9 +430,4 @@ class StateTally:
 def first_id_at(moment: datetime) -> str:
     """The least ULID minted at `moment`'s millisecond: ids >= it were minted at or after it."""
     millis = max(0, (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1))
-    value = millis << 80
-    chars = []
-    for _ in range(26):
-        value, digit = divmod(value, 32)
-        chars.append(CROCKFORD_ALPHABET[digit])
-    return "".join(reversed(chars))
+    return ulid(millis << 80)

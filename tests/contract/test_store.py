@@ -193,6 +193,17 @@ def test_a_count_given_back_is_as_if_never_taken(store: Store) -> None:
     assert get_referrer(store, "alice").referral_count == 1
 
 
+def test_a_count_given_back_stays_back_when_the_unit_commits_other_writes(store: Store) -> None:
+    add_referrer(store, referrer("alice", "A1"))
+    with store.unit_of_work() as uow:
+        uow.referrals.parties_counted("A1", "bob")
+        uow.referrers.give_back_count("alice")  # bob was replayed
+        uow.referrers.add(referrer("dave", "D1"))  # another signup's referee, enrolled
+        uow.commit()
+    assert get_referrer(store, "alice").referral_count == 0
+    assert get_referrer(store, "dave").code == "D1"
+
+
 def test_referral_needs_an_existing_referrer(store: Store) -> None:
     with pytest.raises(Conflict), store.unit_of_work() as uow:
         uow.referrals.add(referral("ghost", "bob", 1))

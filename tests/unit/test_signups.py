@@ -332,6 +332,30 @@ def test_a_signup_refused_in_a_batch_fails_alone(clock: FixedClock, program: Pro
         assert uow.referrers.get("alice").referral_count == 3  # type: ignore[union-attr]
 
 
+def test_a_signup_refused_last_in_a_batch_leaves_the_others_recorded(
+    clock: FixedClock, program: Program
+) -> None:
+    signups = [("u0", "ALICE-1"), ("u1", "ALICE-1"), ("u2", "ALICE-1"), ("alice", "ALICE-1")]
+    store, [first, second, third, refused] = batched(clock, program, signups)
+    with pytest.raises(SelfReferral):
+        refused.result()
+    assert [f.result().referral.ordinal for f in (first, second, third)] == [1, 2, 3]
+    with store.read() as uow:
+        assert uow.referrers.get("alice").referral_count == 3  # type: ignore[union-attr]
+
+
+def test_a_batch_of_only_replays_and_refusals_changes_no_count(
+    clock: FixedClock, program: Program
+) -> None:
+    signups = [("u0", "ALICE-1"), ("u0", "ALICE-1"), ("alice", "ALICE-1"), ("u0", "alice-1")]
+    store, [first, replay, refused, replay_again] = batched(clock, program, signups)
+    with pytest.raises(SelfReferral):
+        refused.result()
+    assert replay.result().referral == replay_again.result().referral == first.result().referral
+    with store.read() as uow:
+        assert uow.referrers.get("alice").referral_count == 1  # type: ignore[union-attr]
+
+
 def test_a_signup_repeated_in_one_batch_is_a_replay_of_the_first(
     clock: FixedClock, program: Program
 ) -> None:

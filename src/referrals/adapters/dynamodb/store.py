@@ -362,6 +362,11 @@ class DynamoReferrers:
                 values[":old_month"] = S(read.cap_month)
         operation = self._profile_writes[user_id]
         if not sets:
+            # Back to what was read (a count given back): nothing to write, and an
+            # Update queued earlier must not reach the commit.
+            if operation:
+                self._uow.unwrite(operation)
+                operation.clear()
             return
         first = not operation
         operation["Update"] = {
@@ -1401,6 +1406,12 @@ class DynamoUnitOfWork:
         body = next(iter(operation.values()))
         self._keys.add((body["TableName"], json.dumps(body["Key"], sort_keys=True)))
         self._writes.append(operation)
+
+    def unwrite(self, operation: dict[str, Any]) -> None:
+        """Takes back an operation given to `write`, as if it never had been."""
+        body = next(iter(operation.values()))
+        self._keys.discard((body["TableName"], json.dumps(body["Key"], sort_keys=True)))
+        self._writes = [queued for queued in self._writes if queued is not operation]
 
     def put(self, table: str, item: Item, keys: tuple[str, ...] = ("pk", "sk")) -> None:
         """A Put that creates the item; an existing one makes the commit a Conflict."""

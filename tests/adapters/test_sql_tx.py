@@ -447,6 +447,37 @@ def test_a_batch_of_signups_waiting_on_the_row_lock_is_one_transaction(
     assert len(trips) == 2 + 3 + 1
 
 
+def test_two_units_in_a_deadlock_make_one_conflict_and_one_success(
+    postgresql: SqlStore,
+) -> None:
+    # Each unit inserts one referee, then the other's: each waits on the other's
+    # uncommitted key. The server aborts one of them: a Conflict, which the use case
+    # retries, never a 500. The other goes on once the aborted one lets go.
+    enrolled(postgresql, "alice", "dave")
+
+    def insert_then_send(uow: Any, referrer_id: str, referee_id: str) -> None:
+        ordinal = int(referee_id[1:])  # each referrer's own: only the referees collide
+        uow.referrals.add(replace(referral(referrer_id, referee_id), ordinal=ordinal))
+        uow.referrals.by_referee("nobody")  # a statement: the waiting insert goes with it
+
+    with postgresql.unit_of_work() as a, postgresql.unit_of_work() as b:
+        insert_then_send(a, "alice", "u1")
+        insert_then_send(b, "dave", "u2")
+        with ThreadPoolExecutor(1) as pool:
+            a_second = pool.submit(insert_then_send, a, "alice", "u2")  # waits on b's u2
+            outcomes: list[BaseException | None] = []
+            try:
+                insert_then_send(b, "dave", "u1")  # waits on a's u1: a cycle
+                outcomes.append(None)
+            except Conflict as conflict:
+                outcomes.append(conflict)
+            outcomes.append(a_second.exception(30))
+    conflicts = [o for o in outcomes if o is not None]
+    assert len(conflicts) == 1, outcomes
+    assert isinstance(conflicts[0], Conflict)
+    assert isinstance(conflicts[0].__cause__, psycopg.errors.DeadlockDetected)
+
+
 def test_a_signup_refused_or_replayed_in_a_batch_gives_its_count_back(
     postgresql: SqlStore, postgresql_url: str
 ) -> None:

@@ -1,6 +1,6 @@
 """A unit of work's connection, with a short path for the statements of a signup.
 
-A signup is seven small statements. Through SQLAlchemy's execution layer each
+A signup is half a dozen small statements. Through SQLAlchemy's execution layer each
 cost about 90 µs of Python (cache key, execution context, result wrapping) on
 top of the driver's own 60 µs; on SQLite, more than the database took to run it.
 The statements a signup runs are compiled once per dialect here and run on the
@@ -56,6 +56,7 @@ class Tx:
         self._postgresql = self.dialect.name == "postgresql"
         self._waiting: list[_Waiting] = []
         self._statement_lost: tuple[type[Exception], ...] = ()
+        self._deadlock: tuple[type[Exception], ...] = ()
         if self._postgresql:
             import psycopg  # only a PostgreSQL store needs it
 
@@ -68,6 +69,10 @@ class Tx:
                 psycopg.errors.InvalidSqlStatementName,
                 psycopg.errors.FeatureNotSupported,
             )
+            # Two units that wait on each other's rows or keys (signups of one user
+            # with two codes at once, in batches taken in opposite orders): the server
+            # aborts one, whose retry then finds the other's work.
+            self._deadlock = (psycopg.errors.DeadlockDetected,)
             self._idle = psycopg.pq.TransactionStatus.IDLE
             self._driver.autocommit = True  # until close(): BEGIN is ours to send
 
@@ -235,9 +240,9 @@ class Tx:
         return cursor
 
     def _conflict_of(self, error: BaseException) -> Conflict | None:
-        """The Conflict a failed statement means, if any: a key it would break, or a
-        prepared statement lost (the use case's retry prepares it again)."""
-        if isinstance(error, self._integrity_error):
+        """The Conflict a failed statement means, if any: a key it would break, a
+        deadlock, or a prepared statement lost (the use case's retry prepares it again)."""
+        if isinstance(error, (self._integrity_error, *self._deadlock)):
             return Conflict(str(error))
         if isinstance(error, self._statement_lost):
             self.conn.connection.info.pop(_NAMED, None)  # start again from a clean slate

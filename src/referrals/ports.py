@@ -90,7 +90,8 @@ class ReferralRepository(Protocol):
         and the referee's profile, read together, with the referrer's count incremented
         as by `increment_referral_count` in the same step: the referrer comes as
         updated, its count the ordinal of the signup if it goes ahead (else the signup
-        gives it back)."""
+        gives it back). A referee signing up with their own code is always refused;
+        whether `referee` then reads as counted or not is up to the store."""
         ...
 
     def add(self, referral: Referral) -> None:

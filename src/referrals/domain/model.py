@@ -213,7 +213,8 @@ class Reward:
 
 @dataclass(frozen=True, slots=True)
 class SignupParties:
-    """What a signup reads before it writes, fetched together (one round trip on SQL)."""
+    """What a signup reads first, fetched together, as its referrer's count is taken
+    (ReferralRepository.parties_counted): one round trip on PostgreSQL."""
 
     referrer: Referrer | None  # holds the code signed up with
     earlier: Referral | None  # the referee's referral, if they were referred before

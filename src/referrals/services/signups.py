@@ -132,7 +132,9 @@ def _record(uow: UnitOfWork, clock: Clock, program: Program, signup: _Signup) ->
     # judged: on PostgreSQL both are one round trip, the signup's first, and a SQL
     # store sends the writes waiting (the earned count, the inserts) together, with
     # the COMMIT. The increment locks the referrer's row (PostgreSQL) until then, so
-    # signups of one referrer queue for two round trips each.
+    # signups of one referrer queue for two round trips each: more where the program
+    # reads on (a conversion trigger, velocity checks), and a refused or replayed
+    # signup holds the lock briefly too, until its unit ends.
     parties = uow.referrals.parties_counted(referral_code, user_id)
     profile, earlier, referee = parties.referrer, parties.earlier, parties.referee
     if profile is None:

@@ -1400,23 +1400,22 @@ class DynamoUnitOfWork:
         self._writes = []  # uncommitted writes are simply never sent
 
     def touches(self, table: str, key: Item) -> bool:
-        return (table, json.dumps(key, sort_keys=True)) in self._keys
+        return _item_key(table, key) in self._keys
 
     def write(self, operation: dict[str, Any]) -> None:
         body = next(iter(operation.values()))
-        self._keys.add((body["TableName"], json.dumps(body["Key"], sort_keys=True)))
+        self._keys.add(_item_key(body["TableName"], body["Key"]))
         self._writes.append(operation)
 
     def unwrite(self, operation: dict[str, Any]) -> None:
         """Takes back an operation given to `write`, as if it never had been."""
         body = next(iter(operation.values()))
-        self._keys.discard((body["TableName"], json.dumps(body["Key"], sort_keys=True)))
+        self._keys.discard(_item_key(body["TableName"], body["Key"]))
         self._writes = [queued for queued in self._writes if queued is not operation]
 
     def put(self, table: str, item: Item, keys: tuple[str, ...] = ("pk", "sk")) -> None:
         """A Put that creates the item; an existing one makes the commit a Conflict."""
-        key = {name: item[name] for name in keys}
-        self._keys.add((table, json.dumps(key, sort_keys=True)))
+        self._keys.add(_item_key(table, {name: item[name] for name in keys}))
         condition = f"attribute_not_exists({keys[0]})"
         self._writes.append(
             {"Put": {"TableName": table, "Item": item, "ConditionExpression": condition}}
@@ -1426,6 +1425,11 @@ class DynamoUnitOfWork:
         if self._writes:
             self.store.transact(self._writes)
         self._writes = []
+
+
+def _item_key(table: str, key: Item) -> tuple[str, str]:
+    """An item's identity within a unit of work: its table and its key, hashable."""
+    return (table, json.dumps(key, sort_keys=True))
 
 
 def _aggregate(entries: Iterable[tuple[str, LineKind, int]]) -> Iterator[PayoutLine]:

@@ -51,12 +51,13 @@ class Tx:
         self.conn = conn
         self.dialect: Dialect = conn.dialect
         self._driver: Any = cast(Any, conn.connection.driver_connection)
-        self._integrity_error: type[Exception] = self.dialect.loaded_dbapi.IntegrityError
+        # Errors that mean another unit got there first: a key the statement would
+        # break; on PostgreSQL also a deadlock (below).
+        self._conflicting: tuple[type[Exception], ...] = (self.dialect.loaded_dbapi.IntegrityError,)
         # PostgreSQL: the writes waiting to go to the server with the next statement.
         self._postgresql = self.dialect.name == "postgresql"
         self._waiting: list[_Waiting] = []
         self._statement_lost: tuple[type[Exception], ...] = ()
-        self._deadlock: tuple[type[Exception], ...] = ()
         if self._postgresql:
             import psycopg  # only a PostgreSQL store needs it
 
@@ -72,7 +73,7 @@ class Tx:
             # Two units that wait on each other's rows or keys (signups of one user
             # with two codes at once, in batches taken in opposite orders): the server
             # aborts one, whose retry then finds the other's work.
-            self._deadlock = (psycopg.errors.DeadlockDetected,)
+            self._conflicting += (psycopg.errors.DeadlockDetected,)
             self._idle = psycopg.pq.TransactionStatus.IDLE
             self._driver.autocommit = True  # until close(): BEGIN is ours to send
 
@@ -242,7 +243,7 @@ class Tx:
     def _conflict_of(self, error: BaseException) -> Conflict | None:
         """The Conflict a failed statement means, if any: a key it would break, a
         deadlock, or a prepared statement lost (the use case's retry prepares it again)."""
-        if isinstance(error, (self._integrity_error, *self._deadlock)):
+        if isinstance(error, self._conflicting):
             return Conflict(str(error))
         if isinstance(error, self._statement_lost):
             self.conn.connection.info.pop(_NAMED, None)  # start again from a clean slate

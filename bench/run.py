@@ -5,7 +5,9 @@ import sys
 
 BENCHMARKS = [
     "bench.payout",
+    "bench.payout --database postgresql",
     "bench.signup_http",
+    "bench.signup_http --database postgresql",
     "bench.outbox",
     "bench.outbox --database postgresql",
     "bench.dynamodb_capacity",

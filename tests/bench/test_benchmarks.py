@@ -46,8 +46,11 @@ def test_payout_benchmark_runs_on_postgresql() -> None:
     assert out.splitlines()[-4] == "postgresql:"
 
 
-def test_signup_http_benchmark_measures_both_scenarios_against_healthz() -> None:
-    out = json.loads(run("bench.signup_http", "--duration", "1", "--connections", "4"))
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_signup_http_benchmark_measures_both_scenarios_against_healthz(database: str) -> None:
+    args = ["--duration", "1", "--connections", "4", "--database", database]
+    out = json.loads(run("bench.signup_http", *args))
+    assert out["database"] == database
     assert out["healthz_rps"] > 0 and out["healthz_half_p99_ms"] > 0
     assert out["healthz_cpu_us"] > 0  # the server's own CPU time was found and read
     for scenario in ("hot_referrer", "spread_10000"):

@@ -173,12 +173,29 @@ class GroupCommit:
         return batch.writers >= MAX_BATCH or time.monotonic() - batch.opened >= MAX_BATCH_AGE
 
     def _leave(self) -> None:
-        # The last writer in line commits what the writers before it left waiting,
-        # and so does any writer that finds the batch full.
-        if self._batch.writers and (not self._queued or self._full(self._batch)):
-            self._commit_batch()
+        # The last writer in line ends the transaction: it commits what the writers
+        # before it left waiting (and so does any writer that finds the batch full),
+        # or, if none of them kept any work, rolls it back. A transaction left open
+        # with no one in line would keep SQLite's write lock (BEGIN IMMEDIATE) from
+        # every other connection and process until this store is disposed.
+        if self._batch.writers:
+            if not self._queued or self._full(self._batch):
+                self._commit_batch()
+        elif not self._queued:
+            self._end_empty()
         self._holder = None
         self._mutex.release()
+
+    def _end_empty(self) -> None:
+        """Roll back a transaction that holds no kept work, releasing the write lock."""
+        if self._transaction is None:
+            return
+        try:
+            self._transaction.rollback()
+        except BaseException as error:
+            self._abort(error)
+            return
+        self._transaction = None
 
     def _commit_batch(self) -> None:
         assert self._transaction is not None

@@ -9,7 +9,7 @@ from typing import Any
 
 from aws_cdk import App, Environment
 
-from infra.settings import DEFAULT_REGION, DEFAULT_STAGE, StageSettings
+from infra.settings import DEFAULT_REGION, DEFAULT_STAGE, ContextError, StageSettings
 from infra.stack import ReferralsStack
 
 CDK_JSON = Path(__file__).with_name("cdk.json")
@@ -62,7 +62,10 @@ def synth_template(
 
 def main() -> None:
     app = App()
-    build(app)
+    try:
+        build(app)
+    except ContextError as error:  # one line for `cdk synth`, not a traceback
+        raise SystemExit(f"referrals: {error}") from None
     app.synth()
 
 

@@ -1,9 +1,20 @@
-"""The deployment's parameters, read from CDK context (`-c stage=... -c region=...`)."""
+"""The deployment's parameters, read from CDK context (`-c stage=... -c region=...`).
+
+The referral program's settings come from context too (`-c hold_days=14`), by
+their names in `referrals.config.Settings`, and reach the functions as the
+REFERRALS_* variables the service reads.
+"""
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from constructs import Node
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+
+from referrals.config import Settings
 
 DEFAULT_STAGE = "prod"
 DEFAULT_REGION = "us-east-2"
@@ -11,6 +22,66 @@ DEFAULT_REGION = "us-east-2"
 # `referrals-<stage>-reports-<account>-<region>` stays within S3's 63 characters.
 _STAGE = re.compile(r"^[a-z]([a-z0-9-]{0,14}[a-z0-9])?$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+# The program settings a deployment chooses; the stack sets the others (storage,
+# reports, notifications, secret) from the resources it creates.
+PROGRAM_SETTINGS = (
+    "tiers",
+    "hold_days",
+    "monthly_cap_cents",
+    "lifetime_cap_cents",
+    "share_url",
+    "reward_trigger",
+    "conversion_event",
+    "conversion_min_cents",
+    "minimum_payout_cents",
+    "referee_reward_cents",
+    "auto_enroll",
+    "check_email_alias",
+    "check_disposable_email",
+    "check_same_device",
+    "velocity_per_hour",
+)
+
+
+class ContextError(ValueError):
+    """A context value the stack cannot be built with; the message names it."""
+
+
+class _ContextSettings(Settings):
+    """The service's settings from the given values alone: the deploying machine's
+    own REFERRALS_* environment is not the functions' and must not pass or fail a synth."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def program_environment(values: Mapping[str, Any]) -> dict[str, str]:
+    """The functions' REFERRALS_* variables for the program settings in `values`.
+
+    Validated by the service's own Settings, so a value every function would refuse
+    at its cold start fails the synth instead, naming the setting.
+    """
+    try:
+        validated = _ContextSettings(**values)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"-c {e['loc'][0]}={values[str(e['loc'][0])]}: {e['msg']}" for e in error.errors()
+        )
+        raise ContextError(f"program setting {problems}") from None
+
+    def variable(value: object) -> str:
+        # As the Settings parse it back; str(True) would be "True".
+        return str(value).lower() if isinstance(value, bool) else str(value)
+
+    return {f"REFERRALS_{name.upper()}": variable(getattr(validated, name)) for name in values}
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,14 +102,16 @@ class StageSettings:
     # A payout invocation works in slices and hands over to the next one.
     payout_timeout_seconds: int = 300
     notify_timeout_seconds: int = 60
+    # REFERRALS_* variables of the program settings chosen by context (validated).
+    program_environment: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not _STAGE.match(self.stage):
-            raise ValueError(
+            raise ContextError(
                 f"stage {self.stage!r}: 1-16 characters of a-z, 0-9 and '-', starting with a letter"
             )
         if not _REGION.match(self.region):
-            raise ValueError(f"region {self.region!r} is not an AWS region name")
+            raise ContextError(f"region {self.region!r} is not an AWS region name")
 
     @property
     def prefix(self) -> str:
@@ -52,4 +125,6 @@ class StageSettings:
     def from_context(cls, node: Node) -> "StageSettings":
         stage = node.try_get_context("stage") or DEFAULT_STAGE
         region = node.try_get_context("region") or DEFAULT_REGION
-        return cls(stage=str(stage), region=str(region))
+        given = {name: node.try_get_context(name) for name in PROGRAM_SETTINGS}
+        program = program_environment({k: v for k, v in given.items() if v is not None})
+        return cls(stage=str(stage), region=str(region), program_environment=program)

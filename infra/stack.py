@@ -75,6 +75,8 @@ class ReferralsStack(Stack):
             # Lambda has no background thread between invocations: EventBridge
             # schedules the payouts, the outbox stream drives the notifications.
             "REFERRALS_SCHEDULER": "off",
+            # Tiers, hold, caps, trigger...: `-c name=value` (infra/README.md).
+            **settings.program_environment,
             "POWERTOOLS_SERVICE_NAME": "referrals",
             "POWERTOOLS_METRICS_NAMESPACE": "Referrals",
             # Responses carry emails: keep them out of X-Ray.

@@ -31,11 +31,18 @@ class Services:
     signup_batches: SignupBatches | None = None
 
 
-def build(settings: Settings | None = None, *, migrate: bool = False) -> Services:
+def build(
+    settings: Settings | None = None, *, migrate: bool = False, create_tables: bool = False
+) -> Services:
     settings = settings or Settings()
     return Services(
         settings=settings,
-        store=build_store(settings.database_url, settings.pool_size, migrate=migrate),
+        store=build_store(
+            settings.database_url,
+            settings.pool_size,
+            migrate=migrate,
+            create_tables=create_tables,
+        ),
         clock=SystemClock(),
         program=program(settings),
         reports=build_reports(settings.reports_url),
@@ -91,17 +98,36 @@ def program(settings: Settings) -> Program:
     )
 
 
-def build_store(url: str, pool_size: int = 5, *, migrate: bool = False) -> Store:
+def build_store(
+    url: str, pool_size: int = 5, *, migrate: bool = False, create_tables: bool = False
+) -> Store:
+    """The store `url` names. `migrate` brings a SQL schema up to date, creating a
+    fresh database's tables. DynamoDB's tables belong to the deployed stack: there
+    `migrate` only checks them (DynamoSetupError, one line, if missing or different),
+    and `create_tables` (`referrals db upgrade`) creates those that are missing.
+    Without either nothing is checked: a Lambda function trusts its own stack."""
     if url.startswith("memory://"):
         from referrals.adapters.memory import MemoryStore
 
         return MemoryStore()
     if url.startswith("dynamodb://"):
-        from referrals.adapters.dynamodb.store import DynamoStore
+        from botocore.exceptions import NoRegionError
 
-        store = DynamoStore(_boto3_client("dynamodb"), url.removeprefix("dynamodb://"))
-        if migrate:
+        from referrals.adapters.dynamodb.store import DynamoStore
+        from referrals.adapters.dynamodb.tables import DynamoSetupError
+
+        try:
+            client = _boto3_client("dynamodb")
+        except NoRegionError:
+            raise DynamoSetupError(
+                "no AWS region for DynamoDB: set AWS_DEFAULT_REGION (or a region in the AWS "
+                "profile) to the stack's region"
+            ) from None
+        store = DynamoStore(client, url.removeprefix("dynamodb://"))
+        if create_tables:
             store.create_tables()
+        elif migrate:
+            store.require_tables()
         return store
     from referrals.adapters.sql.engine import create_engines
     from referrals.adapters.sql.store import SqlStore

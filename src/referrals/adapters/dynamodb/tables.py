@@ -41,9 +41,15 @@ Indexes (sparse where noted: an item is in the index only while it has the key):
 Outbox table (`id`), with a stream of new items for the notify function, a
 sparse index `due` (`due_pk`, `due_at`) of the events waiting for delivery, and
 `by_status` (`status`, `id`) to list events (dead letters) newest first.
+
+The tables are created by the CDK stack on AWS, or by `referrals db upgrade`
+elsewhere; `table_differences` is how an existing table is checked against
+these definitions, in what the store relies on: its keys and indexes.
 """
 
 from typing import Any
+
+from referrals.config import ConfigError
 
 MAIN_GSIS: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
     # index name: ((partition key, type), (sort key, type))
@@ -110,3 +116,103 @@ def outbox_table(prefix: str) -> dict[str, Any]:
     table = _definition(outbox_table_name(prefix), [("id", "S", "HASH")], OUTBOX_GSIS)
     table["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
     return table
+
+
+class DynamoSetupError(ConfigError):
+    """The tables cannot be used as they are: missing, with other keys, or unreadable
+    (no region, no credentials). The message is one line an operator can act on."""
+
+
+def _schema(key_schema: list[dict[str, str]], types: dict[str, str]) -> str:
+    # HASH sorts before RANGE: the partition key comes first, as DynamoDB lists it.
+    ordered = sorted(key_schema, key=lambda k: k["KeyType"])
+    return ", ".join(f"{k['AttributeName']} {types.get(k['AttributeName'], '?')}" for k in ordered)
+
+
+def table_differences(expected: dict[str, Any], described: dict[str, Any]) -> list[str]:
+    """How a table (DescribeTable's `Table`) differs from its CreateTable definition,
+    in its keys and indexes. Indexes the definition does not name are not differences:
+    they cost writes but break no query."""
+
+    def types(table: dict[str, Any]) -> dict[str, str]:
+        return {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]}
+
+    want_types, have_types = types(expected), types(described)
+    found: list[str] = []
+    want, have = (
+        _schema(expected["KeySchema"], want_types),
+        _schema(described["KeySchema"], have_types),
+    )
+    if want != have:
+        found.append(f"its keys are ({have}), expected ({want})")
+    indexes = {i["IndexName"]: i for i in described.get("GlobalSecondaryIndexes", [])}
+    for index in expected.get("GlobalSecondaryIndexes", []):
+        name = index["IndexName"]
+        if name not in indexes:
+            found.append(f"it has no index {name}")
+            continue
+        want = _schema(index["KeySchema"], want_types)
+        have = _schema(indexes[name]["KeySchema"], have_types)
+        if want != have:
+            found.append(f"index {name} has keys ({have}), expected ({want})")
+        want, have = (i["Projection"]["ProjectionType"] for i in (index, indexes[name]))
+        if want != have:
+            found.append(f"index {name} projects {have}, expected {want}")
+    return found
+
+
+def ensure_tables(client: Any, prefix: str, *, create: bool) -> None:
+    """Check both tables against their definitions; with `create`, create those missing.
+
+    Without `create` nothing is written. boto3 takes the region from
+    AWS_DEFAULT_REGION or the AWS profile: a command pointed at the wrong region
+    must stop there, not fill fresh tables (and hand out keys) that the deployed
+    API never reads.
+    """
+    # botocore only here: the CDK app and the CLI import this module for its data.
+    from botocore.exceptions import ClientError
+
+    region = client.meta.region_name
+    for definition in (main_table(prefix), outbox_table(prefix)):
+        name = definition["TableName"]
+        described = _describe(client, name)
+        if described is None and create:
+            try:
+                client.create_table(**definition)
+                client.get_waiter("table_exists").wait(TableName=name)
+                continue
+            except ClientError as error:
+                # Another `db upgrade` created it meanwhile: check theirs.
+                if error.response["Error"]["Code"] != "ResourceInUseException":
+                    raise
+            described = _describe(client, name)
+        if described is None:
+            raise DynamoSetupError(
+                f"DynamoDB table {name} does not exist in region {region} (the region comes "
+                "from AWS_DEFAULT_REGION or the AWS profile; outside a deployed stack, "
+                "`referrals db upgrade` creates the tables)"
+            )
+        if differences := table_differences(definition, described):
+            raise DynamoSetupError(
+                f"DynamoDB table {name} in region {region} is not the table referrals "
+                f"expects: {'; '.join(differences)}"
+            )
+
+
+def _describe(client: Any, name: str) -> dict[str, Any] | None:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        table: dict[str, Any] = client.describe_table(TableName=name)["Table"]
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ResourceNotFoundException":
+            return None
+        raise _unreadable(client, name, error) from error
+    except BotoCoreError as error:  # no credentials, no endpoint
+        raise _unreadable(client, name, error) from error
+    return table
+
+
+def _unreadable(client: Any, name: str, error: Exception) -> DynamoSetupError:
+    region = client.meta.region_name
+    return DynamoSetupError(f"cannot read DynamoDB table {name} in region {region}: {error}")

@@ -1,0 +1,100 @@
+"""Creating and checking the DynamoDB tables: idempotent, and clear about a table that differs."""
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from referrals.adapters.clock import SystemClock
+from referrals.adapters.dynamodb.store import DynamoStore
+from referrals.adapters.dynamodb.tables import DynamoSetupError, main_table
+from referrals.domain.model import Role
+from referrals.services.keys import create_key
+from tests.adapters.conftest import AWS_REGION
+
+PREFIX = "tables-test"
+
+
+@pytest.fixture
+def client() -> Iterator[Any]:
+    with mock_aws():
+        yield boto3.client("dynamodb", region_name=AWS_REGION)
+
+
+def tables(client: Any) -> list[str]:
+    names: list[str] = client.list_tables()["TableNames"]
+    return names
+
+
+def test_create_tables_again_keeps_the_tables_and_their_items(client: Any) -> None:
+    store = DynamoStore(client, PREFIX)
+    store.create_tables()
+    _, key = create_key(store, SystemClock(), Role.ADMIN)
+    store.create_tables()
+    with store.read() as uow:
+        assert uow.api_keys.by_hash(key.key_hash) == key
+    assert tables(client) == [f"{PREFIX}-main", f"{PREFIX}-outbox"]
+
+
+def test_require_tables_names_the_missing_table_and_region_and_creates_nothing(
+    client: Any,
+) -> None:
+    with pytest.raises(DynamoSetupError, match=f"{PREFIX}-main does not exist in region us-east-2"):
+        DynamoStore(client, PREFIX).require_tables()
+    assert tables(client) == []
+
+
+def test_require_tables_accepts_tables_made_by_create_tables(client: Any) -> None:
+    DynamoStore(client, PREFIX).create_tables()
+    DynamoStore(client, PREFIX).require_tables()
+
+
+def without_attributes(definition: dict[str, Any], *names: str) -> dict[str, Any]:
+    """CreateTable refuses attribute definitions no key uses."""
+    attributes = [a for a in definition["AttributeDefinitions"] if a["AttributeName"] not in names]
+    return {**definition, "AttributeDefinitions": attributes}
+
+
+def test_a_table_with_other_keys_names_it_and_both_key_schemas(client: Any) -> None:
+    definition = main_table(PREFIX)
+    definition["KeySchema"] = [{"AttributeName": "pk", "KeyType": "HASH"}]
+    client.create_table(**without_attributes(definition, "sk"))
+    with pytest.raises(DynamoSetupError) as raised:
+        DynamoStore(client, PREFIX).create_tables()
+    assert str(raised.value) == (
+        f"DynamoDB table {PREFIX}-main in region us-east-2 is not the table referrals "
+        "expects: its keys are (pk S), expected (pk S, sk S)"
+    )
+    assert tables(client) == [f"{PREFIX}-main"]  # stopped there: no outbox either
+
+
+def test_a_missing_index_and_an_index_projecting_less_are_named(client: Any) -> None:
+    indexes = main_table(PREFIX)["GlobalSecondaryIndexes"]
+    kept = [i for i in indexes if i["IndexName"] != "unpaid"]
+    for index in kept:
+        if index["IndexName"] == "by_id":
+            index["Projection"] = {"ProjectionType": "KEYS_ONLY"}
+    definition = {**main_table(PREFIX), "GlobalSecondaryIndexes": kept}
+    client.create_table(**without_attributes(definition, "unpaid_pk", "unpaid_sk"))
+    with pytest.raises(DynamoSetupError) as raised:
+        DynamoStore(client, PREFIX).require_tables()
+    assert str(raised.value).endswith(
+        "expects: index by_id projects KEYS_ONLY, expected ALL; it has no index unpaid"
+    )
+
+
+def test_an_index_beyond_the_design_is_accepted(client: Any) -> None:
+    definition = main_table(PREFIX)
+    definition["GlobalSecondaryIndexes"].append(
+        {
+            "IndexName": "by_email",
+            "KeySchema": [{"AttributeName": "email", "KeyType": "HASH"}],
+            "Projection": {"ProjectionType": "KEYS_ONLY"},
+        }
+    )
+    definition["AttributeDefinitions"].append({"AttributeName": "email", "AttributeType": "S"})
+    client.create_table(**definition)
+    DynamoStore(client, PREFIX).create_tables()
+    assert tables(client) == [f"{PREFIX}-main", f"{PREFIX}-outbox"]

@@ -7,18 +7,27 @@ export UV_PYTHON_DOWNLOADS := never
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_DEPRECATED := fail
 
-.PHONY: run test lint typecheck pytest install checkov tools bench clean
+.PHONY: run test lint typecheck pytest install install-runtime checkov tools bench clean
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check uv
+	$(BIN)/pip install --quiet --disable-pip-version-check uv==0.13.9
 
-# Re-install only when the lock or the project metadata change.
-$(VENV)/.installed: $(BIN)/uv requirements.lock pyproject.toml
+# Two locks, one venv: requirements.lock is what serving needs (`make run`);
+# requirements-dev.lock adds the tests, linters and the CDK (`make test`, `make
+# install`) with the same pins (it is compiled with `-c requirements.lock`, see its
+# header), so neither install changes the other's packages. Each stamp
+# re-installs only when its inputs change.
+$(VENV)/.installed-runtime: $(BIN)/uv requirements.lock pyproject.toml
 	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $@
 
+$(VENV)/.installed: $(VENV)/.installed-runtime requirements-dev.lock
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements-dev.lock
+	touch $@
+
+install-runtime: $(VENV)/.installed-runtime
 install: $(VENV)/.installed
 
 # checkov pins its own boto3 and would downgrade ours: it lives in a venv of its own.
@@ -37,8 +46,10 @@ tools:
 		|| apt-get install -y -q wrk chromium >/dev/null \
 		|| (apt-get update -q >/dev/null && apt-get install -y -q wrk chromium >/dev/null)
 
-run: install
-	$(BIN)/referrals serve --host 127.0.0.1 --port 8000
+HOST ?= 127.0.0.1
+PORT ?= 8000
+run: install-runtime
+	$(BIN)/referrals serve --host $(HOST) --port $(PORT)
 
 test: install checkov tools lint typecheck pytest
 

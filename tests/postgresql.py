@@ -41,7 +41,7 @@ def locale_database(prefix: str) -> Iterator[str]:
 def migrated_database(prefix: str) -> Iterator[str]:
     """A database of its own at the latest schema, dropped at the end; yields its URL."""
     with locale_database(prefix) as url:
-        build_store(url, migrate=True).dispose()  # type: ignore[attr-defined]
+        build_store(url, migrate=True).dispose()
         yield url
 
 

@@ -194,6 +194,11 @@ class ApiKeyRepository(Protocol):
 
     def count(self) -> int: ...
 
+    def first_created_at(self) -> datetime | None:
+        """When the oldest key was made, or None if there is none: when the store was
+        put to use (the first `serve` makes a key, and so does `keys create` before it)."""
+        ...
+
 
 class PayoutRepository(Protocol):
     def get(self, period: str) -> PayoutRun | None: ...
@@ -203,7 +208,12 @@ class PayoutRepository(Protocol):
         ...
 
     def last_completed(self) -> PayoutRun | None:
-        """The run completed most recently: the previous link of the report hash chain."""
+        """The run completed most recently: the report hash chain's link by completion."""
+        ...
+
+    def completed_before(self, period: str) -> PayoutRun | None:
+        """The completed run of the latest period before `period` (YYYY-MM, month order):
+        the report hash chain's link by month."""
         ...
 
     def claim(
@@ -368,6 +378,15 @@ class Store(Protocol):
 
     def check(self) -> None:
         """Raise if the store cannot be reached."""
+        ...
+
+    def check_write(self) -> None:
+        """Raise unless a write transaction can begin and end now (readiness): where
+        the engine has a write lock, take it and release it."""
+        ...
+
+    def dispose(self) -> None:
+        """Close every connection the store holds; it is not used afterwards."""
         ...
 
 

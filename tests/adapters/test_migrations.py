@@ -1,6 +1,7 @@
-"""The migrations on SQLite and PostgreSQL: head matches `schema.py`, and the caps'
+"""The migrations on SQLite and PostgreSQL: head matches `schema.py`, the caps'
 migration (0005) fills the lifetime counters from the rewards already earned, then
-goes down and up again with rows in place."""
+goes down and up again with rows in place, and the chain migration (0007) links the
+runs already completed both ways."""
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,3 +77,48 @@ def test_the_caps_migration_counts_earned_rewards_and_goes_down_and_up(engine: E
     migrate(engine, "head")
     with engine.connect() as connection:
         assert sorted(tuple(row) for row in connection.execute(text(counters)))[0][1] == 3200
+
+
+def test_the_chain_migration_links_completed_runs_by_month_and_by_completion(
+    engine: Engine,
+) -> None:
+    migrate(engine, "0006")
+    # August, then November, then October paid late; December still running. Each run
+    # recorded the sha256 of the run completed before it, as the code did until 0007.
+    runs = [
+        ("2026-08", "completed", 1, "a" * 64, None),
+        ("2026-11", "completed", 2, "b" * 64, "a" * 64),
+        ("2026-10", "completed", 3, "c" * 64, "b" * 64),
+        ("2026-12", "running", None, None, None),
+    ]
+    with engine.begin() as connection:
+        for period, status, completed_at, sha, previous in runs:
+            connection.execute(
+                text(
+                    "INSERT INTO payout_runs (period, status, cutoff, started_at, completed_at,"
+                    " report_sha256, previous_sha256) VALUES (:p, :s, 0, 0, :at, :sha, :prev)"
+                ),
+                {"p": period, "s": status, "at": completed_at, "sha": sha, "prev": previous},
+            )
+    chain = (
+        "SELECT period, previous_period, previous_sha256, previous_completed_period,"
+        " previous_completed_sha256 FROM payout_runs ORDER BY period"
+    )
+    migrate(engine, "head")
+    with engine.connect() as connection:
+        rows = [tuple(row) for row in connection.execute(text(chain))]
+    assert rows == [
+        ("2026-08", None, None, None, None),
+        ("2026-10", "2026-08", "a" * 64, "2026-11", "b" * 64),
+        ("2026-11", "2026-08", "a" * 64, "2026-08", "a" * 64),
+        ("2026-12", None, None, None, None),
+    ]
+    migrate(engine, "0006", down=True)
+    with engine.connect() as connection:
+        old = "SELECT period, previous_sha256 FROM payout_runs ORDER BY period"
+        assert [tuple(row) for row in connection.execute(text(old))] == [
+            ("2026-08", None),
+            ("2026-10", "b" * 64),
+            ("2026-11", "a" * 64),
+            ("2026-12", None),
+        ]

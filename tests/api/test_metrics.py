@@ -92,6 +92,23 @@ def test_dead_letters_are_read_from_the_store_at_each_scrape(
     assert value(samples, "referrals_outbox_backlog") == 0
 
 
+def test_the_docs_are_counted_under_their_routes(client: TestClient, admin: dict[str, str]) -> None:
+    for path in ("/docs", "/openapi.json", "/redoc"):
+        assert client.get(path).status_code == 200
+
+    samples = scrape(client, admin)
+
+    for path in ("/docs", "/openapi.json", "/redoc"):
+        requests = "referrals_http_requests_total"
+        assert value(samples, requests, method="GET", route=path, status="200") == 1
+    assert (
+        value(
+            samples, "referrals_http_requests_total", method="GET", route="unmatched", status="200"
+        )
+        is None
+    )
+
+
 def test_metrics_refuse_a_request_without_a_key(client: TestClient) -> None:
     response = client.get("/metrics")
     assert response.status_code == 401

@@ -61,6 +61,7 @@ def test_dry_run_shows_lines_and_writes_nothing(
         {"referrer_id": "alice", "referral_count": 3, "amount_cents": 3000, "kind": "reward"}
     ]
     assert preview["total_cents"] == 3000 and "status" not in preview
+    assert preview["run_status"] is None and preview["completed_at"] is None
     assert client.get("/v1/payouts", headers=admin).json()["items"] == []
     assert len(client.get("/v1/referrals?status=pending", headers=admin).json()["items"]) == 4
 
@@ -143,6 +144,45 @@ def test_events_list_and_dead_letter_retry(
     again = client.post(f"/v1/events/{target}/retry", headers=admin)
     assert again.status_code == 404
     assert client.post("/v1/events/not-an-id/retry", headers=admin).status_code == 400
+    audit = client.get("/v1/audit", headers=admin).json()["items"]
+    retries = [(e["action"], e["target"]) for e in audit if e["action"] == "event.retry"]
+    assert retries == [("event.retry", f"event:{target}")]  # once: the refused one is not
+
+
+def test_events_carry_their_data_under_the_webhook_bodys_name(
+    client: TestClient, admin: Headers, rewards: None
+) -> None:
+    (event, *_) = client.get("/v1/events", headers=admin).json()["items"]
+    assert event["data"]["referrer_id"] == "alice" and event["data"]["reward_cents"] == 1000
+    assert event["payload"] == event["data"]  # the former name, kept for older clients
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["EventOut"]
+    assert schema["properties"]["payload"].get("deprecated") is True
+
+
+def test_a_dry_run_of_a_completed_month_says_it_is_completed(
+    client: TestClient, admin: Headers, rewards: None
+) -> None:
+    run = client.post("/v1/payouts", json={"period": "2026-10"}, headers=admin).json()
+    response = client.post(
+        "/v1/payouts", json={"period": "2026-10", "dry_run": True}, headers=admin
+    )
+    assert response.status_code == 200
+    preview = response.json()
+    assert preview["run_status"] == "completed" and preview["completed_at"] == run["completed_at"]
+    assert (preview["referral_count"], preview["total_cents"]) == (3, 3000)  # what it paid
+    assert [line["referrer_id"] for line in preview["lines"]] == ["alice"]
+    assert "status" not in preview  # still a preview, not a run
+
+
+def test_runs_link_the_month_before_and_the_run_before(
+    client: TestClient, admin: Headers, rewards: None
+) -> None:
+    november = client.post("/v1/payouts", json={"period": "2026-11"}, headers=admin).json()
+    september = client.post("/v1/payouts", json={"period": "2026-09"}, headers=admin).json()
+    assert (november["previous_period"], november["previous_completed_period"]) == (None, None)
+    assert september["previous_period"] is None  # no month before it was paid
+    assert september["previous_completed_period"] == "2026-11"
+    assert september["previous_completed_sha256"] == november["report_sha256"]
 
 
 def test_a_dry_run_lists_the_rewards_held_for_review_and_why(

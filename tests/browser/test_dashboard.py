@@ -178,7 +178,7 @@ def test_an_ingest_key_is_refused_at_sign_in(page: Page, live: LiveServer) -> No
     with page.expect_response(f"{live.base_url}/dashboard/login") as answer:
         page.click("button[type=submit]")
     assert answer.value.status == 403
-    expect(page.locator("p.error")).to_have_text("A ingest key cannot open the dashboard.")
+    expect(page.locator("p.error")).to_have_text("An ingest key cannot open the dashboard.")
     assert page.context.cookies() == []
     page.goto(f"{live.base_url}/dashboard")
     expect(page).to_have_url(f"{live.base_url}/dashboard/login")

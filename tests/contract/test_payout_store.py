@@ -5,8 +5,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from referrals.domain.errors import NotFound
 from referrals.domain.model import Event, EventStatus, Referral, ReferralStatus, RunStatus, new_id
 from referrals.ports import Store
+from referrals.services import outbox
+from tests.clocks import FixedClock
 from tests.contract.test_store import add_referrer, referral, referrer
 
 CUTOFF = datetime(2026, 11, 1, tzinfo=UTC)
@@ -264,6 +267,23 @@ def test_outbox_failure_dead_letter_and_requeue(store: Store) -> None:
     with store.read() as uow:
         delivered = uow.outbox.get(e.id)
     assert delivered is not None and delivered.status is EventStatus.DELIVERED
+
+
+def test_a_requeue_and_its_audit_entry_commit_together(store: Store) -> None:
+    e = event(NOW)
+    with store.unit_of_work() as uow:
+        uow.outbox.add(e)
+        uow.commit()
+    with store.unit_of_work() as uow:
+        uow.outbox.attempt_failed(e.id, "503", NOW, dead=True)
+        uow.commit()
+    clock = FixedClock(NOW)
+    assert outbox.requeue(store, clock, e.id, actor="cli").status is EventStatus.PENDING
+    with pytest.raises(NotFound):
+        outbox.requeue(store, clock, e.id, actor="cli")  # not dead now: refused, not audited
+    with store.read() as uow:
+        entries = [(a.actor, a.action, a.target) for a in uow.audit.list(None, 10)]
+    assert entries == [("cli", "event.retry", f"event:{e.id}")]
 
 
 def test_lines_are_in_byte_order_of_referrer_ids_whatever_the_collation(store: Store) -> None:

@@ -18,7 +18,9 @@ from referrals.domain.model import (
     new_id,
 )
 from referrals.ports import Store
+from referrals.services.keys import FIRST_KEY_ID, create_first_admin_key
 from referrals.services.retry import retry_on_conflict
+from tests.clocks import FixedClock
 
 T0 = datetime(2026, 1, 31, 23, 59, 59, 999_999, tzinfo=UTC)
 
@@ -274,12 +276,35 @@ def test_api_keys_are_found_by_hash(store: Store) -> None:
 
 
 def test_api_key_ids_are_unique(store: Store) -> None:
-    first = ApiKey("0" * 26, Role.ADMIN, "ab" * 32, T0)
+    first = ApiKey(FIRST_KEY_ID, Role.ADMIN, "ab" * 32, T0)
     with store.unit_of_work() as uow:
         uow.api_keys.add(first)
         uow.commit()
     with pytest.raises(Conflict), store.unit_of_work() as uow:
-        uow.api_keys.add(ApiKey("0" * 26, Role.ADMIN, "cd" * 32, T0))
+        uow.api_keys.add(ApiKey(FIRST_KEY_ID, Role.ADMIN, "cd" * 32, T0))
         uow.commit()
     with store.read() as uow:
         assert uow.api_keys.count() == 1
+        assert uow.api_keys.by_hash("ab" * 32) == first  # the readable id round-trips
+
+
+def test_the_first_admin_key_is_made_once_named_and_audited(store: Store) -> None:
+    clock = FixedClock(T0)
+    assert create_first_admin_key(store, clock) is not None
+    assert create_first_admin_key(store, clock) is None
+    with store.read() as uow:
+        assert uow.api_keys.count() == 1
+        entries = [(a.actor, a.action, a.target) for a in uow.audit.list(None, 10)]
+    assert entries == [("cli", "key.create", f"key:{FIRST_KEY_ID}")]
+
+
+def test_first_created_at_is_when_the_oldest_key_was_made(store: Store) -> None:
+    with store.read() as uow:
+        assert uow.api_keys.first_created_at() is None
+    with store.unit_of_work() as uow:
+        uow.api_keys.add(ApiKey(new_id(), Role.INGEST, "ab" * 32, T0))
+        uow.api_keys.add(ApiKey(new_id(), Role.ADMIN, "cd" * 32, T0 - timedelta(days=40)))
+        uow.api_keys.add(ApiKey(new_id(), Role.ADMIN, "ef" * 32, T0 + timedelta(days=1)))
+        uow.commit()
+    with store.read() as uow:
+        assert uow.api_keys.first_created_at() == T0 - timedelta(days=40)

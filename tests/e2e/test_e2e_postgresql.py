@@ -29,8 +29,10 @@ from sqlalchemy import create_engine, text
 from referrals.bootstrap import build
 from referrals.config import Settings
 from referrals.domain.periods import Period, last_ended_period
+from referrals.services.keys import create_first_admin_key
 from referrals.services.referrers import enroll
 from referrals.services.signups import sign_up
+from tests.clocks import FixedClock
 from tests.postgresql import locale_database
 
 pytestmark = pytest.mark.e2e
@@ -98,7 +100,7 @@ class PostgresServers:
             return [future.result() for future in futures]
 
     def _spawn(self, _: Path) -> Any:
-        port = self._conftest._free_port()
+        port = self._conftest.free_port()
         workdir = self._factory.workdir
         n = next(self._names)
         stdout_path = workdir / f"pg-serve-{n}.stdout"
@@ -152,6 +154,18 @@ def the_printed_key(started: list[Any]) -> str:
     outputs = "\n".join(server.output() for server in started)
     assert len(printed) == 1, f"{len(printed)} of {len(started)} servers printed a key\n{outputs}"
     return printed[0]
+
+
+def in_use_since(url: str, reports: Path, moment: datetime) -> str:
+    """The database as a first server started at `moment` left it, with its first admin
+    key (returned): the schedule pays only months that ended after that."""
+    svc = build(Settings(database_url=url, reports_url=str(reports)), migrate=True)
+    try:
+        key = create_first_admin_key(svc.store, FixedClock(moment))
+    finally:
+        svc.store.dispose()
+    assert key is not None
+    return key
 
 
 def assert_no_tracebacks(started: list[Any]) -> None:
@@ -304,8 +318,9 @@ def test_four_servers_give_exact_ordinals_and_tier_rewards(
 def test_one_server_with_two_worker_processes_gives_exact_ordinals(
     pg_servers: PostgresServers, pg_url: str
 ) -> None:
+    # In use since before the month just ended, so the schedule pays that month.
+    key = in_use_since(pg_url, pg_servers.reports, last_ended_period(datetime.now(UTC)).start)
     (server,) = pg_servers.start(1, scheduler=True, workers=2)
-    key = the_printed_key([server])
     admin = server.client(key)
     code = admin.post("/v1/referrers", json={"user_id": "hot"}).json()["code"]
     clients = Clients([server], key, THREADS)
@@ -430,12 +445,15 @@ def test_two_servers_schedulers_pay_the_month_just_ended_once(
     if Period.containing(now).cutoff - now < timedelta(minutes=5):
         pytest.skip("the month ends within minutes: the servers would pay another period")
     period = str(last_ended_period(now))
+    # A database in use since the month just ended began (its first server printed the
+    # key then), so the schedule pays that month.
+    key = in_use_since(pg_url, pg_servers.reports, last_ended_period(now).start)
     due, not_due = seed_rewards(pg_url, pg_servers.reports, now)
 
     # Each server checks the schedule as its background worker starts, so both go for
     # the month just ended at once; a batch of one makes a run long enough to overlap.
     started = pg_servers.start(2, scheduler=True, REFERRALS_PAYOUT_BATCH_SIZE="1")
-    key = the_printed_key(started)
+    assert [s.printed_key for s in started] == [None, None]  # the database had its key
     admins = [server.client(key) for server in started]
     run = wait_for_completed_run(started, admins, period)
 
@@ -474,8 +492,8 @@ def test_two_servers_schedulers_pay_the_month_just_ended_once(
     assert listed.status_code == 200, listed.text
     completions = [e for e in listed.json()["items"] if e["type"] == "payout.completed"]
     assert len(completions) == 1, completions
-    assert completions[0]["payload"]["period"] == period
-    assert completions[0]["payload"]["report_sha256"] == run["report_sha256"]
+    assert completions[0]["data"]["period"] == period
+    assert completions[0]["data"]["report_sha256"] == run["report_sha256"]
 
     report = pg_servers.reports / "payouts" / period / "report.csv"
     assert report.is_file(), sorted(pg_servers.reports.rglob("*"))

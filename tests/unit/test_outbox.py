@@ -1,3 +1,4 @@
+import logging
 from datetime import timedelta
 
 import pytest
@@ -82,6 +83,38 @@ def test_gives_up_into_dead_letters_and_an_admin_can_retry(
     notifier.failures = 0
     assert requeue(store, clock, event.id).status is EventStatus.PENDING
     assert dispatch(store, notifier, clock, POLICY).delivered == 1
+
+
+def test_a_dead_letter_is_logged_as_a_warning_naming_the_retry_command(
+    store: MemoryStore, clock: FixedClock, signed_up: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    notifier = RecordingNotifier(failures=99)
+    with caplog.at_level(logging.INFO, logger="referrals.outbox"):
+        for _ in range(POLICY.max_attempts):
+            dispatch(store, notifier, clock, POLICY)
+            clock.advance(hours=1)
+    event = only_event(store)
+    (record,) = [r for r in caplog.records if r.name == "referrals.outbox"]  # retries: quiet
+    assert record.levelno == logging.WARNING
+    message = record.getMessage()
+    assert event.id in message and "referral.created" in message and "receiver down" in message
+    assert f"referrals events retry {event.id}" in message
+
+
+def test_a_requeue_by_an_actor_is_audited_with_it(
+    store: MemoryStore, clock: FixedClock, signed_up: str
+) -> None:
+    notifier = RecordingNotifier(failures=99)
+    for _ in range(POLICY.max_attempts):
+        dispatch(store, notifier, clock, POLICY)
+        clock.advance(hours=1)
+    event = only_event(store)
+    requeue(store, clock, event.id, actor="cli")
+    (entry,) = store.state.audit.values()
+    assert (entry.actor, entry.action, entry.target) == ("cli", "event.retry", f"event:{event.id}")
+    with pytest.raises(NotFound):  # no longer dead: refused, and nothing more is audited
+        requeue(store, clock, event.id, actor="cli")
+    assert len(store.state.audit) == 1
 
 
 def test_requeue_of_a_live_event_is_not_found(

@@ -198,6 +198,35 @@ def test_reports_form_a_hash_chain(
     october = payouts.run_payout(store, reports, clock, OCT)
     assert september.previous_sha256 is None
     assert october.previous_sha256 == september.report_sha256
+    assert (october.previous_period, october.previous_completed_period) == ("2026-09", "2026-09")
+
+
+def test_a_dry_run_of_a_completed_month_says_so_and_shows_what_it_paid(
+    store: MemoryStore, clock: FixedClock, reports: MemoryReports
+) -> None:
+    seed(store, clock, "alice", [datetime(2026, 10, 5, tzinfo=UTC)] * 2)
+    before = payouts.preview_payout(store, clock, OCT)
+    assert before.status is None and before.completed_at is None
+    run = payouts.run_payout(store, reports, clock, OCT)
+    # A reward imported since is not the completed month's: the next run pays it.
+    seed(store, clock, "bob", [datetime(2026, 10, 9, tzinfo=UTC)])
+    clock.advance(hours=1)
+    after = payouts.preview_payout(store, clock, OCT)
+    assert after.status is RunStatus.COMPLETED and after.completed_at == run.completed_at
+    assert (after.referrer_count, after.referral_count, after.total_cents) == (1, 2, 2000)
+    assert [(line.referrer_id, line.amount_cents) for line in after.lines] == [("alice", 2000)]
+    assert after.held == [] and after.carried_forward == []
+
+
+def test_the_manifest_of_a_completed_month_is_served_and_published_again_if_lost(
+    store: MemoryStore, clock: FixedClock, reports: MemoryReports
+) -> None:
+    seed(store, clock, "alice", [datetime(2026, 10, 5, tzinfo=UTC)])
+    run = payouts.run_payout(store, reports, clock, OCT)
+    del reports.objects["payouts/2026-10/manifest.json"]
+    manifest = json.loads(payouts.get_manifest(store, reports, OCT))
+    assert manifest["sha256"] == run.report_sha256 and manifest["total_cents"] == 1000
+    assert "payouts/2026-10/manifest.json" in reports.objects
 
 
 def test_progress_is_reported_per_batch(

@@ -7,6 +7,7 @@ from referrals.bootstrap import Services
 from referrals.config import Settings
 from referrals.domain.model import EventStatus, RunStatus
 from referrals.domain.program import Program
+from referrals.services.keys import create_first_admin_key
 from referrals.services.outbox import RetryPolicy
 from referrals.services.referrers import enroll
 from referrals.services.signups import sign_up
@@ -74,6 +75,26 @@ def test_scheduler_off_runs_no_payout_but_still_delivers(store: MemoryStore) -> 
     finally:
         worker.stop()
     assert store.state.runs == {}
+
+
+def test_a_server_started_after_a_month_ended_completes_no_run_for_it(
+    store: MemoryStore,
+) -> None:
+    svc = services(store, scheduler=True)
+    svc.clock.moment = datetime(2026, 12, 6, 9, tzinfo=UTC)  # type: ignore[attr-defined]
+    create_first_admin_key(store, svc.clock)  # as `serve` does before the worker starts
+    metrics = Metrics(store)
+    worker = BackgroundWorker(svc, dispatch_every=0.01, schedule_every=0.01, metrics=metrics)
+    worker.start()
+    try:
+        time.sleep(0.2)  # many schedule checks
+    finally:
+        worker.stop()
+    assert store.state.runs == {}  # November is left open for an import and a run
+    assert (
+        metrics.registry.get_sample_value("referrals_payout_runs_total", {"status": "completed"})
+        is None
+    )
 
 
 def test_scheduler_setting_reads_on_and_off() -> None:

@@ -289,6 +289,9 @@ class MemoryApiKeys:
     def count(self) -> int:
         return len(self._s.api_keys)
 
+    def first_created_at(self) -> datetime | None:
+        return min((k.created_at for k in self._s.api_keys.values()), default=None)
+
 
 class MemoryPayouts:
     def __init__(self, state: _State) -> None:
@@ -303,6 +306,14 @@ class MemoryPayouts:
     def last_completed(self) -> PayoutRun | None:
         done = [r for r in self._s.runs.values() if r.status is RunStatus.COMPLETED]
         return max(done, key=lambda r: r.completed_at or r.started_at, default=None)
+
+    def completed_before(self, period: str) -> PayoutRun | None:
+        done = [
+            r
+            for r in self._s.runs.values()
+            if r.status is RunStatus.COMPLETED and r.period < period
+        ]
+        return max(done, key=lambda r: r.period, default=None)
 
     def claim(
         self, period: str, cutoff: datetime, owner: str, now: datetime, until: datetime
@@ -577,4 +588,11 @@ class MemoryStore:
         return MemoryUnitOfWork(self)
 
     def check(self) -> None:
+        return None
+
+    def check_write(self) -> None:
+        with self.unit_of_work():
+            pass
+
+    def dispose(self) -> None:
         return None

@@ -63,7 +63,7 @@ def require(*roles: Role) -> Callable[..., Awaitable[ApiKey]]:
                 raise ApiError("unauthorized", "the API key is not valid")
             cache.put(digest, key)
         if key.role not in allowed:
-            raise ApiError("forbidden", f"a {key.role} key may not do this")
+            raise ApiError("forbidden", f"an {key.role} key may not do this")
         return key
 
     return dependency

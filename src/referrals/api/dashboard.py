@@ -186,7 +186,7 @@ async def login(request: Request, svc: ServicesDep) -> Response:
     if key is None:
         return _render(request, "login", 401, error="This key is not valid.")
     if key.role is not Role.ADMIN:
-        return _render(request, "login", 403, error=f"A {key.role} key cannot open the dashboard.")
+        return _render(request, "login", 403, error=f"An {key.role} key cannot open the dashboard.")
     session = sessions.issue(svc.settings, key.id, svc.clock.now())
     response = _redirect(request, "/dashboard")
     response.set_cookie(
@@ -396,9 +396,8 @@ async def retry(event_id: str, request: Request, svc: ServicesDep) -> Response:
         return _message(request, refused.status, "Not done", refused.message)
 
     def requeue() -> None:
-        # As the API does: send it again, then log who did.
-        outbox.requeue(svc.store, svc.clock, event_id)
-        audit.record(svc.store, svc.clock, session.key_id, "event.retry", f"event:{event_id}")
+        # As the API does: send it again, and log who did in the same transaction.
+        outbox.requeue(svc.store, svc.clock, event_id, actor=session.key_id)
 
     try:
         if not ULID.match(event_id):

@@ -154,6 +154,33 @@ class HttpMetrics:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        # id(endpoint) -> route template, see _route; endpoints live as long as the app.
+        self._templates: dict[int, str] = {}
+
+    def _route(self, scope: Scope) -> str:
+        """The template of the route that answered, or UNMATCHED.
+
+        FastAPI's own routes leave themselves in the scope; plain Starlette routes (the
+        docs: /docs, /redoc, /openapi.json) and mounts leave only their endpoint, so
+        those are looked up among the app's routes, once each.
+        """
+        template = getattr(scope.get("route"), "path_format", None)
+        if template:
+            return str(template)
+        endpoint = scope.get("endpoint")
+        if endpoint is None:
+            return UNMATCHED
+        key = id(endpoint)
+        if key not in self._templates:
+            routes = getattr(scope.get("app"), "routes", ())
+            found = (
+                getattr(route, "path_format", None)
+                for route in routes
+                if endpoint is getattr(route, "endpoint", None)
+                or endpoint is getattr(route, "app", None)
+            )
+            self._templates[key] = next(found, None) or UNMATCHED
+        return self._templates[key]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -172,7 +199,7 @@ class HttpMetrics:
             await self.app(scope, receive, send_status)
         finally:
             # The router stores the matched route in the scope it was given, this one.
-            route = getattr(scope.get("route"), "path_format", None) or UNMATCHED
+            route = self._route(scope)
             method = scope["method"] if scope["method"] in METHODS else "other"
             self.metrics.observe_request(method, route, status, time.perf_counter() - started)
 

@@ -32,7 +32,8 @@ EventId = Annotated[str, Path(pattern=r"^[0-9A-Z]{26}$")]
 def run_payout(
     body: PayoutRequest, svc: ServicesDep, request: Request, key: ApiKey = Depends(auth.admin)
 ) -> PayoutRunOut | PayoutPreviewOut:
-    """Run the payout for a period to completion (or preview it with `dry_run`)."""
+    """Run the payout for a period to completion (or preview it with `dry_run`: of a
+    completed period, the preview says so in `status` and shows what the run paid)."""
     period = Period.parse(body.period) if body.period else last_ended_period(svc.clock.now())
     if body.dry_run:
         return PayoutPreviewOut.of(
@@ -95,6 +96,4 @@ def list_events(
 )
 def retry_event(event_id: EventId, svc: ServicesDep, key: ApiKey = Depends(auth.admin)) -> EventOut:
     """Send a dead-lettered event again."""
-    event = outbox.requeue(svc.store, svc.clock, event_id)
-    audit.record(svc.store, svc.clock, key.id, "event.retry", f"event:{event_id}")
-    return EventOut.of(event)
+    return EventOut.of(outbox.requeue(svc.store, svc.clock, event_id, actor=key.id))

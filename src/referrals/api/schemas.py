@@ -364,7 +364,16 @@ class PayoutRunOut(BaseModel):
     carried_forward_cents: int = Field(description="left for a later run: below the minimum")
     report_key: str | None
     report_sha256: str | None
-    previous_sha256: str | None
+    previous_period: str | None = Field(
+        description="the latest earlier month completed before this run: the chain by month"
+    )
+    previous_sha256: str | None = Field(description="the report sha256 of `previous_period`")
+    previous_completed_period: str | None = Field(
+        description="the run completed just before this one: the chain by completion"
+    )
+    previous_completed_sha256: str | None = Field(
+        description="the report sha256 of `previous_completed_period`"
+    )
     started_at: datetime
     completed_at: datetime | None
     error: str | None
@@ -382,7 +391,10 @@ class PayoutRunOut(BaseModel):
             carried_forward_cents=run.carried_forward_cents,
             report_key=run.report_key,
             report_sha256=run.report_sha256,
+            previous_period=run.previous_period,
             previous_sha256=run.previous_sha256,
+            previous_completed_period=run.previous_completed_period,
+            previous_completed_sha256=run.previous_completed_sha256,
             started_at=run.started_at,
             completed_at=run.completed_at,
             error=run.error,
@@ -417,6 +429,12 @@ class PayoutPreviewOut(BaseModel):
     carried_forward_cents: int
     held: list[HeldOut] = Field(description="the oldest rewards held for review, left out")
     held_count: int = Field(description=f"held rewards in all, counted up to {HELD_SHOWN + 1}")
+    # Not `status`: a preview is told from a run by having none.
+    run_status: RunStatus | None = Field(
+        description="the period's run: `completed` (the preview is what it paid; running "
+        "it again changes nothing), `running` or `failed` (a run resumes it); null: none yet"
+    )
+    completed_at: datetime | None = Field(description="when the period's run completed")
 
     @classmethod
     def of(cls, preview: PayoutPreview) -> "PayoutPreviewOut":
@@ -440,6 +458,8 @@ class PayoutPreviewOut(BaseModel):
                 for r in preview.held
             ],
             held_count=preview.held_count,
+            run_status=preview.status,
+            completed_at=preview.completed_at,
         )
 
 
@@ -450,7 +470,10 @@ class PayoutRunList(BaseModel):
 class EventOut(BaseModel):
     id: str
     type: str
-    payload: dict[str, object]
+    data: dict[str, object] = Field(description="as in the webhook body (`data`)")
+    payload: dict[str, object] = Field(
+        deprecated=True, description="the same as `data`: its former name, kept for clients"
+    )
     created_at: datetime
     status: EventStatus
     attempts: int
@@ -462,6 +485,7 @@ class EventOut(BaseModel):
         return cls(
             id=event.id,
             type=event.type,
+            data=dict(event.payload),
             payload=dict(event.payload),
             created_at=event.created_at,
             status=event.status,

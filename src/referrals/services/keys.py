@@ -10,7 +10,11 @@ from referrals.ports import Clock, Store
 from referrals.services.audit import add_entry
 
 KEY_PREFIX = "rk_"
-FIRST_KEY_ID = "0" * 26  # the ULID of time zero
+# A fixed id, so that of several servers starting at once one makes the key (see
+# `create_first_admin_key`); a name, so that the audit log and the dashboard read well.
+# Other keys' ids are ULIDs (26 upper-case characters), which never take this one.
+FIRST_KEY_ID = "first-admin"
+CLI_ACTOR = "cli"  # the audit log's actor for what is done on the host, by the CLI
 
 
 def hash_key(plaintext: str) -> str:
@@ -23,7 +27,9 @@ def _new_key(clock: Clock, role: Role) -> tuple[str, ApiKey]:
     return plaintext, ApiKey(new_id(), role, hash_key(plaintext), clock.now())
 
 
-def create_key(store: Store, clock: Clock, role: Role, actor: str = "cli") -> tuple[str, ApiKey]:
+def create_key(
+    store: Store, clock: Clock, role: Role, actor: str = CLI_ACTOR
+) -> tuple[str, ApiKey]:
     """A new key; `actor` is who made it, for the audit log (the CLI on the host, by default)."""
     plaintext, key = _new_key(clock, role)
     with store.unit_of_work() as uow:
@@ -38,7 +44,7 @@ def create_first_admin_key(store: Store, clock: Clock) -> str | None:
 
     The first key always has the same id, so of several servers starting at once
     on an empty database, one creates it and the others get a Conflict: exactly
-    one admin key is printed.
+    one admin key is printed, and its creation is audited once, by the host.
     """
     try:
         with store.unit_of_work() as uow:
@@ -46,6 +52,8 @@ def create_first_admin_key(store: Store, clock: Clock) -> str | None:
                 return None
             plaintext, key = _new_key(clock, Role.ADMIN)
             uow.api_keys.add(replace(key, id=FIRST_KEY_ID))
+            target = f"key:{FIRST_KEY_ID}"
+            add_entry(uow, clock, CLI_ACTOR, "key.create", target, "role admin, first start")
             uow.commit()
     except Conflict:
         return None

@@ -1,5 +1,6 @@
 """Delivering outbox events at least once, with backoff, into a dead-letter state at the limit."""
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -7,7 +8,9 @@ from datetime import timedelta
 from referrals.domain.errors import InvalidInput, NotFound
 from referrals.domain.model import Event, EventStatus
 from referrals.ports import Clock, Notifier, Store
+from referrals.services.audit import add_entry
 
+logger = logging.getLogger("referrals.outbox")
 CLAIM = timedelta(seconds=60)  # an event claimed by a dispatcher that died is retried after this
 
 
@@ -68,6 +71,17 @@ def dispatch(
                 uow.commit()
             failed += 1
             dead += give_up
+            if give_up:
+                # Nothing retries a dead letter by itself: say so where operators look.
+                logger.warning(
+                    "event %s (%s) is a dead letter after %d attempts: %s; "
+                    "`referrals events retry %s` sends it again",
+                    event.id,
+                    event.type,
+                    attempts,
+                    _describe(error),
+                    event.id,
+                )
             continue
         checkpoint("delivered")
         delivered.append(event.id)
@@ -85,12 +99,14 @@ def list_events(store: Store, status: EventStatus | None, limit: int = 100) -> S
         return uow.outbox.list(status, limit)
 
 
-def requeue(store: Store, clock: Clock, event_id: str) -> Event:
-    """Send a dead-lettered event again."""
+def requeue(store: Store, clock: Clock, event_id: str, actor: str | None = None) -> Event:
+    """Send a dead-lettered event again; with `actor`, audited in the same transaction."""
     with store.unit_of_work() as uow:
         if not uow.outbox.requeue(event_id, clock.now()):
             raise NotFound(f"no dead event {event_id!r}")
         event = uow.outbox.get(event_id)
+        if actor is not None:
+            add_entry(uow, clock, actor, "event.retry", f"event:{event_id}", None)
         uow.commit()
     assert event is not None
     return event

@@ -66,6 +66,10 @@ class PayoutPreview:
     carried_forward_cents: int
     held: list[Referral]  # the oldest rewards waiting for review, with their receipts
     held_count: int  # how many referrals are held in all (up to HELD_SHOWN + 1)
+    # The period's run if there is one. Completed: the preview is what it paid, and
+    # running it again changes nothing; running or failed: a run would resume it.
+    status: RunStatus | None = None
+    completed_at: datetime | None = None
 
 
 def new_owner() -> str:
@@ -258,7 +262,9 @@ def _complete(
         run = uow.payouts.get(period)
         if run is None:
             raise NotFound(f"no payout run {period}")
-        previous = uow.payouts.last_completed()
+        # Both links of the hash chain, read in the transaction that completes the run.
+        previous = uow.payouts.completed_before(period)
+        last = uow.payouts.last_completed()
         completed = replace(
             run,
             status=RunStatus.COMPLETED,
@@ -269,7 +275,10 @@ def _complete(
             carried_forward_cents=carried_forward_cents,
             report_key=report_key(period),
             report_sha256=totals.sha256,
+            previous_period=previous.period if previous else None,
             previous_sha256=previous.report_sha256 if previous else None,
+            previous_completed_period=last.period if last else None,
+            previous_completed_sha256=last.report_sha256 if last else None,
             completed_at=clock.now(),
             lease_owner=None,
             lease_expires_at=None,
@@ -320,19 +329,19 @@ def preview_payout(
     store: Store, clock: Clock, period: Period, minimum_cents: int = 0
 ) -> PayoutPreview:
     """What a run would pay now, computed without writing anything: the lines, the
-    users carried forward, and the rewards held for review that it would leave out."""
+    users carried forward, and the rewards held for review that it would leave out.
+
+    Of a completed period: what its run paid (`status` completed), as its report has it.
+    """
     if not period.has_ended(clock.now()):
         raise InvalidInput(f"the period {period} has not ended yet")
     with store.read() as uow:
         run = uow.payouts.get(str(period))
-        carried: list[PayoutLine] = []
-        deferred = 0
         if run is not None and run.status is RunStatus.COMPLETED:
-            lines = list(uow.payouts.lines(str(period)))
-        else:
-            lines, carried, deferred = _split_carried(
-                uow.payouts.preview(str(period), period.cutoff), minimum_cents
-            )
+            return _paid(run, list(uow.payouts.lines(str(period))))
+        lines, carried, deferred = _split_carried(
+            uow.payouts.preview(str(period), period.cutoff), minimum_cents
+        )
         held = list(uow.referrals.search(ReferralStatus.HELD, None, None, HELD_SHOWN + 1))
     return PayoutPreview(
         period=str(period),
@@ -346,6 +355,26 @@ def preview_payout(
         carried_forward_cents=deferred,
         held=held[:HELD_SHOWN],
         held_count=len(held),
+        status=run.status if run is not None else None,
+    )
+
+
+def _paid(run: PayoutRun, lines: list[PayoutLine]) -> PayoutPreview:
+    """A completed run as a preview: its lines and the totals it recorded."""
+    return PayoutPreview(
+        period=run.period,
+        cutoff=run.cutoff,
+        lines=lines,
+        referrer_count=run.referrer_count,
+        referral_count=run.referral_count,
+        total_cents=run.total_cents,
+        clawback_cents=run.clawback_cents,
+        carried_forward=[],
+        carried_forward_cents=run.carried_forward_cents,
+        held=[],
+        held_count=0,
+        status=run.status,
+        completed_at=run.completed_at,
     )
 
 
@@ -382,13 +411,23 @@ def list_runs(store: Store) -> list[PayoutRun]:
 
 
 def get_report(store: Store, reports: ReportStore, period: Period) -> bytes:
+    """The CSV report of a completed period, published again if it went missing."""
+    return _published(store, reports, period, report_key(str(period)))
+
+
+def get_manifest(store: Store, reports: ReportStore, period: Period) -> bytes:
+    """The manifest (JSON) of a completed period's report, published again if missing."""
+    return _published(store, reports, period, manifest_key(str(period)))
+
+
+def _published(store: Store, reports: ReportStore, period: Period, key: str) -> bytes:
     run = get_run(store, period)
     if run.status is not RunStatus.COMPLETED or run.report_key is None:
         raise NotFound(f"no report for {period}: the run is {run.status}")
-    data = reports.get(run.report_key)
+    data = reports.get(key)
     if data is None:
         publish(store, reports, run)
-        data = reports.get(run.report_key)
+        data = reports.get(key)
     if data is None:
         raise NotFound(f"no report for {period}")
     return data

@@ -21,7 +21,7 @@ from typing import Any, Self
 from botocore.exceptions import ClientError
 
 from referrals.adapters.dynamodb.stats import DynamoStats
-from referrals.adapters.dynamodb.tables import main_table_name, outbox_table_name
+from referrals.adapters.dynamodb.tables import ensure_tables, main_table_name, outbox_table_name
 from referrals.adapters.times import from_micros, to_micros
 from referrals.domain.codes import normalize_code
 from referrals.domain.errors import Conflict
@@ -203,6 +203,13 @@ class DynamoStore:
     def check(self) -> None:
         self.client.get_item(TableName=self.main, Key={"pk": S("HEALTH"), "sk": S("HEALTH")})
 
+    def check_write(self) -> None:
+        # DynamoDB has no write lock to take or hold: each write stands alone.
+        self.check()
+
+    def dispose(self) -> None:
+        return None  # HTTP requests hold no transaction; the client may be shared
+
     def get(self, table: str, key: Item) -> Item | None:
         item: Item | None = self.client.get_item(TableName=table, Key=key, ConsistentRead=True).get(
             "Item"
@@ -246,13 +253,16 @@ class DynamoStore:
             raise
 
     def create_tables(self) -> None:
-        """Create both tables (tests and local use; on AWS the CDK stack creates them)."""
-        from referrals.adapters.dynamodb.tables import main_table, outbox_table
+        """Create the tables that do not exist and check those that do (`db upgrade`).
 
-        prefix = self.main.removesuffix("-main")
-        for definition in (main_table(prefix), outbox_table(prefix)):
-            self.client.create_table(**definition)
-            self.client.get_waiter("table_exists").wait(TableName=definition["TableName"])
+        Idempotent: a deployed stack's tables, made by the CDK from the same
+        definitions, pass as they are; a table with other keys is an error naming it.
+        """
+        ensure_tables(self.client, self.main.removesuffix("-main"), create=True)
+
+    def require_tables(self) -> None:
+        """Check both tables as `create_tables` does, but create nothing."""
+        ensure_tables(self.client, self.main.removesuffix("-main"), create=False)
 
 
 class DynamoReferrers:
@@ -744,6 +754,17 @@ class DynamoApiKeys:
             ConsistentRead=True,
         )
 
+    def first_created_at(self) -> datetime | None:
+        # Keys are few (made by hand), and sorted by hash: read their times and take the least.
+        items = self._store.query(
+            TableName=self._store.main,
+            KeyConditionExpression="pk = :k",
+            ExpressionAttributeValues={":k": S("KEYS")},
+            ProjectionExpression="created_at",
+            ConsistentRead=True,
+        )
+        return min((from_micros(int(item["created_at"]["N"])) for item in items), default=None)
+
 
 class DynamoPayouts:
     def __init__(self, uow: "DynamoUnitOfWork") -> None:
@@ -770,6 +791,16 @@ class DynamoPayouts:
     def last_completed(self) -> PayoutRun | None:
         done = [r for r in self.list() if r.status is RunStatus.COMPLETED]
         return max(done, key=lambda r: r.completed_at or r.started_at, default=None)
+
+    def completed_before(self, period: str) -> PayoutRun | None:
+        earlier = self._store.query(
+            TableName=self._store.main,
+            KeyConditionExpression="pk = :k AND sk < :p",
+            ExpressionAttributeValues={":k": S("RUNS"), ":p": S(period)},
+            ScanIndexForward=False,
+            ConsistentRead=True,
+        )
+        return next((run for run in map(_run, earlier) if run.status is RunStatus.COMPLETED), None)
 
     def claim(
         self, period: str, cutoff: datetime, owner: str, now: datetime, until: datetime
@@ -1134,6 +1165,16 @@ class DynamoPayouts:
                 chunk = []
         if chunk and self._fenced_writes(run.period, chunk, pay) < 0:
             return -1
+        chain = {
+            name: value
+            for name, value in (
+                ("previous_period", run.previous_period),
+                ("previous_sha256", run.previous_sha256),
+                ("previous_completed_period", run.previous_completed_period),
+                ("previous_completed_sha256", run.previous_completed_sha256),
+            )
+            if value is not None
+        }
         self._uow.write(
             {
                 "Update": {
@@ -1143,7 +1184,7 @@ class DynamoPayouts:
                     " referral_count = :n, total_cents = :t, clawback_cents = :cb,"
                     " carried_forward_cents = :cf, report_key = :k,"
                     " report_sha256 = :sha, completed_at = :at"
-                    + (", previous_sha256 = :prev" if run.previous_sha256 else "")
+                    + "".join(f", {name} = :{name}" for name in chain)
                     + " REMOVE lease_owner, lease_expires_at, #e",
                     "ConditionExpression": "lease_owner = :o AND #s = :running",
                     "ExpressionAttributeNames": {"#s": "status", "#e": "error"},
@@ -1159,7 +1200,7 @@ class DynamoPayouts:
                         ":k": S(run.report_key or ""),
                         ":sha": S(run.report_sha256 or ""),
                         ":at": N(to_micros(run.completed_at or run.started_at)),
-                        **({":prev": S(run.previous_sha256)} if run.previous_sha256 else {}),
+                        **{f":{name}": S(value) for name, value in chain.items()},
                     },
                 }
             }
@@ -1602,7 +1643,10 @@ def _run(item: Item) -> PayoutRun:
         total_cents=count("total_cents"),
         report_key=_opt_s(item, "report_key"),
         report_sha256=_opt_s(item, "report_sha256"),
+        previous_period=_opt_s(item, "previous_period"),
         previous_sha256=_opt_s(item, "previous_sha256"),
+        previous_completed_period=_opt_s(item, "previous_completed_period"),
+        previous_completed_sha256=_opt_s(item, "previous_completed_sha256"),
         completed_at=_opt_time(item, "completed_at"),
         error=_opt_s(item, "error"),
         clawback_cents=count("clawback_cents"),

@@ -173,6 +173,7 @@ _INSERT_REWARD, _INSERT_CONVERSION = insert(rewards), insert(conversions)
 _SIGNUP_SLOT = select(signup_slots).where(signup_slots.c.user_id == bindparam("key"))
 _INSERT_SIGNUP_SLOT = insert(signup_slots)
 _HEALTH_CHECK = text("SELECT 1")
+_WRITE_CHECK = text("SELECT version_num FROM alembic_version FOR UPDATE")
 # Outbox delivery, every tenth of a second while signups come in. Built once: built
 # per call, its two statements cost more Python than the round's events (BENCHMARKS.md).
 _DUE = and_(
@@ -491,6 +492,10 @@ class SqlApiKeys:
     def count(self) -> int:
         return int(self._tx.execute(select(func.count()).select_from(api_keys)).scalar_one())
 
+    def first_created_at(self) -> datetime | None:
+        first = self._tx.execute(select(func.min(api_keys.c.created_at))).scalar_one()
+        return from_micros(first) if first is not None else None
+
 
 class SqlPayouts:
     def __init__(self, tx: Tx) -> None:
@@ -509,6 +514,19 @@ class SqlPayouts:
             select(payout_runs)
             .where(payout_runs.c.status == RunStatus.COMPLETED.value)
             .order_by(payout_runs.c.completed_at.desc())
+            .limit(1)
+        )
+        row = self._tx.execute(query).first()
+        return _run(row) if row else None
+
+    def completed_before(self, period: str) -> PayoutRun | None:
+        query = (
+            select(payout_runs)
+            .where(
+                payout_runs.c.period < period,
+                payout_runs.c.status == RunStatus.COMPLETED.value,
+            )
+            .order_by(payout_runs.c.period.desc())
             .limit(1)
         )
         row = self._tx.execute(query).first()
@@ -729,7 +747,10 @@ class SqlPayouts:
                 carried_forward_cents=run.carried_forward_cents,
                 report_key=run.report_key,
                 report_sha256=run.report_sha256,
+                previous_period=run.previous_period,
                 previous_sha256=run.previous_sha256,
+                previous_completed_period=run.previous_completed_period,
+                previous_completed_sha256=run.previous_completed_sha256,
                 completed_at=to_micros(run.completed_at) if run.completed_at else None,
                 lease_owner=None,
                 lease_expires_at=None,
@@ -922,6 +943,20 @@ class SqlStore:
         with self.reader.connect() as conn:
             conn.execute(_HEALTH_CHECK)
 
+    def check_write(self) -> None:
+        if self._group is not None:
+            # SQLite: this process's write path itself. Entering takes the write lock
+            # (BEGIN IMMEDIATE, or the open transaction that holds it); leaving without
+            # a commit releases it.
+            with self.unit_of_work():
+                return
+        with self.writer.connect() as conn:
+            # A row lock is a write (it marks the row): refused on a standby or in a
+            # read-only session, and released by the rollback. The one row of
+            # alembic_version exists in every migrated database.
+            conn.execute(_WRITE_CHECK)
+            conn.rollback()
+
     def dispose(self) -> None:
         if self._group is not None:
             self._group.dispose()
@@ -1080,7 +1115,10 @@ def _run(row: Row[Any]) -> PayoutRun:
         total_cents=row.total_cents,
         report_key=row.report_key,
         report_sha256=row.report_sha256,
+        previous_period=row.previous_period,
         previous_sha256=row.previous_sha256,
+        previous_completed_period=row.previous_completed_period,
+        previous_completed_sha256=row.previous_completed_sha256,
         completed_at=_time_or_none(row.completed_at),
         error=row.error,
         clawback_cents=row.clawback_cents,

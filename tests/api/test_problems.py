@@ -88,3 +88,88 @@ def test_405_names_the_allowed_methods(client: TestClient) -> None:
     response = client.request("TRACE", "/v1/signups")
     assert response.status_code == 405
     assert response.headers["allow"] == "POST"
+
+
+# Every route that reads a JSON body, with its path parameters filled in.
+JSON_ROUTES = [
+    "/signup",
+    "/v1/referrers",
+    "/v1/signups",
+    "/v1/conversions",
+    "/v1/payouts",
+    "/v1/referrals/01NOSUCHREFERRAL0000000000/reverse",
+    "/v1/reviews/01NOSUCHREFERRAL0000000000/approve",
+    "/v1/reviews/01NOSUCHREFERRAL0000000000/reject",
+    "/v1/referrers/alice/portal-link",
+]
+
+
+def test_every_json_route_is_in_the_content_type_tests(client: TestClient) -> None:
+    # A new JSON route must be added above, so the Content-Type rule is tested on it too.
+    documented = {
+        path
+        for path, operations in client.app.openapi()["paths"].items()  # type: ignore[attr-defined]
+        for operation in operations.values()
+        if "application/json" in operation.get("requestBody", {}).get("content", {})
+    }
+    filled = {
+        path.replace("{referral_id}", "01NOSUCHREFERRAL0000000000").replace("{user_id}", "alice")
+        for path in documented
+    }
+    assert filled == set(JSON_ROUTES)
+
+
+@pytest.mark.parametrize("path", JSON_ROUTES)
+@pytest.mark.parametrize(
+    ("content_type", "named"),
+    [
+        ("application/x-www-form-urlencoded", "it was application/x-www-form-urlencoded"),
+        ("text/plain; charset=utf-8", "it was text/plain; charset=utf-8"),
+        (None, "none was sent"),
+    ],
+)
+def test_a_json_body_without_the_json_content_type_is_a_400_that_says_so(
+    client: TestClient,
+    admin: dict[str, str],
+    path: str,
+    content_type: str | None,
+    named: str,
+) -> None:
+    # What `curl -d '{...}'` without -H 'Content-Type: application/json' sends.
+    headers = {**admin, **({"Content-Type": content_type} if content_type else {})}
+    response = client.post(path, content=b'{"reason": "x", "user_id": "x"}', headers=headers)
+    assert response.status_code == 400, response.text
+    problem = response.json()
+    assert problem["code"] == "validation_error"
+    assert "Content-Type: application/json" in problem["detail"] and named in problem["detail"]
+    assert {"loc": ["header", "content-type"], "msg": problem["detail"]} in problem["errors"]
+
+
+def test_a_signup_sent_as_a_form_writes_nothing(
+    client: TestClient, admin: dict[str, str], vanity: None
+) -> None:
+    body = b'{"user_id": "bob", "referral_code": "ALICE-1"}'
+    headers = {**admin, "Content-Type": "application/x-www-form-urlencoded"}
+    assert client.post("/v1/signups", content=body, headers=headers).status_code == 400
+    assert client.get("/v1/referrals", headers=admin).json()["items"] == []
+
+
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "application/x+json"])
+def test_json_content_types_with_parameters_or_a_suffix_are_json(
+    client: TestClient, admin: dict[str, str], vanity: None, content_type: str
+) -> None:
+    body = b'{"user_id": "bob", "referral_code": "ALICE-1"}'
+    response = client.post(
+        "/v1/signups", content=body, headers={**admin, "Content-Type": content_type}
+    )
+    assert response.status_code == 201, response.text
+
+
+def test_a_bad_json_body_with_the_json_content_type_names_the_field(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    # The Content-Type message is for a body that was not declared JSON, not for bad fields.
+    response = client.post("/v1/signups", json={"user_id": "bob"}, headers=admin)
+    problem = response.json()
+    assert (response.status_code, problem["detail"]) == (400, "the request is not valid")
+    assert [e["loc"] for e in problem["errors"]] == [["body", "referral_code"]]

@@ -73,6 +73,29 @@ def test_approve_needs_no_reason_but_reject_does(
     assert client.post(f"/v1/reviews/{held['id']}/approve", json={}, headers=admin).is_success
 
 
+def test_approve_with_no_body_at_all_releases_the_reward(
+    client: TestClient, admin: Headers, held: Any
+) -> None:
+    # `curl -X POST .../approve -H "$AUTH"`: no body and no Content-Type.
+    response = client.post(f"/v1/reviews/{held['id']}/approve", headers=admin)
+    assert response.status_code == 200, response.text
+    assert (response.json()["status"], response.json()["note"]) == ("pending", None)
+    entry = client.get("/v1/audit", headers=admin).json()["items"][0]
+    assert (entry["action"], entry["reason"]) == ("review.approve", None)
+
+
+def test_a_reject_posted_as_a_form_says_so_and_keeps_the_reward_held(
+    client: TestClient, admin: Headers, held: Any
+) -> None:
+    # What `curl -d '{"reason": ...}'` sends without -H 'Content-Type: application/json'.
+    form = {**admin, "Content-Type": "application/x-www-form-urlencoded"}
+    url = f"/v1/reviews/{held['id']}/reject"
+    response = client.post(url, content=b'{"reason": "throwaway"}', headers=form)
+    assert (response.status_code, response.json()["code"]) == (400, "validation_error")
+    assert "Content-Type: application/json" in response.json()["detail"]
+    assert client.get(f"/v1/referrals/{held['id']}", headers=admin).json()["status"] == "held"
+
+
 def test_reject_refuses_the_reward_for_good(client: TestClient, admin: Headers, held: Any) -> None:
     response = client.post(
         f"/v1/reviews/{held['id']}/reject", json={"reason": "throwaway"}, headers=admin

@@ -4,7 +4,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
@@ -74,12 +74,16 @@ def install(app: FastAPI) -> None:
         return problem(error.code, error.detail)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, error: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, error: RequestValidationError) -> JSONResponse:
         # The offending input is not echoed back: it may be large or sensitive.
         errors = [
             {"loc": [str(part) for part in e.get("loc", ())], "msg": str(e.get("msg", ""))}
             for e in error.errors()
         ]
+        content_type = request.headers.get("content-type")
+        body_errors = [e for e in errors if e["loc"][:1] == ["body"]]
+        if body_errors and _takes_json(request) and not _is_json(content_type):
+            return _not_json(content_type, [e for e in errors if e not in body_errors])
         return problem("validation_error", "the request is not valid", errors=errors)
 
     @app.exception_handler(HTTPException)
@@ -91,3 +95,26 @@ def install(app: FastAPI) -> None:
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:
         logger.exception("unexpected error on %s %s", request.method, request.url.path)
         return problem("internal_error", "an unexpected error occurred")
+
+
+def _takes_json(request: Request) -> bool:
+    """Whether the matched route reads a JSON body (not a form)."""
+    field = getattr(request.scope.get("route"), "body_field", None)
+    return field is not None and not isinstance(field.field_info, params.Form)
+
+
+def _is_json(content_type: str | None) -> bool:
+    media = (content_type or "").split(";")[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def _not_json(content_type: str | None, other_errors: list[dict[str, Any]]) -> JSONResponse:
+    # FastAPI hands a body not declared as JSON to the model as raw bytes, and the
+    # error it reports ("a valid dictionary", "field required") hides the real
+    # mistake, typically `curl -d`, which sends application/x-www-form-urlencoded.
+    sent = f"it was {content_type}" if content_type else "none was sent"
+    detail = f"the body must be JSON, sent with Content-Type: application/json ({sent})"
+    errors = [*other_errors, {"loc": ["header", "content-type"], "msg": detail}]
+    return problem("validation_error", detail, errors=errors)

@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Body, Depends, Path
 
 from referrals.api import auth
 from referrals.api.routes import PROBLEMS, Cursor, Limit, ServicesDep
@@ -69,12 +69,14 @@ def review_queue(
 @router.post("/v1/reviews/{referral_id}/approve", response_model=ReferralDetail, responses=CHANGES)
 def approve(
     referral_id: ReferralId,
-    body: Decision,
     svc: ServicesDep,
     key: ApiKey = Depends(auth.admin),
+    body: Annotated[Decision | None, Body()] = None,
 ) -> ReferralDetail:
-    """Release a held reward: the next payout run pays it (once its hold period ends)."""
-    reviews.approve(svc.store, svc.clock, key.id, referral_id, body.reason)
+    """Release a held reward: the next payout run pays it (once its hold period ends).
+    The body, and its reason, are optional."""
+    reason = body.reason if body is not None else None
+    reviews.approve(svc.store, svc.clock, key.id, referral_id, reason)
     return _detail(svc, referral_id)
 
 

@@ -2,6 +2,7 @@ import contextvars
 import io
 import json
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -151,3 +152,39 @@ def test_the_serve_config_sends_uvicorns_lines_through_the_json_formatter() -> N
     assert access["message"] == '127.0.0.1:1 - "GET /v1/x?e=[email] HTTP/1.1" 200'
     assert api["logger"] == "referrals.api"
     assert api["message"] == "Bearer [key]"
+
+
+# `auto`, as `serve` uses it by default, with stderr a pipe or a terminal.
+AUTO_CONFIG = """
+import logging, logging.config
+from referrals.logs import config
+logging.config.dictConfig(config("auto"))
+logging.getLogger("alembic.runtime.plugins").info("setup plugin alembic.autogenerate.schemas")
+logging.getLogger("referrals.migrate").info("migrated the database from empty to 0007")
+"""
+
+
+def test_auto_logs_json_when_stderr_is_not_a_terminal() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", AUTO_CONFIG], capture_output=True, text=True, check=True
+    )
+    [line] = done.stderr.splitlines()  # alembic's set-up chatter is not logged at INFO
+    assert json.loads(line)["message"] == "migrated the database from empty to 0007"
+
+
+def test_auto_logs_text_on_a_terminal() -> None:
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", AUTO_CONFIG], stderr=follower, timeout=60, check=True
+        )
+        assert done.returncode == 0
+        written = os.read(leader, 4096).decode()
+    finally:
+        os.close(leader)
+        os.close(follower)
+    [line] = written.splitlines()
+    # Outside a request there is no request id, and no empty brackets for it either.
+    assert line == "INFO     referrals.migrate migrated the database from empty to 0007"

@@ -3,23 +3,34 @@
 import logging.config
 import os
 import secrets
+from collections.abc import Callable
+from datetime import timedelta
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from referrals import logs
 from referrals.bootstrap import Services, build
 from referrals.config import Settings
 from referrals.domain.errors import DomainError
-from referrals.domain.model import EventStatus, PayoutLine, ReferralStatus, Role
+from referrals.domain.model import (
+    EventStatus,
+    PayoutLine,
+    PayoutRun,
+    ReferralStatus,
+    Role,
+    RunStatus,
+)
 from referrals.domain.money import format_cents
 from referrals.domain.periods import Period, last_ended_period
-from referrals.services import outbox, payouts, queries
-from referrals.services.keys import create_first_admin_key, create_key
+from referrals.domain.reports import manifest_key, report_key
+from referrals.services import audit, outbox, payouts, queries
+from referrals.services.keys import CLI_ACTOR, create_first_admin_key, create_key
 from referrals.services.referrers import enroll
 from referrals.services.signups import sign_up
+from referrals.startup import fail, operator_errors, port_in_use
 
 app = typer.Typer(
     help="Referral codes, tiered rewards and exactly-once payouts.", no_args_is_help=True
@@ -37,9 +48,11 @@ app.add_typer(events_app, name="events")
 console = Console()
 
 
-def _services() -> Services:
-    # Commands migrate first: the embedded shape needs no separate set-up step.
-    return build(migrate=True)
+def _services(*, create_tables: bool = False) -> Services:
+    # Commands migrate first: the embedded shape needs no separate set-up step. On
+    # DynamoDB the deployed stack owns the tables: only `db upgrade` creates them.
+    with operator_errors():
+        return build(migrate=True, create_tables=create_tables)
 
 
 def _fail(error: DomainError) -> typer.Exit:
@@ -60,12 +73,20 @@ def serve(
     """Migrate the database if needed and serve the HTTP API."""
     import uvicorn
 
-    settings = Settings()
-    log_config = logs.config(settings.log_format)
-    # Applied here for the migration's lines; uvicorn applies it again in each worker.
-    logging.config.dictConfig(log_config)
-    svc = build(settings, migrate=True)
-    key = create_first_admin_key(svc.store, svc.clock)
+    with operator_errors():
+        settings = Settings()
+        if port_in_use(host, port):
+            fail(f"port {port} on {host} is taken: stop its process, or choose another with --port")
+        log_config = logs.config(settings.log_format)
+        # Applied here for the migration's lines; uvicorn applies it again in each worker.
+        logging.config.dictConfig(log_config)
+        svc = build(settings, migrate=True)
+        try:
+            key = create_first_admin_key(svc.store, svc.clock)
+        finally:
+            # The server builds its own store: this one must hold no connection (nor
+            # SQLite's write lock) when it starts.
+            svc.store.dispose()
     if key is not None:
         console.print("Created the first admin key. It is shown once; keep it safe:")
         print(key, flush=True)
@@ -77,7 +98,10 @@ def serve(
             "No REFERRALS_SECRET_KEY set: drew one for this process. Portal links and "
             "dashboard sessions end when it stops; set the setting to keep them."
         )
-    console.print(f"API docs: http://{host}:{port}/docs")
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # a wildcard, not an address
+    base = f"http://{f'[{shown}]' if ':' in shown else shown}:{port}"
+    console.print(f"API docs:  {base}/docs")
+    console.print(f"Dashboard: {base}/dashboard (sign in with an admin key)")
     uvicorn.run(
         "referrals.api.app:serve_app",
         factory=True,
@@ -95,8 +119,8 @@ def serve(
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Migrate the database to the latest schema."""
-    _services()
+    """Migrate the database to the latest schema (on DynamoDB: create missing tables)."""
+    _services(create_tables=True)
     console.print("database is up to date")
 
 
@@ -173,7 +197,15 @@ def referrals_list(
         page = queries.search_referrals(svc.store, limit, None, status, referrer)
     except DomainError as error:
         raise _fail(error) from None
-    table = Table("id", "referrer", "referee", "#", "reward", "status", "created")
+    table = Table(
+        _id_column("id"),
+        _text_column("referrer"),
+        _text_column("referee"),
+        "#",
+        "reward",
+        "status",
+        "created",
+    )
     for r in page.items:
         table.add_row(
             r.id,
@@ -188,26 +220,84 @@ def referrals_list(
 
 
 @app.command()
-def demo(referrers: int = 2) -> None:
-    """Enroll referrers and sign up enough users to cross every tier."""
+def demo(
+    referrers: Annotated[int, typer.Option(min=1, help="How many referrers to enroll.")] = 2,
+    backdate: Annotated[
+        bool,
+        typer.Option(
+            "--backdate",
+            help="Import the signups into the month just ended, pay that month, "
+            "and print its CSV report and manifest.",
+        ),
+    ] = False,
+) -> None:
+    """Enroll referrers and sign up enough users to cross every tier.
+
+    With --backdate the signups are imported as made in the month just ended (as an
+    admin's `signed_up_at` does), and that month is paid: a payout to look at now.
+    """
     svc = _services()
+    period = last_ended_period(svc.clock.now()) if backdate else None
+    if period is not None:
+        _refuse_a_paid_month(svc, period)
     run = secrets.token_hex(2)
     top = svc.program.tiers.tiers[-1].threshold
-    table = Table("referrer", "referrals", "rewards by tier", "total", title="demo rewards")
+    table = Table(
+        _text_column("referrer"), "referrals", "rewards by tier", "total", title="demo rewards"
+    )
+    signed = 0
     for n in range(referrers):
         referrer_id = f"demo-{run}-referrer-{n + 1}"
         code = enroll(svc.store, svc.clock, referrer_id).referrer.code
         rewards: dict[int, int] = {}
         for i in range(top + n):
+            # A second apart from the first instant of the month: early, so that rewards
+            # held for a few days (REFERRALS_HOLD_DAYS) are still payable in it.
+            at = period.start + timedelta(seconds=signed) if period else None
             result = sign_up(
-                svc.store, svc.clock, svc.program, f"demo-{run}-user-{n + 1}-{i + 1}", code
+                svc.store,
+                svc.clock,
+                svc.program,
+                f"demo-{run}-user-{n + 1}-{i + 1}",
+                code,
+                signed_up_at=at,
             )
+            signed += 1
             cents = result.referral.reward_cents
             rewards[cents] = rewards.get(cents, 0) + 1
         by_tier = ", ".join(f"{count} x ${format_cents(c)}" for c, count in rewards.items())
         earned = sum(c * count for c, count in rewards.items())
         table.add_row(referrer_id, str(top + n), by_tier, f"${format_cents(earned)}")
     console.print(table)
+    if period is None:
+        return
+    console.print(f"signed up in {period}; paying {period}:")
+    try:
+        paid = _pay(svc, period)
+        _print_run(svc, paid)
+        report = payouts.get_report(svc.store, svc.reports, period)
+        manifest = payouts.get_manifest(svc.store, svc.reports, period)
+    except DomainError as error:
+        raise _fail(error) from None
+    where = svc.settings.reports_url.rstrip("/")
+    # Printed as they are stored, byte for byte (not through rich, which would wrap them).
+    console.print(f"\nreport: {where}/{report_key(str(period))}")
+    print(report.decode(), end="", flush=True)
+    console.print(f"\nmanifest: {where}/{manifest_key(str(period))}")
+    print(manifest.decode(), end="", flush=True)
+
+
+def _refuse_a_paid_month(svc: Services, period: Period) -> None:
+    """Before anything is written: a completed month would leave the demo's rewards unpaid."""
+    runs = {run.period: run for run in payouts.list_runs(svc.store)}
+    done = runs.get(str(period))
+    if done is not None and done.status is RunStatus.COMPLETED:
+        console.print(
+            f"[red]error[/red] payout_completed: {period} is already paid on this database, "
+            "so it cannot pay the demo's signups. Run `demo` without --backdate, or on "
+            "another database (REFERRALS_DATABASE_URL=sqlite:///./demo.db)."
+        )
+        raise typer.Exit(code=1)
 
 
 @payout_app.command("run")
@@ -221,13 +311,27 @@ def payout_run(
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     svc = _services()
+    started = svc.clock.now()
     try:
-        chosen = Period.parse(period) if period else last_ended_period(svc.clock.now())
+        chosen = Period.parse(period) if period else last_ended_period(started)
         if dry_run:
             preview = payouts.preview_payout(
                 svc.store, svc.clock, chosen, svc.program.minimum_payout_cents
             )
             _print_lines(preview.period, preview.lines)
+            if preview.status is RunStatus.COMPLETED:
+                done = preview.completed_at
+                at = f" at {done:%Y-%m-%d %H:%M} UTC" if done else ""
+                console.print(
+                    f"dry run: {preview.period} is completed{at}: it paid "
+                    f"{preview.referral_count} rewards to {preview.referrer_count} referrers, "
+                    f"${format_cents(preview.total_cents)}; running it again changes nothing"
+                )
+                return
+            if preview.status is not None:
+                console.print(
+                    f"a run of {preview.period} is {preview.status}: running it resumes it"
+                )
             console.print(
                 f"dry run: {preview.referral_count} rewards to {preview.referrer_count} "
                 f"referrers, ${format_cents(preview.total_cents)}; nothing was written"
@@ -246,21 +350,41 @@ def payout_run(
         columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
         with Progress(*columns, console=console, transient=True) as progress:
             task = progress.add_task(f"payout {chosen}: assigning rewards", total=None)
-            run = payouts.run_payout(
-                svc.store,
-                svc.reports,
-                svc.clock,
+            run = _pay(
+                svc,
                 chosen,
-                batch_size=svc.settings.payout_batch_size,
-                minimum_cents=svc.program.minimum_payout_cents,
-                on_progress=lambda n: progress.update(
+                lambda n: progress.update(
                     task, description=f"payout {chosen}: {n} rewards assigned"
                 ),
             )
     except DomainError as error:
         raise _fail(error) from None
     outbox.dispatch(svc.store, svc.notifier, svc.clock, svc.retry_policy)
-    table = Table(title=f"payout {run.period}", show_header=False)
+    _print_run(svc, run)
+    if run.completed_at is not None and run.completed_at < started:
+        console.print(f"{run.period} was completed before: nothing more was paid")
+
+
+def _pay(
+    svc: Services, period: Period, on_progress: Callable[[int], None] | None = None
+) -> PayoutRun:
+    """Run the period's payout with the settings' batch size and minimum, audited as the CLI."""
+    run = payouts.run_payout(
+        svc.store,
+        svc.reports,
+        svc.clock,
+        period,
+        batch_size=svc.settings.payout_batch_size,
+        minimum_cents=svc.program.minimum_payout_cents,
+        on_progress=on_progress,
+    )
+    audit.record(svc.store, svc.clock, CLI_ACTOR, "payout.run", f"payout:{run.period}")
+    return run
+
+
+def _print_run(svc: Services, run: PayoutRun) -> None:
+    # Whole values, so that the report's path and sha256 can be pasted.
+    table = Table("", _id_column(""), title=f"payout {run.period}", show_header=False)
     table.add_row("status", run.status)
     table.add_row("referrers", str(run.referrer_count))
     table.add_row("rewards", str(run.referral_count))
@@ -291,7 +415,7 @@ def payout_list() -> None:
 
 
 def _print_lines(period: str, lines: list[PayoutLine]) -> None:
-    table = Table("user", "entries", "amount", "line", title=f"payout {period}")
+    table = Table(_text_column("user"), "entries", "amount", "line", title=f"payout {period}")
     for line in lines[:50]:
         table.add_row(
             line.referrer_id, str(line.referral_count), format_cents(line.amount_cents), line.kind
@@ -305,7 +429,13 @@ def _print_lines(period: str, lines: list[PayoutLine]) -> None:
 def events_list(status: EventStatus | None = None, limit: int = 50) -> None:
     """Notification events, newest first (`--status dead` for the dead letters)."""
     svc = _services()
-    table = Table("id", "type", "status", "attempts", "last error")
+    table = Table(
+        _id_column("id"),
+        _text_column("type"),
+        _text_column("status"),
+        _text_column("tries"),
+        _text_column("last error"),
+    )
     for event in outbox.list_events(svc.store, status, limit):
         table.add_row(event.id, event.type, event.status, str(event.attempts), event.last_error)
     console.print(table)
@@ -316,7 +446,7 @@ def events_retry(event_id: str) -> None:
     """Send a dead-lettered event again."""
     svc = _services()
     try:
-        outbox.requeue(svc.store, svc.clock, event_id)
+        outbox.requeue(svc.store, svc.clock, event_id, actor=CLI_ACTOR)
     except DomainError as error:
         raise _fail(error) from None
     result = outbox.dispatch(svc.store, svc.notifier, svc.clock, svc.retry_policy)
@@ -329,3 +459,15 @@ def events_dispatch() -> None:
     svc = _services()
     result = outbox.dispatch(svc.store, svc.notifier, svc.clock, svc.retry_policy)
     console.print(f"delivered {result.delivered}, failed {result.failed}, dead {result.dead}")
+
+
+def _id_column(header: str) -> Column:
+    """A column of record ids, printed whole on one line so that an id can be pasted back
+    into a command (`events retry ID`): the other columns give way (only a terminal
+    narrower than the id itself folds it, and even then nothing is cut)."""
+    return Column(header, no_wrap=True, overflow="fold")
+
+
+def _text_column(header: str) -> Column:
+    """A column of user ids or text that may be long: folded onto more lines, never cut."""
+    return Column(header, overflow="fold")

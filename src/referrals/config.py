@@ -9,6 +9,11 @@ from referrals.domain.errors import InvalidInput
 from referrals.domain.tiers import TierSchedule
 
 
+class ConfigError(Exception):
+    """A setting or a place the service cannot start with. Its message is one line that
+    tells the operator what to change; the CLI prints it instead of a traceback."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="REFERRALS_", extra="ignore")
 
@@ -44,8 +49,9 @@ class Settings(BaseSettings):
     lifetime_cap_cents: int = Field(0, ge=0, le=10**12)
     max_body_bytes: int = 64 * 1024
     pool_size: int = 5
-    # `serve`'s logs: one JSON object a line for log collectors, or text for a terminal.
-    log_format: Literal["json", "text"] = "json"
+    # `serve`'s logs: one JSON object a line for log collectors, or text for a terminal;
+    # auto: text when stderr is a terminal, JSON otherwise.
+    log_format: Literal["auto", "json", "text"] = "auto"
     # Signs dashboard sessions and referrer portal links. Every process serving one
     # database must share it; empty: `serve` draws one at start (links and sessions
     # then end with the process).
@@ -58,6 +64,16 @@ class Settings(BaseSettings):
     # How long a portal link opens the referrer's page.
     portal_link_ttl_seconds: int = Field(7 * 24 * 3600, ge=60, le=90 * 24 * 3600)
     dashboard_session_seconds: int = Field(8 * 3600, ge=60, le=7 * 24 * 3600)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database_url(cls, value: str) -> str:
+        # Heroku-style `postgres://` is not a scheme SQLAlchemy knows; say which is.
+        if value.startswith("postgres://"):
+            raise ValueError(
+                "postgres:// is not a URL scheme SQLAlchemy knows: write postgresql://"
+            )
+        return value
 
     @field_validator("notify_url")
     @classmethod

@@ -7,11 +7,12 @@ process; the API's `RequestId` middleware sets the id.
 import json
 import logging
 import re
+import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-LogFormat = Literal["json", "text"]
+LogFormat = Literal["auto", "json", "text"]
 
 # The id of the request being served, set by the API's RequestId middleware.
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
@@ -29,6 +30,7 @@ _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
     "message",
     "asctime",
     "request_id",
+    "request_tag",
     "taskName",
     "color_message",  # uvicorn's copy of the message with terminal colours
 }
@@ -56,7 +58,9 @@ class ContextFilter(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id.get()
+        record.request_id = current = request_id.get()
+        # For the text format: the id in brackets, or nothing outside a request.
+        record.request_tag = f" [{current}]" if current else ""
         try:
             message = record.getMessage()
         except Exception:  # a bad format string: log its parts, redacted like the rest
@@ -97,12 +101,15 @@ class JsonFormatter(logging.Formatter):
 def config(log_format: LogFormat = "json", level: str = "INFO") -> dict[str, Any]:
     """A `logging.config.dictConfig` that sends every logger, uvicorn's too, to stderr.
 
-    Plain data, so uvicorn can hand it to each worker process it spawns.
+    Plain data, so uvicorn can hand it to each worker process it spawns. `auto` is
+    text on a terminal, JSON for anything else (a file, a pipe, a log collector).
     """
+    if log_format == "auto":
+        log_format = "text" if sys.stderr.isatty() else "json"
     formatter: dict[str, Any] = (
         {"()": "referrals.logs.JsonFormatter"}
         if log_format == "json"
-        else {"format": "%(levelname)s:     %(name)s [%(request_id)s] %(message)s"}
+        else {"format": "%(levelname)-8s %(name)s%(request_tag)s %(message)s"}
     )
     return {
         "version": 1,
@@ -121,7 +128,12 @@ def config(log_format: LogFormat = "json", level: str = "INFO") -> dict[str, Any
         # uvicorn's loggers lose the handlers its default config gives them and
         # propagate to the root, so they are formatted and redacted like ours.
         "loggers": {
-            name: {"handlers": [], "propagate": True}
-            for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+            **{
+                name: {"handlers": [], "propagate": True}
+                for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+            },
+            # Alembic narrates its set-up at INFO (plugins, DDL mode); the migration
+            # itself logs one line of ours (adapters/sql/migrate.py).
+            "alembic": {"level": "WARNING"},
         },
     }

@@ -60,7 +60,9 @@ def test_openapi_declares_bearer_auth(client: TestClient) -> None:
 
 
 def test_healthz_is_503_when_the_database_is_gone(tmp_path: Path) -> None:
+    (tmp_path / "gone").mkdir()
     services = build(Settings(database_url=f"sqlite:///{tmp_path}/gone/api.db"))
+    (tmp_path / "gone").rmdir()  # before the first connection: SQLite cannot open the file
     response = TestClient(create_app(services)).get("/healthz")
     assert response.status_code == 503
     assert response.json()["code"] == "unavailable"

@@ -33,7 +33,8 @@ def referrals_script() -> Path:
     return script
 
 
-def referrals_env(database: Path, workdir: Path, pycache: Path) -> dict[str, str]:
+def referrals_env(database: Path | str, workdir: Path, pycache: Path) -> dict[str, str]:
+    """The environment of a spawned `referrals`: `database` is a SQLite file or a URL."""
     # A developer's own REFERRALS_* settings (tiers, database) must not leak into the run.
     env = {k: v for k, v in os.environ.items() if not k.startswith("REFERRALS_")}
     # The venv ships no bytecode and `make` sets PYTHONDONTWRITEBYTECODE, so every
@@ -41,7 +42,8 @@ def referrals_env(database: Path, workdir: Path, pycache: Path) -> dict[str, str
     # A private cache outside the tree keeps startups short without touching the venv.
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONPYCACHEPREFIX"] = str(pycache)
-    env["REFERRALS_DATABASE_URL"] = f"sqlite:///{database}"
+    url = database if isinstance(database, str) else f"sqlite:///{database}"
+    env["REFERRALS_DATABASE_URL"] = url
     env["REFERRALS_REPORTS_URL"] = str(workdir / "reports")
     env["REFERRALS_SCHEDULER"] = "off"
     # Rich wraps tables to the terminal width; a wide one keeps each row on one line.
@@ -50,7 +52,7 @@ def referrals_env(database: Path, workdir: Path, pycache: Path) -> dict[str, str
     return env
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -114,12 +116,12 @@ class ServerFactory:
         self.pycache = pycache
         self.started: list[ServerProcess] = []
 
-    def start(self, database: Path) -> ServerProcess:
+    def start(self, database: Path | str) -> ServerProcess:
         printed: str | None = None
         # Another process may grab the probed port before uvicorn binds it: try a new one.
         for _ in range(3):
             server = self._spawn(database)
-            if self._wait_ready(server):
+            if self.wait_ready(server):
                 break
             printed = printed or server.printed_key
             if "address already in use" not in server.output().lower():
@@ -129,8 +131,8 @@ class ServerFactory:
         server.printed_key = server.printed_key or printed
         return server
 
-    def _spawn(self, database: Path) -> ServerProcess:
-        port = _free_port()
+    def _spawn(self, database: Path | str) -> ServerProcess:
+        port = free_port()
         n = len(self.started)
         stdout_path = self.workdir / f"serve-{n}.stdout"
         stderr_path = self.workdir / f"serve-{n}.stderr"
@@ -147,7 +149,7 @@ class ServerFactory:
         self.started.append(server)
         return server
 
-    def _wait_ready(self, server: ServerProcess) -> bool:
+    def wait_ready(self, server: ServerProcess) -> bool:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if server.process.poll() is not None:
@@ -281,7 +283,7 @@ class CliResult:
 
 
 @pytest.fixture
-def cli(tmp_path: Path, database: Path, pycache: Path) -> Callable[..., CliResult]:
+def cli(tmp_path: Path, database: Path | str, pycache: Path) -> Callable[..., CliResult]:
     """Run `referrals ARGS...` on the test's database, as an operator would."""
 
     def run(*args: str) -> CliResult:

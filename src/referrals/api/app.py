@@ -7,12 +7,13 @@ from typing import Any
 from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
 
 from referrals import __version__
 from referrals.api import auth, dashboard, metrics, payouts, portal, problems, reviews
 from referrals.api.limits import BodySizeLimit
 from referrals.api.request_id import RequestId
-from referrals.api.routes import router
+from referrals.api.routes import Readiness, router
 from referrals.api.schemas import Problem
 from referrals.bootstrap import Services, build
 
@@ -38,14 +39,19 @@ def create_app(services: Services | None = None, *, background: bool = False) ->
         finally:
             worker.stop()
 
-    app = FastAPI(
+    # Swagger UI (/docs) and ReDoc (/redoc) load their scripts from this app, not
+    # from a CDN, so they work offline. No online validator: Swagger UI would
+    # otherwise send the spec's URL to swagger.io from any non-localhost host.
+    app = FastAPIOffline(
         title="referrals",
         version=__version__,
         description="Referral codes, tiered rewards and exactly-once monthly payouts.",
         lifespan=lifespan,
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.services = svc
     app.state.key_cache = auth.KeyCache()
+    app.state.readiness = Readiness()
     app.state.metrics = app_metrics
     problems.install(app)
     app.include_router(router)

@@ -1,9 +1,12 @@
 """Routes: parse, call one use case, shape the answer. No rules live here."""
 
 import logging
+import threading
 from typing import Annotated, Any
 
+from anyio import CapacityLimiter, fail_after, to_thread
 from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.responses import RedirectResponse
 from pydantic import BaseModel
 
 from referrals.api import auth, metrics
@@ -67,6 +70,65 @@ def healthz(svc: ServicesDep) -> Health:
         logger.warning("health check failed: %s", type(error).__name__)
         raise ApiError("unavailable", "the database cannot be reached") from None
     return Health(status="ok")
+
+
+# How long a readiness check may take before it answers 503. Orchestrators give a
+# probe a second or a few (Kubernetes: 1 s by default); a write path that needs
+# longer than this is not ready for the requests a balancer would send.
+READY_TIMEOUT_S = 2.0
+
+
+class Readiness:
+    """At most one readiness check waits for the database at a time.
+
+    A check that times out is abandoned, not stopped: its thread waits on until the
+    database answers (SQLite's busy timeout is 30 s). Until then further checks answer
+    503 at once instead of piling up threads. The check's own thread limiter keeps it
+    from waiting for a request thread (then a timeout could abandon it before it ran,
+    and `checking` would never be released), and requests from waiting for it.
+    """
+
+    def __init__(self) -> None:
+        self.checking = threading.Lock()  # held from a check's start to its thread's end
+        self.threads = CapacityLimiter(1)
+
+
+@router.get(
+    "/readyz",
+    response_model=Health,
+    tags=["health"],
+    responses={503: {"description": "The database cannot take a write now (code unavailable)"}},
+)
+async def readyz(request: Request, svc: ServicesDep) -> Health:
+    """200 when a write can begin and end now: on SQLite this takes and releases the
+    write lock, on PostgreSQL it runs a write transaction; 503 after 2 s, or while
+    an earlier check is still waiting. `/healthz` only reads."""
+    readiness: Readiness = request.app.state.readiness
+    if not readiness.checking.acquire(blocking=False):
+        raise ApiError("unavailable", "an earlier readiness check is still waiting")
+
+    def check() -> None:
+        try:
+            svc.store.check_write()
+        finally:
+            readiness.checking.release()
+
+    try:
+        with fail_after(READY_TIMEOUT_S):
+            await to_thread.run_sync(check, abandon_on_cancel=True, limiter=readiness.threads)
+    except TimeoutError:
+        logger.warning("readiness check timed out after %s s", READY_TIMEOUT_S)
+        raise ApiError("unavailable", "the database cannot take a write now") from None
+    except Exception as error:
+        logger.warning("readiness check failed: %s", type(error).__name__)
+        raise ApiError("unavailable", "the database cannot take a write now") from None
+    return Health(status="ok")
+
+
+@router.get("/", include_in_schema=False)
+def index(request: Request) -> RedirectResponse:
+    """A browser opening the server's address lands on the dashboard (its sign-in)."""
+    return RedirectResponse(f"{mount_point(request)}/dashboard", status.HTTP_307_TEMPORARY_REDIRECT)
 
 
 @router.post(

@@ -1,10 +1,13 @@
 """Engines per database: SQLite needs WAL, foreign keys and write transactions taken up front."""
 
 import select
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.exc import DisconnectionError
+
+from referrals.config import ConfigError
 
 
 def is_sqlite(url: str) -> bool:
@@ -20,6 +23,11 @@ def create_engines(url: str, pool_size: int = 5) -> tuple[Engine, Engine]:
     SQLITE_BUSY_SNAPSHOT instead of waiting). Readers use plain BEGIN and, with
     WAL, never wait for writers. Other databases use one engine for both.
     """
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        # SQLAlchemy's default PostgreSQL driver is psycopg2, which is not installed:
+        # a plain postgresql:// URL means psycopg 3, the driver the service ships with.
+        url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     if not is_sqlite(url):
         # The store prepares its statements itself (tx.py): psycopg's automatic
         # preparing would deallocate them at each rollback.
@@ -31,6 +39,7 @@ def create_engines(url: str, pool_size: int = 5) -> tuple[Engine, Engine]:
         )
         event.listen(engine, "checkout", _replace_if_closed_by_server)
         return engine, engine
+    _require_folder(parsed.database)
     writer = _sqlite_engine(url, "BEGIN IMMEDIATE")
     reader = _sqlite_engine(url, "BEGIN")
     return writer, reader
@@ -51,6 +60,19 @@ def _replace_if_closed_by_server(dbapi_connection: Any, _record: Any, _proxy: An
     readable, _, _ = select.select([dbapi_connection.fileno()], [], [], 0)
     if readable:
         raise DisconnectionError("the server closed the connection")
+
+
+def _require_folder(database: str | None) -> None:
+    """SQLite creates a missing database file but not its folder; its own error says
+    only "unable to open database file"."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    folder = Path(database).absolute().parent
+    if not folder.is_dir():
+        raise ConfigError(
+            f"the database's folder {folder} does not exist: create it, or point "
+            "REFERRALS_DATABASE_URL elsewhere"
+        )
 
 
 def _sqlite_engine(url: str, begin: str) -> Engine:

@@ -1,0 +1,99 @@
+"""Liveness (`/healthz`: the database answers a read) and readiness (`/readyz`: a write
+can begin and end now), and where the server's bare address leads."""
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+
+from referrals.api import routes
+from referrals.api.app import create_app
+from referrals.bootstrap import Services, build
+from referrals.config import Settings
+from tests.postgresql import migrated_database
+
+
+def test_readyz_is_200_when_a_write_can_begin(client: TestClient) -> None:
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+@pytest.fixture
+def short_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(routes, "READY_TIMEOUT_S", 0.3)
+
+
+def test_readyz_is_503_while_another_process_holds_the_sqlite_write_lock(
+    client: TestClient, tmp_path: Path, short_timeout: None
+) -> None:
+    holder = sqlite3.connect(tmp_path / "api.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        assert client.get("/healthz").status_code == 200  # reads go on under WAL
+        refused = client.get("/readyz")
+        assert refused.status_code == 503
+        assert refused.json()["code"] == "unavailable"
+        # The abandoned check still waits for the lock: the next is refused at once,
+        # not queued behind it.
+        started = time.monotonic()
+        assert client.get("/readyz").status_code == 503
+        assert time.monotonic() - started < 0.3
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    deadline = time.monotonic() + 10
+    while client.get("/readyz").status_code != 200:  # the waiting check gets the lock, ends
+        assert time.monotonic() < deadline, "readiness never came back"
+        time.sleep(0.05)
+
+
+def test_readyz_needs_no_key(client: TestClient) -> None:
+    assert "Authorization" not in client.headers
+    assert client.get("/readyz").status_code == 200
+
+
+@pytest.fixture
+def read_only_postgresql(tmp_path: Path) -> Iterator[Services]:
+    """A migrated PostgreSQL database whose sessions may only read, as on a standby."""
+    with migrated_database("readyz") as url:
+        admin = create_engine(url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            name = conn.execute(text("SELECT current_database()")).scalar_one()
+            conn.execute(text(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on'))
+        admin.dispose()
+        svc = build(Settings(database_url=url, reports_url=str(tmp_path)))
+        yield svc
+        svc.store.dispose()  # type: ignore[attr-defined]
+
+
+def test_readyz_is_503_on_a_postgresql_database_that_only_reads(
+    read_only_postgresql: Services,
+) -> None:
+    client = TestClient(create_app(read_only_postgresql))
+    assert client.get("/healthz").status_code == 200
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["code"] == "unavailable"
+
+
+def test_readyz_is_200_on_postgresql(tmp_path: Path) -> None:
+    with migrated_database("readyz") as url:
+        svc = build(Settings(database_url=url, reports_url=str(tmp_path)))
+        try:
+            assert TestClient(create_app(svc)).get("/readyz").status_code == 200
+        finally:
+            svc.store.dispose()  # type: ignore[attr-defined]
+
+
+def test_the_bare_address_leads_to_the_dashboard(client: TestClient) -> None:
+    response = client.get("/", follow_redirects=False)
+    assert response.status_code == 307
+    assert response.headers["location"] == "/dashboard"
+    signed_out = client.get("/")  # followed: the dashboard sends a stranger to sign in
+    assert signed_out.status_code == 200
+    assert "/dashboard/login" in str(signed_out.url)

@@ -5,17 +5,27 @@ database once answered `/healthz` and then hung on every write: the start-up's
 own unit of work kept SQLite's write lock. Here each write must be answered within
 a few seconds, after every kind of stop, on SQLite and on PostgreSQL, and the
 readiness check (`/readyz`, which takes the write path) must say 200 throughout.
+Also: a key made before the first start, `db upgrade` first, two servers on one
+PostgreSQL database, a taken port, `make run` twice, and a database left at the
+previous release's schema upgraded by the next start with its data.
 """
 
 import os
 import signal
 import subprocess
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine
 
+from referrals.adapters.sql.migrate import MIGRATIONS
+from referrals.domain.periods import last_ended_period
 from tests.e2e.conftest import (
     CliResult,
     ServerFactory,
@@ -197,3 +207,58 @@ def test_make_run_twice_on_one_database_keeps_accepting_writes(
         finally:
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(timeout=15)
+
+
+def previous_schema(database: Path | str) -> str:
+    """Take the database down to the schema before the newest migration, as the
+    previous release left it; the revision it is at now."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    scripts = ScriptDirectory.from_config(config)
+    revision = scripts.get_revision(scripts.get_current_head())
+    assert revision is not None and isinstance(revision.down_revision, str)
+    url = database if isinstance(database, str) else f"sqlite:///{database}"
+    engine = create_engine(url)
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, revision.down_revision)
+    finally:
+        engine.dispose()
+    return revision.down_revision
+
+
+def test_a_database_left_by_the_previous_release_is_upgraded_on_start_with_its_data(
+    servers: ServerFactory, database: Path | str
+) -> None:
+    first = servers.start(database)
+    key = first.printed_key
+    assert key is not None, first.output()
+    code = enroll(first, key, "alice")
+    last_month = last_ended_period(datetime.now(UTC))
+    with httpx.Client(
+        base_url=first.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=30
+    ) as client:
+        imported = client.post(
+            "/v1/signups",
+            json={
+                "user_id": "bob",
+                "referral_code": code,
+                "signed_up_at": last_month.start.isoformat(),
+            },
+        )
+        assert imported.status_code == 201, imported.text
+        paid = client.post("/v1/payouts", json={"period": str(last_month)})
+        assert paid.status_code == 200 and paid.json()["status"] == "completed", paid.text
+    stop(first, signal.SIGTERM)
+    previous_schema(database)
+
+    upgraded = servers.start(database)
+    ready(upgraded)
+    assert "migrated the database" in upgraded.output()
+    with upgraded.client(key) as client:
+        alice = client.get("/v1/referrers/alice").json()
+        assert (alice["referral_count"], alice["paid_cents"]) == (1, 1000)
+        run = client.get(f"/v1/payouts/{last_month}").json()
+        assert run["status"] == "completed" and run["total_cents"] == 1000
+    assert sign_up(upgraded, key, "carol", code)["ordinal"] == 2

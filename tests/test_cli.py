@@ -1,5 +1,6 @@
 """`referrals serve` without starting a server: what it hands its worker processes."""
 
+import logging.config
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,9 @@ def served(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[dict[str, An
     monkeypatch.setenv("REFERRALS_SECRET_KEY", "")
     calls: list[dict[str, Any]] = []
     monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append(kwargs))
+    # serve's logging config would give the whole process, pytest included, a handler
+    # bound to the runner's stderr, closed after the test (test_logs checks the config).
+    monkeypatch.setattr(logging.config, "dictConfig", lambda config: None)
     return calls
 
 

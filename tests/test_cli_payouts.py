@@ -19,6 +19,8 @@ from referrals.config import Settings
 from referrals.domain.model import AuditEntry, EventStatus, ReferralStatus
 from referrals.domain.periods import last_ended_period
 from referrals.services.audit import audit_log
+from referrals.services.referrers import enroll
+from referrals.services.signups import sign_up
 
 ULID = re.compile(r"\b[0-9A-HJKMNP-TV-Z]{26}\b")
 
@@ -94,6 +96,25 @@ def test_demo_backdate_refuses_a_month_already_paid_before_writing_anything(
     assert "already paid" in result.output and "without --backdate" in result.output
     with services.store.read() as uow:
         assert len(uow.referrals.search(None, None, None, 500)) == before
+
+
+def test_demo_backdate_refuses_a_month_that_holds_rewards_of_real_users(
+    home: Path, services: Services
+) -> None:
+    """Paying the month pays every unpaid reward in it: the demo pays only its own."""
+    period = last_ended_period(datetime.now(UTC))
+    code = enroll(services.store, services.clock, "carol").referrer.code
+    sign_up(
+        services.store, services.clock, services.program, "dan", code, signed_up_at=period.start
+    )
+
+    result = CliRunner().invoke(cli.app, ["demo", "--backdate"])
+
+    assert result.exit_code == 1
+    assert "besides the demo's (carol)" in result.output and "pay them too" in result.output
+    with services.store.read() as uow:
+        assert [r.referee_id for r in uow.referrals.search(None, None, None, 500)] == ["dan"]
+        assert uow.payouts.get(str(period)) is None
 
 
 def test_a_dry_run_of_a_completed_month_says_it_is_completed(

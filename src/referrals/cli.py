@@ -239,7 +239,7 @@ def demo(
     svc = _services()
     period = last_ended_period(svc.clock.now()) if backdate else None
     if period is not None:
-        _refuse_a_paid_month(svc, period)
+        _refuse_to_pay_others(svc, period)
     run = secrets.token_hex(2)
     top = svc.program.tiers.tiers[-1].threshold
     table = Table(
@@ -287,17 +287,26 @@ def demo(
     print(manifest.decode(), end="", flush=True)
 
 
-def _refuse_a_paid_month(svc: Services, period: Period) -> None:
-    """Before anything is written: a completed month would leave the demo's rewards unpaid."""
-    runs = {run.period: run for run in payouts.list_runs(svc.store)}
-    done = runs.get(str(period))
-    if done is not None and done.status is RunStatus.COMPLETED:
-        console.print(
-            f"[red]error[/red] payout_completed: {period} is already paid on this database, "
-            "so it cannot pay the demo's signups. Run `demo` without --backdate, or on "
-            "another database (REFERRALS_DATABASE_URL=sqlite:///./demo.db)."
-        )
-        raise typer.Exit(code=1)
+def _refuse_to_pay_others(svc: Services, period: Period) -> None:
+    """Before anything is written: the run pays every unpaid reward of the month, so
+    the demo pays only where the month holds nothing but demo rewards, and is unpaid."""
+    preview = payouts.preview_payout(svc.store, svc.clock, period)
+    others = sorted(
+        {line.referrer_id for line in preview.lines if not line.referrer_id.startswith("demo-")}
+    )
+    if preview.status is RunStatus.COMPLETED:
+        why = f"{period} is already paid on this database, so it cannot pay the demo's signups"
+    elif others:
+        why = f"{period} has unpaid rewards of {len(others)} users besides the demo's "
+        why += f"({', '.join(others[:3])}{', ...' if len(others) > 3 else ''}): paying it "
+        why += "would pay them too"
+    else:
+        return
+    console.print(
+        f"[red]error[/red] {why}. Run `demo` without --backdate, or on another database "
+        "(REFERRALS_DATABASE_URL=sqlite:///./demo.db)."
+    )
+    raise typer.Exit(code=1)
 
 
 @payout_app.command("run")
@@ -330,7 +339,8 @@ def payout_run(
                 return
             if preview.status is not None:
                 console.print(
-                    f"a run of {preview.period} is {preview.status}: running it resumes it"
+                    f"a run of {preview.period} is {preview.status}: running it resumes it "
+                    "once its lease has expired (a live run answers payout_in_progress)"
                 )
             console.print(
                 f"dry run: {preview.referral_count} rewards to {preview.referrer_count} "

@@ -100,9 +100,10 @@ def test_the_chain_migration_links_completed_runs_by_month_and_by_completion(
                 ),
                 {"p": period, "s": status, "at": completed_at, "sha": sha, "prev": previous},
             )
+    # Each row: the link by month (period, sha256), then by completion (period, sha256).
     chain = (
-        "SELECT period, previous_period, previous_sha256, previous_completed_period,"
-        " previous_completed_sha256 FROM payout_runs ORDER BY period"
+        "SELECT period, previous_month_period, previous_month_sha256, previous_period,"
+        " previous_sha256 FROM payout_runs ORDER BY period"
     )
     migrate(engine, "head")
     with engine.connect() as connection:

@@ -1,10 +1,9 @@
 """A unit of work that ends without a commit leaves no transaction, and so no lock, behind.
 
-A SQLite unit left open kept `BEGIN IMMEDIATE` on a connection nobody disposed:
-every other writer, in this process or another, then waited for SQLite's lock
-until it gave up (the restart hang: `serve` made its start-up unit of work, then
-its app's store could never write). These tests look from another process, as an
-operator's `referrals keys create` or a second server would.
+On SQLite a transaction left open keeps `BEGIN IMMEDIATE`'s write lock from every
+other writer, in this process or another, until its connection is disposed. These
+tests look from another process, as an operator's `referrals keys create` or a
+second server would.
 """
 
 import itertools

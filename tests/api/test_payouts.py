@@ -94,7 +94,7 @@ def test_runs_are_listed_and_shown(client: TestClient, admin: Headers, rewards: 
     client.post("/v1/payouts", json={"period": "2026-10"}, headers=admin)
     runs = client.get("/v1/payouts", headers=admin).json()["items"]
     assert [r["period"] for r in runs] == ["2026-10", "2026-09"]
-    assert runs[0]["previous_sha256"] == runs[1]["report_sha256"]
+    assert runs[0]["previous_month_sha256"] == runs[1]["report_sha256"]
     assert client.get("/v1/payouts/2026-09", headers=admin).json()["referral_count"] == 0
     missing = client.get("/v1/payouts/2026-01", headers=admin)
     assert missing.status_code == 404 and missing.json()["code"] == "not_found"
@@ -179,10 +179,10 @@ def test_runs_link_the_month_before_and_the_run_before(
 ) -> None:
     november = client.post("/v1/payouts", json={"period": "2026-11"}, headers=admin).json()
     september = client.post("/v1/payouts", json={"period": "2026-09"}, headers=admin).json()
-    assert (november["previous_period"], november["previous_completed_period"]) == (None, None)
-    assert september["previous_period"] is None  # no month before it was paid
-    assert september["previous_completed_period"] == "2026-11"
-    assert september["previous_completed_sha256"] == november["report_sha256"]
+    assert (november["previous_month_period"], november["previous_period"]) == (None, None)
+    assert september["previous_month_period"] is None  # no month before it was paid
+    assert september["previous_period"] == "2026-11"
+    assert september["previous_sha256"] == november["report_sha256"]
 
 
 def test_a_dry_run_lists_the_rewards_held_for_review_and_why(

@@ -47,10 +47,10 @@ def manifest(reports: MemoryReports, period: str) -> dict[str, object]:
 
 def links(run: PayoutRun) -> tuple[str | None, str | None, str | None, str | None]:
     return (
+        run.previous_month_period,
+        run.previous_month_sha256,
         run.previous_period,
         run.previous_sha256,
-        run.previous_completed_period,
-        run.previous_completed_sha256,
     )
 
 
@@ -69,8 +69,8 @@ def test_months_paid_in_order_link_the_same_way_both_ways(
         assert links(run) == expected
         assert run.referral_count == 1  # one reward each: the shas differ
         written = manifest(reports, run.period)
-        assert (written["previous_period"], written["previous_sha256"]) == expected[:2]
-        assert written["previous_completed_period"] == before.period
+        assert (written["previous_month_period"], written["previous_month_sha256"]) == expected[:2]
+        assert written["previous_period"] == before.period
 
 
 def test_a_month_paid_late_names_both_orders(
@@ -92,10 +92,10 @@ def test_a_month_paid_late_names_both_orders(
     # October: the month before it that was paid is August; the run before it, November.
     assert links(october) == ("2026-08", sha["2026-08"], "2026-11", sha["2026-11"])
     written = manifest(reports, "2026-10")
-    assert written["previous_period"] == "2026-08"
-    assert written["previous_sha256"] == sha["2026-08"]
-    assert written["previous_completed_period"] == "2026-11"
-    assert written["previous_completed_sha256"] == sha["2026-11"]
+    assert written["previous_month_period"] == "2026-08"
+    assert written["previous_month_sha256"] == sha["2026-08"]
+    assert written["previous_period"] == "2026-11"
+    assert written["previous_sha256"] == sha["2026-11"]
     with store.read() as uow:
         stored = uow.payouts.get("2026-10")
     assert stored is not None and links(stored) == links(october)

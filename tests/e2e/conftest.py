@@ -1,5 +1,6 @@
 """Fixtures that run the real `referrals` console script: a served API and the CLI."""
 
+import itertools
 import os
 import re
 import signal
@@ -115,6 +116,8 @@ class ServerFactory:
         self.workdir = workdir
         self.pycache = pycache
         self.started: list[ServerProcess] = []
+        # Servers may be started from several threads at once: each its own files.
+        self._names = itertools.count()
 
     def start(self, database: Path | str) -> ServerProcess:
         printed: str | None = None
@@ -133,7 +136,7 @@ class ServerFactory:
 
     def _spawn(self, database: Path | str) -> ServerProcess:
         port = free_port()
-        n = len(self.started)
+        n = next(self._names)
         stdout_path = self.workdir / f"serve-{n}.stdout"
         stderr_path = self.workdir / f"serve-{n}.stderr"
         # Files, not pipes: nobody has to drain them while the server logs every request.

@@ -482,7 +482,7 @@ def test_two_servers_schedulers_pay_the_month_just_ended_once(
     assert run["referrer_count"] == len(paid) == len(LAST_MONTH)
     assert run["total_cents"] == sum(sum(cents) for cents in paid.values())
     assert run["report_key"] == f"payouts/{period}/report.csv"
-    assert run["previous_sha256"] is None
+    assert run["previous_month_sha256"] is None
 
     runs = sql(pg_url, "SELECT period, status, lease_owner FROM payout_runs")
     assert runs == [(period, "completed", None)]

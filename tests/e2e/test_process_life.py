@@ -1,10 +1,9 @@
 """The life of a server, as an operator lives it: start, write, stop, start again, write.
 
-Every other e2e test starts a server once. A second `make run` on the same
-database once answered `/healthz` and then hung on every write: the start-up's
-own unit of work kept SQLite's write lock. Here each write must be answered within
-a few seconds, after every kind of stop, on SQLite and on PostgreSQL, and the
-readiness check (`/readyz`, which takes the write path) must say 200 throughout.
+Each write must be answered within a few seconds, after every kind of stop, on
+SQLite and on PostgreSQL, and the readiness check (`/readyz`, which takes the write
+path) must say 200 throughout: nothing a start, a stop or a command leaves behind
+may hold the database's write lock.
 Also: a key made before the first start, `db upgrade` first, two servers on one
 PostgreSQL database, a taken port, `make run` twice, and a database left at the
 previous release's schema upgraded by the next start with its data.
@@ -14,6 +13,7 @@ import os
 import signal
 import subprocess
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -141,7 +141,9 @@ def test_two_servers_started_on_one_postgresql_database_print_one_key(
     servers: ServerFactory, tmp_path: Path
 ) -> None:
     with locale_database("referrals_life") as url:
-        both = [servers.start(url), servers.start(url)]
+        # Started together, so that both find the database empty and race for the key.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            both = list(pool.map(servers.start, [url, url]))
         keys = [server.printed_key for server in both if server.printed_key]
         assert len(keys) == 1, [server.output() for server in both]
         code = enroll(both[0], keys[0], "alice")

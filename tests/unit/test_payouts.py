@@ -196,9 +196,9 @@ def test_reports_form_a_hash_chain(
     september = payouts.run_payout(store, reports, clock, Period(2026, 9))
     clock.advance(seconds=1)
     october = payouts.run_payout(store, reports, clock, OCT)
-    assert september.previous_sha256 is None
-    assert october.previous_sha256 == september.report_sha256
-    assert (october.previous_period, october.previous_completed_period) == ("2026-09", "2026-09")
+    assert september.previous_month_sha256 is None
+    assert october.previous_month_sha256 == september.report_sha256
+    assert (october.previous_month_period, october.previous_period) == ("2026-09", "2026-09")
 
 
 def test_a_dry_run_of_a_completed_month_says_so_and_shows_what_it_paid(
@@ -227,6 +227,19 @@ def test_the_manifest_of_a_completed_month_is_served_and_published_again_if_lost
     manifest = json.loads(payouts.get_manifest(store, reports, OCT))
     assert manifest["sha256"] == run.report_sha256 and manifest["total_cents"] == 1000
     assert "payouts/2026-10/manifest.json" in reports.objects
+
+
+def test_a_published_manifest_is_never_rewritten_even_in_an_older_shape(
+    store: MemoryStore, clock: FixedClock, reports: MemoryReports
+) -> None:
+    seed(store, clock, "alice", [datetime(2026, 10, 5, tzinfo=UTC)])
+    run = payouts.run_payout(store, reports, clock, OCT)
+    # As an earlier release wrote it: the same report, fewer fields.
+    older = json.dumps({"period": "2026-10", "sha256": run.report_sha256}).encode()
+    reports.objects["payouts/2026-10/manifest.json"] = older
+    payouts.run_payout(store, reports, clock, OCT)  # a completed month: a no-op
+    assert reports.objects["payouts/2026-10/manifest.json"] == older
+    assert payouts.get_manifest(store, reports, OCT) == older
 
 
 def test_progress_is_reported_per_batch(

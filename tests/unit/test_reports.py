@@ -66,16 +66,19 @@ def test_manifest_carries_the_sha_chain() -> None:
         total_cents=1000,
         report_key="payouts/2026-10/report.csv",
         report_sha256=hashlib.sha256(data).hexdigest(),
-        previous_period="2026-08",
-        previous_sha256="ab" * 32,
-        previous_completed_period="2026-11",
-        previous_completed_sha256="cd" * 32,
+        previous_month_period="2026-08",
+        previous_month_sha256="ab" * 32,
+        previous_period="2026-11",
+        previous_sha256="cd" * 32,
     )
     manifest = json.loads(render_manifest(run))
     assert manifest["sha256"] == hashlib.sha256(data).hexdigest()
     # Both links, each naming its period: by month, and by completion.
-    assert (manifest["previous_period"], manifest["previous_sha256"]) == ("2026-08", "ab" * 32)
-    assert manifest["previous_completed_period"] == "2026-11"
-    assert manifest["previous_completed_sha256"] == "cd" * 32
+    assert (manifest["previous_month_period"], manifest["previous_month_sha256"]) == (
+        "2026-08",
+        "ab" * 32,
+    )
+    assert manifest["previous_period"] == "2026-11"
+    assert manifest["previous_sha256"] == "cd" * 32
     assert manifest["total_cents"] == 1000 and manifest["referrer_count"] == 1
     assert render_manifest(run) == render_manifest(run)

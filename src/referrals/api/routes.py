@@ -29,6 +29,7 @@ from referrals.api.schemas import (
 from referrals.bootstrap import Services
 from referrals.domain.model import ApiKey, ReferralStatus, Role
 from referrals.domain.money import cents_to_dollars
+from referrals.ports import Store
 from referrals.services import queries
 from referrals.services.conversions import record_conversion
 from referrals.services.referrers import enroll
@@ -78,19 +79,32 @@ def healthz(svc: ServicesDep) -> Health:
 READY_TIMEOUT_S = 2.0
 
 
+class StillChecking(Exception):
+    """An earlier readiness check is still waiting for the database."""
+
+
 class Readiness:
     """At most one readiness check waits for the database at a time.
 
     A check that times out is abandoned, not stopped: its thread waits on until the
-    database answers (SQLite's busy timeout is 30 s). Until then further checks answer
-    503 at once instead of piling up threads. The check's own thread limiter keeps it
-    from waiting for a request thread (then a timeout could abandon it before it ran,
-    and `checking` would never be released), and requests from waiting for it.
+    store lets it through (on SQLite behind this process's writers, then up to the
+    busy timeout). Meanwhile further checks answer 503 at once instead of piling up
+    threads. The check takes `checking` in its own thread, so one that never got to
+    run leaves nothing held; its own thread limiter keeps it from queueing behind
+    the requests, and them behind it.
     """
 
     def __init__(self) -> None:
-        self.checking = threading.Lock()  # held from a check's start to its thread's end
+        self.checking = threading.Lock()
         self.threads = CapacityLimiter(1)
+
+    def check(self, store: Store) -> None:
+        if not self.checking.acquire(blocking=False):
+            raise StillChecking
+        try:
+            store.check_write()
+        finally:
+            self.checking.release()
 
 
 @router.get(
@@ -104,18 +118,13 @@ async def readyz(request: Request, svc: ServicesDep) -> Health:
     write lock, on PostgreSQL it runs a write transaction; 503 after 2 s, or while
     an earlier check is still waiting. `/healthz` only reads."""
     readiness: Readiness = request.app.state.readiness
-    if not readiness.checking.acquire(blocking=False):
-        raise ApiError("unavailable", "an earlier readiness check is still waiting")
-
-    def check() -> None:
-        try:
-            svc.store.check_write()
-        finally:
-            readiness.checking.release()
-
     try:
         with fail_after(READY_TIMEOUT_S):
-            await to_thread.run_sync(check, abandon_on_cancel=True, limiter=readiness.threads)
+            await to_thread.run_sync(
+                readiness.check, svc.store, abandon_on_cancel=True, limiter=readiness.threads
+            )
+    except StillChecking:
+        raise ApiError("unavailable", "an earlier readiness check is still waiting") from None
     except TimeoutError:
         logger.warning("readiness check timed out after %s s", READY_TIMEOUT_S)
         raise ApiError("unavailable", "the database cannot take a write now") from None

@@ -365,14 +365,14 @@ class PayoutRunOut(BaseModel):
     report_key: str | None
     report_sha256: str | None
     previous_period: str | None = Field(
-        description="the latest earlier month completed before this run: the chain by month"
-    )
-    previous_sha256: str | None = Field(description="the report sha256 of `previous_period`")
-    previous_completed_period: str | None = Field(
         description="the run completed just before this one: the chain by completion"
     )
-    previous_completed_sha256: str | None = Field(
-        description="the report sha256 of `previous_completed_period`"
+    previous_sha256: str | None = Field(description="the report sha256 of `previous_period`")
+    previous_month_period: str | None = Field(
+        description="the latest earlier month completed before this run: the chain by month"
+    )
+    previous_month_sha256: str | None = Field(
+        description="the report sha256 of `previous_month_period`"
     )
     started_at: datetime
     completed_at: datetime | None
@@ -391,10 +391,10 @@ class PayoutRunOut(BaseModel):
             carried_forward_cents=run.carried_forward_cents,
             report_key=run.report_key,
             report_sha256=run.report_sha256,
+            previous_month_period=run.previous_month_period,
+            previous_month_sha256=run.previous_month_sha256,
             previous_period=run.previous_period,
             previous_sha256=run.previous_sha256,
-            previous_completed_period=run.previous_completed_period,
-            previous_completed_sha256=run.previous_completed_sha256,
             started_at=run.started_at,
             completed_at=run.completed_at,
             error=run.error,

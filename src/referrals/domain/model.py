@@ -308,10 +308,10 @@ class PayoutRun:
     # The report hash chain, both ways (see `domain.reports.render_manifest`): the
     # latest period before this one, in month order, that was completed when this one
     # completed, and the run completed just before this one, whatever its month.
+    previous_month_period: str | None = None
+    previous_month_sha256: str | None = None
     previous_period: str | None = None
     previous_sha256: str | None = None
-    previous_completed_period: str | None = None
-    previous_completed_sha256: str | None = None
     completed_at: datetime | None = None
     error: str | None = None
     clawback_cents: int = 0  # taken back in this run: the clawback lines, as a positive sum

@@ -58,12 +58,12 @@ def render_csv(period: str, lines: Iterable[PayoutLine]) -> Iterator[bytes]:
 def render_manifest(run: PayoutRun) -> bytes:
     """The run's totals and the report's sha256, linked to earlier reports both ways.
 
-    `previous_period`/`previous_sha256` name the latest earlier month that was paid
-    when this run completed: walking them goes back in month order. Periods may be run
-    in any order (an imported month paid late), so that walk can skip a month paid
-    afterwards; `previous_completed_period`/`previous_completed_sha256` name the run
-    completed just before this one, whatever its month, so every report is in one chain
-    by completion order. When months are paid in order, the two links are the same.
+    `previous_period`/`previous_sha256` name the run completed just before this one,
+    whatever its month, so every report is in one chain by completion order.
+    `previous_month_period`/`previous_month_sha256` name the latest earlier month that
+    was paid when this run completed: walking them goes back in month order. Periods
+    may be run in any order (an imported month paid late), so that walk can skip a
+    month paid afterwards. When months are paid in order, the two links are the same.
     """
     manifest = {
         "period": run.period,
@@ -76,9 +76,9 @@ def render_manifest(run: PayoutRun) -> bytes:
         "currency": DEFAULT_CURRENCY,
         "report_key": run.report_key,
         "sha256": run.report_sha256,
+        "previous_month_period": run.previous_month_period,
+        "previous_month_sha256": run.previous_month_sha256,
         "previous_period": run.previous_period,
         "previous_sha256": run.previous_sha256,
-        "previous_completed_period": run.previous_completed_period,
-        "previous_completed_sha256": run.previous_completed_sha256,
     }
     return json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"

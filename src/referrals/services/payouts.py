@@ -11,6 +11,7 @@ bytes.
 
 import hashlib
 import io
+import json
 import logging
 import os
 import socket
@@ -275,10 +276,10 @@ def _complete(
             carried_forward_cents=carried_forward_cents,
             report_key=report_key(period),
             report_sha256=totals.sha256,
-            previous_period=previous.period if previous else None,
-            previous_sha256=previous.report_sha256 if previous else None,
-            previous_completed_period=last.period if last else None,
-            previous_completed_sha256=last.report_sha256 if last else None,
+            previous_month_period=previous.period if previous else None,
+            previous_month_sha256=previous.report_sha256 if previous else None,
+            previous_period=last.period if last else None,
+            previous_sha256=last.report_sha256 if last else None,
             completed_at=clock.now(),
             lease_owner=None,
             lease_expires_at=None,
@@ -308,9 +309,11 @@ def publish(store: Store, reports: ReportStore, run: PayoutRun) -> None:
 
     The completing attempt publishes them right after completion; if it crashed
     in between, the report is rendered again from the run's rewards, which no
-    longer change, and must hash to what the run recorded.
+    longer change, and must hash to what the run recorded. A manifest already
+    published for this report stays as it is, even one written by an earlier
+    release in another shape: what was published is never rewritten.
     """
-    if reports.get(manifest_key(run.period)) == render_manifest(run):
+    if _published_sha256(reports.get(manifest_key(run.period))) == run.report_sha256:
         return
     with tempfile.TemporaryFile() as report:
         totals = _render_report(store, run.period, report)
@@ -319,6 +322,14 @@ def publish(store: Store, reports: ReportStore, run: PayoutRun) -> None:
         report.seek(0)
         reports.put(report_key(run.period), report, "text/csv")
     _put_manifest(reports, run)
+
+
+def _published_sha256(manifest: bytes | None) -> str | None:
+    """The report hash a published manifest names (the manifest is put after its report)."""
+    try:
+        return str(json.loads(manifest)["sha256"]) if manifest else None
+    except (ValueError, KeyError, TypeError):
+        return None  # unreadable: published again
 
 
 def _put_manifest(reports: ReportStore, run: PayoutRun) -> None:

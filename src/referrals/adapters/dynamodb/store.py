@@ -1168,10 +1168,10 @@ class DynamoPayouts:
         chain = {
             name: value
             for name, value in (
+                ("previous_month_period", run.previous_month_period),
+                ("previous_month_sha256", run.previous_month_sha256),
                 ("previous_period", run.previous_period),
                 ("previous_sha256", run.previous_sha256),
-                ("previous_completed_period", run.previous_completed_period),
-                ("previous_completed_sha256", run.previous_completed_sha256),
             )
             if value is not None
         }
@@ -1643,10 +1643,10 @@ def _run(item: Item) -> PayoutRun:
         total_cents=count("total_cents"),
         report_key=_opt_s(item, "report_key"),
         report_sha256=_opt_s(item, "report_sha256"),
+        previous_month_period=_opt_s(item, "previous_month_period"),
+        previous_month_sha256=_opt_s(item, "previous_month_sha256"),
         previous_period=_opt_s(item, "previous_period"),
         previous_sha256=_opt_s(item, "previous_sha256"),
-        previous_completed_period=_opt_s(item, "previous_completed_period"),
-        previous_completed_sha256=_opt_s(item, "previous_completed_sha256"),
         completed_at=_opt_time(item, "completed_at"),
         error=_opt_s(item, "error"),
         clawback_cents=count("clawback_cents"),

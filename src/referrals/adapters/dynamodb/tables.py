@@ -169,22 +169,12 @@ def ensure_tables(client: Any, prefix: str, *, create: bool) -> None:
     must stop there, not fill fresh tables (and hand out keys) that the deployed
     API never reads.
     """
-    # botocore only here: the CDK app and the CLI import this module for its data.
-    from botocore.exceptions import ClientError
-
     region = client.meta.region_name
     for definition in (main_table(prefix), outbox_table(prefix)):
         name = definition["TableName"]
         described = _describe(client, name)
         if described is None and create:
-            try:
-                client.create_table(**definition)
-                client.get_waiter("table_exists").wait(TableName=name)
-                continue
-            except ClientError as error:
-                # Another `db upgrade` created it meanwhile: check theirs.
-                if error.response["Error"]["Code"] != "ResourceInUseException":
-                    raise
+            _create(client, definition)
             described = _describe(client, name)
         if described is None:
             raise DynamoSetupError(
@@ -197,6 +187,26 @@ def ensure_tables(client: Any, prefix: str, *, create: bool) -> None:
                 f"DynamoDB table {name} in region {region} is not the table referrals "
                 f"expects: {'; '.join(differences)}"
             )
+
+
+def _create(client: Any, definition: dict[str, Any]) -> None:
+    """Create a table and wait until it is active; one that another `db upgrade`
+    created meanwhile is waited for the same way, then checked by the caller."""
+    # botocore only here: the CDK app and the CLI import this module for its data.
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    name = definition["TableName"]
+    try:
+        client.create_table(**definition)
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ResourceInUseException":
+            raise _unreadable(client, name, error, "create") from error
+    except BotoCoreError as error:
+        raise _unreadable(client, name, error, "create") from error
+    try:
+        client.get_waiter("table_exists").wait(TableName=name)
+    except BotoCoreError as error:  # WaiterError: still not active after the waiter's time
+        raise _unreadable(client, name, error, "create") from error
 
 
 def _describe(client: Any, name: str) -> dict[str, Any] | None:
@@ -213,6 +223,6 @@ def _describe(client: Any, name: str) -> dict[str, Any] | None:
     return table
 
 
-def _unreadable(client: Any, name: str, error: Exception) -> DynamoSetupError:
+def _unreadable(client: Any, name: str, error: Exception, doing: str = "read") -> DynamoSetupError:
     region = client.meta.region_name
-    return DynamoSetupError(f"cannot read DynamoDB table {name} in region {region}: {error}")
+    return DynamoSetupError(f"cannot {doing} DynamoDB table {name} in region {region}: {error}")

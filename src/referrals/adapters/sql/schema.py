@@ -138,10 +138,10 @@ payout_runs = Table(
     Column("report_key", String(200)),
     Column("report_sha256", String(64)),
     # The report hash chain: the link by month, then the link by completion.
+    Column("previous_month_period", String(7)),
+    Column("previous_month_sha256", String(64)),
     Column("previous_period", String(7)),
     Column("previous_sha256", String(64)),
-    Column("previous_completed_period", String(7)),
-    Column("previous_completed_sha256", String(64)),
     Column("completed_at", BigInteger),
     Column("error", Text),
     # Taken back by the run's clawback lines (a positive sum), and left for a later

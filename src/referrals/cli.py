@@ -88,7 +88,9 @@ def serve(
             # SQLite's write lock) when it starts.
             svc.store.dispose()
     if key is not None:
-        console.print("Created the first admin key. It is shown once; keep it safe:")
+        console.print(
+            "Created the first admin key (id first-admin). It is shown once; keep it safe:"
+        )
         print(key, flush=True)
     if not settings.secret_key:
         # Handed to the workers through their environment, so `--workers N` all sign

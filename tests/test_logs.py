@@ -188,3 +188,17 @@ def test_auto_logs_text_on_a_terminal() -> None:
     [line] = written.splitlines()
     # Outside a request there is no request id, and no empty brackets for it either.
     assert line == "INFO     referrals.migrate migrated the database from empty to 0007"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "signup from josé@bücher.de",
+        "GET /v1/referrals?email=jos%C3%A9%40b%C3%BCcher.de HTTP/1.1",
+        "Ελένη@παράδειγμα.ελ wrote",
+    ],
+)
+def test_internationalised_addresses_are_masked(line: str) -> None:
+    masked = redact(line)
+    assert "[email]" in masked
+    assert "jos" not in masked and "Ελένη" not in masked

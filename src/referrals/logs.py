@@ -19,7 +19,9 @@ request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 # `%40` too: an email in a URL path or query string arrives percent-encoded. Bounded
 # parts keep a long line without an address from costing quadratic time.
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]{1,64}(?:@|%40)[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})+")
+# Word characters of any script (`\w`): the API accepts internationalised addresses
+# (josé@bücher.de), and a URL carries them percent-encoded (jos%C3%A9%40...).
+_EMAIL = re.compile(r"[\w.%+-]{1,64}(?:@|%40)[\w%-]{1,63}(?:\.[\w%-]{1,63})+")
 _BEARER = re.compile(r"(?i)\bbearer\s+[^\s,;\"']+")
 _API_KEY = re.compile(r"\brk_[A-Za-z0-9_-]+")  # services.keys.KEY_PREFIX
 # A referrer portal link's token (`/r/{code}?token=...`) opens their page until it expires.

@@ -45,3 +45,29 @@ def test_bad_periods_refused(text: str) -> None:
 
 def test_str_round_trips() -> None:
     assert str(Period.parse("2026-07")) == "2026-07"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\u0662\u0660\u0662\u0666-11",
+        "\uff12\uff10\uff12\uff16-11",
+        "2026-\u0661\u0661",
+        "\u0967\u096f\u096d\u0966-01",
+    ],
+)
+def test_digits_of_other_scripts_are_refused(text: str) -> None:
+    """int() reads any script's digits; a period is written in ASCII digits only."""
+    with pytest.raises(InvalidInput):
+        Period.parse(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"), [("1969-12", False), ("1970-01", True), ("9998-12", True), ("9999-01", False)]
+)
+def test_years_run_from_1970_to_9998(text: str, ok: bool) -> None:
+    if ok:
+        assert str(Period.parse(text)) == text
+    else:
+        with pytest.raises(InvalidInput):
+            Period.parse(text)

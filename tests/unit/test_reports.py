@@ -14,6 +14,18 @@ def report(lines: list[PayoutLine]) -> bytes:
     return b"".join(render_csv("2026-10", lines))
 
 
+@pytest.mark.parametrize(
+    "cell", ["1e5", "1E5", "00123", "0.5", "12:30", "2026-11", "1234567890123456"]
+)
+def test_ids_a_spreadsheet_would_read_as_another_value_are_neutralised(cell: str) -> None:
+    assert neutralise(cell) == "'" + cell
+
+
+@pytest.mark.parametrize("cell", ["0", "42", "123456789012345", "u1e5", "alice.smith", "a:1"])
+def test_ids_a_spreadsheet_keeps_as_they_are_stay(cell: str) -> None:
+    assert neutralise(cell) == cell
+
+
 @pytest.mark.parametrize("cell", ["=1+1", "+cmd", "-2", "@SUM(A1)", "\tx", "\rx"])
 def test_formula_triggers_are_neutralised(cell: str) -> None:
     assert neutralise(cell) == "'" + cell

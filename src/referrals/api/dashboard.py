@@ -33,7 +33,7 @@ from referrals.bootstrap import Services
 from referrals.domain.errors import DomainError
 from referrals.domain.model import EventStatus, ReferralStatus, Role
 from referrals.domain.money import format_dollars as dollars
-from referrals.domain.periods import Period
+from referrals.domain.periods import PERIOD_REGEX, Period
 from referrals.services import audit, dashboard, outbox, payouts, reviews
 from referrals.services.keys import authenticate
 from referrals.web import sessions, templates
@@ -58,7 +58,7 @@ HEADERS = {
     "Referrer-Policy": "same-origin",  # see the templates: a post must carry its Origin
 }
 ULID = re.compile(r"^[0-9A-Z]{26}$")
-PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+PERIOD = re.compile(f"^{PERIOD_REGEX}$")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 NAV = {
     "overview": "/dashboard",

@@ -16,11 +16,11 @@ from referrals.api.schemas import (
     PayoutRunOut,
 )
 from referrals.domain.model import ApiKey, EventStatus
-from referrals.domain.periods import Period, last_ended_period
+from referrals.domain.periods import PERIOD_REGEX, Period, last_ended_period
 from referrals.services import audit, outbox, payouts
 
 router = APIRouter(tags=["payouts"])
-PeriodPath = Annotated[str, Path(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
+PeriodPath = Annotated[str, Path(pattern=f"^{PERIOD_REGEX}$")]
 EventId = Annotated[str, Path(pattern=r"^[0-9A-Z]{26}$")]
 
 

@@ -32,6 +32,7 @@ from referrals.domain.model import (
     RewardKind,
     RunStatus,
 )
+from referrals.domain.periods import PERIOD_REGEX
 from referrals.services.payouts import HELD_SHOWN, PayoutPreview
 from referrals.services.queries import Page, ReferrerStats
 
@@ -345,7 +346,7 @@ class Health(BaseModel):
     status: str
 
 
-Period = Annotated[str, StringConstraints(strict=True, pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
+Period = Annotated[str, StringConstraints(strict=True, pattern=f"^{PERIOD_REGEX}$")]
 
 
 class PayoutRequest(Request):

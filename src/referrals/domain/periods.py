@@ -6,7 +6,11 @@ from datetime import UTC, datetime
 
 from referrals.domain.errors import InvalidInput
 
-PERIOD_PATTERN = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
+# YYYY-MM from 1970-01 to 9998-12 (9999-12 would end in year 10000, past what a
+# datetime holds), in ASCII digits: `\d` would take any script's digits, which int()
+# reads too. The API's schemas use the same pattern, so OpenAPI says what is accepted.
+PERIOD_REGEX = r"(19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-(0[1-9]|1[0-2])"
+PERIOD_PATTERN = re.compile(PERIOD_REGEX)
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -17,8 +21,7 @@ class Period:
     @classmethod
     def parse(cls, text: str) -> "Period":
         match = PERIOD_PATTERN.fullmatch(text)
-        # 9999-12 would end in year 10000, past what a datetime holds.
-        if match is None or not 1970 <= int(match.group(1)) <= 9998:
+        if match is None:
             raise InvalidInput(f"period must be YYYY-MM from 1970-01 to 9998-12, got {text!r}")
         return cls(int(match.group(1)), int(match.group(2)))
 

@@ -4,6 +4,7 @@ negative amount), and its manifest. Deterministic bytes."""
 import csv
 import io
 import json
+import re
 from collections.abc import Iterable, Iterator
 
 from referrals.domain.model import PayoutLine, PayoutRun
@@ -27,9 +28,21 @@ def manifest_key(period: str) -> str:
     return f"payouts/{period}/manifest.json"
 
 
+# A cell of digits and number or date punctuation is read as a number, a date or a time
+# ("1e5" as 100000, "00123" as 123, "12:30", "2026-11"), and changed. Only a plain
+# integer a spreadsheet keeps exactly (no leading zero, at most 15 digits) is left as is.
+_NUMBER_LIKE = re.compile(r"[0-9][0-9.:eE+-]*")
+_EXACT_INTEGER = re.compile(r"0|[1-9][0-9]{0,14}")
+
+
 def neutralise(cell: str) -> str:
-    """Prefix a formula trigger with an apostrophe so spreadsheets show it as text."""
-    return "'" + cell if cell.startswith(FORMULA_TRIGGERS) else cell
+    """Prefix an apostrophe, which spreadsheets show as text, to a cell they would run as a
+    formula or read as another value (numbers, dates, times)."""
+    if cell.startswith(FORMULA_TRIGGERS):
+        return "'" + cell
+    if _NUMBER_LIKE.fullmatch(cell) and not _EXACT_INTEGER.fullmatch(cell):
+        return "'" + cell
+    return cell
 
 
 def render_csv(period: str, lines: Iterable[PayoutLine]) -> Iterator[bytes]:

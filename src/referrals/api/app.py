@@ -62,6 +62,7 @@ def create_app(services: Services | None = None, *, background: bool = False) ->
     app.include_router(dashboard.router)
     # The last added runs first: the request id is set before anything logs, and
     # requests refused for their size (413) are counted.
+    app.add_middleware(problems.UnexpectedErrors)
     app.add_middleware(BodySizeLimit, max_bytes=svc.settings.max_body_bytes)
     app.add_middleware(metrics.HttpMetrics, metrics=app_metrics)
     app.add_middleware(RequestId)

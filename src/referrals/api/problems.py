@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from referrals.domain.errors import DomainError
 
@@ -91,10 +92,37 @@ def install(app: FastAPI) -> None:
         code = CODE_BY_STATUS.get(error.status_code, "validation_error")
         return problem(code, str(error.detail), headers=error.headers)  # e.g. 405's Allow
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
-        logger.exception("unexpected error on %s %s", request.method, request.url.path)
-        return problem("internal_error", "an unexpected error occurred")
+
+class UnexpectedErrors:
+    """The last word on an exception no handler took: one log line with its traceback,
+    and a 500 problem on a connection that stays open for the client's next request.
+
+    Starlette's own handler for `Exception` runs outside every middleware and raises
+    the error again once it has answered, so the server logged it a second time and
+    closed the keep-alive connection. Installed innermost, this one answers instead.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception:
+            if started:  # half an answer is out: only closing the connection ends it
+                raise
+            logger.exception("unexpected error on %s %s", scope["method"], scope["path"])
+            await problem("internal_error", "an unexpected error occurred")(scope, receive, send)
 
 
 def _takes_json(request: Request) -> bool:

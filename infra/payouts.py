@@ -21,6 +21,10 @@ from infra.settings import StageSettings
 
 # 00:00 UTC on the 1st: the month just ended is paid.
 SCHEDULE = events.Schedule.cron(minute="0", hour="0", day="1", month="*", year="*")
+# A run that failed (report bucket down, ...) holds its month's rewards, and no later
+# month is paid before it completes: it is tried again every hour until it does. With
+# nothing to retry, the function answers at once.
+RETRY_SCHEDULE = events.Schedule.rate(Duration.hours(1))
 
 
 class PayoutSchedule(Construct):
@@ -103,6 +107,21 @@ class PayoutSchedule(Construct):
                     input=events.RuleTargetInput.from_object({"time": events.EventField.time}),
                     retry_attempts=10,
                     max_event_age=Duration.hours(6),
+                )
+            ],
+        )
+        self.retry_rule = events.Rule(
+            self,
+            "Retry",
+            rule_name=settings.name("payout-retry"),
+            description="Run again a payout run that failed, then the month behind it",
+            schedule=RETRY_SCHEDULE,
+            targets=[
+                targets.SfnStateMachine(
+                    self.state_machine,
+                    input=events.RuleTargetInput.from_object({"retry": True}),
+                    retry_attempts=2,
+                    max_event_age=Duration.hours(1),
                 )
             ],
         )

@@ -25,18 +25,23 @@ from infra.storage import Storage
 # What each handler does to the tables, as the DynamoDB store does it: GetItem,
 # Query, PutItem, UpdateItem, and TransactWriteItems, which has no action of
 # its own (each item is authorised as Put/Update/ConditionCheck). No Scan, no
-# Delete, no batch operations: the store uses none of them.
+# batch operations: the store uses none of them. DeleteItem only on the outbox,
+# for the notify sweep that prunes delivered events (OUTBOX_PRUNE).
 TABLE_READ = ("dynamodb:GetItem", "dynamodb:Query")
 TABLE_WRITE = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem")
 # Events are put in the same transaction as the change they announce.
 OUTBOX_APPEND = ("dynamodb:PutItem",)
 # Claiming due events, marking them delivered or failed, listing, re-queueing.
 OUTBOX_UPDATE = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem")
+# Deleting delivered events past their retention (REFERRALS_OUTBOX_RETENTION_DAYS).
+OUTBOX_PRUNE = ("dynamodb:DeleteItem",)
 # Customer-key encrypted tables: DynamoDB uses the key as the caller.
 KEY_DATA = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey")
 # Reports and manifests: put (multipart for large ones), get; ListBucket makes a
-# missing report a 404 (NoSuchKey) instead of a 403.
-REPORT_OBJECTS = ("s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload")
+# missing report a 404 (NoSuchKey) instead of a 403. DeleteObject removes a staged copy
+# once its report is published: on the versioned bucket it only hides it (a delete
+# marker, no s3:DeleteObjectVersion), and the staged prefix's lifecycle rule expires it.
+REPORT_OBJECTS = ("s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject")
 REPORT_BUCKET = ("s3:ListBucket",)
 
 LAMBDA_DLQ_NOT_APPLICABLE = (
@@ -179,8 +184,9 @@ class ReferralsStack(Stack):
         self._grant_table(self.payout_function, storage.main_table, *TABLE_READ, *TABLE_WRITE)
         self._grant_table(self.payout_function, storage.outbox_table, *OUTBOX_APPEND)
         self._grant_reports(self.payout_function, storage.reports)
-        # Notify: reads the stream (granted by the event source), publishes, marks delivered.
-        self._grant_table(self.notify_function, storage.outbox_table, *OUTBOX_UPDATE)
+        # Notify: reads the stream (granted by the event source), publishes, marks
+        # delivered; its sweep prunes the delivered events past their retention.
+        self._grant_table(self.notify_function, storage.outbox_table, *OUTBOX_UPDATE, *OUTBOX_PRUNE)
         storage.topic.grant_publish(self.notify_function.role)
         storage.outbox_table.grant_stream_read(self.notify_function.role)
         self.outbox_stream = self.notify_function.function.add_event_source_mapping(

@@ -19,12 +19,14 @@ from constructs import Construct
 from infra.checks import skip_checkov
 from infra.settings import StageSettings
 from referrals.adapters.dynamodb.tables import main_table, outbox_table
+from referrals.domain.reports import STAGED_PREFIX
 
 # S3 Glacier Instant Retrieval: the API still serves old reports
 # (`GET /v1/payouts/{period}/report`) with a plain GetObject; Flexible Retrieval
 # would answer InvalidObjectState until a restore, and the route would fail.
 ARCHIVE_CLASS = s3.StorageClass.GLACIER_INSTANT_RETRIEVAL
 ARCHIVE_AFTER = Duration.days(90)
+STAGED_EXPIRE_AFTER = Duration.days(7)
 
 _ATTRIBUTE_TYPES = {
     "S": dynamodb.AttributeType.STRING,
@@ -181,7 +183,17 @@ class Storage(Construct):
                         )
                     ],
                     abort_incomplete_multipart_upload_after=Duration.days(7),
-                )
+                ),
+                # A staged copy is deleted once its report is published, which on a
+                # versioned bucket keeps it as an old version: those go after a day, and
+                # so, after a week, does what an attempt that never completed left.
+                s3.LifecycleRule(
+                    id="expire-staged-reports",
+                    prefix=STAGED_PREFIX,
+                    expiration=STAGED_EXPIRE_AFTER,
+                    noncurrent_version_expiration=Duration.days(1),
+                    abort_incomplete_multipart_upload_after=Duration.days(7),
+                ),
             ],
             removal_policy=RemovalPolicy.RETAIN,
         )

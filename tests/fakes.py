@@ -19,6 +19,11 @@ class MemoryReports:
     def get(self, key: str) -> bytes | None:
         return self.objects.get(key)
 
+    def delete(self, key: str) -> None:
+        if self.failing:
+            raise OSError("report store unavailable")
+        self.objects.pop(key, None)
+
 
 class RecordingNotifier:
     def __init__(self, failures: int = 0) -> None:

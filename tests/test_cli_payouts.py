@@ -185,3 +185,24 @@ def test_events_list_prints_whole_ids_that_paste_back_on_a_narrow_terminal(
     with services.store.read() as uow:
         requeued = uow.outbox.get(dead)
     assert requeued is not None and requeued.status is not EventStatus.DEAD
+
+
+def test_events_discard_drops_a_dead_letter_audited_and_refuses_a_live_event(
+    home: Path, services: Services
+) -> None:
+    invoke("referrers", "enroll", "alice", "--code", "ALICE")
+    for user in ("bob", "carol"):
+        invoke("signup", user, "ALICE")
+    with services.store.unit_of_work() as uow:
+        dead, live = uow.outbox.list(None, 10)
+        uow.outbox.attempt_failed(dead.id, "HTTP 503", services.clock.now(), dead=True)
+        uow.commit()
+
+    assert f"discarded {dead.id}" in invoke("events", "discard", dead.id)
+    refused = CliRunner().invoke(cli.app, ["events", "discard", live.id])
+
+    assert refused.exit_code == 1 and "not_found" in refused.output
+    with services.store.read() as uow:
+        assert [e.id for e in uow.outbox.list(None, 10)] == [live.id]
+    entries = [(e.actor, e.action, e.target) for e in audited(services)]
+    assert entries == [("cli", "event.discard", f"event:{dead.id}")]

@@ -128,3 +128,94 @@ def test_port_in_use_tells_a_free_port_from_a_taken_one(taken_port: int) -> None
         free.bind(("127.0.0.1", 0))
         port = free.getsockname()[1]
     assert not port_in_use("127.0.0.1", port)
+
+
+# --- webhooks are signed or not sent ------------------------------------------------------
+
+WHSEC = "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY="  # 32 bytes
+
+
+@pytest.mark.parametrize("command", [("serve",), ("db", "upgrade"), ("keys", "create")])
+def test_a_webhook_without_a_secret_is_refused_by_every_command(
+    monkeypatch: pytest.MonkeyPatch, command: tuple[str, ...]
+) -> None:
+    monkeypatch.setenv("REFERRALS_NOTIFY_URL", "https://hooks.example.com/referrals")
+    code, stderr = run(*command)
+    assert code == 1
+    line = one_line(stderr)
+    assert line.startswith("error: REFERRALS_WEBHOOK_SECRET: ")
+    assert "REFERRALS_WEBHOOK_UNSIGNED=true" in line
+
+
+def test_an_unsigned_webhook_starts_when_the_setting_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("REFERRALS_NOTIFY_URL", "https://hooks.example.com/referrals")
+    monkeypatch.setenv("REFERRALS_WEBHOOK_UNSIGNED", "true")
+    assert run("db", "upgrade") == (0, "")
+
+
+def test_a_secret_and_unsigned_together_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REFERRALS_NOTIFY_URL", "https://hooks.example.com/referrals")
+    monkeypatch.setenv("REFERRALS_WEBHOOK_SECRET", WHSEC)
+    monkeypatch.setenv("REFERRALS_WEBHOOK_UNSIGNED", "true")
+    code, stderr = run("db", "upgrade")
+    assert code == 1
+    assert one_line(stderr).startswith("error: REFERRALS_WEBHOOK_UNSIGNED: ")
+
+
+@pytest.mark.parametrize(
+    "secret",
+    ["too-short-a-secret", "whsec_c2hvcnQ=", "whsec_not base64!"],
+    ids=["short text", "short whsec", "not base64"],
+)
+def test_a_weak_or_malformed_secret_is_refused_without_echoing_it(
+    monkeypatch: pytest.MonkeyPatch, secret: str
+) -> None:
+    monkeypatch.setenv("REFERRALS_NOTIFY_URL", "https://hooks.example.com/referrals")
+    monkeypatch.setenv("REFERRALS_WEBHOOK_SECRET", secret)
+    code, stderr = run("db", "upgrade")
+    assert code == 1
+    line = one_line(stderr)
+    assert line.startswith("error: REFERRALS_WEBHOOK_SECRET: ")
+    assert secret not in line
+
+
+def test_plain_http_to_another_host_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REFERRALS_NOTIFY_URL", "http://hooks.example.com/referrals")
+    monkeypatch.setenv("REFERRALS_WEBHOOK_SECRET", WHSEC)
+    code, stderr = run("serve")
+    assert code == 1
+    line = one_line(stderr)
+    assert line.startswith("error: REFERRALS_NOTIFY_URL: ")
+    assert "REFERRALS_WEBHOOK_ALLOW_HTTP=true" in line
+
+
+def test_plain_http_without_a_secret_gets_a_line_for_each(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("REFERRALS_NOTIFY_URL", "http://10.0.0.7/referrals")
+    code, stderr = run("db", "upgrade")
+    assert code == 1
+    assert sorted(line.split(":")[1].strip() for line in stderr.strip().splitlines()) == [
+        "REFERRALS_NOTIFY_URL",
+        "REFERRALS_WEBHOOK_SECRET",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("url", "allow"),
+    [
+        ("http://hooks.example.com/referrals", "true"),  # allowed explicitly
+        ("http://127.0.0.1:8080/referrals", "false"),  # loopback: this machine
+        ("http://localhost:8080/referrals", "false"),
+        ("http://[::1]:8080/referrals", "false"),
+    ],
+)
+def test_plain_http_starts_to_this_machine_or_when_allowed(
+    monkeypatch: pytest.MonkeyPatch, url: str, allow: str
+) -> None:
+    monkeypatch.setenv("REFERRALS_NOTIFY_URL", url)
+    monkeypatch.setenv("REFERRALS_WEBHOOK_SECRET", WHSEC)
+    monkeypatch.setenv("REFERRALS_WEBHOOK_ALLOW_HTTP", allow)
+    assert run("db", "upgrade") == (0, "")

@@ -162,7 +162,9 @@ def build_notifier(settings: Settings) -> Notifier:
 
         from referrals.adapters.notify.webhook import WebhookNotifier
 
-        return WebhookNotifier(url, settings.webhook_secret, httpx.Client(timeout=10))
+        # The settings refused a webhook with no secret unless `webhook_unsigned` is set.
+        secret = settings.webhook_secret or None
+        return WebhookNotifier(url, secret, httpx.Client(timeout=10))
     from referrals.adapters.notify.log import LogNotifier
 
     return LogNotifier()

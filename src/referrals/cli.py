@@ -4,7 +4,7 @@ import logging.config
 import os
 import secrets
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 import typer
@@ -26,7 +26,7 @@ from referrals.domain.model import (
 from referrals.domain.money import format_cents
 from referrals.domain.periods import Period, last_ended_period
 from referrals.domain.reports import manifest_key, report_key
-from referrals.services import audit, outbox, payouts, queries
+from referrals.services import audit, keys, outbox, payouts, queries
 from referrals.services.keys import CLI_ACTOR, create_first_admin_key, create_key
 from referrals.services.referrers import enroll
 from referrals.services.signups import sign_up
@@ -126,12 +126,99 @@ def db_upgrade() -> None:
     console.print("database is up to date")
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(text: str) -> timedelta:
+    """`3600`, `90s`, `30m`, `12h` or `90d`."""
+    number, unit = (text[:-1], text[-1]) if text[-1:] in _UNITS else (text, "s")
+    if not (number.isascii() and number.isdigit()):
+        raise typer.BadParameter(f"{text!r} is not a duration: write 3600, 90s, 30m, 12h or 90d")
+    return timedelta(seconds=int(number) * _UNITS[unit])
+
+
+ExpiresIn = Annotated[
+    str | None, typer.Option(help="Stop working after this long: 3600 (seconds), 12h, 90d.")
+]
+
+
 @keys_app.command("create")
-def keys_create(role: Annotated[Role, typer.Option(help="admin or ingest")] = Role.INGEST) -> None:
+def keys_create(
+    role: Annotated[Role, typer.Option(help="admin or ingest")] = Role.INGEST,
+    name: Annotated[str | None, typer.Option(help="What the key is for.")] = None,
+    expires_in: ExpiresIn = None,
+) -> None:
     """Create an API key; it is printed once, as the last line."""
+    lifetime = _duration(expires_in) if expires_in is not None else None
     svc = _services()
-    plaintext, key = create_key(svc.store, svc.clock, role)
+    try:
+        plaintext, key = create_key(svc.store, svc.clock, role, name=name, expires_in=lifetime)
+    except DomainError as error:
+        raise _fail(error) from None
     console.print(f"created {key.role} key {key.id}")
+    print(plaintext, flush=True)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Every key, oldest first, revoked and expired ones too (never a secret)."""
+    svc = _services()
+    now = svc.clock.now()
+
+    def at(moment: datetime | None) -> str:
+        return moment.isoformat(timespec="minutes") if moment is not None else ""
+
+    table = Table(
+        _id_column("id"), _text_column("name"), "role", "state", "created", "last used", "expires"
+    )
+    for key in keys.list_keys(svc.store):
+        expires = at(key.revoked_at or key.expires_at)
+        table.add_row(
+            key.id,
+            key.name or "",
+            key.role,
+            key.state(now),
+            at(key.created_at),
+            at(key.last_used_at),
+            f"revoked {expires}" if key.revoked_at else expires,
+        )
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: str, reason: Annotated[str | None, typer.Option(help="For the audit log.")] = None
+) -> None:
+    """Revoke a key at once and for good; its dashboard sessions end with it."""
+    svc = _services()
+    try:
+        key = keys.revoke_key(svc.store, svc.clock, key_id, CLI_ACTOR, reason)
+    except DomainError as error:
+        raise _fail(error) from None
+    console.print(f"revoked key {key.id}: every server refuses it within a second")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    key_id: str,
+    grace: Annotated[
+        str, typer.Option(help="How long the old key keeps working: 3600 (seconds), 30m, 1d; 0.")
+    ] = "1h",
+    expires_in: ExpiresIn = None,
+) -> None:
+    """A new key in place of KEY_ID (the same role and name), printed once as the last
+    line; the old key keeps working for the grace period."""
+    grace_period = _duration(grace)
+    lifetime = _duration(expires_in) if expires_in is not None else None
+    svc = _services()
+    try:
+        plaintext, new, old = keys.rotate_key(
+            svc.store, svc.clock, key_id, grace_period, CLI_ACTOR, expires_in=lifetime
+        )
+    except DomainError as error:
+        raise _fail(error) from None
+    until = old.expires_at.isoformat(timespec="seconds") if old.expires_at else ""
+    console.print(f"created {new.role} key {new.id} in place of {old.id}; it works until {until}")
     print(plaintext, flush=True)
 
 
@@ -405,6 +492,9 @@ def _print_run(svc: Services, run: PayoutRun) -> None:
     table.add_row("carried forward", f"${format_cents(run.carried_forward_cents)}")
     table.add_row("report", f"{svc.settings.reports_url.rstrip('/')}/{run.report_key}")
     table.add_row("sha256", run.report_sha256 or "")
+    if run.status is RunStatus.COMPLETED and not run.report_published:
+        # Paid all the same: the schedule, or this command again, publishes it.
+        table.add_row("published", f"no: {run.error}")
     console.print(table)
 
 
@@ -463,6 +553,17 @@ def events_retry(event_id: str) -> None:
         raise _fail(error) from None
     result = outbox.dispatch(svc.store, svc.notifier, svc.clock, svc.retry_policy)
     console.print(f"requeued {event_id}; delivered {result.delivered}, failed {result.failed}")
+
+
+@events_app.command("discard")
+def events_discard(event_id: str) -> None:
+    """Drop a dead-lettered event for good (audited); `retry` sends it instead."""
+    svc = _services()
+    try:
+        outbox.discard(svc.store, svc.clock, event_id, actor=CLI_ACTOR)
+    except DomainError as error:
+        raise _fail(error) from None
+    console.print(f"discarded {event_id}")
 
 
 @events_app.command("dispatch")

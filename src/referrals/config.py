@@ -1,8 +1,13 @@
 """The one settings class. Nothing else reads the environment."""
 
-from typing import Literal
+import base64
+import binascii
+import ipaddress
+from typing import Literal, Self
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from referrals.domain.errors import InvalidInput
@@ -14,6 +19,19 @@ class ConfigError(Exception):
     tells the operator what to change; the CLI prints it instead of a traceback."""
 
 
+WEBHOOK_SECRET_PREFIX = "whsec_"
+WEBHOOK_KEY_BYTES = 24
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="REFERRALS_", extra="ignore")
 
@@ -21,8 +39,18 @@ class Settings(BaseSettings):
     reports_url: str = "./reports"
     # Empty: log only; https://... a signed webhook; arn:aws:sns:... an SNS topic.
     notify_url: str = ""
+    # Signs webhook deliveries (Standard Webhooks and Referrals-Signature): a
+    # `whsec_<base64>` value or other text, at least 24 bytes of key either way. A
+    # webhook without one is refused at start unless `webhook_unsigned` says so.
     webhook_secret: str = ""
+    webhook_unsigned: bool = False
+    # Plain http:// carries events and signatures in clear text: only to this machine
+    # (loopback) unless allowed here.
+    webhook_allow_http: bool = False
     notify_max_attempts: int = 8
+    # Delivered events are deleted this many days after they were made; pending and
+    # dead ones are kept whatever their age.
+    outbox_retention_days: int = Field(30, ge=1, le=3650)
     scheduler: bool = True
     # Rewards assigned per payout transaction: bounds memory and each transaction's size.
     payout_batch_size: int = Field(20_000, ge=1, le=100_000)
@@ -81,6 +109,78 @@ class Settings(BaseSettings):
         if value and not value.startswith(("https://", "http://", "arn:aws:sns:")):
             raise ValueError("notify_url must be empty, an http(s) URL or an SNS topic ARN")
         return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _usable_webhook_secret(cls, value: str) -> str:
+        if not value:
+            return value
+        if value.startswith(WEBHOOK_SECRET_PREFIX):
+            encoded = value.removeprefix(WEBHOOK_SECRET_PREFIX)
+            try:
+                key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+            except binascii.Error:
+                raise ValueError("a whsec_ secret is base64 after its prefix") from None
+        else:
+            key = value.encode()
+        # The Standard Webhooks minimum: a signed body is a known message and its MAC,
+        # from which a short key could be found offline, then deliveries forged.
+        if len(key) < WEBHOOK_KEY_BYTES:
+            raise ValueError(
+                f"webhook_secret must hold at least {WEBHOOK_KEY_BYTES} bytes of key (a whsec_ "
+                'value: decoded); make one with `python -c "import base64, secrets; '
+                "print('whsec_' + base64.b64encode(secrets.token_bytes(32)).decode())\"`"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _signed_webhook(self) -> Self:
+        """A webhook is signed, or unsigned by an explicit setting; plain http only to this
+        machine unless allowed. Each problem names the variable to change (its `loc`)."""
+        problems: list[tuple[str, str]] = []
+        url = urlsplit(self.notify_url)
+        if url.scheme not in ("http", "https"):
+            return self
+        if not url.hostname:
+            problems.append(("notify_url", "a webhook URL needs a host"))
+        elif url.scheme == "http" and not _loopback(url.hostname) and not self.webhook_allow_http:
+            problems.append(
+                (
+                    "notify_url",
+                    "http:// to a host other than this machine carries events and their "
+                    "signatures in clear text: use https://, or set "
+                    "REFERRALS_WEBHOOK_ALLOW_HTTP=true",
+                )
+            )
+        if not self.webhook_secret and not self.webhook_unsigned:
+            problems.append(
+                (
+                    "webhook_secret",
+                    "a webhook (REFERRALS_NOTIFY_URL) is sent only signed: set a secret of at "
+                    "least 24 bytes (e.g. whsec_ and 32 random bytes in base64), or "
+                    "REFERRALS_WEBHOOK_UNSIGNED=true to send it unsigned",
+                )
+            )
+        if self.webhook_secret and self.webhook_unsigned:
+            problems.append(
+                (
+                    "webhook_unsigned",
+                    "webhook_unsigned is true, but REFERRALS_WEBHOOK_SECRET is set: unset one",
+                )
+            )
+        if problems:
+            raise ValidationError.from_exception_data(
+                type(self).__name__,
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError("value_error", message),
+                        loc=(field,),
+                        input=None,
+                    )
+                    for field, message in problems
+                ],
+            )
+        return self
 
     @field_validator("secret_key")
     @classmethod

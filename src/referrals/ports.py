@@ -9,6 +9,7 @@ from referrals.domain.model import (
     ApiKey,
     AuditEntry,
     Conversion,
+    DashboardSession,
     Earnings,
     Event,
     EventStatus,
@@ -190,13 +191,52 @@ class ApiKeyRepository(Protocol):
         """Insert; raises Conflict if the id or the hash is taken."""
         ...
 
-    def by_hash(self, key_hash: str) -> ApiKey | None: ...
+    def by_hash(self, key_hash: str) -> ApiKey | None:
+        """The key of this hash, in whatever state (the caller checks `ApiKey.active`)."""
+        ...
+
+    def get(self, key_id: str) -> ApiKey | None: ...
+
+    def list(self) -> Sequence[ApiKey]:
+        """Every key, revoked and expired ones too, oldest first (then by id)."""
+        ...
+
+    def revoke(self, key: ApiKey, at: datetime) -> None:
+        """Mark `key` (as read) revoked at `at`. Conditional on it not being revoked:
+        raises Conflict otherwise, at the latest on commit."""
+        ...
+
+    def expire(self, key: ApiKey, at: datetime) -> None:
+        """Make `key` (as read) expire at `at`. Conditional on it not being revoked and
+        its expiry being unchanged since read: raises Conflict otherwise, at the latest
+        on commit."""
+        ...
+
+    def touch(self, key_hash: str, at: datetime, stale_before: datetime) -> None:
+        """Record a use: set `last_used_at` to `at` if it is unset or not after `stale_before`,
+        else change nothing. A store may raise Conflict on commit when a concurrent touch
+        won; nothing is lost then."""
+        ...
 
     def count(self) -> int: ...
 
     def first_created_at(self) -> datetime | None:
         """When the oldest key was made, or None if there is none: when the store was
         put to use (the first `serve` makes a key, and so does `keys create` before it)."""
+        ...
+
+
+class SessionRepository(Protocol):
+    """Dashboard sessions, found by the key that signed in and the session's id."""
+
+    def add(self, session: DashboardSession) -> None:
+        """Insert; raises Conflict if the id is taken."""
+        ...
+
+    def get(self, key_id: str, session_id: str) -> DashboardSession | None: ...
+
+    def end(self, session: DashboardSession, at: datetime) -> None:
+        """Mark `session` ended at `at`, unless it has ended already."""
         ...
 
 
@@ -280,6 +320,22 @@ class PayoutRepository(Protocol):
         """Record a failed attempt and release the lease, if `owner` holds it."""
         ...
 
+    def lock_chain(self) -> None:
+        """Serialize completions: the unit of work completing a run calls this before it
+        reads the head of the report chain (`last_completed`, `completed_before`), so two
+        runs completing at once link one after the other, never both to one predecessor.
+
+        A lock held until the unit of work ends, or, on a store without locks, a
+        condition on the chain's head that `complete` carries: its commit then raises
+        Conflict if another completion committed since, and the completion is retried.
+        """
+        ...
+
+    def note_publication(self, period: str, problem: str | None) -> None:
+        """Record in a completed run's `error` why its report is not published, or, with
+        None, that it is. Changes nothing if the run is not completed."""
+        ...
+
 
 class OutboxRepository(Protocol):
     def add(self, event: Event) -> None: ...
@@ -306,6 +362,18 @@ class OutboxRepository(Protocol):
 
     def backlog(self) -> int:
         """How many events wait for delivery."""
+        ...
+
+    def prune_delivered(self, before: datetime, limit: int) -> int:
+        """Delete at most `limit` delivered events made before `before`, the oldest first;
+        how many were deleted. Made before means both `created_at` and the id (a ULID,
+        minted as the event is made) fall before it, so a store reads an id range, not
+        every delivered event. Pending and dead events are kept whatever their age."""
+        ...
+
+    def discard(self, event_id: str) -> bool:
+        """Delete a dead event (the operator gave up on it); False if there is no such
+        dead event."""
         ...
 
 
@@ -339,6 +407,9 @@ class UnitOfWork(Protocol):
 
     @property
     def api_keys(self) -> ApiKeyRepository: ...
+
+    @property
+    def sessions(self) -> SessionRepository: ...
 
     @property
     def payouts(self) -> PayoutRepository: ...
@@ -398,6 +469,10 @@ class ReportStore(Protocol):
         ...
 
     def get(self, key: str) -> bytes | None: ...
+
+    def delete(self, key: str) -> None:
+        """Remove `key` if it is there (a staged copy once its report is published)."""
+        ...
 
 
 class Notifier(Protocol):

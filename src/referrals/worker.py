@@ -1,15 +1,17 @@
-"""Background work inside `referrals serve`: outbox delivery and the monthly payout schedule."""
+"""Background work inside `referrals serve`: outbox delivery and pruning, and the monthly
+payout schedule."""
 
 import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING, TypeVar
 
 from referrals.bootstrap import Services
 from referrals.domain.errors import DomainError
 from referrals.domain.model import PayoutRun
-from referrals.services.outbox import dispatch
+from referrals.services.outbox import PRUNE_BATCH, PRUNE_BATCHES, dispatch, prune
 from referrals.services.schedule import run_due_payout
 
 if TYPE_CHECKING:
@@ -24,6 +26,10 @@ DISPATCH_BATCH = 100
 # it waited: p99 at half the peak rate went from 20-28 ms to 15-23 ms on PostgreSQL
 # with this (BENCHMARKS.md). An idle server still asks only once per `dispatch_every`.
 BUSY_DISPATCH_EVERY = 0.1
+# Delivered events go after days: pruning hourly keeps the outbox within an hour of its
+# retention, each round bounded (services.outbox.prune); a round that hit its bound
+# (a backlog, e.g. on the first start after an upgrade) is followed by another at once.
+PRUNE_EVERY = 3600.0
 
 
 class BackgroundWorker:
@@ -34,8 +40,10 @@ class BackgroundWorker:
         schedule_every: float = 60.0,
         metrics: "Metrics | None" = None,
         busy_dispatch_every: float = BUSY_DISPATCH_EVERY,
+        prune_every: float = PRUNE_EVERY,
     ) -> None:
         self.services = services
+        self.prune_every = prune_every
         self.metrics = metrics
         self.dispatch_every = dispatch_every
         self.busy_dispatch_every = min(busy_dispatch_every, dispatch_every)
@@ -52,12 +60,15 @@ class BackgroundWorker:
 
     def _loop(self) -> None:
         svc = self.services
-        next_schedule = time.monotonic()
+        next_schedule = next_prune = time.monotonic()
         while not self._stop.is_set():
             if svc.settings.scheduler and time.monotonic() >= next_schedule:
                 next_schedule = time.monotonic() + self.schedule_every
                 self._guard("scheduled payout", self._run_schedule)
             busy = self._guard("outbox dispatch", self._dispatch)
+            if time.monotonic() >= next_prune:
+                more = self._guard("outbox pruning", self._prune)
+                next_prune = time.monotonic() + (0 if more else self.prune_every)
             self._stop.wait(self.busy_dispatch_every if busy else self.dispatch_every)
 
     def _run_schedule(self) -> None:
@@ -87,6 +98,15 @@ class BackgroundWorker:
             delivered = delivered or result.delivered > 0
             if result.delivered + result.failed < DISPATCH_BATCH:
                 return delivered
+
+    def _prune(self) -> bool:
+        """Delete the delivered events past their retention; whether more may be left."""
+        svc = self.services
+        days = svc.settings.outbox_retention_days
+        pruned = prune(svc.store, svc.clock, timedelta(days=days))
+        if pruned:
+            logger.info("pruned %d delivered events older than %d days", pruned, days)
+        return pruned >= PRUNE_BATCH * PRUNE_BATCHES
 
     def _guard(self, what: str, work: Callable[[], T]) -> T | None:
         # A failing notifier or store must not kill the thread: log and try next time.

@@ -1,7 +1,7 @@
 """The migrations on SQLite and PostgreSQL: head matches `schema.py`, the caps'
 migration (0005) fills the lifetime counters from the rewards already earned, then
-goes down and up again with rows in place, and the chain migration (0007) links the
-runs already completed both ways."""
+goes down and up again with rows in place, the chain migration (0007) links the
+runs already completed both ways, and the key lifecycle (0008) leaves keys working."""
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -123,3 +123,35 @@ def test_the_chain_migration_links_completed_runs_by_month_and_by_completion(
             ("2026-11", "a" * 64),
             ("2026-12", None),
         ]
+
+
+def test_the_key_lifecycle_migration_keeps_keys_working_and_goes_down_and_up(
+    engine: Engine,
+) -> None:
+    migrate(engine, "0007")
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO api_keys (id, key_hash, role, created_at)"
+                " VALUES ('first-admin', :hash, 'admin', 0)"
+            ),
+            {"hash": "ab" * 32},
+        )
+    migrate(engine, "0008")
+    lifecycle = "SELECT id, name, expires_at, revoked_at, last_used_at FROM api_keys"
+    with engine.begin() as connection:
+        assert [tuple(row) for row in connection.execute(text(lifecycle))] == [
+            ("first-admin", None, None, None, None)  # as it was: no expiry, not revoked
+        ]
+        connection.execute(
+            text(
+                "INSERT INTO sessions (id, key_id, created_at, expires_at)"
+                " VALUES ('s1', 'first-admin', 0, 1)"
+            )
+        )
+    migrate(engine, "0007", down=True)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT id FROM api_keys")).scalar_one() == "first-admin"
+    migrate(engine, "0008")
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM sessions")).scalar_one() == 0

@@ -1,25 +1,40 @@
 """WebhookNotifier against a real local HTTP receiver, and driven by the outbox dispatcher."""
 
+import base64
+import json
 import re
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import httpx
 import pytest
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from referrals.adapters.memory import MemoryStore
-from referrals.adapters.notify.webhook import SIGNATURE_HEADER, WebhookNotifier, sign, verify
+from referrals.adapters.notify.webhook import (
+    SIGNATURE_HEADER,
+    WebhookNotifier,
+    sign,
+    signing_key,
+    verify,
+)
+from referrals.bootstrap import build_notifier
+from referrals.config import Settings
 from referrals.domain.events import envelope
 from referrals.domain.model import Event, EventStatus
 from referrals.services.outbox import RetryPolicy, dispatch, requeue
 from tests.clocks import FixedClock
 
-SECRET = "whsec-test-0123456789"
+SECRET = "whsec-test-0123456789-plain-text"  # a secret of text, as before whsec_ values
+WHSEC = "whsec_" + base64.b64encode(bytes(range(32))).decode()
+README = Path(__file__).resolve().parents[2] / "README.md"
 SIGNATURE = re.compile(r"t=(\d+),v1=([0-9a-f]{64})")
 
 
@@ -269,6 +284,178 @@ def test_an_unreachable_receiver_raises(
         notifier.deliver(event)
 
 
+# --- Standard Webhooks: verified by the standardwebhooks package itself ------------------
+
+
+@pytest.fixture
+def signed_now(http: httpx.Client) -> Callable[..., WebhookNotifier]:
+    # Webhook.verify compares the timestamp with the wall clock: sign with it too.
+    def make(receiver: Receiver, secret: str | None = WHSEC) -> WebhookNotifier:
+        return WebhookNotifier(receiver.url, secret, http)
+
+    return make
+
+
+def headers_of(request: Received) -> dict[str, str]:
+    return dict(request.headers.items())
+
+
+def test_a_delivery_verifies_with_the_standardwebhooks_package(
+    start_receiver: Callable[..., Receiver],
+    signed_now: Callable[..., WebhookNotifier],
+    event: Event,
+) -> None:
+    receiver = start_receiver(200)
+    signed_now(receiver).deliver(event)
+
+    [request] = receiver.requests
+    assert Webhook(WHSEC).verify(request.body, headers_of(request)) == json.loads(envelope(event))
+    assert request.headers["webhook-id"] == event.id
+    assert abs(int(request.headers["webhook-timestamp"]) - time.time()) < 60
+
+
+def test_a_plain_text_secret_signs_with_its_utf8_bytes(
+    start_receiver: Callable[..., Receiver],
+    signed_now: Callable[..., WebhookNotifier],
+    event: Event,
+) -> None:
+    # A secret set before the Standard Webhooks headers keeps working for both headers.
+    receiver = start_receiver(200)
+    signed_now(receiver, SECRET).deliver(event)
+
+    [request] = receiver.requests
+    assert Webhook(SECRET.encode()).verify(request.body, headers_of(request))
+    assert verify(SECRET, request.headers[SIGNATURE_HEADER], request.body, time.time())
+
+
+def test_a_whsec_secret_keys_the_earlier_header_too(
+    start_receiver: Callable[..., Receiver],
+    signed_now: Callable[..., WebhookNotifier],
+    event: Event,
+) -> None:
+    receiver = start_receiver(200)
+    signed_now(receiver).deliver(event)
+
+    [request] = receiver.requests
+    assert verify(WHSEC, request.headers[SIGNATURE_HEADER], request.body, time.time())
+    assert not verify(SECRET, request.headers[SIGNATURE_HEADER], request.body, time.time())
+
+
+@pytest.mark.parametrize(
+    ("secret", "tamper"),
+    [
+        ("whsec_" + base64.b64encode(b"another key of 32 bytes, really!").decode(), False),
+        (WHSEC, True),
+    ],
+    ids=["another secret", "a tampered body"],
+)
+def test_the_standard_signature_refuses_another_secret_or_body(
+    start_receiver: Callable[..., Receiver],
+    signed_now: Callable[..., WebhookNotifier],
+    event: Event,
+    secret: str,
+    tamper: bool,
+) -> None:
+    receiver = start_receiver(200)
+    signed_now(receiver).deliver(event)
+
+    [request] = receiver.requests
+    body = request.body.replace(b'"reward_cents":1500', b'"reward_cents":9900')
+    assert body != request.body
+    with pytest.raises(WebhookVerificationError):
+        Webhook(secret).verify(body if tamper else request.body, headers_of(request))
+
+
+def test_an_old_standard_signature_is_refused(
+    start_receiver: Callable[..., Receiver],
+    notifier_for: Callable[[Receiver], WebhookNotifier],
+    event: Event,
+) -> None:
+    # Signed at the test clock's time, months ago: a replay.
+    receiver = start_receiver(200)
+    notifier_for(receiver).deliver(event)
+
+    [request] = receiver.requests
+    with pytest.raises(WebhookVerificationError, match="too old"):
+        Webhook(SECRET.encode()).verify(request.body, headers_of(request))
+
+
+def test_an_unsigned_notifier_sends_the_id_but_no_signature(
+    start_receiver: Callable[..., Receiver],
+    signed_now: Callable[..., WebhookNotifier],
+    event: Event,
+) -> None:
+    # Only when the settings say `unsigned` explicitly.
+    receiver = start_receiver(200)
+    signed_now(receiver, None).deliver(event)
+
+    [request] = receiver.requests
+    assert request.headers["webhook-id"] == event.id
+    assert request.headers["webhook-signature"] is None
+    assert request.headers[SIGNATURE_HEADER] is None
+
+
+@pytest.mark.parametrize("unsigned", [False, True], ids=["signed", "unsigned"])
+def test_the_notifier_built_from_the_settings_signs_unless_told_not_to(
+    start_receiver: Callable[..., Receiver], event: Event, unsigned: bool
+) -> None:
+    receiver = start_receiver(200)
+    secret = "" if unsigned else WHSEC
+    settings = Settings(notify_url=receiver.url, webhook_secret=secret, webhook_unsigned=unsigned)
+    notifier = build_notifier(settings)
+    assert isinstance(notifier, WebhookNotifier)
+    notifier.client.close()
+    notifier.client = httpx.Client(timeout=5, trust_env=False)  # no proxy for 127.0.0.1
+    notifier.deliver(event)
+    notifier.client.close()
+
+    [request] = receiver.requests
+    if unsigned:
+        assert request.headers["webhook-signature"] is None
+    else:
+        assert Webhook(WHSEC).verify(request.body, headers_of(request))
+
+
+def test_an_empty_secret_is_refused_not_used_as_a_key(http: httpx.Client) -> None:
+    with pytest.raises(ValueError, match="empty webhook secret"):
+        WebhookNotifier("http://127.0.0.1:9/hooks", "", http)
+
+
+def test_the_signing_key_of_a_whsec_secret_is_its_base64_payload() -> None:
+    assert signing_key(WHSEC) == bytes(range(32))
+    assert signing_key(WHSEC.rstrip("=")) == bytes(range(32))  # unpadded, as some tools print
+    assert signing_key("plain text") == b"plain text"
+
+
+def readme_snippet() -> str:
+    """The README's Python block that verifies a delivery."""
+    blocks = re.findall(r"^```python\n(.*?)^```$", README.read_text(), re.MULTILINE | re.DOTALL)
+    [snippet] = [str(b) for b in blocks if "from standardwebhooks import Webhook" in b]
+    return snippet
+
+
+@pytest.mark.parametrize("secret", [WHSEC, SECRET], ids=["whsec", "plain text"])
+def test_the_readme_snippet_verifies_a_delivery(
+    start_receiver: Callable[..., Receiver],
+    signed_now: Callable[..., WebhookNotifier],
+    event: Event,
+    monkeypatch: pytest.MonkeyPatch,
+    secret: str,
+) -> None:
+    receiver = start_receiver(200)
+    signed_now(receiver, secret).deliver(event)
+    monkeypatch.setenv("REFERRALS_WEBHOOK_SECRET", secret)
+    namespace: dict[str, object] = {}
+    exec(compile(readme_snippet(), str(README), "exec"), namespace)
+    verified_event = namespace["verified_event"]
+    assert callable(verified_event)
+
+    [request] = receiver.requests
+    assert verified_event(request.body, headers_of(request)) == json.loads(envelope(event))
+    with pytest.raises(WebhookVerificationError):
+        verified_event(request.body + b" ", headers_of(request))
+
+
 # --- through the outbox: retries, backoff, dead letter, requeue ---------------------------
 
 POLICY = RetryPolicy(max_attempts=3, first_delay=timedelta(seconds=1))
@@ -297,6 +484,7 @@ def test_dispatch_retries_until_delivered_with_the_same_event_id(
     assert delivered.status is EventStatus.DELIVERED
     assert delivered.attempts == 3
     assert receiver.event_ids() == [event.id] * 3
+    assert [r.headers["webhook-id"] for r in receiver.requests] == [event.id] * 3
     assert {r.body for r in receiver.requests} == {envelope(event)}
 
 

@@ -149,3 +149,34 @@ def test_failed_write_keeps_the_previous_report_and_removes_the_temporary_file(
 
     assert reports.get(KEY) == b"previous report\n"
     assert temporary_files(root) == []
+
+
+def test_delete_removes_a_staged_report_and_its_empty_folder(
+    reports: LocalReportStore, root: Path
+) -> None:
+    staged = "payouts/staged/2026-03/abc.csv"
+    reports.put(staged, io.BytesIO(b"staged"), CSV)
+    reports.put(KEY, io.BytesIO(b"published"), CSV)
+
+    reports.delete(staged)
+
+    assert reports.get(staged) is None
+    assert not (root / "payouts/staged/2026-03").exists()
+    assert reports.get(KEY) == b"published"
+
+
+def test_delete_of_a_missing_key_or_a_folder_in_use_changes_nothing(
+    reports: LocalReportStore, root: Path
+) -> None:
+    reports.put("payouts/staged/2026-03/a.csv", io.BytesIO(b"a"), CSV)
+    reports.delete("payouts/staged/2026-03/b.csv")  # never there
+    reports.delete("payouts/staged/2026-03/b.csv")
+    assert reports.get("payouts/staged/2026-03/a.csv") == b"a"  # its folder stays
+
+
+def test_delete_refuses_a_key_outside_the_folder(reports: LocalReportStore, tmp_path: Path) -> None:
+    outside = tmp_path / "outside.csv"
+    outside.write_bytes(b"keep")
+    with pytest.raises(ValueError, match="escapes"):
+        reports.delete("../outside.csv")
+    assert outside.read_bytes() == b"keep"

@@ -120,3 +120,23 @@ def test_put_leaves_the_callers_file_open_for_a_second_put(reports: S3ReportStor
         report.seek(0)
         reports.put("b.csv", report, "text/csv")
     assert reports.get("a.csv") == reports.get("b.csv") == b"period,referrer_id\n"
+
+
+def test_delete_removes_the_object(s3: Any, reports: S3ReportStore) -> None:
+    staged = "payouts/staged/2026-03/abc.csv"
+    reports.put(staged, io.BytesIO(b"staged"), CSV)
+    reports.put(KEY, io.BytesIO(b"published"), CSV)
+
+    reports.delete(staged)
+
+    assert reports.get(staged) is None
+    assert object_keys(s3) == [f"reports/{KEY}"]
+
+
+def test_delete_of_a_missing_key_leaves_no_delete_marker_on_a_versioned_bucket(
+    s3: Any, reports: S3ReportStore
+) -> None:
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    reports.delete("payouts/staged/2026-03/never.csv")
+    versions = s3.list_object_versions(Bucket=BUCKET)
+    assert versions.get("DeleteMarkers", []) == [] and versions.get("Versions", []) == []

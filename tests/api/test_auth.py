@@ -1,3 +1,4 @@
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from referrals.api.auth import KeyCache
 from referrals.bootstrap import Services, build
 from referrals.config import Settings
 from referrals.domain.model import ApiKey, Role, new_id
-from referrals.services.keys import hash_key
+from referrals.services.keys import hash_key, list_keys, revoke_key
 
 ADMIN_ONLY = [
     ("GET", "/v1/referrers/alice"),
@@ -79,12 +80,30 @@ def test_a_verified_key_is_served_from_the_cache_until_it_expires() -> None:
     assert expired.get(key.key_hash) is None
 
 
-def test_a_verified_key_is_not_read_again(services: Services, ingest: dict[str, str]) -> None:
-    client = TestClient(create_app(services))
+def test_a_verified_key_is_not_read_again_while_cached(
+    services: Services, ingest: dict[str, str]
+) -> None:
+    app = create_app(services)
+    app.state.key_cache = KeyCache(ttl=60)  # long: the test must not race the clock
+    client = TestClient(app)
     assert client.post("/v1/referrers", json={"user_id": "a"}, headers=ingest).status_code == 201
     with services.store.writer.begin() as conn:  # type: ignore[attr-defined]
         conn.execute(text("DELETE FROM api_keys"))  # the key is gone from the database
     assert client.post("/v1/referrers", json={"user_id": "b"}, headers=ingest).status_code == 201
+
+
+def test_a_key_revoked_by_another_server_is_refused_once_its_cache_entry_ends(
+    services: Services, ingest: dict[str, str]
+) -> None:
+    app = create_app(services)
+    client = TestClient(app)
+    assert app.state.key_cache.ttl <= 0.5  # so that a revocation holds within a second
+    assert client.post("/v1/referrers", json={"user_id": "a"}, headers=ingest).status_code == 201
+    (key,) = [k for k in list_keys(services.store) if k.role is Role.INGEST]
+    revoke_key(services.store, services.clock, key.id)  # as another server would: no cache
+    time.sleep(app.state.key_cache.ttl)
+    response = client.post("/v1/referrers", json={"user_id": "b"}, headers=ingest)
+    assert response.status_code == 401 and response.json()["detail"] == "the API key is revoked"
 
 
 def test_a_refused_key_is_not_cached(services: Services) -> None:

@@ -13,7 +13,7 @@ from referrals.api import dashboard
 from referrals.api.app import create_app
 from referrals.bootstrap import Services
 from referrals.domain.model import EventStatus, ReferralStatus, Role
-from referrals.services.keys import create_key
+from referrals.services.keys import create_key, revoke_key, rotate_key
 from referrals.web import sessions
 from referrals.web.secrets import PORTAL_LINK, secret_for
 from tests.api.common import signup
@@ -140,12 +140,19 @@ def test_a_session_of_this_host_over_http_is_accepted_from_its_own_origin(
     assert response.status_code == 303
 
 
+def cookie_of(client: TestClient) -> str:
+    value: str = client.cookies.get(dashboard.COOKIE, path="/dashboard") or ""
+    assert value
+    return value
+
+
 @pytest.mark.parametrize("damage", ["tampered", "expired", "other purpose", "other secret"])
 def test_a_tampered_or_expired_session_is_refused(
-    client: TestClient, services: Services, admin_key: tuple[str, str], damage: str
+    signed_in: TestClient, services: Services, admin_key: tuple[str, str], damage: str
 ) -> None:
+    client = signed_in
     settings, now, key_id = services.settings, services.clock.now(), admin_key[1]
-    good = sessions.issue(settings, key_id, now).token
+    good = cookie_of(client)
     payload, _, signature = good.rpartition(".")
     if damage == "tampered":  # another key id under the original signature
         token = f"{'0' * 26}{payload[26:]}.{signature}"
@@ -159,7 +166,8 @@ def test_a_tampered_or_expired_session_is_refused(
         other = settings.model_copy(update={"secret_key": "another-secret-0123456789abcdef0123"})
         token = sessions.issue(other, key_id, now).token
     client.cookies.set(dashboard.COOKIE, good, path="/dashboard")
-    assert client.get("/dashboard").status_code == 200  # the control: the cookie is sent
+    control = client.get("/dashboard", follow_redirects=False)
+    assert control.status_code == 200  # the control: the cookie is sent
     client.cookies.set(dashboard.COOKIE, token, path="/dashboard")
     response = client.get("/dashboard", follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"] == "/dashboard/login"
@@ -182,6 +190,58 @@ def test_sign_out_without_the_csrf_token_keeps_the_session(signed_in: TestClient
     )
     assert response.status_code == 403 and "set-cookie" not in response.headers
     assert signed_in.get("/dashboard").status_code == 200
+
+
+def test_a_copied_cookie_is_refused_after_sign_out(
+    signed_in: TestClient, services: Services, held: Any
+) -> None:
+    copied, csrf = cookie_of(signed_in), csrf_of(signed_in, "/dashboard/reviews")
+    signed_in.post("/dashboard/logout", data={"csrf": csrf})
+    signed_in.cookies.set(dashboard.COOKIE, copied, path="/dashboard")
+    response = signed_in.get("/dashboard", follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/dashboard/login"
+    # Nor can the copy post a form with the page's CSRF token it had.
+    refused = post_review(signed_in, held["id"], "approve", csrf)
+    assert refused.status_code == 403
+    with services.store.read() as uow:
+        assert uow.referrals.get(held["id"]).status is ReferralStatus.HELD  # type: ignore[union-attr]
+
+
+def test_a_validly_signed_token_with_no_session_on_the_server_is_refused(
+    client: TestClient, services: Services, admin_key: tuple[str, str]
+) -> None:
+    token = sessions.issue(services.settings, admin_key[1], services.clock.now()).token
+    client.cookies.set(dashboard.COOKIE, token, path="/dashboard")
+    assert client.get("/dashboard", follow_redirects=False).status_code == 303
+
+
+def test_revoking_the_key_ends_its_sessions(
+    signed_in: TestClient, services: Services, admin_key: tuple[str, str]
+) -> None:
+    assert signed_in.get("/dashboard", follow_redirects=False).status_code == 200
+    revoke_key(services.store, services.clock, admin_key[1])
+    assert signed_in.get("/dashboard", follow_redirects=False).status_code == 303
+    response = signed_in.post("/dashboard/login", data={"key": admin_key[0]})
+    assert response.status_code == 401  # nor can it sign in again
+
+
+def test_a_rotated_keys_sessions_end_with_its_grace_period(
+    signed_in: TestClient, services: Services, admin_key: tuple[str, str]
+) -> None:
+    rotate_key(services.store, services.clock, admin_key[1], timedelta(0))
+    assert signed_in.get("/dashboard", follow_redirects=False).status_code == 303
+
+
+def test_a_session_never_outlives_its_key(client: TestClient, services: Services) -> None:
+    plaintext, key = create_key(
+        services.store, services.clock, Role.ADMIN, expires_in=timedelta(minutes=30)
+    )
+    response = client.post("/dashboard/login", data={"key": plaintext}, follow_redirects=False)
+    max_age = int(response.headers["set-cookie"].split("Max-Age=")[1].split(";")[0])
+    assert 1790 <= max_age <= 1800  # the key's half hour, not the session's 8 hours
+    with services.store.read() as uow:
+        (stored,) = [k for k in uow.api_keys.list() if k.id == key.id]
+    assert stored.last_used_at is not None  # a sign-in is a use of the key
 
 
 # Overview

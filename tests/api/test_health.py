@@ -14,6 +14,8 @@ from referrals.api import routes
 from referrals.api.app import create_app
 from referrals.bootstrap import Services, build
 from referrals.config import Settings
+from referrals.domain.model import Role
+from referrals.services.keys import create_key
 from tests.postgresql import migrated_database
 
 
@@ -64,27 +66,37 @@ def test_a_check_that_timed_out_before_it_ran_leaves_readiness_working(
 
 
 @pytest.fixture
-def read_only_postgresql(tmp_path: Path) -> Iterator[Services]:
+def read_only_postgresql(tmp_path: Path) -> Iterator[tuple[Services, str]]:
     """A migrated PostgreSQL database whose sessions may only read, as on a standby."""
     with migrated_database("readyz") as url:
+        writable = build(Settings(database_url=url, reports_url=str(tmp_path)))
+        plaintext, _ = create_key(writable.store, writable.clock, Role.ADMIN)
+        writable.store.dispose()
         admin = create_engine(url, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             name = conn.execute(text("SELECT current_database()")).scalar_one()
             conn.execute(text(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on'))
         admin.dispose()
         svc = build(Settings(database_url=url, reports_url=str(tmp_path)))
-        yield svc
-        svc.store.dispose()  # type: ignore[attr-defined]
+        yield svc, plaintext
+        svc.store.dispose()
 
 
 def test_readyz_is_503_on_a_postgresql_database_that_only_reads(
-    read_only_postgresql: Services,
+    read_only_postgresql: tuple[Services, str],
 ) -> None:
-    client = TestClient(create_app(read_only_postgresql))
+    svc, key = read_only_postgresql
+    client = TestClient(create_app(svc))
     assert client.get("/healthz").status_code == 200
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["code"] == "unavailable"
+    # And a write says why, without a traceback's 500.
+    refused = client.post(
+        "/v1/referrers", json={"user_id": "alice"}, headers={"Authorization": f"Bearer {key}"}
+    )
+    assert refused.status_code == 503
+    assert refused.json()["code"] == "storage_unavailable"
 
 
 def test_readyz_is_200_on_postgresql(tmp_path: Path) -> None:

@@ -101,6 +101,9 @@ JSON_ROUTES = [
     "/v1/reviews/01NOSUCHREFERRAL0000000000/approve",
     "/v1/reviews/01NOSUCHREFERRAL0000000000/reject",
     "/v1/referrers/alice/portal-link",
+    "/v1/keys",
+    "/v1/keys/01NOSUCHKEY000000000000000/revoke",
+    "/v1/keys/01NOSUCHKEY000000000000000/rotate",
 ]
 
 
@@ -113,7 +116,9 @@ def test_every_json_route_is_in_the_content_type_tests(client: TestClient) -> No
         if "application/json" in operation.get("requestBody", {}).get("content", {})
     }
     filled = {
-        path.replace("{referral_id}", "01NOSUCHREFERRAL0000000000").replace("{user_id}", "alice")
+        path.replace("{referral_id}", "01NOSUCHREFERRAL0000000000")
+        .replace("{user_id}", "alice")
+        .replace("{key_id}", "01NOSUCHKEY000000000000000")
         for path in documented
     }
     assert filled == set(JSON_ROUTES)

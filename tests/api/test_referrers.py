@@ -2,9 +2,10 @@ from fastapi.testclient import TestClient
 
 
 def test_enroll_creates_a_referrer_with_zero_stats(
-    client: TestClient, ingest: dict[str, str]
+    client: TestClient, admin: dict[str, str]
 ) -> None:
-    response = client.post("/v1/referrers", json={"user_id": "alice"}, headers=ingest)
+    # An ingest key reads no earnings: see test_ingest_answers.py.
+    response = client.post("/v1/referrers", json={"user_id": "alice"}, headers=admin)
     assert response.status_code == 201
     body = response.json()
     assert body["user_id"] == "alice" and len(body["code"]) == 8

@@ -119,11 +119,14 @@ class ServerFactory:
         # Servers may be started from several threads at once: each its own files.
         self._names = itertools.count()
 
-    def start(self, database: Path | str) -> ServerProcess:
+    def start(
+        self, database: Path | str, env: dict[str, str] | None = None, workers: int = 1
+    ) -> ServerProcess:
+        """A healthy server on `database`; `env`: REFERRALS_* settings of its own."""
         printed: str | None = None
         # Another process may grab the probed port before uvicorn binds it: try a new one.
         for _ in range(3):
-            server = self._spawn(database)
+            server = self._spawn(database, env or {}, workers)
             if self.wait_ready(server):
                 break
             printed = printed or server.printed_key
@@ -134,7 +137,7 @@ class ServerFactory:
         server.printed_key = server.printed_key or printed
         return server
 
-    def _spawn(self, database: Path | str) -> ServerProcess:
+    def _spawn(self, database: Path | str, env: dict[str, str], workers: int) -> ServerProcess:
         port = free_port()
         n = next(self._names)
         stdout_path = self.workdir / f"serve-{n}.stdout"
@@ -142,10 +145,13 @@ class ServerFactory:
         # Files, not pipes: nobody has to drain them while the server logs every request.
         with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
             process = subprocess.Popen(
-                [str(referrals_script()), "serve", "--host", "127.0.0.1", "--port", str(port)],
+                [
+                    *(str(referrals_script()), "serve", "--host", "127.0.0.1"),
+                    *("--port", str(port), "--workers", str(workers)),
+                ],
                 stdout=out,
                 stderr=err,
-                env=referrals_env(database, self.workdir, self.pycache),
+                env=referrals_env(database, self.workdir, self.pycache) | env,
                 cwd=self.workdir,
             )
         server = ServerProcess(process, port, stdout_path, stderr_path)

@@ -33,6 +33,7 @@ from referrals.services.keys import create_first_admin_key
 from referrals.services.referrers import enroll
 from referrals.services.signups import sign_up
 from tests.clocks import FixedClock
+from tests.e2e.conftest import ServerFactory, ServerProcess
 from tests.postgresql import locale_database
 
 pytestmark = pytest.mark.e2e
@@ -66,56 +67,28 @@ def sql(url: str, statement: str, **params: Any) -> list[tuple[Any, ...]]:
 
 
 class PostgresServers:
-    """Starts `referrals serve` processes on one PostgreSQL database.
+    """Starts `referrals serve` processes on one PostgreSQL database, through the e2e
+    `servers` factory (its port retries, health wait and teardown)."""
 
-    It drives the e2e `servers` factory, keeping its port retries, health wait and
-    teardown, and only swaps how a process is spawned: the factory's environment
-    points at a SQLite file, these processes at the PostgreSQL database.
-    """
-
-    def __init__(self, factory: Any, url: str, reports: Path) -> None:
+    def __init__(self, factory: ServerFactory, url: str, reports: Path) -> None:
         self._factory = factory
-        self._conftest = sys.modules[type(factory).__module__]
         self._url = url
         self.reports = reports
-        self._names = itertools.count()
-        self._lock = threading.Lock()
-        self._settings: dict[str, str] = {}
-        self._workers = 1
-        factory._spawn = self._spawn
 
     def start(
         self, count: int, *, scheduler: bool = False, workers: int = 1, **settings: str
-    ) -> list[Any]:
+    ) -> list[ServerProcess]:
         """Start `count` servers at once (their start-ups overlap), each healthy on return."""
-        self._workers = workers
-        self._settings = {
-            "REFERRALS_DATABASE_URL": self._url,
+        env = {
             "REFERRALS_REPORTS_URL": str(self.reports),
             "REFERRALS_SCHEDULER": "on" if scheduler else "off",
             **settings,
         }
         with ThreadPoolExecutor(max_workers=count) as pool:
-            futures = [pool.submit(self._factory.start, self.reports) for _ in range(count)]
+            futures = [
+                pool.submit(self._factory.start, self._url, env, workers) for _ in range(count)
+            ]
             return [future.result() for future in futures]
-
-    def _spawn(self, _: Path) -> Any:
-        port = self._conftest.free_port()
-        workdir = self._factory.workdir
-        n = next(self._names)
-        stdout_path = workdir / f"pg-serve-{n}.stdout"
-        stderr_path = workdir / f"pg-serve-{n}.stderr"
-        env = self._conftest.referrals_env(workdir / "unused.db", workdir, self._factory.pycache)
-        env.update(self._settings)
-        script = str(self._conftest.referrals_script())
-        command = [script, "serve", "--host", "127.0.0.1", "--port", str(port)]
-        command += ["--workers", str(self._workers)]
-        with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
-            process = subprocess.Popen(command, stdout=out, stderr=err, env=env, cwd=workdir)
-        server = self._conftest.ServerProcess(process, port, stdout_path, stderr_path)
-        with self._lock:
-            self._factory.started.append(server)
-        return server
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +115,7 @@ def psycopg_bytecode(pycache: Path) -> None:
 
 @pytest.fixture
 def pg_servers(
-    pg_url: str, servers: Any, tmp_path: Path, psycopg_bytecode: None
+    pg_url: str, servers: ServerFactory, tmp_path: Path, psycopg_bytecode: None
 ) -> PostgresServers:
     # pg_url is set up first, so its teardown (DROP DATABASE) runs after the servers stop.
     return PostgresServers(servers, pg_url, tmp_path / "reports")

@@ -114,7 +114,7 @@ class Workspace:
 
     @property
     def staged(self) -> Path:
-        return self.reports / "payouts" / PERIOD / "staged"
+        return self.reports / "payouts" / "staged" / PERIOD
 
     @property
     def deliveries(self) -> Path:
@@ -384,8 +384,11 @@ def assert_paid_once(work: Workspace, reference: Reference) -> State:
 
     # A crash never happens inside a write of the report store: no temporary file is left.
     names = sorted(p.name for p in work.report.parent.iterdir())
-    assert names == ["manifest.json", "report.csv", "staged"]
-    assert [p.read_bytes() for p in work.staged.iterdir()] == [reference.report]
+    assert names == ["manifest.json", "report.csv"]
+    # The staged copy is removed once the report is published: the report is stored once.
+    assert not work.staged.exists(), list(work.staged.iterdir())
+    # And the run says its report is published.
+    assert run["error"] is None, run
     return state
 
 
@@ -537,6 +540,9 @@ def assert_died_at(point: KillPoint, work: Workspace, reference: Reference, owne
         assert run["status"] == "completed"
         assert statuses == Counter({("paid", PERIOD): ELIGIBLE, ("pending", None): len(LATE)})
         assert len(state.events_of("payout.completed")) == 1
+        # Until it is published, the run says so: a crash leaves it said.
+        if point.step != "delivered":
+            assert run["error"] == "the report is not published yet", run
         # The report is published after completion, from the attempt's rendered copy.
         if point.step == "completed":
             assert not work.report.exists() and not work.manifest.exists()

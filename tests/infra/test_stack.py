@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from infra.schemas import request_schema
 from referrals.adapters.dynamodb.tables import main_table, outbox_table
 from referrals.api.schemas import LegacySignupRequest, SignupRequest
+from referrals.domain.reports import STAGED_PREFIX
 
 PREFIX = "referrals-prod"
 FUNCTIONS = {
@@ -236,10 +237,18 @@ def test_buckets_refuse_requests_without_tls(template_json: Json, purpose: str) 
     } in policy["Properties"]["PolicyDocument"]["Statement"]
 
 
-def test_reports_move_to_glacier_after_90_days(template_json: Json) -> None:
+def _lifecycle_rule(template_json: Json, rule_id: str) -> Json:
     _, bucket = _bucket(template_json, "reports")
-    (rule,) = bucket["Properties"]["LifecycleConfiguration"]["Rules"]
-    assert rule["Status"] == "Enabled"
+    rules = bucket["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert {r["Id"] for r in rules} == {"archive-reports", "expire-staged-reports"}
+    (rule,) = [r for r in rules if r["Id"] == rule_id]
+    found: Json = rule
+    return found
+
+
+def test_reports_move_to_glacier_after_90_days(template_json: Json) -> None:
+    rule = _lifecycle_rule(template_json, "archive-reports")
+    assert rule["Status"] == "Enabled" and "Prefix" not in rule
     # Instant Retrieval: GET /v1/payouts/{period}/report keeps working on old reports.
     assert rule["Transitions"] == [
         {"StorageClass": "GLACIER_IR", "TransitionInDays": 90},
@@ -247,6 +256,15 @@ def test_reports_move_to_glacier_after_90_days(template_json: Json) -> None:
     assert rule["NoncurrentVersionTransitions"] == [
         {"StorageClass": "GLACIER_IR", "TransitionInDays": 90},
     ]
+
+
+def test_staged_reports_and_their_old_versions_expire(template_json: Json) -> None:
+    # Deleting a staged copy once published leaves an old version on the versioned
+    # bucket: kept a day. A copy an attempt left without completing: kept a week.
+    rule = _lifecycle_rule(template_json, "expire-staged-reports")
+    assert rule["Status"] == "Enabled" and rule["Prefix"] == STAGED_PREFIX
+    assert rule["ExpirationInDays"] == 7
+    assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": 1}
 
 
 def test_report_access_is_logged_to_the_log_bucket(template_json: Json) -> None:
@@ -436,6 +454,20 @@ def test_monthly_rule_starts_the_payout_state_machine(
                     }
                 )
             ],
+        },
+    )
+
+
+def test_hourly_rule_retries_a_failed_payout_run(template: Template, template_json: Json) -> None:
+    machine = ref(template_json, "AWS::StepFunctions::StateMachine")
+    template.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "Name": f"{PREFIX}-payout-retry",
+            "ScheduleExpression": "rate(1 hour)",
+            "State": "ENABLED",
+            # The handler runs the oldest run that stopped, if any, then the month behind it.
+            "Targets": [Match.object_like({"Arn": machine, "Input": '{"retry":true}'})],
         },
     )
 
@@ -861,6 +893,7 @@ def test_api_and_payout_grants(template_json: Json) -> None:
             "s3:GetObject",
             "s3:PutObject",
             "s3:AbortMultipartUpload",
+            "s3:DeleteObject",  # a staged copy, once its report is published
         }
         assert granted[f"<{reports}.Arn>"] == {"s3:ListBucket"}
         assert not any(a.startswith("sns:") for actions in granted.values() for a in actions)
@@ -881,6 +914,7 @@ def test_notify_grants(template_json: Json) -> None:
         "dynamodb:GetItem",
         "dynamodb:Query",
         "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",  # the sweep prunes delivered events
     }
     assert granted[f"<{outbox_id}.StreamArn>"] == {
         "dynamodb:DescribeStream",

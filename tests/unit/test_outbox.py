@@ -1,13 +1,20 @@
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from referrals.adapters.memory import MemoryStore
 from referrals.domain.errors import NotFound
-from referrals.domain.model import EventStatus
+from referrals.domain.model import Event, EventStatus, new_id
 from referrals.domain.program import Program
-from referrals.services.outbox import RetryPolicy, dispatch, list_events, requeue
+from referrals.services.outbox import (
+    RetryPolicy,
+    discard,
+    dispatch,
+    list_events,
+    prune,
+    requeue,
+)
 from referrals.services.referrers import enroll
 from referrals.services.signups import sign_up
 from tests.clocks import FixedClock
@@ -85,6 +92,19 @@ def test_gives_up_into_dead_letters_and_an_admin_can_retry(
     assert dispatch(store, notifier, clock, POLICY).delivered == 1
 
 
+def test_a_failed_delivery_logs_one_warning_with_the_event_id_and_the_reason(
+    store: MemoryStore, clock: FixedClock, signed_up: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="referrals.outbox"):
+        dispatch(store, RecordingNotifier(failures=1), clock, POLICY)
+    event = only_event(store)
+    (record,) = [r for r in caplog.records if r.name == "referrals.outbox"]
+    assert record.levelno == logging.WARNING
+    message = record.getMessage()
+    assert event.id in message and "ConnectionError: receiver down" in message
+    assert "attempt 1 of 3" in message and "retried in 10 s" in message
+
+
 def test_a_dead_letter_is_logged_as_a_warning_naming_the_retry_command(
     store: MemoryStore, clock: FixedClock, signed_up: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -94,11 +114,14 @@ def test_a_dead_letter_is_logged_as_a_warning_naming_the_retry_command(
             dispatch(store, notifier, clock, POLICY)
             clock.advance(hours=1)
     event = only_event(store)
-    (record,) = [r for r in caplog.records if r.name == "referrals.outbox"]  # retries: quiet
-    assert record.levelno == logging.WARNING
-    message = record.getMessage()
+    # One WARNING per failed attempt, no more; the last one is the dead letter's.
+    records = [r for r in caplog.records if r.name == "referrals.outbox"]
+    assert [r.levelno for r in records] == [logging.WARNING] * POLICY.max_attempts
+    message = records[-1].getMessage()
     assert event.id in message and "referral.created" in message and "receiver down" in message
+    assert "dead letter" in message and "dead letter" not in records[-2].getMessage()
     assert f"referrals events retry {event.id}" in message
+    assert f"referrals events discard {event.id}" in message
 
 
 def test_a_requeue_by_an_actor_is_audited_with_it(
@@ -139,3 +162,84 @@ def test_a_crash_after_delivery_delivers_again_with_the_same_id(
     assert dispatch(store, notifier, clock, POLICY).delivered == 1
     first, second = notifier.delivered
     assert first.id == second.id
+
+
+# --- pruning and discarding -----------------------------------------------------------
+
+RETENTION = timedelta(days=30)
+
+
+def made(clock: FixedClock, status: EventStatus) -> Event:
+    """An event made now, its id minted now: the clock must be the wall clock's time."""
+    return Event(new_id(), "referral.created", {}, clock.now(), status=status)
+
+
+@pytest.fixture
+def wall_clock() -> FixedClock:
+    # Pruning reads event ids, minted by the wall clock: the test clock starts there.
+    return FixedClock(datetime.now(UTC))
+
+
+def add(store: MemoryStore, *events: Event) -> None:
+    with store.unit_of_work() as uow:
+        for event in events:
+            uow.outbox.add(event)
+        uow.commit()
+
+
+def test_delivered_events_are_pruned_after_the_retention_pending_and_dead_kept(
+    store: MemoryStore, wall_clock: FixedClock
+) -> None:
+    events = [made(wall_clock, status) for status in EventStatus]
+    add(store, *events)
+
+    wall_clock.advance(days=29)
+    assert prune(store, wall_clock, RETENTION) == 0
+    wall_clock.advance(days=2)
+    assert prune(store, wall_clock, RETENTION) == 1
+    assert {e.status for e in store.state.outbox.values()} == {
+        EventStatus.PENDING,
+        EventStatus.DEAD,
+    }
+
+
+def test_pruning_goes_in_bounded_batches(store: MemoryStore, wall_clock: FixedClock) -> None:
+    add(store, *(made(wall_clock, EventStatus.DELIVERED) for _ in range(5)))
+    wall_clock.advance(days=31)
+
+    assert prune(store, wall_clock, RETENTION, batch=2, batches=2) == 4  # maybe more left
+    assert len(store.state.outbox) == 1
+    assert prune(store, wall_clock, RETENTION, batch=2, batches=2) == 1
+    assert store.state.outbox == {}
+
+
+def test_a_dead_letter_retried_then_delivered_is_pruned_in_turn(
+    store: MemoryStore, wall_clock: FixedClock
+) -> None:
+    dead = made(wall_clock, EventStatus.DEAD)
+    add(store, dead)
+    wall_clock.advance(days=31)
+    assert prune(store, wall_clock, RETENTION) == 0  # kept until retried or discarded
+
+    requeue(store, wall_clock, dead.id)
+    assert dispatch(store, RecordingNotifier(), wall_clock, POLICY).delivered == 1
+    assert prune(store, wall_clock, RETENTION) == 1
+
+
+def test_a_discarded_dead_letter_is_gone_and_audited(store: MemoryStore, clock: FixedClock) -> None:
+    dead = made(clock, EventStatus.DEAD)
+    add(store, dead)
+
+    discard(store, clock, dead.id, actor="cli")
+
+    assert store.state.outbox == {}
+    (entry,) = store.state.audit.values()
+    assert (entry.actor, entry.action, entry.target) == ("cli", "event.discard", f"event:{dead.id}")
+
+
+def test_only_a_dead_letter_may_be_discarded(store: MemoryStore, clock: FixedClock) -> None:
+    pending = made(clock, EventStatus.PENDING)
+    add(store, pending)
+    with pytest.raises(NotFound):
+        discard(store, clock, pending.id, actor="cli")
+    assert pending.id in store.state.outbox and store.state.audit == {}

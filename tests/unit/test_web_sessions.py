@@ -27,9 +27,20 @@ def test_a_session_verifies_until_it_expires(settings: Settings) -> None:
     assert sessions.verify(settings, session.token, NOW + timedelta(hours=1)) is None
 
 
-def test_each_sign_in_gets_its_own_token(settings: Settings) -> None:
+def test_a_session_ends_with_its_key_if_that_is_sooner(settings: Settings) -> None:
+    key_expires = NOW + timedelta(minutes=10, microseconds=999_999)
+    session = sessions.issue(settings, KEY_ID, NOW, until=key_expires)
+    assert session.expires_at == NOW + timedelta(minutes=10)  # whole seconds, not after
+    assert sessions.verify(settings, session.token, NOW + timedelta(minutes=10)) is None
+    later = sessions.issue(settings, KEY_ID, NOW, until=NOW + timedelta(days=1))
+    assert later.expires_at == NOW + timedelta(hours=1)
+
+
+def test_each_sign_in_gets_its_own_token_naming_its_record(settings: Settings) -> None:
     first, second = (sessions.issue(settings, KEY_ID, NOW) for _ in range(2))
-    assert first.token != second.token
+    assert first.token != second.token and first.id != second.id
+    assert first.token.split(".")[2] == first.id
+    assert sessions.verify(settings, first.token, NOW).id == first.id  # type: ignore[union-attr]
     assert sessions.csrf_token(settings, first) != sessions.csrf_token(settings, second)
 
 

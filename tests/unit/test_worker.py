@@ -5,7 +5,7 @@ from referrals.adapters.memory import MemoryStore
 from referrals.api.metrics import Metrics
 from referrals.bootstrap import Services
 from referrals.config import Settings
-from referrals.domain.model import EventStatus, RunStatus
+from referrals.domain.model import Event, EventStatus, RunStatus, new_id
 from referrals.domain.program import Program
 from referrals.services.keys import create_first_admin_key
 from referrals.services.outbox import RetryPolicy
@@ -147,3 +147,25 @@ def test_an_idle_worker_waits_the_idle_interval(store: MemoryStore) -> None:
         assert svc.notifier.delivered == []  # type: ignore[attr-defined]
     finally:
         worker.stop()
+
+
+def test_the_worker_prunes_delivered_events_past_their_retention(store: MemoryStore) -> None:
+    svc = services(store, scheduler=False)
+    # Event ids are minted by the wall clock: the test clock starts there.
+    svc.clock.moment = datetime.now(UTC)  # type: ignore[attr-defined]
+    old = [
+        Event(new_id(), "referral.created", {}, svc.clock.now(), status=status)
+        for status in (EventStatus.DELIVERED, EventStatus.DEAD)
+    ]
+    with store.unit_of_work() as uow:
+        for event in old:
+            uow.outbox.add(event)
+        uow.commit()
+    svc.clock.advance(days=svc.settings.outbox_retention_days + 1)  # type: ignore[attr-defined]
+    worker = BackgroundWorker(svc, dispatch_every=0.01, prune_every=60)
+    worker.start()
+    try:
+        assert wait_for(lambda: old[0].id not in store.state.outbox)  # pruned at start
+    finally:
+        worker.stop()
+    assert list(store.state.outbox) == [old[1].id]  # a dead letter stays

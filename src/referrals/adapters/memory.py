@@ -21,6 +21,7 @@ from referrals.domain.model import (
     ApiKey,
     AuditEntry,
     Conversion,
+    DashboardSession,
     Earnings,
     Event,
     EventStatus,
@@ -39,6 +40,7 @@ from referrals.domain.model import (
     SignupSlot,
     SignupTally,
     StateTally,
+    first_id_at,
     payout_floor,
 )
 
@@ -50,6 +52,7 @@ class _State:
     referrals: dict[str, Referral] = field(default_factory=dict)
     referees: dict[str, str] = field(default_factory=dict)  # referee id -> referral id
     api_keys: dict[str, ApiKey] = field(default_factory=dict)  # hash -> key
+    sessions: dict[tuple[str, str], DashboardSession] = field(default_factory=dict)
     runs: dict[str, PayoutRun] = field(default_factory=dict)
     outbox: dict[str, Event] = field(default_factory=dict)
     audit: dict[str, AuditEntry] = field(default_factory=dict)
@@ -286,11 +289,56 @@ class MemoryApiKeys:
     def by_hash(self, key_hash: str) -> ApiKey | None:
         return self._s.api_keys.get(key_hash)
 
+    def get(self, key_id: str) -> ApiKey | None:
+        return next((k for k in self._s.api_keys.values() if k.id == key_id), None)
+
+    def list(self) -> Sequence[ApiKey]:
+        return sorted(self._s.api_keys.values(), key=lambda k: (k.created_at, k.id))
+
+    def revoke(self, key: ApiKey, at: datetime) -> None:
+        current = self._s.api_keys.get(key.key_hash)
+        if current is None or current.revoked_at is not None:
+            raise Conflict("the key was revoked meanwhile")
+        self._s.api_keys[key.key_hash] = replace(current, revoked_at=at)
+
+    def expire(self, key: ApiKey, at: datetime) -> None:
+        current = self._s.api_keys.get(key.key_hash)
+        if current is None or current.revoked_at is not None:
+            raise Conflict("the key was revoked meanwhile")
+        if current.expires_at != key.expires_at:
+            raise Conflict("the key's expiry changed meanwhile")
+        self._s.api_keys[key.key_hash] = replace(current, expires_at=at)
+
+    def touch(self, key_hash: str, at: datetime, stale_before: datetime) -> None:
+        current = self._s.api_keys.get(key_hash)
+        if current is not None and (
+            current.last_used_at is None or current.last_used_at <= stale_before
+        ):
+            self._s.api_keys[key_hash] = replace(current, last_used_at=at)
+
     def count(self) -> int:
         return len(self._s.api_keys)
 
     def first_created_at(self) -> datetime | None:
         return min((k.created_at for k in self._s.api_keys.values()), default=None)
+
+
+class MemorySessions:
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    def add(self, session: DashboardSession) -> None:
+        if any(s.id == session.id for s in self._s.sessions.values()):
+            raise Conflict("session exists")
+        self._s.sessions[session.key_id, session.id] = session
+
+    def get(self, key_id: str, session_id: str) -> DashboardSession | None:
+        return self._s.sessions.get((key_id, session_id))
+
+    def end(self, session: DashboardSession, at: datetime) -> None:
+        current = self._s.sessions.get((session.key_id, session.id))
+        if current is not None and current.ended_at is None:
+            self._s.sessions[session.key_id, session.id] = replace(current, ended_at=at)
 
 
 class MemoryPayouts:
@@ -389,7 +437,7 @@ class MemoryPayouts:
         if current.status is not RunStatus.RUNNING:
             return -1
         self._s.runs[run.period] = replace(
-            run, status=RunStatus.COMPLETED, lease_owner=None, lease_expires_at=None, error=None
+            run, status=RunStatus.COMPLETED, lease_owner=None, lease_expires_at=None
         )
         paid = [
             e
@@ -406,6 +454,14 @@ class MemoryPayouts:
             self._s.runs[period] = replace(
                 run, status=RunStatus.FAILED, lease_owner=None, lease_expires_at=None, error=error
             )
+
+    def lock_chain(self) -> None:
+        return None  # a unit of work holds the store's lock until it ends
+
+    def note_publication(self, period: str, problem: str | None) -> None:
+        run = self._s.runs.get(period)
+        if run is not None and run.status is RunStatus.COMPLETED:
+            self._s.runs[period] = replace(run, error=problem)
 
 
 def _lines(entries: Iterable[Entry], keep: Callable[[Entry], bool]) -> Iterator[PayoutLine]:
@@ -481,6 +537,24 @@ class MemoryOutbox:
     def backlog(self) -> int:
         return sum(e.status is EventStatus.PENDING for e in self._s.outbox.values())
 
+    def prune_delivered(self, before: datetime, limit: int) -> int:
+        first_kept = first_id_at(before)
+        old = sorted(
+            event_id
+            for event_id, e in self._s.outbox.items()
+            if e.status is EventStatus.DELIVERED and e.created_at < before and event_id < first_kept
+        )[:limit]
+        for event_id in old:
+            del self._s.outbox[event_id]
+        return len(old)
+
+    def discard(self, event_id: str) -> bool:
+        event = self._s.outbox.get(event_id)
+        if event is None or event.status is not EventStatus.DEAD:
+            return False
+        del self._s.outbox[event_id]
+        return True
+
 
 class MemoryAudit:
     def __init__(self, state: _State) -> None:
@@ -540,6 +614,7 @@ class MemoryUnitOfWork:
     referrers: MemoryReferrers
     referrals: MemoryReferrals
     api_keys: MemoryApiKeys
+    sessions: MemorySessions
     payouts: MemoryPayouts
     outbox: MemoryOutbox
     audit: MemoryAudit
@@ -556,6 +631,7 @@ class MemoryUnitOfWork:
         self.referrers = MemoryReferrers(self._state)
         self.referrals = MemoryReferrals(self._state)
         self.api_keys = MemoryApiKeys(self._state)
+        self.sessions = MemorySessions(self._state)
         self.payouts = MemoryPayouts(self._state)
         self.outbox = MemoryOutbox(self._state)
         self.audit = MemoryAudit(self._state)

@@ -10,7 +10,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
 
 from referrals import __version__
-from referrals.api import auth, dashboard, metrics, payouts, portal, problems, reviews
+from referrals.api import auth, dashboard, keys, metrics, payouts, portal, problems, reviews
 from referrals.api.limits import BodySizeLimit
 from referrals.api.request_id import RequestId
 from referrals.api.routes import Readiness, router
@@ -57,6 +57,7 @@ def create_app(services: Services | None = None, *, background: bool = False) ->
     app.include_router(router)
     app.include_router(payouts.router)
     app.include_router(reviews.router)
+    app.include_router(keys.router)
     app.include_router(portal.router)
     app.include_router(metrics.router)
     app.include_router(dashboard.router)

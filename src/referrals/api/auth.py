@@ -10,19 +10,23 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from referrals.api.problems import ApiError
 from referrals.bootstrap import Services
 from referrals.domain.model import ApiKey, Role
-from referrals.services.keys import authenticate, hash_key
+from referrals.services.keys import LAST_USED_RESOLUTION, find_key, hash_key, record_use
 
 bearer = HTTPBearer(auto_error=False, description="An API key from `referrals keys create`.")
 
 
 class KeyCache:
-    """Keys verified in the last `ttl` seconds, so a request skips the database read.
+    """Keys read in the last `ttl` seconds, by hash, so most requests skip the database.
 
-    Keys cannot be revoked yet; revocation will have to clear this cache (or the
-    TTL bounds how long a revoked key keeps working). Failures are not cached.
+    A revocation must hold on every server within a second, and servers share nothing
+    but the database: so an entry lives half a second, and a server reads a busy key
+    at most twice a second. (Timed in-process, a request cost the same as with the
+    former 60 s, within noise; with no cache at all, about a fifth more.) Expiry needs
+    no read: it is checked on the cached key at each use. A hash the database does
+    not know is not cached. This server's own revocations clear it at once.
     """
 
-    def __init__(self, ttl: float = 60.0, size: int = 1024) -> None:
+    def __init__(self, ttl: float = 0.5, size: int = 1024) -> None:
         self.ttl = ttl
         self.size = size
         self._entries: dict[str, tuple[ApiKey, float]] = {}
@@ -35,6 +39,15 @@ class KeyCache:
         if len(self._entries) >= self.size:
             self._entries.clear()
         self._entries[digest] = (key, time.monotonic() + self.ttl)
+
+    def update(self, digest: str, key: ApiKey) -> None:
+        """Replace a cached key (its last use noted) without extending its life."""
+        hit = self._entries.get(digest)
+        if hit is not None:
+            self._entries[digest] = (key, hit[1])
+
+    def clear(self) -> None:
+        self._entries.clear()
 
 
 # Dependencies that do not block are `async`: FastAPI runs a plain `def` one in
@@ -54,14 +67,20 @@ def require(*roles: Role) -> Callable[..., Awaitable[ApiKey]]:
         if credentials is None:
             raise ApiError("unauthorized", "an API key is required: Authorization: Bearer <key>")
         cache: KeyCache = request.app.state.key_cache
+        svc = await services(request)
         digest = hash_key(credentials.credentials)  # the plaintext itself is never kept
         key = cache.get(digest)
         if key is None:
-            store = (await services(request)).store
-            key = await run_in_threadpool(authenticate, store, credentials.credentials)
+            key = await run_in_threadpool(find_key, svc.store, credentials.credentials)
             if key is None:
                 raise ApiError("unauthorized", "the API key is not valid")
             cache.put(digest, key)
+        now = svc.clock.now()
+        if not key.active(now):
+            raise ApiError("unauthorized", f"the API key is {key.state(now)}")
+        if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+            key = await run_in_threadpool(record_use, svc.store, svc.clock, key)
+            cache.update(digest, key)
         if key.role not in allowed:
             raise ApiError("forbidden", f"an {key.role} key may not do this")
         return key

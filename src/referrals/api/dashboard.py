@@ -7,6 +7,8 @@ Security, in the order a request meets it:
   over https, holding a signed, expiring token with the key's id, never the key.
   The signing key comes from `secret_key` (see `web.sessions`); without one, a
   random per-process secret stands in (`referrals serve` sets a shared one).
+- Every page reads the session's record and its key (`services.sessions`): signing
+  out, revoking the key or its expiry ends the session for every copy of the cookie.
 - Every POST carries a CSRF token, an HMAC of the session token, checked in
   constant time, and a POST whose `Origin` names another host is refused; a
   refused POST writes nothing.
@@ -35,7 +37,8 @@ from referrals.domain.model import EventStatus, ReferralStatus, Role
 from referrals.domain.money import format_dollars as dollars
 from referrals.domain.periods import PERIOD_REGEX, Period
 from referrals.services import audit, dashboard, outbox, payouts, reviews
-from referrals.services.keys import authenticate
+from referrals.services import sessions as records
+from referrals.services.keys import authenticate, record_use
 from referrals.web import sessions, templates
 from referrals.web.charts import bar_chart
 
@@ -105,7 +108,12 @@ def _redirect(request: Request, path: str) -> RedirectResponse:
 
 
 def _session(request: Request, svc: Services) -> sessions.Session | None:
-    return sessions.verify(svc.settings, request.cookies.get(COOKIE), svc.clock.now())
+    """The request's live session, or None. Reads the store (not in the event loop)."""
+    session = sessions.verify(svc.settings, request.cookies.get(COOKIE), svc.clock.now())
+    if session is None:
+        return None
+    key = records.live_key(svc.store, svc.clock, session.key_id, session.id)
+    return session if key is not None else None
 
 
 def _to_login(request: Request) -> RedirectResponse:
@@ -115,7 +123,9 @@ def _to_login(request: Request) -> RedirectResponse:
 def _signed_in(
     svc: Services, session: sessions.Session, page: str, title: str, **context: Any
 ) -> dict[str, Any]:
-    """What every signed-in page shows around its content."""
+    """What every signed-in page shows around its content, with a banner for each payout
+    run that failed or whose report is not published (read from the store: not in the
+    event loop)."""
     return {
         "page_title": title,
         "current": NAV[page],
@@ -123,6 +133,7 @@ def _signed_in(
         "csrf": sessions.csrf_token(svc.settings, session),
         "notice": None,
         "error": None,
+        "payout_alerts": payouts.alerts(svc.store),
         **context,
     }
 
@@ -157,7 +168,7 @@ async def _form(request: Request) -> dict[str, str]:
 
 async def _authorized(request: Request, svc: Services) -> tuple[sessions.Session, dict[str, str]]:
     """The session and form of a POST that may change something, or Refused."""
-    session = _session(request, svc)
+    session = await run_in_threadpool(_session, request, svc)
     if session is None:
         raise Refused(403, "Your session has expired or is not valid: sign in again.")
     form = await _form(request)
@@ -182,17 +193,25 @@ async def login(request: Request, svc: ServicesDep) -> Response:
         form = await _form(request)
     except Refused as refused:
         return _render(request, "login", refused.status, error=refused.message)
-    key = await run_in_threadpool(authenticate, svc.store, form.get("key", "").strip())
+    now = svc.clock.now()
+    key = await run_in_threadpool(authenticate, svc.store, form.get("key", "").strip(), now)
     if key is None:
         return _render(request, "login", 401, error="This key is not valid.")
     if key.role is not Role.ADMIN:
         return _render(request, "login", 403, error=f"An {key.role} key cannot open the dashboard.")
-    session = sessions.issue(svc.settings, key.id, svc.clock.now())
+    session = sessions.issue(svc.settings, key.id, now, until=key.expires_at)
+
+    def start() -> None:
+        records.start(svc.store, svc.clock, key, session.id, session.expires_at)
+        record_use(svc.store, svc.clock, key)
+
+    await run_in_threadpool(start)
     response = _redirect(request, "/dashboard")
     response.set_cookie(
         COOKIE,
         session.token,
-        max_age=svc.settings.dashboard_session_seconds,
+        # Whole seconds, as the token's expiry: no longer than the key lives.
+        max_age=max(0, int(session.expires_at.timestamp()) - int(now.timestamp())),
         path=mount_point(request) + "/dashboard",
         secure=request.url.scheme == "https",
         httponly=True,
@@ -203,11 +222,13 @@ async def login(request: Request, svc: ServicesDep) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request, svc: ServicesDep) -> Response:
-    if _session(request, svc) is not None:  # a live session ends only by its own form
-        try:
-            await _authorized(request, svc)
+    if await run_in_threadpool(_session, request, svc) is not None:
+        try:  # a live session ends only by its own form
+            session, _ = await _authorized(request, svc)
         except Refused as refused:
             return _message(request, refused.status, "Not signed out", refused.message)
+        # On the server: a copy of the cookie is refused from now on, on every server.
+        await run_in_threadpool(records.end, svc.store, svc.clock, session.key_id, session.id)
     response = _to_login(request)
     response.delete_cookie(
         COOKIE,

@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from referrals.api import auth
 from referrals.domain.errors import PayoutFailed
-from referrals.domain.model import EventStatus, PayoutRun
+from referrals.domain.model import EventStatus, PayoutRun, RunStatus
 from referrals.ports import Clock, Store
 from referrals.services.signups import SignupResult
 
@@ -75,6 +75,7 @@ class Metrics:
             registry=r,
         )
         r.register(OutboxCollector(store))
+        r.register(PayoutCollector(store))
         # Label lookups take a lock and validate; the label sets are few, so the
         # children are kept here for the per-request path.
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
@@ -140,6 +141,37 @@ class OutboxCollector:
             "referrals_outbox_dead_letters",
             f"Notification events that gave up (counted up to {DEAD_LETTERS_COUNTED}).",
             value=dead,
+        )
+
+
+class PayoutCollector:
+    """The payout alert gauges, read from the store at each scrape: a run that failed (the
+    schedule tries it again every minute, and no later month is paid until it completes)
+    and a completed run whose report is not published yet. Alert on either above zero."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            with self.store.read() as uow:
+                runs = list(uow.payouts.list())  # one a month: a handful of rows
+        except Exception as error:
+            logger.warning("payout metrics unavailable: %s", type(error).__name__)
+            return
+        failed = sum(run.status is RunStatus.FAILED for run in runs)
+        unpublished = sum(
+            run.status is RunStatus.COMPLETED and not run.report_published for run in runs
+        )
+        yield GaugeMetricFamily(
+            "referrals_payout_runs_failed",
+            "Payout runs that failed and have not completed since (their rewards wait).",
+            value=failed,
+        )
+        yield GaugeMetricFamily(
+            "referrals_payout_reports_unpublished",
+            "Completed payout runs whose report is not in the report store yet.",
+            value=unpublished,
         )
 
 

@@ -27,7 +27,14 @@ EventId = Annotated[str, Path(pattern=r"^[0-9A-Z]{26}$")]
 @router.post(
     "/v1/payouts",
     response_model=PayoutRunOut | PayoutPreviewOut,
-    responses=PROBLEMS | {409: {"description": "payout_in_progress"}, 503: {}},
+    responses=PROBLEMS
+    | {
+        409: {
+            "description": "payout_in_progress, or earlier_run_failed: an earlier month's run"
+            " failed or stopped, and holds its rewards until it completes (run it first)"
+        },
+        503: {},
+    },
 )
 def run_payout(
     body: PayoutRequest, svc: ServicesDep, request: Request, key: ApiKey = Depends(auth.admin)

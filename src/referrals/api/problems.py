@@ -25,14 +25,17 @@ STATUS_BY_CODE = {
     "referrer_exists": 409,
     "code_taken": 409,
     "payout_in_progress": 409,
+    "earlier_run_failed": 409,
     "not_held": 409,
     "not_reversible": 409,
     "conversion_conflict": 409,
+    "key_not_active": 409,
     "request_too_large": 413,
     "self_referral": 422,
     "internal_error": 500,
     "payout_failed": 503,
     "unavailable": 503,
+    "storage_unavailable": 503,
 }
 CODE_BY_STATUS = {400: "validation_error", 401: "unauthorized", 403: "forbidden", 404: "not_found"}
 CODE_BY_STATUS |= {405: "method_not_allowed", 413: "request_too_large"}

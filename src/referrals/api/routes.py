@@ -16,12 +16,14 @@ from referrals.api.schemas import (
     ConversionRequest,
     EnrollRequest,
     Health,
+    IngestAnswer,
     LegacySignupRequest,
     LegacySignupResponse,
     ReferralOut,
     ReferralPage,
     ReferrerCount,
     ReferrerOut,
+    ReferrerSummary,
     SignupOut,
     SignupRequest,
     UserId,
@@ -170,22 +172,35 @@ def legacy_signup(
     return json_response(answer, status.HTTP_200_OK)
 
 
+def shown_to(key: ApiKey, answer: IngestAnswer, sent_email: str | None = None) -> BaseModel:
+    """All of `answer` for an admin key; for an ingest key, only what it may read of it:
+    a leaked backend key must not read other users' emails or money back."""
+    return answer if key.role is Role.ADMIN else answer.for_ingest(sent_email)
+
+
+# An admin key gets the referrer with earnings, an ingest key the summary.
+Enrolled = ReferrerOut | ReferrerSummary
+
+
 @router.post(
     "/v1/referrers",
-    response_model=ReferrerOut,
+    response_model=Enrolled,
     status_code=status.HTTP_201_CREATED,
     tags=["referrers"],
-    responses=PROBLEMS | {200: {"model": ReferrerOut, "description": "Already enrolled"}, 409: {}},
+    responses=PROBLEMS | {200: {"model": Enrolled, "description": "Already enrolled"}, 409: {}},
 )
 def enroll_referrer(
-    body: EnrollRequest, response: Response, svc: ServicesDep, _: ApiKey = Depends(auth.ingest)
-) -> ReferrerOut:
+    body: EnrollRequest, svc: ServicesDep, key: ApiKey = Depends(auth.ingest)
+) -> Response:
+    """Admin keys get the referrer with their earnings (`ReferrerOut`); ingest keys get
+    `ReferrerSummary`: no money, and the email only if this request sent it."""
     enrollment = enroll(
         svc.store, svc.clock, body.user_id, body.email, body.code, body.ip, body.device_id
     )
-    if not enrollment.created:
-        response.status_code = status.HTTP_200_OK
-    return ReferrerOut.of(queries.referrer_stats(svc.store, svc.clock, svc.program, body.user_id))
+    stats = queries.referrer_stats(svc.store, svc.clock, svc.program, body.user_id)
+    answer = shown_to(key, ReferrerOut.of(stats), body.email)
+    status_code = status.HTTP_201_CREATED if enrollment.created else status.HTTP_200_OK
+    return json_response(answer, status_code)
 
 
 @router.get(
@@ -247,7 +262,8 @@ def create_signup(
         referrer=ReferrerCount(user_id=referral.referrer_id, referral_count=result.referral_count),
         referee_code=result.referee_code,
     )
-    return json_response(answer, status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED)
+    status_code = status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED
+    return json_response(shown_to(key, answer, body.email), status_code)
 
 
 @router.post(
@@ -260,7 +276,7 @@ def create_signup(
     | {409: {"description": "conversion_conflict"}},
 )
 def create_conversion(
-    body: ConversionRequest, svc: ServicesDep, _: ApiKey = Depends(auth.ingest)
+    body: ConversionRequest, svc: ServicesDep, key: ApiKey = Depends(auth.ingest)
 ) -> Response:
     """Report a referee's event. In a program that pays on conversion, the first
     qualifying event of a referred user earns their referral its reward."""
@@ -282,7 +298,8 @@ def create_conversion(
         created_at=c.created_at,
         referral=ReferralOut.of(result.referral) if result.referral else None,
     )
-    return json_response(answer, status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED)
+    status_code = status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED
+    return json_response(shown_to(key, answer), status_code)
 
 
 def json_response(answer: BaseModel, status_code: int) -> Response:

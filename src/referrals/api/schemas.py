@@ -146,7 +146,38 @@ class NextTier(BaseModel):
     reward_cents: int
 
 
-class ReferrerOut(BaseModel):
+def sent_back(stored: str | None, sent: str | None) -> str | None:
+    """The stored email if this request sent it, else None: all an ingest key may read
+    of an email. A replayed signup or enrollment would otherwise read back what an
+    earlier request stored, whoever sent it."""
+    if stored is not None and sent is not None and stored.casefold() == sent.casefold():
+        return stored
+    return None
+
+
+class IngestAnswer(BaseModel):
+    """An answer an ingest key may get too. `for_ingest` is what the key may read of
+    it: ids, codes, counts, statuses and the reward of the referral its request named,
+    never an email it did not send nor a referrer's money. Admin keys read it all."""
+
+    def for_ingest(self, sent_email: str | None) -> BaseModel:
+        raise NotImplementedError
+
+
+class ReferrerSummary(BaseModel):
+    """A referrer as an ingest key reads it: no earnings, and `email` only if the
+    request sent it (admin keys get the whole `ReferrerOut`)."""
+
+    user_id: str
+    code: str
+    email: str | None = Field(description="the email the request sent, if it is the one kept")
+    referral_count: int
+    created_at: datetime
+
+
+class ReferrerOut(IngestAnswer):
+    """A referrer with their earnings, as an admin key reads it."""
+
     user_id: str
     code: str
     email: str | None
@@ -180,13 +211,24 @@ class ReferrerOut(BaseModel):
             created_at=r.created_at,
         )
 
+    def for_ingest(self, sent_email: str | None) -> ReferrerSummary:
+        return ReferrerSummary(
+            user_id=self.user_id,
+            code=self.code,
+            email=sent_back(self.email, sent_email),
+            referral_count=self.referral_count,
+            created_at=self.created_at,
+        )
 
-class ReferralOut(BaseModel):
+
+class ReferralOut(IngestAnswer):
     id: str
     referee_id: str
     referrer_id: str
     code: str
-    email: str | None
+    email: str | None = Field(
+        description="the referee's; to an ingest key, only if its request sent it"
+    )
     ordinal: int
     reward_cents: int
     status: ReferralStatus
@@ -209,6 +251,9 @@ class ReferralOut(BaseModel):
             payout_period=r.payout_period,
             payable_at=r.payable_at,
         )
+
+    def for_ingest(self, sent_email: str | None) -> "ReferralOut":
+        return self.model_copy(update={"email": sent_back(self.email, sent_email)})
 
 
 class CheckOut(BaseModel):
@@ -284,13 +329,17 @@ class ReferralPage(BaseModel):
         return cls(items=[ReferralOut.of(r) for r in page.items], next_cursor=page.next_cursor)
 
 
-class ConversionOut(BaseModel):
+class ConversionOut(IngestAnswer):
     external_id: str
     user_id: str
     event: str
     value_cents: int | None
     created_at: datetime
     referral: ReferralOut | None = Field(description="the referral this conversion earned")
+
+    def for_ingest(self, sent_email: str | None) -> "ConversionOut":
+        referral = self.referral.for_ingest(sent_email) if self.referral else None
+        return self.model_copy(update={"referral": referral})
 
 
 class ReviewPage(BaseModel):
@@ -336,10 +385,13 @@ class ReferrerCount(BaseModel):
     referral_count: int
 
 
-class SignupOut(BaseModel):
+class SignupOut(IngestAnswer):
     referral: ReferralOut
     referrer: ReferrerCount
     referee_code: str | None
+
+    def for_ingest(self, sent_email: str | None) -> "SignupOut":
+        return self.model_copy(update={"referral": self.referral.for_ingest(sent_email)})
 
 
 class Health(BaseModel):
@@ -377,7 +429,15 @@ class PayoutRunOut(BaseModel):
     )
     started_at: datetime
     completed_at: datetime | None
-    error: str | None
+    error: str | None = Field(
+        description="why a failed run failed, or why a completed run's report is not"
+        " published yet (then `report_published` is false)"
+    )
+    report_published: bool = Field(
+        description="completed, with its report and manifest in the report store; a"
+        " completed run's report not published yet is published by the schedule, the"
+        " next run of the period or a request for the report"
+    )
 
     @classmethod
     def of(cls, run: PayoutRun) -> "PayoutRunOut":
@@ -399,6 +459,7 @@ class PayoutRunOut(BaseModel):
             started_at=run.started_at,
             completed_at=run.completed_at,
             error=run.error,
+            report_published=run.report_published,
         )
 
 

@@ -47,6 +47,17 @@ class PayoutFailed(DomainError):
     code = "payout_failed"
 
 
+class EarlierRunFailed(DomainError):
+    """A later month is not paid while an earlier month's run is failed or stopped: its
+    rewards are assigned to that run, and paying around it would leave them behind."""
+
+    code = "earlier_run_failed"
+
+    def __init__(self, detail: str, period: str) -> None:
+        super().__init__(detail)
+        self.period = period  # the earlier month, to run first
+
+
 class Conflict(Exception):
     """A store saw a concurrent write win a race (unique key, lost condition).
 
@@ -71,3 +82,16 @@ class ConversionConflict(DomainError):
     """An external id already recorded for another conversion."""
 
     code = "conversion_conflict"
+
+
+class KeyNotActive(DomainError):
+    """A revoked or expired API key cannot be rotated."""
+
+    code = "key_not_active"
+
+
+class StorageUnavailable(DomainError):
+    """The storage cannot take writes now (disk full, read-only, I/O error); nothing was
+    written, and a retry succeeds once an operator frees it."""
+
+    code = "storage_unavailable"

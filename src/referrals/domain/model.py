@@ -278,12 +278,50 @@ class AuditEntry:
     reason: str | None = None
 
 
+class KeyState(StrEnum):
+    ACTIVE = "active"
+    EXPIRED = "expired"  # past its expiry, or the grace period of a rotation
+    REVOKED = "revoked"
+
+
 @dataclass(frozen=True, slots=True)
 class ApiKey:
+    """An API key as stored: its hash, never the key. A key is never deleted: a revoked
+    or expired one stays listed, and the audit log keeps naming it."""
+
     id: str
     role: Role
     key_hash: str
     created_at: datetime
+    name: str | None = None
+    expires_at: datetime | None = None  # set at creation, or by a rotation's grace period
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None  # kept to the minute (see services.keys)
+
+    def state(self, now: datetime) -> KeyState:
+        if self.revoked_at is not None:
+            return KeyState.REVOKED
+        if self.expires_at is not None and self.expires_at <= now:
+            return KeyState.EXPIRED
+        return KeyState.ACTIVE
+
+    def active(self, now: datetime) -> bool:
+        return self.state(now) is KeyState.ACTIVE
+
+
+@dataclass(frozen=True, slots=True)
+class DashboardSession:
+    """A dashboard sign-in, kept on the server so that signing out, or the key's
+    revocation or expiry, ends it everywhere, whatever copies of its cookie exist."""
+
+    id: str  # random; the signed cookie names it with the key's id
+    key_id: str
+    created_at: datetime
+    expires_at: datetime
+    ended_at: datetime | None = None  # signed out
+
+    def live(self, now: datetime) -> bool:
+        return self.ended_at is None and now < self.expires_at
 
 
 class RunStatus(StrEnum):
@@ -317,6 +355,17 @@ class PayoutRun:
     clawback_cents: int = 0  # taken back in this run: the clawback lines, as a positive sum
     # Deferred to a later run: the totals of users below the minimum payout (debts aside).
     carried_forward_cents: int = 0
+
+    @property
+    def report_published(self) -> bool:
+        """Completed, and its report and manifest are in the report store. Until they
+        are, a completed run's `error` says why not (REPORT_UNPUBLISHED at first)."""
+        return self.status is RunStatus.COMPLETED and self.error is None
+
+
+# A completed run's `error` from its completion until its report is published: a crash
+# in between leaves it, so the run still says its report is not out.
+REPORT_UNPUBLISHED = "the report is not published yet"
 
 
 def payout_floor(minimum_cents: int) -> int:

@@ -19,9 +19,14 @@ def report_key(period: str) -> str:
     return f"payouts/{period}/report.csv"
 
 
+STAGED_PREFIX = "payouts/staged/"
+
+
 def staged_key(period: str, sha256: str) -> str:
-    """Where an attempt stores its report before completing: named by content, never shared."""
-    return f"payouts/{period}/staged/{sha256}.csv"
+    """Where an attempt stores its report before completing: named by content, never shared,
+    and removed once the report is published. Under a prefix of its own, so that a bucket
+    can expire what an attempt that never completed left there (and old versions)."""
+    return f"{STAGED_PREFIX}{period}/{sha256}.csv"
 
 
 def manifest_key(period: str) -> str:

@@ -1,4 +1,5 @@
-"""Delivering outbox events at least once, with backoff, into a dead-letter state at the limit."""
+"""Delivering outbox events at least once, with backoff, into a dead-letter state at the
+limit; pruning the delivered ones after their retention."""
 
 import logging
 from collections.abc import Callable, Sequence
@@ -12,6 +13,10 @@ from referrals.services.audit import add_entry
 
 logger = logging.getLogger("referrals.outbox")
 CLAIM = timedelta(seconds=60)  # an event claimed by a dispatcher that died is retried after this
+# Delivered events deleted per transaction, and transactions per `prune` call: each
+# one short (a SQLite write lock held for milliseconds), the whole call bounded.
+PRUNE_BATCH = 500
+PRUNE_BATCHES = 20
 
 
 def _no_checkpoint(_: str) -> None:
@@ -71,16 +76,29 @@ def dispatch(
                 uow.commit()
             failed += 1
             dead += give_up
+            # One line per failed attempt, where operators look; the last one says
+            # what to do, since nothing retries a dead letter by itself.
             if give_up:
-                # Nothing retries a dead letter by itself: say so where operators look.
                 logger.warning(
                     "event %s (%s) is a dead letter after %d attempts: %s; "
-                    "`referrals events retry %s` sends it again",
+                    "`referrals events retry %s` sends it again, "
+                    "`referrals events discard %s` drops it",
                     event.id,
                     event.type,
                     attempts,
                     _describe(error),
                     event.id,
+                    event.id,
+                )
+            else:
+                logger.warning(
+                    "event %s (%s) delivery failed (attempt %d of %d): %s; retried in %d s",
+                    event.id,
+                    event.type,
+                    attempts,
+                    policy.max_attempts,
+                    _describe(error),
+                    policy.delay(attempts).total_seconds(),
                 )
             continue
         checkpoint("delivered")
@@ -110,6 +128,40 @@ def requeue(store: Store, clock: Clock, event_id: str, actor: str | None = None)
         uow.commit()
     assert event is not None
     return event
+
+
+def discard(store: Store, clock: Clock, event_id: str, actor: str | None = None) -> None:
+    """Drop a dead-lettered event for good; with `actor`, audited in the same transaction."""
+    with store.unit_of_work() as uow:
+        if not uow.outbox.discard(event_id):
+            raise NotFound(f"no dead event {event_id!r}")
+        if actor is not None:
+            add_entry(uow, clock, actor, "event.discard", f"event:{event_id}", None)
+        uow.commit()
+
+
+def prune(
+    store: Store,
+    clock: Clock,
+    retention: timedelta,
+    batch: int = PRUNE_BATCH,
+    batches: int = PRUNE_BATCHES,
+) -> int:
+    """Delete the delivered events made more than `retention` ago, `batch` a transaction,
+    at most `batches` transactions; how many were deleted (`batch * batches`: maybe
+    more are left). Pending and dead events stay, whatever their age: a dead letter
+    goes only when an operator retries (then it is delivered, and pruned in turn) or
+    discards it."""
+    before = clock.now() - retention
+    pruned = 0
+    for _ in range(batches):
+        with store.unit_of_work() as uow:
+            deleted = uow.outbox.prune_delivered(before, batch)
+            uow.commit()
+        pruned += deleted
+        if deleted < batch:
+            break
+    return pruned
 
 
 def _describe(error: Exception) -> str:

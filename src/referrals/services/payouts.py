@@ -4,9 +4,14 @@ A run claims its period with a lease, assigns eligible rewards to itself in
 bounded batches, aggregates per referrer from what is assigned (so a resumed
 run computes the same lines), stages the report under its hash, marks the
 rewards paid and the run completed in one transaction, then publishes the
-report to its deterministic key. Each step is safe to repeat, so a crash
-anywhere followed by a re-run pays each reward once and writes the same report
-bytes.
+report to its deterministic key and removes the staged copy. Each step is safe
+to repeat, so a crash anywhere followed by a re-run pays each reward once and
+writes the same report bytes.
+
+A run that stopped without completing (failed, or crashed and its lease expired)
+keeps its rewards assigned to it: a later month is refused until it completes
+(`EarlierRunFailed`), and the schedule runs it again first. A completed run whose
+report is not published yet says so in its `error` until it is.
 """
 
 import hashlib
@@ -23,8 +28,15 @@ from itertools import groupby
 from typing import IO
 
 from referrals.domain import events
-from referrals.domain.errors import InvalidInput, NotFound, PayoutFailed, PayoutInProgress
+from referrals.domain.errors import (
+    EarlierRunFailed,
+    InvalidInput,
+    NotFound,
+    PayoutFailed,
+    PayoutInProgress,
+)
 from referrals.domain.model import (
+    REPORT_UNPUBLISHED,
     LineKind,
     PayoutLine,
     PayoutRun,
@@ -43,6 +55,7 @@ from referrals.domain.reports import (
     staged_key,
 )
 from referrals.ports import Clock, ReportStore, Store
+from referrals.services.retry import retry_on_conflict
 
 logger = logging.getLogger("referrals.payouts")
 LEASE = timedelta(seconds=30)  # a crashed run can be resumed within this
@@ -111,18 +124,20 @@ def run_payout(
         existing = uow.payouts.get(name)
         if existing is not None and existing.status is RunStatus.COMPLETED:
             done: PayoutRun | None = existing
-        elif uow.payouts.claim(name, cutoff, owner, now, now + LEASE):
+        else:
+            _refuse_after_unfinished(uow.payouts.list(), name, now)
+            if not uow.payouts.claim(name, cutoff, owner, now, now + LEASE):
+                raise PayoutInProgress(f"a payout run for {name} is in progress elsewhere")
             done = None
             uow.commit()
-        else:
-            raise PayoutInProgress(f"a payout run for {name} is in progress elsewhere")
     if done is not None:
-        # A crash may have come between completion and publication: publish again.
-        publish(store, reports, done)
-        return done
+        # A crash, or the report store, may have come between completion and
+        # publication: publish again (a no-op once the manifest is out).
+        return _publish_or_note(store, reports, done)
     checkpoint("claimed")
 
     completed: PayoutRun | None = None
+    staged: str | None = None  # this attempt's staged copy, removed if it never completes
     try:
         if not _assign(
             store, clock, name, cutoff, owner, batch_size, on_progress, checkpoint, keep_going
@@ -139,6 +154,7 @@ def run_payout(
             # to complete) can never overwrite the report of the run that completed.
             report.seek(0)
             reports.put(staged_key(name, totals.sha256), report, "text/csv")
+            staged = staged_key(name, totals.sha256)
             checkpoint("report_written")
             completed = _complete(store, clock, name, owner, totals, carried, checkpoint)
             checkpoint("completed")
@@ -147,19 +163,58 @@ def run_payout(
         checkpoint("report_published")
         _put_manifest(reports, completed)
         checkpoint("manifest_written")
-        return completed
+        return _mark_published(store, reports, completed)
     except PayoutInProgress:
+        _drop_staged(reports, name, staged)  # the run that took over publishes its own
         raise
     except Exception as error:
         if completed is not None:
-            # Paid and completed; only publishing failed. The next run of the period,
-            # or a request for its report, publishes it from the rewards.
-            logger.warning("payout %s completed but its report is not published: %s", name, error)
-            return completed
-        _record_failure(store, clock, name, owner, f"{type(error).__name__}: {error}")
+            # Paid and completed; only publishing failed. The run says so, and the
+            # schedule, the next run of the period or a request for its report
+            # publishes it from the rewards.
+            return _unpublished(store, completed, error)
+        _drop_staged(reports, name, staged)
+        _record_failure(store, clock, name, owner, _describe(error))
         raise PayoutFailed(
             f"the payout run for {name} failed and can be run again: {error}"
         ) from error
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def unfinished(runs: Iterable[PayoutRun], now: datetime) -> list[PayoutRun]:
+    """The runs that stopped without completing, oldest period first: failed, or running
+    with a lease that expired (the attempt crashed). Their rewards stay assigned to them
+    until they are run again."""
+    return sorted((run for run in runs if _stopped(run, now)), key=lambda run: run.period)
+
+
+def _stopped(run: PayoutRun, now: datetime) -> bool:
+    if run.status is RunStatus.FAILED:
+        return True
+    expired = run.lease_expires_at is None or run.lease_expires_at < now
+    return run.status is RunStatus.RUNNING and expired
+
+
+def _refuse_after_unfinished(runs: Iterable[PayoutRun], period: str, now: datetime) -> None:
+    """A later month waits for an earlier run that stopped: that run holds its rewards,
+    and only it pays them (a reward is paid in exactly one run), so paying around it
+    would leave them behind. An earlier run live elsewhere is no reason to wait."""
+    earlier = next((run for run in unfinished(runs, now) if run.period < period), None)
+    if earlier is None:
+        return
+    how = (
+        f"failed ({earlier.error})"
+        if earlier.status is RunStatus.FAILED
+        else "stopped without completing (its lease expired)"
+    )
+    raise EarlierRunFailed(
+        f"the payout run for {earlier.period} {how}: it holds its rewards, so it must"
+        f" complete before {period} is paid; run {earlier.period} again first",
+        earlier.period,
+    )
 
 
 def _assign(
@@ -259,7 +314,28 @@ def _complete(
     carried_forward_cents: int,
     checkpoint: Callable[[str], None],
 ) -> PayoutRun:
+    # A store without locks (DynamoDB) finds another completion committed since it read
+    # the chain's head when it commits (Conflict): read the new head and link to it.
+    return retry_on_conflict(
+        lambda: _complete_once(
+            store, clock, period, owner, totals, carried_forward_cents, checkpoint
+        )
+    )
+
+
+def _complete_once(
+    store: Store,
+    clock: Clock,
+    period: str,
+    owner: str,
+    totals: _Totals,
+    carried_forward_cents: int,
+    checkpoint: Callable[[str], None],
+) -> PayoutRun:
     with store.unit_of_work() as uow:
+        # Before the chain's head is read: two runs completing at once link one after
+        # the other, never both to the same predecessor (the chain would fork).
+        uow.payouts.lock_chain()
         run = uow.payouts.get(period)
         if run is None:
             raise NotFound(f"no payout run {period}")
@@ -283,7 +359,7 @@ def _complete(
             completed_at=clock.now(),
             lease_owner=None,
             lease_expires_at=None,
-            error=None,
+            error=REPORT_UNPUBLISHED,  # until it is: a crash before then leaves it said
         )
         paid = uow.payouts.complete(completed, owner)
         if paid < 0:
@@ -304,8 +380,9 @@ def _record_failure(store: Store, clock: Clock, period: str, owner: str, error: 
         uow.commit()
 
 
-def publish(store: Store, reports: ReportStore, run: PayoutRun) -> None:
-    """Make sure a completed run's report and manifest are in the report store.
+def publish(store: Store, reports: ReportStore, run: PayoutRun) -> PayoutRun:
+    """Make sure a completed run's report and manifest are in the report store, and
+    return the run as it then is: saying its report is published.
 
     The completing attempt publishes them right after completion; if it crashed
     in between, the report is rendered again from the run's rewards, which no
@@ -313,15 +390,72 @@ def publish(store: Store, reports: ReportStore, run: PayoutRun) -> None:
     published for this report stays as it is, even one written by an earlier
     release in another shape: what was published is never rewritten.
     """
-    if _published_sha256(reports.get(manifest_key(run.period))) == run.report_sha256:
+    if _published_sha256(reports.get(manifest_key(run.period))) != run.report_sha256:
+        with tempfile.TemporaryFile() as report:
+            totals = _render_report(store, run.period, report)
+            if totals.sha256 != run.report_sha256:
+                raise RuntimeError(f"the rewards of {run.period} no longer match its report")
+            report.seek(0)
+            reports.put(report_key(run.period), report, "text/csv")
+        _put_manifest(reports, run)
+    return _mark_published(store, reports, run)
+
+
+def publish_pending(store: Store, reports: ReportStore) -> list[PayoutRun]:
+    """Publish the report of every completed run that says it is not published; the
+    runs as they are after trying, each saying whether it now is."""
+    with store.read() as uow:
+        waiting = [r for r in uow.payouts.list() if r.status is RunStatus.COMPLETED and r.error]
+    return [_publish_or_note(store, reports, run) for run in sorted(waiting, key=_period)]
+
+
+def _period(run: PayoutRun) -> str:
+    return run.period
+
+
+def _publish_or_note(store: Store, reports: ReportStore, run: PayoutRun) -> PayoutRun:
+    try:
+        return publish(store, reports, run)
+    except Exception as error:
+        return _unpublished(store, run, error)
+
+
+def _mark_published(store: Store, reports: ReportStore, run: PayoutRun) -> PayoutRun:
+    """The report and manifest are out: drop the staged copy, then say so in the run."""
+    if run.report_sha256:
+        _drop_staged(reports, run.period, staged_key(run.period, run.report_sha256))
+    if run.error is not None:
+        with store.unit_of_work() as uow:
+            uow.payouts.note_publication(run.period, None)
+            uow.commit()
+    return replace(run, error=None)
+
+
+def _drop_staged(reports: ReportStore, period: str, key: str | None) -> None:
+    """Remove a staged copy: nothing reads it (a report is published from the attempt's
+    own file, or rendered again), it only proved the report store took the report."""
+    if key is None:
         return
-    with tempfile.TemporaryFile() as report:
-        totals = _render_report(store, run.period, report)
-        if totals.sha256 != run.report_sha256:
-            raise RuntimeError(f"the rewards of {run.period} no longer match its report")
-        report.seek(0)
-        reports.put(report_key(run.period), report, "text/csv")
-    _put_manifest(reports, run)
+    try:
+        reports.delete(key)
+    except Exception as error:  # a copy too many, not a report missing
+        logger.warning("payout %s: the staged report %s stays: %s", period, key, error)
+
+
+def _unpublished(store: Store, run: PayoutRun, error: BaseException) -> PayoutRun:
+    """A completed run whose report could not be published: the run says why."""
+    problem = f"report not published: {_describe(error)}"[:1000]
+    logger.warning("payout %s completed but its report is not published: %s", run.period, error)
+    if problem == run.error:
+        return run  # said already (the schedule tries again every minute)
+    try:
+        with store.unit_of_work() as uow:
+            uow.payouts.note_publication(run.period, problem)
+            uow.commit()
+    except Exception as noting:
+        # The run keeps saying REPORT_UNPUBLISHED (set as it completed): still true.
+        logger.warning("payout %s: could not record why: %s", run.period, noting)
+    return replace(run, error=problem)
 
 
 def _published_sha256(manifest: bytes | None) -> str | None:
@@ -419,6 +553,21 @@ def get_run(store: Store, period: Period) -> PayoutRun:
 def list_runs(store: Store) -> list[PayoutRun]:
     with store.read() as uow:
         return list(uow.payouts.list())
+
+
+def alerts(store: Store) -> list[PayoutRun]:
+    """What an operator must be told, oldest month first: the runs that failed (the
+    schedule runs them again, and no later month is paid until they complete), and the
+    completed runs whose report is not published."""
+    return sorted(
+        (
+            run
+            for run in list_runs(store)
+            if run.status is RunStatus.FAILED
+            or (run.status is RunStatus.COMPLETED and not run.report_published)
+        ),
+        key=_period,
+    )
 
 
 def get_report(store: Store, reports: ReportStore, period: Period) -> bytes:

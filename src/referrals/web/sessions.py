@@ -1,10 +1,12 @@
 """Dashboard sessions: signed, expiring tokens in a cookie, and the CSRF tokens derived from them.
 
-A session token is `<key id>.<expires, epoch seconds>.<nonce>.<signature>`: it names
-the admin key that signed in, never the key itself, and the signature is an
+A session token is `<key id>.<expires, epoch seconds>.<session id>.<signature>`: it
+names the admin key that signed in, never the key itself, and the signature is an
 HMAC-SHA256 under a key derived for this purpose only (`web.secrets`), so nothing
-else the app signs (a portal link) can be replayed as a session. The nonce makes
-each sign-in's token, and so its CSRF token, unique.
+else the app signs (a portal link) can be replayed as a session. The session id is
+random: it makes each sign-in's token, and so its CSRF token, unique, and names the
+server's record of the session (`services.sessions`), which a valid signature
+alone does not replace: signing out or revoking the key ends the session there.
 """
 
 import base64
@@ -26,6 +28,7 @@ class Session:
     key_id: str  # the admin key that signed in: the actor of what the session does
     expires_at: datetime
     token: str
+    id: str  # the server's record of it
 
 
 def _mac(settings: Settings, label: bytes, message: str) -> str:
@@ -36,12 +39,16 @@ def _mac(settings: Settings, label: bytes, message: str) -> str:
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
-def issue(settings: Settings, key_id: str, now: datetime) -> Session:
-    """A new session for `key_id`, valid for `settings.dashboard_session_seconds`."""
+def issue(settings: Settings, key_id: str, now: datetime, until: datetime | None = None) -> Session:
+    """A new session for `key_id`, valid for `settings.dashboard_session_seconds`, or
+    until `until` (the key's expiry) if that comes first."""
     expires = (now - _EPOCH) // timedelta(seconds=1) + settings.dashboard_session_seconds
-    payload = f"{key_id}.{expires}.{secrets.token_urlsafe(12)}"
+    if until is not None:
+        expires = min(expires, (until - _EPOCH) // timedelta(seconds=1))
+    session_id = secrets.token_urlsafe(12)
+    payload = f"{key_id}.{expires}.{session_id}"
     token = f"{payload}.{_mac(settings, b'session:', payload)}"
-    return Session(key_id, datetime.fromtimestamp(expires, UTC), token)
+    return Session(key_id, datetime.fromtimestamp(expires, UTC), token, session_id)
 
 
 def verify(settings: Settings, token: str | None, now: datetime) -> Session | None:
@@ -54,9 +61,9 @@ def verify(settings: Settings, token: str | None, now: datetime) -> Session | No
     parts = payload.split(".")
     if len(parts) != 3 or not parts[0] or not parts[1].isdigit():
         return None
-    key_id, expires, _ = parts
+    key_id, expires, session_id = parts
     expires_at = datetime.fromtimestamp(int(expires), UTC)
-    return Session(key_id, expires_at, token) if expires_at > now else None
+    return Session(key_id, expires_at, token, session_id) if expires_at > now else None
 
 
 def csrf_token(settings: Settings, session: Session) -> str:

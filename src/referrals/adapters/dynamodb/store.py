@@ -29,6 +29,7 @@ from referrals.domain.model import (
     ApiKey,
     AuditEntry,
     Conversion,
+    DashboardSession,
     Earnings,
     Event,
     EventStatus,
@@ -45,6 +46,7 @@ from referrals.domain.model import (
     RunStatus,
     SignupParties,
     SignupSlot,
+    first_id_at,
     payout_floor,
 )
 
@@ -731,19 +733,80 @@ class DynamoApiKeys:
             "role": S(key.role.value),
             "created_at": N(to_micros(key.created_at)),
         }
+        if key.name is not None:
+            item["key_name"] = S(key.name)  # `name` is a reserved word in expressions
+        for attribute in ("expires_at", "revoked_at", "last_used_at"):
+            moment = getattr(key, attribute)
+            if moment is not None:
+                item[attribute] = N(to_micros(moment))
         self._uow.put(self._store.main, item)
         # Ids are unique too (the first admin key's fixed id decides races): claim it.
         self._uow.put(self._store.main, {"pk": S(f"KEYID#{key.id}"), "sk": S("KEYID")})
 
     def by_hash(self, key_hash: str) -> ApiKey | None:
         item = self._store.get(self._store.main, {"pk": S("KEYS"), "sk": S(key_hash)})
-        if item is None:
-            return None
-        return ApiKey(
-            item["id"]["S"],
-            Role(item["role"]["S"]),
-            item["sk"]["S"],
-            from_micros(int(item["created_at"]["N"])),
+        return _api_key(item) if item is not None else None
+
+    def get(self, key_id: str) -> ApiKey | None:
+        # Keys are few (made by hand), and keyed by hash: an admin's look-up by id reads
+        # the partition, filtered, rather than keeping a second item per key in step.
+        items = self._store.query(
+            TableName=self._store.main,
+            KeyConditionExpression="pk = :k",
+            FilterExpression="#id = :id",
+            ExpressionAttributeNames={"#id": "id"},
+            ExpressionAttributeValues={":k": S("KEYS"), ":id": S(key_id)},
+            ConsistentRead=True,
+        )
+        return next((_api_key(item) for item in items), None)
+
+    def list(self) -> Sequence[ApiKey]:
+        items = self._store.query(
+            TableName=self._store.main,
+            KeyConditionExpression="pk = :k",
+            ExpressionAttributeValues={":k": S("KEYS")},
+            ConsistentRead=True,
+        )
+        return sorted((_api_key(item) for item in items), key=lambda k: (k.created_at, k.id))
+
+    def _update(self, key_hash: str, expression: str, condition: str, values: Item) -> None:
+        self._uow.write(
+            {
+                "Update": {
+                    "TableName": self._store.main,
+                    "Key": {"pk": S("KEYS"), "sk": S(key_hash)},
+                    "UpdateExpression": expression,
+                    "ConditionExpression": f"attribute_exists(pk) AND ({condition})",
+                    "ExpressionAttributeValues": values,
+                }
+            }
+        )
+
+    def revoke(self, key: ApiKey, at: datetime) -> None:
+        self._update(
+            key.key_hash,
+            "SET revoked_at = :at",
+            "attribute_not_exists(revoked_at)",
+            {":at": N(to_micros(at))},
+        )
+
+    def expire(self, key: ApiKey, at: datetime) -> None:
+        values: Item = {":at": N(to_micros(at))}
+        if key.expires_at is None:
+            unchanged = "attribute_not_exists(expires_at)"
+        else:
+            unchanged = "expires_at = :read"
+            values[":read"] = N(to_micros(key.expires_at))
+        condition = f"attribute_not_exists(revoked_at) AND {unchanged}"
+        self._update(key.key_hash, "SET expires_at = :at", condition, values)
+
+    def touch(self, key_hash: str, at: datetime, stale_before: datetime) -> None:
+        # A touch that lost to another server's fails its condition: a Conflict on commit.
+        self._update(
+            key_hash,
+            "SET last_used_at = :at",
+            "attribute_not_exists(last_used_at) OR last_used_at <= :stale",
+            {":at": N(to_micros(at)), ":stale": N(to_micros(stale_before))},
         )
 
     def count(self) -> int:
@@ -766,10 +829,59 @@ class DynamoApiKeys:
         return min((from_micros(int(item["created_at"]["N"])) for item in items), default=None)
 
 
+class DynamoSessions:
+    """Dashboard sessions in their key's id partition (`KEYID#<key id>`, `SESSION#<id>`):
+    the cookie names both, so finding one is a GetItem."""
+
+    def __init__(self, uow: "DynamoUnitOfWork") -> None:
+        self._uow = uow
+        self._store = uow.store
+
+    @staticmethod
+    def _key(key_id: str, session_id: str) -> Item:
+        return {"pk": S(f"KEYID#{key_id}"), "sk": S(f"SESSION#{session_id}")}
+
+    def add(self, session: DashboardSession) -> None:
+        item: Item = {
+            **self._key(session.key_id, session.id),
+            "created_at": N(to_micros(session.created_at)),
+            "expires_at": N(to_micros(session.expires_at)),
+        }
+        if session.ended_at is not None:
+            item["ended_at"] = N(to_micros(session.ended_at))
+        self._uow.put(self._store.main, item)
+
+    def get(self, key_id: str, session_id: str) -> DashboardSession | None:
+        item = self._store.get(self._store.main, self._key(key_id, session_id))
+        if item is None:
+            return None
+        return DashboardSession(
+            session_id,
+            key_id,
+            from_micros(int(item["created_at"]["N"])),
+            from_micros(int(item["expires_at"]["N"])),
+            _opt_time(item, "ended_at"),
+        )
+
+    def end(self, session: DashboardSession, at: datetime) -> None:
+        self._uow.write(
+            {
+                "Update": {
+                    "TableName": self._store.main,
+                    "Key": self._key(session.key_id, session.id),
+                    "UpdateExpression": "SET ended_at = if_not_exists(ended_at, :at)",
+                    "ConditionExpression": "attribute_exists(pk)",
+                    "ExpressionAttributeValues": {":at": N(to_micros(at))},
+                }
+            }
+        )
+
+
 class DynamoPayouts:
     def __init__(self, uow: "DynamoUnitOfWork") -> None:
         self._uow = uow
         self._store = uow.store
+        self._chain_version: int | None = None  # the chain head's, as `lock_chain` read it
 
     def _key(self, period: str) -> Item:
         return {"pk": S("RUNS"), "sk": S(period)}
@@ -1172,6 +1284,7 @@ class DynamoPayouts:
                 ("previous_month_sha256", run.previous_month_sha256),
                 ("previous_period", run.previous_period),
                 ("previous_sha256", run.previous_sha256),
+                ("#e", run.error),
             )
             if value is not None
         }
@@ -1184,8 +1297,9 @@ class DynamoPayouts:
                     " referral_count = :n, total_cents = :t, clawback_cents = :cb,"
                     " carried_forward_cents = :cf, report_key = :k,"
                     " report_sha256 = :sha, completed_at = :at"
-                    + "".join(f", {name} = :{name}" for name in chain)
-                    + " REMOVE lease_owner, lease_expires_at, #e",
+                    + "".join(f", {name} = :{name.lstrip('#')}" for name in chain)
+                    + " REMOVE lease_owner, lease_expires_at"
+                    + ("" if run.error is not None else ", #e"),
                     "ConditionExpression": "lease_owner = :o AND #s = :running",
                     "ExpressionAttributeNames": {"#s": "status", "#e": "error"},
                     "ExpressionAttributeValues": {
@@ -1200,12 +1314,48 @@ class DynamoPayouts:
                         ":k": S(run.report_key or ""),
                         ":sha": S(run.report_sha256 or ""),
                         ":at": N(to_micros(run.completed_at or run.started_at)),
-                        **{f":{name}": S(value) for name, value in chain.items()},
+                        **{f":{name.lstrip('#')}": S(value) for name, value in chain.items()},
                     },
                 }
             }
         )
+        self._uow.write(self._chain_head_write(run))
         return paid
+
+    def lock_chain(self) -> None:
+        """Read the chain head's version: `complete` conditions its commit on it, so of two
+        completions that read the same head, the second to commit gets a Conflict."""
+        head = self._store.get(self._store.main, _CHAIN_HEAD)
+        self._chain_version = int(head["version"]["N"]) if head else 0
+
+    def _chain_head_write(self, run: PayoutRun) -> dict[str, Any]:
+        if self._chain_version is None:
+            self.lock_chain()
+        version = self._chain_version or 0
+        values: Item = {
+            ":next": N(version + 1),
+            ":p": S(run.period),
+            ":sha": S(run.report_sha256 or ""),
+        }
+        if version:
+            values[":v"] = N(version)
+        return {
+            "Update": {
+                "TableName": self._store.main,
+                "Key": _CHAIN_HEAD,
+                "UpdateExpression": "SET version = :next, head_period = :p, head_sha256 = :sha",
+                "ConditionExpression": "version = :v" if version else "attribute_not_exists(pk)",
+                "ExpressionAttributeValues": values,
+            }
+        }
+
+    def note_publication(self, period: str, problem: str | None) -> None:
+        if problem is None:
+            update, values = "REMOVE #e", {":completed": S(RunStatus.COMPLETED.value)}
+        else:
+            update = "SET #e = :problem"
+            values = {":completed": S(RunStatus.COMPLETED.value), ":problem": S(problem)}
+        self._conditional_update(period, update, "#s = :completed", values)
 
     def fail(self, period: str, owner: str, error: str) -> None:
         self._conditional_update(
@@ -1360,6 +1510,58 @@ class DynamoOutbox:
             ExpressionAttributeValues={":p": S("PENDING")},
         )
 
+    def prune_delivered(self, before: datetime, limit: int) -> int:
+        """Deletes at once, not at commit, each event on its own and on condition that it
+        is still delivered: a transaction would fail as a whole on one that a concurrent
+        pruner (another server's worker) deleted first."""
+        pruned = 0
+        for item in self._store.query(
+            limit=limit,
+            TableName=self._store.outbox,
+            IndexName="by_status",
+            KeyConditionExpression="#s = :delivered AND id < :first",
+            FilterExpression="created_at < :before",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={
+                ":delivered": S(EventStatus.DELIVERED.value),
+                ":first": S(first_id_at(before)),
+                ":before": N(to_micros(before)),
+            },
+        ):
+            try:
+                self._store.client.delete_item(
+                    TableName=self._store.outbox,
+                    Key={"id": item["id"]},
+                    ConditionExpression="#s = :delivered",
+                    ExpressionAttributeNames={"#s": "status"},
+                    ExpressionAttributeValues={":delivered": S(EventStatus.DELIVERED.value)},
+                )
+            except ClientError as error:
+                if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                    continue  # deleted meanwhile: the index lags the table
+                raise
+            pruned += 1
+        return pruned
+
+    def discard(self, event_id: str) -> bool:
+        event = self.get(event_id)
+        if event is None or event.status is not EventStatus.DEAD:
+            return False
+        # At commit, with whatever else the unit of work writes (its audit entry); a
+        # requeue or a discard elsewhere meanwhile makes the commit a Conflict.
+        self._uow.write(
+            {
+                "Delete": {
+                    "TableName": self._store.outbox,
+                    "Key": {"id": S(event_id)},
+                    "ConditionExpression": "#s = :dead",
+                    "ExpressionAttributeNames": {"#s": "status"},
+                    "ExpressionAttributeValues": {":dead": S(EventStatus.DEAD.value)},
+                }
+            }
+        )
+        return True
+
 
 class DynamoAudit:
     """The admin audit log: one partition `AUDIT`, sorted by entry id (a ULID: time order).
@@ -1409,6 +1611,7 @@ class DynamoUnitOfWork:
     rewards: DynamoRewards
     conversions: DynamoConversions
     api_keys: DynamoApiKeys
+    sessions: DynamoSessions
     payouts: DynamoPayouts
     outbox: DynamoOutbox
     audit: DynamoAudit
@@ -1426,6 +1629,7 @@ class DynamoUnitOfWork:
         self.rewards = DynamoRewards(self)
         self.conversions = DynamoConversions(self)
         self.api_keys = DynamoApiKeys(self)
+        self.sessions = DynamoSessions(self)
         self.payouts = DynamoPayouts(self)
         self.outbox = DynamoOutbox(self)
         self.audit = DynamoAudit(self)
@@ -1616,6 +1820,19 @@ def _reward(item: Item) -> Reward:
     )
 
 
+def _api_key(item: Item) -> ApiKey:
+    return ApiKey(
+        item["id"]["S"],
+        Role(item["role"]["S"]),
+        item["sk"]["S"],
+        from_micros(int(item["created_at"]["N"])),
+        name=_opt_s(item, "key_name"),
+        expires_at=_opt_time(item, "expires_at"),
+        revoked_at=_opt_time(item, "revoked_at"),
+        last_used_at=_opt_time(item, "last_used_at"),
+    )
+
+
 def _audit(item: Item) -> AuditEntry:
     return AuditEntry(
         id=item["sk"]["S"],
@@ -1625,6 +1842,11 @@ def _audit(item: Item) -> AuditEntry:
         target=item["target"]["S"],
         reason=_opt_s(item, "reason"),
     )
+
+
+# The head of the report chain: the run completed last, and a version that every
+# completion moves on in its commit (see `DynamoPayouts.lock_chain`).
+_CHAIN_HEAD: Item = {"pk": S("CHAIN"), "sk": S("HEAD")}
 
 
 def _run(item: Item) -> PayoutRun:

@@ -13,7 +13,9 @@ Main table (`pk`, `sk`), one item per fact, every access a GetItem or a Query:
 | conversion (once per external id) | `CONVERSION#<external_id>` | `CONVERSION` | |
 | signup slot (conversion programs; see SignupSlot) | `SLOT#<user_id>` | `SLOT` | |
 | payout run | `RUNS` | `<YYYY-MM>` | |
-| API key | `KEYS` | `<sha256>` | |
+| API key (few: its look-up by id reads the partition) | `KEYS` | `<sha256>` | |
+| API key id claim (unique) | `KEYID#<key id>` | `KEYID` | |
+| dashboard session (the cookie names key and session) | `KEYID#<key id>` | `SESSION#<id>` | |
 | audit entry (admin actions: rare, one partition) | `AUDIT` | `<entry id>` | |
 
 An entry carries a referral's payout attributes (`status_pk`, `reward_cents`:

@@ -1,3 +1,4 @@
+import contextlib
 import os
 import shutil
 import tempfile
@@ -35,6 +36,12 @@ class LocalReportStore:
     def get(self, key: str) -> bytes | None:
         path = self._path(key)
         return path.read_bytes() if path.is_file() else None
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # not empty, or gone already
+            path.parent.rmdir()  # a staged report's folder, once empty
 
 
 def _fsync_dir(folder: Path) -> None:

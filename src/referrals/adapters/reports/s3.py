@@ -1,6 +1,8 @@
 import io
 from typing import Any, BinaryIO
 
+from botocore.exceptions import ClientError
+
 
 class _Lent(io.RawIOBase):
     """The caller's file, lent to boto3: s3transfer closes what it uploads, this stays open."""
@@ -56,3 +58,14 @@ class S3ReportStore:
             return None
         body: bytes = response["Body"].read()
         return body
+
+    def delete(self, key: str) -> None:
+        # On a versioned bucket every DeleteObject leaves a delete marker, even for a
+        # key that is not there: look first (HeadObject needs only s3:GetObject).
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return
+            raise
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))

@@ -121,6 +121,23 @@ api_keys = Table(
     Column("key_hash", String(64), nullable=False, unique=True),
     Column("role", String(16), nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    Column("name", String(64)),
+    # A rotation is a new key, the old one's expiry set to the end of its grace period.
+    Column("expires_at", BigInteger),
+    Column("revoked_at", BigInteger),
+    Column("last_used_at", BigInteger),  # written at most once a minute per key
+)
+
+# Dashboard sign-ins: the signed cookie names one, and it is live only while this row
+# is (not ended, not expired) and its key is (not revoked, not expired).
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("key_id", String(26), ForeignKey("api_keys.id"), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("ended_at", BigInteger),
 )
 
 payout_runs = Table(

@@ -6,12 +6,14 @@ from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime, timedelta
 from itertools import groupby
 from operator import itemgetter
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
 from sqlalchemy import (
     BigInteger,
     Column,
+    Connection,
     Engine,
     MetaData,
     Row,
@@ -21,6 +23,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    delete,
     func,
     insert,
     literal,
@@ -34,6 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.schema import CreateTable, DropTable
 
+from referrals.adapters.sql.failures import StorageWatch, require_room
 from referrals.adapters.sql.group_commit import GroupCommit
 from referrals.adapters.sql.schema import (
     api_keys,
@@ -44,6 +48,7 @@ from referrals.adapters.sql.schema import (
     referrals,
     referrers,
     rewards,
+    sessions,
     signup_slots,
 )
 from referrals.adapters.sql.stats import SqlStats
@@ -55,6 +60,7 @@ from referrals.domain.model import (
     ApiKey,
     AuditEntry,
     Conversion,
+    DashboardSession,
     Earnings,
     Event,
     EventStatus,
@@ -71,6 +77,7 @@ from referrals.domain.model import (
     RunStatus,
     SignupParties,
     SignupSlot,
+    first_id_at,
     payout_floor,
 )
 
@@ -480,14 +487,53 @@ class SqlApiKeys:
             "key_hash": key.key_hash,
             "role": key.role.value,
             "created_at": to_micros(key.created_at),
+            "name": key.name,
+            "expires_at": _micros_or_none(key.expires_at),
+            "revoked_at": _micros_or_none(key.revoked_at),
+            "last_used_at": _micros_or_none(key.last_used_at),
         }
         _insert(self._tx, insert(api_keys), values)
 
     def by_hash(self, key_hash: str) -> ApiKey | None:
         row = self._tx.execute(select(api_keys).where(api_keys.c.key_hash == key_hash)).first()
-        if row is None:
-            return None
-        return ApiKey(row.id, Role(row.role), row.key_hash, from_micros(row.created_at))
+        return _api_key(row) if row else None
+
+    def get(self, key_id: str) -> ApiKey | None:
+        row = self._tx.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
+        return _api_key(row) if row else None
+
+    def list(self) -> Sequence[ApiKey]:
+        query = select(api_keys).order_by(api_keys.c.created_at, api_keys.c.id)
+        return [_api_key(row) for row in self._tx.execute(query)]
+
+    def revoke(self, key: ApiKey, at: datetime) -> None:
+        self._update_one(key, {"revoked_at": to_micros(at)})
+
+    def expire(self, key: ApiKey, at: datetime) -> None:
+        read = api_keys.c.expires_at.is_not_distinct_from(_micros_or_none(key.expires_at))
+        self._update_one(key, {"expires_at": to_micros(at)}, read)
+
+    def _update_one(self, key: ApiKey, values: dict[str, Any], *conditions: Any) -> None:
+        """Change an unrevoked key, or raise Conflict: one conditional statement, so a
+        concurrent revocation either comes first (nothing changes) or waits for this."""
+        changed = self._tx.execute(
+            update(api_keys)
+            .where(api_keys.c.id == key.id, api_keys.c.revoked_at.is_(None), *conditions)
+            .values(**values)
+        ).rowcount
+        if changed != 1:
+            raise Conflict(f"key {key.id} changed meanwhile")
+
+    def touch(self, key_hash: str, at: datetime, stale_before: datetime) -> None:
+        last = api_keys.c.last_used_at
+        self._tx.execute(
+            update(api_keys)
+            .where(
+                api_keys.c.key_hash == key_hash,
+                or_(last.is_(None), last <= to_micros(stale_before)),
+            )
+            .values(last_used_at=to_micros(at))
+        )
 
     def count(self) -> int:
         return int(self._tx.execute(select(func.count()).select_from(api_keys)).scalar_one())
@@ -495,6 +541,47 @@ class SqlApiKeys:
     def first_created_at(self) -> datetime | None:
         first = self._tx.execute(select(func.min(api_keys.c.created_at))).scalar_one()
         return from_micros(first) if first is not None else None
+
+
+class SqlSessions:
+    def __init__(self, tx: Tx) -> None:
+        self._tx = tx
+
+    def add(self, session: DashboardSession) -> None:
+        values = {
+            "id": session.id,
+            "key_id": session.key_id,
+            "created_at": to_micros(session.created_at),
+            "expires_at": to_micros(session.expires_at),
+            "ended_at": _micros_or_none(session.ended_at),
+        }
+        _insert(self._tx, insert(sessions), values)
+
+    def get(self, key_id: str, session_id: str) -> DashboardSession | None:
+        row = self._tx.execute(
+            select(sessions).where(sessions.c.id == session_id, sessions.c.key_id == key_id)
+        ).first()
+        if row is None:
+            return None
+        return DashboardSession(
+            row.id,
+            row.key_id,
+            from_micros(row.created_at),
+            from_micros(row.expires_at),
+            _time_or_none(row.ended_at),
+        )
+
+    def end(self, session: DashboardSession, at: datetime) -> None:
+        self._tx.execute(
+            update(sessions)
+            .where(sessions.c.id == session.id, sessions.c.ended_at.is_(None))
+            .values(ended_at=to_micros(at))
+        )
+
+
+# The advisory lock serializing completions on PostgreSQL (any constant, the same in
+# every process; migrate.py's PG_MIGRATION_LOCK is another).
+PG_CHAIN_LOCK = 7_210_115
 
 
 class SqlPayouts:
@@ -754,7 +841,7 @@ class SqlPayouts:
                 completed_at=to_micros(run.completed_at) if run.completed_at else None,
                 lease_owner=None,
                 lease_expires_at=None,
-                error=None,
+                error=run.error,
             )
         )
         if done.rowcount != 1:
@@ -775,6 +862,23 @@ class SqlPayouts:
             .values(
                 status=RunStatus.FAILED.value, lease_owner=None, lease_expires_at=None, error=error
             )
+        )
+
+    def lock_chain(self) -> None:
+        # SQLite: a writer holds the database's write lock (BEGIN IMMEDIATE) already.
+        # PostgreSQL: a lock every completion takes, released when its transaction ends.
+        # Under READ COMMITTED, the reads after it see the completion that held it.
+        if self._tx.dialect.name == "postgresql":
+            self._tx.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_CHAIN_LOCK})
+
+    def note_publication(self, period: str, problem: str | None) -> None:
+        self._tx.execute(
+            update(payout_runs)
+            .where(
+                payout_runs.c.period == period,
+                payout_runs.c.status == RunStatus.COMPLETED.value,
+            )
+            .values(error=problem)
         )
 
 
@@ -841,6 +945,28 @@ class SqlOutbox:
         query = select(func.count()).where(outbox.c.status == EventStatus.PENDING.value)
         return int(self._tx.execute(query).scalar_one())
 
+    def prune_delivered(self, before: datetime, limit: int) -> int:
+        # A range of the primary key (ids sort by the time they were minted): the old
+        # rows only, those kept (pending, dead) and those to delete, never every row.
+        oldest = (
+            select(outbox.c.id)
+            .where(
+                outbox.c.id < first_id_at(before),
+                outbox.c.status == EventStatus.DELIVERED.value,
+                outbox.c.created_at < to_micros(before),
+            )
+            .order_by(outbox.c.id)
+            .limit(limit)
+        )
+        pruned = self._tx.execute(delete(outbox).where(outbox.c.id.in_(oldest)))
+        return int(pruned.rowcount)
+
+    def discard(self, event_id: str) -> bool:
+        discarded = self._tx.execute(
+            delete(outbox).where(outbox.c.id == event_id, outbox.c.status == EventStatus.DEAD.value)
+        )
+        return discarded.rowcount == 1
+
 
 class SqlAudit:
     def __init__(self, tx: Tx) -> None:
@@ -868,6 +994,7 @@ class SqlUnitOfWork:
     referrers: SqlReferrers
     referrals: SqlReferrals
     api_keys: SqlApiKeys
+    sessions: SqlSessions
     payouts: SqlPayouts
     outbox: SqlOutbox
     audit: SqlAudit
@@ -875,22 +1002,26 @@ class SqlUnitOfWork:
     conversions: SqlConversions
     stats: SqlStats
 
-    def __init__(self, engine: Engine, group: GroupCommit | None = None) -> None:
+    def __init__(
+        self, engine: Engine, watch: StorageWatch, group: GroupCommit | None = None
+    ) -> None:
         self._engine = engine
+        self._watch = watch
         self._group = group
         self._open = False  # inside the group's transaction, not yet committed
 
     def __enter__(self) -> Self:
-        if self._group is not None:
-            conn = self._group.enter()
-            self._open = True
-        else:
-            conn = self._engine.connect()
-            conn.begin()
+        try:
+            conn = self._begin()
+        except Exception as error:
+            if failure := self._watch.translate(error):
+                raise failure from error
+            raise
         self._tx = tx = Tx(conn)
         self.referrers = SqlReferrers(tx)
         self.referrals = SqlReferrals(tx)
         self.api_keys = SqlApiKeys(tx)
+        self.sessions = SqlSessions(tx)
         self.payouts = SqlPayouts(tx)
         self.outbox = SqlOutbox(tx)
         self.audit = SqlAudit(tx)
@@ -899,12 +1030,28 @@ class SqlUnitOfWork:
         self.stats = SqlStats(tx)
         return self
 
+    def _begin(self) -> Connection:
+        if self._group is not None:
+            conn = self._group.enter()
+            self._open = True
+            return conn
+        conn = self._engine.connect()
+        conn.begin()
+        return conn
+
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        try:
+            self._end()
+        finally:
+            if exc is not None and (failure := self._watch.translate(exc)):
+                raise failure from exc
+
+    def _end(self) -> None:
         if self._group is not None:
             if self._open:  # not committed
                 self._open = False
@@ -932,12 +1079,13 @@ class SqlStore:
         self.reader = reader
         # SQLite has one writer at a time: this process's writers share its transactions.
         self._group = GroupCommit(writer) if writer.dialect.name == "sqlite" else None
+        self._watch = StorageWatch()
 
     def unit_of_work(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.writer, self._group)
+        return SqlUnitOfWork(self.writer, self._watch, self._group)
 
     def read(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.reader)
+        return SqlUnitOfWork(self.reader, self._watch)
 
     def check(self) -> None:
         with self.reader.connect() as conn:
@@ -947,7 +1095,10 @@ class SqlStore:
         if self._group is not None:
             # SQLite: this process's write path itself. Entering takes the write lock
             # (BEGIN IMMEDIATE, or the open transaction that holds it); leaving without
-            # a commit releases it.
+            # a commit releases it. It writes nothing, so room is checked apart.
+            database = self.writer.url.database
+            if database and database != ":memory:":
+                require_room(Path(database))
             with self.unit_of_work():
                 return
         with self.writer.connect() as conn:
@@ -1081,6 +1232,19 @@ def _receipt_json(receipt: Receipt | None) -> str | None:
     if receipt is None:
         return None
     return json.dumps(receipt.to_dict(), separators=(",", ":"))
+
+
+def _api_key(row: Row[Any]) -> ApiKey:
+    return ApiKey(
+        row.id,
+        Role(row.role),
+        row.key_hash,
+        from_micros(row.created_at),
+        name=row.name,
+        expires_at=_time_or_none(row.expires_at),
+        revoked_at=_time_or_none(row.revoked_at),
+        last_used_at=_time_or_none(row.last_used_at),
+    )
 
 
 def _audit(row: Row[Any]) -> AuditEntry:

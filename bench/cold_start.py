@@ -27,6 +27,8 @@ import os, time
 os.environ["REFERRALS_DATABASE_URL"] = "dynamodb://referrals-bench"
 os.environ["REFERRALS_REPORTS_URL"] = "s3://bench/"
 os.environ["REFERRALS_NOTIFY_URL"] = "arn:aws:sns:us-east-2:123456789012:bench"
+# As a deployed function has one (from Secrets Manager): none would be read from the table.
+os.environ["REFERRALS_SECRET_KEY"] = "bench-secret-bench-secret-bench-secret"
 t0 = time.perf_counter()
 from referrals.aws import api
 api._app()

@@ -54,6 +54,8 @@ def _convert(node: Mapping[str, Any], definitions: Mapping[str, Any]) -> dict[st
         name = str(node["$ref"]).removeprefix("#/$defs/")
         return _convert({**definitions[name], **_without(node, "$ref")}, definitions)
     if "anyOf" in node:
+        if {"type": "null"} not in node["anyOf"]:
+            return _convert(_one_type(node), definitions)
         return _convert(_nullable(node), definitions)
     out: dict[str, Any] = {}
     for key, value in node.items():
@@ -73,10 +75,21 @@ def _convert(node: Mapping[str, Any], definitions: Mapping[str, Any]) -> dict[st
 def _nullable(node: Mapping[str, Any]) -> dict[str, Any]:
     """`anyOf: [X, {type: null}]` (an optional pydantic field) as X that also allows null."""
     branches = [b for b in node["anyOf"] if b != {"type": "null"}]
+    if len(branches) == 1 and "anyOf" in branches[0]:
+        branches = [_one_type(branches[0])]
     if len(branches) != 1 or len(node["anyOf"]) != 2 or "type" not in branches[0]:
         raise ValueError(f"only `X | None` unions convert to draft-04, got {node['anyOf']!r}")
     (branch,) = branches
     return {**_without(node, "anyOf"), **branch, "type": [branch["type"], "null"]}
+
+
+def _one_type(node: Mapping[str, Any]) -> dict[str, Any]:
+    """`anyOf` of branches of one type (an IPv4 or IPv6 string) as that type: the gateway's
+    model is a coarse first check, the app checks the value itself."""
+    types = {branch.get("type") for branch in node["anyOf"]}
+    if len(types) != 1 or None in types:
+        raise ValueError(f"only `X | None` unions convert to draft-04, got {node['anyOf']!r}")
+    return {**_without(node, "anyOf"), "type": types.pop()}
 
 
 def _without(node: Mapping[str, Any], key: str) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from constructs import Construct
 
 from infra.checks import skip_checkov
 from infra.settings import StageSettings
-from referrals.adapters.dynamodb.tables import main_table, outbox_table
+from referrals.adapters.dynamodb.tables import TTL_ATTRIBUTE, main_table, outbox_table
 from referrals.domain.reports import STAGED_PREFIX
 
 # S3 Glacier Instant Retrieval: the API still serves old reports
@@ -38,9 +38,14 @@ _PROJECTIONS = {projection.value: projection for projection in dynamodb.Projecti
 
 
 def table_from_definition(
-    scope: Construct, construct_id: str, definition: dict[str, Any], key: kms.IKey
+    scope: Construct,
+    construct_id: str,
+    definition: dict[str, Any],
+    key: kms.IKey,
+    time_to_live_attribute: str | None = None,
 ) -> dynamodb.Table:
-    """A table from CreateTable arguments, hardened: PITR, customer key, retained."""
+    """A table from CreateTable arguments, hardened: PITR, customer key, retained; with
+    Time to Live on `time_to_live_attribute` if given."""
     if definition["BillingMode"] != "PAY_PER_REQUEST":
         raise ValueError("only on-demand tables are deployed")
     types = {a["AttributeName"]: a["AttributeType"] for a in definition["AttributeDefinitions"]}
@@ -68,6 +73,7 @@ def table_from_definition(
         ),
         deletion_protection=True,
         removal_policy=RemovalPolicy.RETAIN,
+        time_to_live_attribute=time_to_live_attribute,
     )
     for index in definition.get("GlobalSecondaryIndexes", []):
         index_keys = keys(index["KeySchema"])
@@ -128,7 +134,9 @@ class Storage(Construct):
             )
         )
 
-        self.main_table = table_from_definition(self, "MainTable", main_table(prefix), self.key)
+        self.main_table = table_from_definition(
+            self, "MainTable", main_table(prefix), self.key, time_to_live_attribute=TTL_ATTRIBUTE
+        )
         self.outbox_table = table_from_definition(
             self, "OutboxTable", outbox_table(prefix), self.key
         )

@@ -1,4 +1,4 @@
-"""`referrals serve` without starting a server: what it hands its worker processes."""
+"""`referrals serve` without starting a server: what its worker processes share."""
 
 import logging.config
 from pathlib import Path
@@ -8,8 +8,10 @@ import pytest
 import uvicorn
 from typer.testing import CliRunner
 
+from referrals.bootstrap import build, build_store
 from referrals.cli import app
 from referrals.config import Settings
+from referrals.services.kept_secret import SECRET_KEY
 
 
 @pytest.fixture
@@ -18,7 +20,7 @@ def served(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[dict[str, An
     monkeypatch.setenv("REFERRALS_DATABASE_URL", f"sqlite:///{tmp_path}/cli.db")
     monkeypatch.setenv("REFERRALS_REPORTS_URL", str(tmp_path / "reports"))
     monkeypatch.setenv("REFERRALS_SCHEDULER", "off")
-    # Recorded by monkeypatch, so whatever `serve` sets is undone after the test.
+    # No secret configured, whatever this environment has.
     monkeypatch.setenv("REFERRALS_SECRET_KEY", "")
     calls: list[dict[str, Any]] = []
     monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append(kwargs))
@@ -28,31 +30,48 @@ def served(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[dict[str, An
     return calls
 
 
-def test_serve_draws_a_secret_its_workers_share(served: list[dict[str, Any]]) -> None:
+def kept(tmp_path: Path) -> str | None:
+    store = build_store(f"sqlite:///{tmp_path}/cli.db")
+    try:
+        with store.read() as uow:
+            return uow.secrets.get(SECRET_KEY)
+    finally:
+        store.dispose()
+
+
+def test_serve_keeps_a_secret_its_workers_share(
+    served: list[dict[str, Any]], tmp_path: Path
+) -> None:
     result = CliRunner().invoke(app, ["serve", "--workers", "2"])
     assert result.exit_code == 0, result.output
     assert served and served[0]["workers"] == 2
-    # Workers build their settings from the environment they inherit: each reads this.
-    drawn = Settings().secret_key
-    assert len(drawn) >= 43
+    # Nothing handed through the environment: each worker reads the kept one.
+    assert Settings().secret_key == ""
+    secret = kept(tmp_path)
+    assert secret is not None and len(secret) >= 43
+    workers = [build(Settings()) for _ in range(2)]
+    assert {worker.settings.secret_key for worker in workers} == {secret}
+    for worker in workers:
+        worker.store.dispose()
     assert "No REFERRALS_SECRET_KEY set" in result.output
+    assert "kept in the database" in result.output
 
 
-def test_serve_draws_a_new_secret_each_start(
-    served: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+def test_serve_keeps_the_same_secret_across_starts(
+    served: list[dict[str, Any]], tmp_path: Path
 ) -> None:
     CliRunner().invoke(app, ["serve"])
-    first = Settings().secret_key
-    monkeypatch.setenv("REFERRALS_SECRET_KEY", "")  # a fresh start, with no secret again
+    first = kept(tmp_path)
     CliRunner().invoke(app, ["serve"])
-    assert first and Settings().secret_key not in ("", first)
+    assert first is not None and kept(tmp_path) == first
 
 
 def test_serve_keeps_a_configured_secret(
-    served: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+    served: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("REFERRALS_SECRET_KEY", "configured-secret-0123456789abcdef0123")
     result = CliRunner().invoke(app, ["serve"])
     assert result.exit_code == 0, result.output
     assert Settings().secret_key == "configured-secret-0123456789abcdef0123"
     assert "No REFERRALS_SECRET_KEY set" not in result.output
+    assert kept(tmp_path) is None  # a configured secret wins: none is kept

@@ -7,10 +7,12 @@ from typing import Any
 
 from referrals.adapters.clock import SystemClock
 from referrals.config import Settings
-from referrals.domain.checks import FraudChecks
+from referrals.derived_keys import FINGERPRINT, secret_for
+from referrals.domain.checks import Fingerprints, FraudChecks
 from referrals.domain.program import Program, Trigger
 from referrals.domain.tiers import TierSchedule
 from referrals.ports import Clock, Notifier, ReportStore, Store
+from referrals.services.kept_secret import kept_secret
 from referrals.services.outbox import RetryPolicy
 from referrals.services.signups import SignupBatches
 
@@ -24,6 +26,8 @@ class Services:
     reports: ReportStore
     notifier: Notifier
     retry_policy: RetryPolicy
+    # What enroll and sign_up keep of an IP address or device id (keyed by the secret).
+    fingerprints: Fingerprints
     # How many requests a server process lets run their blocking work at once; None:
     # the thread pool's default (40).
     request_threads: int | None = None
@@ -35,22 +39,34 @@ def build(
     settings: Settings | None = None, *, migrate: bool = False, create_tables: bool = False
 ) -> Services:
     settings = settings or Settings()
+    store = build_store(
+        settings.database_url, settings.pool_size, migrate=migrate, create_tables=create_tables
+    )
+    clock = SystemClock()
+    settings = with_secret(settings, store, clock)
     return Services(
         settings=settings,
-        store=build_store(
-            settings.database_url,
-            settings.pool_size,
-            migrate=migrate,
-            create_tables=create_tables,
-        ),
-        clock=SystemClock(),
+        store=store,
+        clock=clock,
         program=program(settings),
         reports=build_reports(settings.reports_url),
         notifier=build_notifier(settings),
         retry_policy=RetryPolicy(max_attempts=settings.notify_max_attempts),
+        fingerprints=Fingerprints(secret_for(settings, FINGERPRINT)),
         request_threads=request_threads(settings),
         signup_batches=signup_batches(settings),
     )
+
+
+def with_secret(settings: Settings, store: Store, clock: Clock) -> Settings:
+    """`settings` with the secret everything keyed derives from (`derived_keys`): the
+    configured `secret_key`, which always wins, or else the one kept in `store`
+    (`services.kept_secret`), created by the first process to need it and read by
+    every other, so links, sessions and fingerprints outlive restarts and agree
+    across servers. Read once here, at build."""
+    if settings.secret_key:
+        return settings
+    return settings.model_copy(update={"secret_key": kept_secret(store, clock)})
 
 
 def request_threads(settings: Settings) -> int | None:

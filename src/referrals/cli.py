@@ -1,7 +1,6 @@
 """The `referrals` command line."""
 
 import logging.config
-import os
 import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -93,12 +92,10 @@ def serve(
         )
         print(key, flush=True)
     if not settings.secret_key:
-        # Handed to the workers through their environment, so `--workers N` all sign
-        # and verify with the same secret.
-        os.environ["REFERRALS_SECRET_KEY"] = secrets.token_urlsafe(32)
+        # build() created it (once) or read it: every worker reads the same one.
         console.print(
-            "No REFERRALS_SECRET_KEY set: drew one for this process. Portal links and "
-            "dashboard sessions end when it stops; set the setting to keep them."
+            "No REFERRALS_SECRET_KEY set: links, sessions and fingerprints are keyed by a "
+            "secret kept in the database, readable by whoever reads it; set one in production."
         )
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # a wildcard, not an address
     base = f"http://{f'[{shown}]' if ':' in shown else shown}:{port}"

@@ -80,9 +80,10 @@ class Settings(BaseSettings):
     # `serve`'s logs: one JSON object a line for log collectors, or text for a terminal;
     # auto: text when stderr is a terminal, JSON otherwise.
     log_format: Literal["auto", "json", "text"] = "auto"
-    # Signs dashboard sessions and referrer portal links. Every process serving one
-    # database must share it; empty: `serve` draws one at start (links and sessions
-    # then end with the process).
+    # Signs dashboard sessions and referrer portal links, and keys IP/device
+    # fingerprints. Every process serving one database must share it; empty: the
+    # service keeps a secret of its own in the database (bootstrap.with_secret),
+    # readable by whoever reads the database: set one in production.
     secret_key: str = ""
     # On AWS: a Secrets Manager secret whose value is the secret_key, read by the Lambda
     # runtime at each cold start when secret_key itself is empty.
@@ -92,6 +93,13 @@ class Settings(BaseSettings):
     # How long a portal link opens the referrer's page.
     portal_link_ttl_seconds: int = Field(7 * 24 * 3600, ge=60, le=90 * 24 * 3600)
     dashboard_session_seconds: int = Field(8 * 3600, ge=60, le=7 * 24 * 3600)
+    # Per client address (api/ratelimits.py), in windows of this many seconds: failed
+    # authentications, counted in the database every server shares (past the limit, the
+    # address gets 429 until its window ends); and requests to the public routes, counted
+    # by each process. 0: no limit.
+    rate_limit_window_seconds: int = Field(60, ge=1, le=3600)
+    auth_failure_limit: int = Field(20, ge=0)
+    public_rate_limit: int = Field(300, ge=0)
 
     @field_validator("database_url")
     @classmethod

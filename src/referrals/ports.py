@@ -240,6 +240,17 @@ class SessionRepository(Protocol):
         ...
 
 
+class SecretRepository(Protocol):
+    """Secrets the service keeps for itself, by name (the signing secret when none is
+    configured). Whoever reads the store reads them."""
+
+    def get(self, name: str) -> str | None: ...
+
+    def add(self, name: str, value: str, created_at: datetime) -> None:
+        """Insert; raises Conflict (at the latest on commit) if `name` is taken."""
+        ...
+
+
 class PayoutRepository(Protocol):
     def get(self, period: str) -> PayoutRun | None: ...
 
@@ -412,6 +423,9 @@ class UnitOfWork(Protocol):
     def sessions(self) -> SessionRepository: ...
 
     @property
+    def secrets(self) -> SecretRepository: ...
+
+    @property
     def payouts(self) -> PayoutRepository: ...
 
     @property
@@ -454,6 +468,15 @@ class Store(Protocol):
     def check_write(self) -> None:
         """Raise unless a write transaction can begin and end now (readiness): where
         the engine has a write lock, take it and release it."""
+        ...
+
+    def count_failure(self, subject: str, now: datetime, window: timedelta) -> tuple[int, datetime]:
+        """Count one failed authentication of `subject` (a client address) in its
+        current window, atomically and durably, in a write of its own (not a unit of
+        work's); return the count within the window and when the window ends. A subject
+        with no window, or whose window ended by `now`, starts one of `window` at `now`
+        with a count of 1. Every server of the store shares the count. Ended windows may
+        be deleted meanwhile."""
         ...
 
     def dispose(self) -> None:

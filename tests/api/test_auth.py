@@ -62,7 +62,11 @@ def test_openapi_declares_bearer_auth(client: TestClient) -> None:
 
 def test_healthz_is_503_when_the_database_is_gone(tmp_path: Path) -> None:
     (tmp_path / "gone").mkdir()
-    services = build(Settings(database_url=f"sqlite:///{tmp_path}/gone/api.db"))
+    # A configured secret: building reads nothing from the database (which has no tables).
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path}/gone/api.db", secret_key="api-test-secret-" + "0" * 20
+    )
+    services = build(settings)
     (tmp_path / "gone").rmdir()  # before the first connection: SQLite cannot open the file
     response = TestClient(create_app(services)).get("/healthz")
     assert response.status_code == 503

@@ -12,10 +12,10 @@ from fastapi.testclient import TestClient
 from referrals.api import dashboard
 from referrals.api.app import create_app
 from referrals.bootstrap import Services
+from referrals.derived_keys import PORTAL_LINK, secret_for
 from referrals.domain.model import EventStatus, ReferralStatus, Role
 from referrals.services.keys import create_key, revoke_key, rotate_key
 from referrals.web import sessions
-from referrals.web.secrets import PORTAL_LINK, secret_for
 from tests.api.common import signup
 
 Headers = dict[str, str]

@@ -2,8 +2,12 @@ import json
 from typing import Any
 from urllib.parse import urlencode
 
+import pytest
+
 from referrals.adapters.clock import SystemClock
+from referrals.aws import api
 from referrals.aws.api import handler
+from referrals.aws.runtime import services
 from referrals.domain.model import Role
 from referrals.services.keys import create_key
 from tests.aws.conftest import Aws, LambdaContext, rest_event
@@ -98,3 +102,24 @@ def test_a_portal_link_carries_the_stage_only_under_the_default_url(aws: Aws) ->
         urls[host] = json.loads(issued["body"])["url"]
     assert urls[DEFAULT_DOMAIN].startswith("/prod/r/")
     assert urls["api.example.com"].startswith("/r/")
+
+
+def test_failed_authentication_is_limited_by_the_count_in_the_table(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REFERRALS_AUTH_FAILURE_LIMIT", "2")
+    bad = {"Authorization": "Bearer rk_not-a-real-key"}
+    for _ in range(2):
+        refused = handler(rest_event("GET", "/v1/referrals", None, bad), LambdaContext())
+        assert refused["statusCode"] == 401
+    # Another instance (a cold start) knows nothing of them but what the table holds.
+    services.cache_clear()
+    api._adapter = None
+    limited = handler(rest_event("GET", "/v1/referrals", None, bad), LambdaContext())
+    assert limited["statusCode"] == 429
+    assert json.loads(limited["body"])["code"] == "rate_limited"
+    assert 1 <= int(_header(limited, "retry-after")[0]) <= 60
+    # The address is API Gateway's sourceIp: another caller is not limited.
+    event = rest_event("GET", "/v1/referrals", None, bad)
+    event["requestContext"]["identity"]["sourceIp"] = "198.51.100.20"
+    assert handler(event, LambdaContext())["statusCode"] == 401

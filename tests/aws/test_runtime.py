@@ -8,12 +8,13 @@ from urllib.parse import parse_qs, urlsplit
 import boto3
 import pytest
 
+from referrals import derived_keys
 from referrals.adapters.clock import SystemClock
 from referrals.aws import api
 from referrals.aws.runtime import SecretKeyUnavailable, services
 from referrals.domain.model import Role
+from referrals.services.kept_secret import SECRET_KEY
 from referrals.services.keys import create_key
-from referrals.web import secrets
 from tests.aws.conftest import ACCOUNT, REGION, Aws, LambdaContext, rest_event
 
 SECRET_VALUE = "test-only-signing-secret-of-at-least-32-characters"
@@ -23,7 +24,7 @@ def new_instance() -> None:
     """Forget what this process built, as a new Lambda instance starts with nothing."""
     services.cache_clear()
     api._adapter = None
-    secrets._process_secret.cache_clear()
+    derived_keys._process_secret.cache_clear()
 
 
 def secret_arn(monkeypatch: pytest.MonkeyPatch) -> str:
@@ -72,11 +73,27 @@ def test_instances_sharing_the_secret_accept_each_others_links(
     assert "ALICE" in opened["body"]
 
 
-def test_without_the_secret_another_instance_refuses_the_link(aws: Aws) -> None:
-    # The failure the secret prevents: each instance signs with a key of its own.
+def test_without_a_configured_secret_instances_share_the_one_kept_in_the_table(
+    aws: Aws,
+) -> None:
+    # Not a key of each instance's own (a link opening only where it was issued):
+    # the first instance keeps a secret in the main table, every other reads it.
     url = issue_link(aws)
     new_instance()
-    assert open_link(url)["statusCode"] == 403
+    opened = open_link(url)
+    assert opened["statusCode"] == 200
+    with aws.store.read() as uow:
+        kept = uow.secrets.get(SECRET_KEY)
+    assert kept is not None and services().settings.secret_key == kept
+
+
+def test_a_configured_secret_keeps_nothing_in_the_table(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret_arn(monkeypatch)
+    assert open_link(issue_link(aws))["statusCode"] == 200
+    with aws.store.read() as uow:
+        assert uow.secrets.get(SECRET_KEY) is None
 
 
 def test_the_secret_is_the_settings_secret_key(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,10 +6,10 @@ import time
 import pytest
 from playwright.sync_api import Page
 
+from referrals.derived_keys import PORTAL_LINK, secret_for
 from referrals.domain import links
 from referrals.domain.links import LinkClaims
 from referrals.services.referrers import add_referrer
-from referrals.web.secrets import PORTAL_LINK, secret_for
 from tests.browser.conftest import LiveServer
 
 REFEREES = 3

@@ -4,15 +4,17 @@ from datetime import timedelta
 import pytest
 
 from referrals.adapters.memory import MemoryStore, MemoryUnitOfWork
-from referrals.domain.checks import FraudChecks
+from referrals.domain.checks import Fingerprints, FraudChecks, unkeyed_fingerprint
 from referrals.domain.errors import AlreadyReferred, CodeNotFound, InvalidInput, SelfReferral
-from referrals.domain.model import ReferralStatus, RewardKind
+from referrals.domain.model import ReferralStatus, Referrer, RewardKind
 from referrals.domain.program import Program
 from referrals.domain.tiers import TierSchedule
 from referrals.services.referrers import enroll
 from referrals.services.signups import SignupBatches, SignupResult, sign_up
 from tests.batches import wait_until_queued
 from tests.clocks import FixedClock
+
+PRINTS = Fingerprints(b"unit-test-fingerprint-key-0123456789")
 
 
 @pytest.fixture
@@ -176,19 +178,80 @@ def test_the_receipt_names_the_tier_and_the_hold(
 def test_a_referee_on_the_referrers_device_is_held(
     store: MemoryStore, clock: FixedClock, program: Program
 ) -> None:
-    enroll(store, clock, "dave", code="DAVE-1", ip="198.51.100.7", device_id="phone-1")
-    same_ip = sign_up(store, clock, program, "erin", "DAVE-1", ip="198.51.100.7").referral
-    other = sign_up(store, clock, program, "frank", "DAVE-1", ip="198.51.100.8").referral
+    enroll(
+        store,
+        clock,
+        "dave",
+        code="DAVE-1",
+        ip="198.51.100.7",
+        device_id="phone-1",
+        fingerprints=PRINTS,
+    )
+    same_ip = sign_up(
+        store, clock, program, "erin", "DAVE-1", ip="198.51.100.7", fingerprints=PRINTS
+    ).referral
+    other = sign_up(
+        store, clock, program, "frank", "DAVE-1", ip="198.51.100.8", fingerprints=PRINTS
+    ).referral
     assert same_ip.status is ReferralStatus.HELD
     assert other.status is ReferralStatus.PENDING
+
+
+def test_only_keyed_fingerprints_are_kept(
+    store: MemoryStore, clock: FixedClock, program: Program
+) -> None:
+    enroll(store, clock, "dave", code="DAVE-1", ip="198.51.100.7", fingerprints=PRINTS)
+    sign_up(store, clock, program, "erin", "DAVE-1", device_id="phone-2", fingerprints=PRINTS)
+    with store.read() as uow:
+        dave, erin = uow.referrers.get("dave"), uow.referrers.get("erin")
+    assert dave is not None and erin is not None
+    dave_ip, erin_device = PRINTS("198.51.100.7"), PRINTS("phone-2")
+    assert dave_ip is not None and erin_device is not None
+    assert (dave.ip_hash, erin.device_hash) == (dave_ip.stored, erin_device.stored)
+    assert dave_ip.unkeyed not in (dave.ip_hash, erin.device_hash)
+
+
+def test_a_referrer_fingerprinted_before_the_upgrade_is_still_compared(
+    store: MemoryStore, clock: FixedClock, program: Program
+) -> None:
+    """A referrer enrolled before fingerprints were keyed keeps the unkeyed one: a
+    signup's address is compared with it in that form too."""
+    old = Referrer(
+        "olga", "OLGA-1", None, 0, clock.now(), ip_hash=unkeyed_fingerprint("198.51.100.7")
+    )
+    with store.unit_of_work() as uow:
+        uow.referrers.add(old)
+        uow.commit()
+    same = sign_up(
+        store, clock, program, "erin", "OLGA-1", ip="198.51.100.7", fingerprints=PRINTS
+    ).referral
+    other = sign_up(
+        store, clock, program, "frank", "OLGA-1", ip="198.51.100.8", fingerprints=PRINTS
+    ).referral
+    assert (same.status, other.status) == (ReferralStatus.HELD, ReferralStatus.PENDING)
+
+
+def test_an_address_without_the_fingerprints_is_refused_not_kept_unkeyed(
+    store: MemoryStore, clock: FixedClock, program: Program, code: str
+) -> None:
+    with pytest.raises(ValueError, match="fingerprints"):
+        enroll(store, clock, "dave", ip="198.51.100.7")
+    with pytest.raises(ValueError, match="fingerprints"):
+        sign_up(store, clock, program, "erin", code, device_id="phone-1")
+    with store.read() as uow:
+        assert uow.referrers.get("dave") is None and uow.referrals.by_referee("erin") is None
 
 
 def test_an_auto_enrolled_referee_keeps_their_fingerprints_for_their_own_referrals(
     store: MemoryStore, clock: FixedClock, program: Program, code: str
 ) -> None:
-    bob_code = sign_up(store, clock, program, "bob", code, device_id="bobs-phone").referee_code
+    bob_code = sign_up(
+        store, clock, program, "bob", code, device_id="bobs-phone", fingerprints=PRINTS
+    ).referee_code
     assert bob_code is not None
-    carol = sign_up(store, clock, program, "carol", bob_code, device_id="bobs-phone").referral
+    carol = sign_up(
+        store, clock, program, "carol", bob_code, device_id="bobs-phone", fingerprints=PRINTS
+    ).referral
     assert carol.status is ReferralStatus.HELD
 
 

@@ -5,6 +5,7 @@ from referrals.adapters.memory import MemoryStore
 from referrals.api.metrics import Metrics
 from referrals.bootstrap import Services
 from referrals.config import Settings
+from referrals.domain.checks import Fingerprints
 from referrals.domain.model import Event, EventStatus, RunStatus, new_id
 from referrals.domain.program import Program
 from referrals.services.keys import create_first_admin_key
@@ -25,6 +26,7 @@ def services(store: MemoryStore, scheduler: bool) -> Services:
         reports=MemoryReports(),
         notifier=RecordingNotifier(),
         retry_policy=RetryPolicy(),
+        fingerprints=Fingerprints(b"unit-test-fingerprint-key-0123456789"),
     )
 
 

@@ -59,6 +59,7 @@ class _State:
     rewards: dict[str, Reward] = field(default_factory=dict)
     conversions: dict[str, Conversion] = field(default_factory=dict)
     signup_slots: dict[str, SignupSlot] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
 
 
 class MemoryReferrers:
@@ -341,6 +342,19 @@ class MemorySessions:
             self._s.sessions[session.key_id, session.id] = replace(current, ended_at=at)
 
 
+class MemorySecrets:
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    def get(self, name: str) -> str | None:
+        return self._s.secrets.get(name)
+
+    def add(self, name: str, value: str, created_at: datetime) -> None:
+        if name in self._s.secrets:
+            raise Conflict(f"secret {name} exists")
+        self._s.secrets[name] = value
+
+
 class MemoryPayouts:
     def __init__(self, state: _State) -> None:
         self._s = state
@@ -615,6 +629,7 @@ class MemoryUnitOfWork:
     referrals: MemoryReferrals
     api_keys: MemoryApiKeys
     sessions: MemorySessions
+    secrets: MemorySecrets
     payouts: MemoryPayouts
     outbox: MemoryOutbox
     audit: MemoryAudit
@@ -632,6 +647,7 @@ class MemoryUnitOfWork:
         self.referrals = MemoryReferrals(self._state)
         self.api_keys = MemoryApiKeys(self._state)
         self.sessions = MemorySessions(self._state)
+        self.secrets = MemorySecrets(self._state)
         self.payouts = MemoryPayouts(self._state)
         self.outbox = MemoryOutbox(self._state)
         self.audit = MemoryAudit(self._state)
@@ -656,6 +672,9 @@ class MemoryStore:
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.state = _State()
+        # Failed authentications by subject: (window end, count). Apart from `state`,
+        # which each unit of work copies whole.
+        self.failures: dict[str, tuple[datetime, int]] = {}
 
     def unit_of_work(self) -> MemoryUnitOfWork:
         return MemoryUnitOfWork(self)
@@ -669,6 +688,14 @@ class MemoryStore:
     def check_write(self) -> None:
         with self.unit_of_work():
             pass
+
+    def count_failure(self, subject: str, now: datetime, window: timedelta) -> tuple[int, datetime]:
+        with self.lock:
+            for ended in [s for s, (ends, _) in self.failures.items() if ends <= now]:
+                del self.failures[ended]
+            ends, count = self.failures.get(subject, (now + window, 0))
+            self.failures[subject] = (ends, count + 1)
+            return count + 1, ends
 
     def dispose(self) -> None:
         return None

@@ -10,7 +10,17 @@ from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
 
 from referrals import __version__
-from referrals.api import auth, dashboard, keys, metrics, payouts, portal, problems, reviews
+from referrals.api import (
+    auth,
+    dashboard,
+    keys,
+    metrics,
+    payouts,
+    portal,
+    problems,
+    ratelimits,
+    reviews,
+)
 from referrals.api.limits import BodySizeLimit
 from referrals.api.request_id import RequestId
 from referrals.api.routes import Readiness, router
@@ -53,6 +63,7 @@ def create_app(services: Services | None = None, *, background: bool = False) ->
     app.state.key_cache = auth.KeyCache()
     app.state.readiness = Readiness()
     app.state.metrics = app_metrics
+    app.state.rate_limits = limits = ratelimits.RateLimits(svc.store, svc.clock, svc.settings)
     problems.install(app)
     app.include_router(router)
     app.include_router(payouts.router)
@@ -61,14 +72,34 @@ def create_app(services: Services | None = None, *, background: bool = False) ->
     app.include_router(portal.router)
     app.include_router(metrics.router)
     app.include_router(dashboard.router)
-    # The last added runs first: the request id is set before anything logs, and
-    # requests refused for their size (413) are counted.
+    # The last added runs first: the request id is set before anything logs, requests
+    # refused for their size (413) or a limit (429) are counted, and a refused address's
+    # body is not even read.
     app.add_middleware(problems.UnexpectedErrors)
     app.add_middleware(BodySizeLimit, max_bytes=svc.settings.max_body_bytes)
+    app.add_middleware(ratelimits.LimitRequests, limits=limits)
     app.add_middleware(metrics.HttpMetrics, metrics=app_metrics)
     app.add_middleware(RequestId)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+RATE_LIMITED = {
+    "description": "Too many failed authentications, or requests to a public route, from "
+    "this address (code rate_limited)",
+    "headers": {
+        "Retry-After": {
+            "description": "Seconds until the address's window ends",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    },
+}
+
+
+STORAGE_UNAVAILABLE = {
+    "description": "The storage cannot take writes now: disk full, read-only (code "
+    "storage_unavailable); nothing was written"
+}
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
@@ -76,7 +107,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 
     FastAPI documents a 422 `HTTPValidationError` on every route that takes
     input; this app answers validation errors with 400 problem documents, and
-    a 422 only for a self-referral.
+    a 422 only for a self-referral. Every route but /healthz may answer 429 (see
+    `api.ratelimits`), every POST 413 (`api.limits`) and 503 `storage_unavailable`.
     """
     if app.openapi_schema:
         return app.openapi_schema
@@ -86,17 +118,29 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components["Problem"] = Problem.model_json_schema()
     problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
-    for operation in (op for path in schema["paths"].values() for op in path.values()):
+    operations = (
+        (path, method, operation)
+        for path, methods in schema["paths"].items()
+        for method, operation in methods.items()
+    )
+    max_body = app.state.services.settings.max_body_bytes
+    for path, method, operation in operations:
         responses = operation.get("responses", {})
         if responses.get("422", {}).get("description") == "Validation Error":
             del responses["422"]
         if operation.get("parameters") or operation.get("requestBody"):
             responses.setdefault("400", {"description": "Invalid request"})
+        if path != ratelimits.NEVER_LIMITED:
+            responses.setdefault("429", {**RATE_LIMITED})
+        if method == "post":  # every POST body is read under the cap; every POST writes
+            responses.setdefault("413", {"description": f"The body exceeds {max_body} bytes"})
+            responses.setdefault("503", {**STORAGE_UNAVAILABLE})
         for status, response in responses.items():
             if status[0] in "45":
                 response["content"] = problem
     for unused in ("HTTPValidationError", "ValidationError"):
         components.pop(unused, None)
+    portal.document(schema, app.state.services.settings)  # bounds set by this app's settings
     app.openapi_schema = schema
     return schema
 

@@ -8,6 +8,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from referrals.api.problems import ApiError
+from referrals.api.ratelimits import refuse_unauthenticated
 from referrals.bootstrap import Services
 from referrals.domain.model import ApiKey, Role
 from referrals.services.keys import LAST_USED_RESOLUTION, find_key, hash_key, record_use
@@ -65,7 +66,9 @@ def require(*roles: Role) -> Callable[..., Awaitable[ApiKey]]:
         request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
     ) -> ApiKey:
         if credentials is None:
-            raise ApiError("unauthorized", "an API key is required: Authorization: Bearer <key>")
+            await refuse_unauthenticated(
+                request, "an API key is required: Authorization: Bearer <key>"
+            )
         cache: KeyCache = request.app.state.key_cache
         svc = await services(request)
         digest = hash_key(credentials.credentials)  # the plaintext itself is never kept
@@ -73,11 +76,11 @@ def require(*roles: Role) -> Callable[..., Awaitable[ApiKey]]:
         if key is None:
             key = await run_in_threadpool(find_key, svc.store, credentials.credentials)
             if key is None:
-                raise ApiError("unauthorized", "the API key is not valid")
+                await refuse_unauthenticated(request, "the API key is not valid")
             cache.put(digest, key)
         now = svc.clock.now()
         if not key.active(now):
-            raise ApiError("unauthorized", f"the API key is {key.state(now)}")
+            await refuse_unauthenticated(request, f"the API key is {key.state(now)}")
         if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
             key = await run_in_threadpool(record_use, svc.store, svc.clock, key)
             cache.update(digest, key)

@@ -5,8 +5,10 @@ Security, in the order a request meets it:
 - Sign-in takes an admin API key in a form, checks it like the API does (by hash)
   and sets a session cookie: HttpOnly, SameSite=Strict, Path=/dashboard, Secure
   over https, holding a signed, expiring token with the key's id, never the key.
-  The signing key comes from `secret_key` (see `web.sessions`); without one, a
-  random per-process secret stands in (`referrals serve` sets a shared one).
+  The signing key comes from `secret_key` (see `web.sessions`); without one, from
+  the secret the service keeps in its database (`services.kept_secret`).
+- A sign-in with a bad key counts as a failed authentication of the client's
+  address (`api.ratelimits`): past the limit, 429 until its window ends.
 - Every page reads the session's record and its key (`services.sessions`): signing
   out, revoking the key or its expiry ends the session for every copy of the cookie.
 - Every POST carries a CSRF token, an HMAC of the session token, checked in
@@ -29,6 +31,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from referrals.api import ratelimits
 from referrals.api.problems import STATUS_BY_CODE
 from referrals.api.routes import ServicesDep, mount_point
 from referrals.bootstrap import Services
@@ -196,6 +199,8 @@ async def login(request: Request, svc: ServicesDep) -> Response:
     now = svc.clock.now()
     key = await run_in_threadpool(authenticate, svc.store, form.get("key", "").strip(), now)
     if key is None:
+        if (too_many := await run_in_threadpool(ratelimits.count_failure, request)) is not None:
+            return too_many
         return _render(request, "login", 401, error="This key is not valid.")
     if key.role is not Role.ADMIN:
         return _render(request, "login", 403, error=f"An {key.role} key cannot open the dashboard.")

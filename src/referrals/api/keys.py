@@ -18,9 +18,7 @@ router = APIRouter(tags=["keys"])
 KeyId = Annotated[str, Path(pattern=r"^([0-9A-Z]{26}|first-admin)$")]
 KeyName = Annotated[
     str,
-    StringConstraints(
-        strict=True, min_length=1, max_length=MAX_NAME, pattern=r"^[^\x00-\x1f\x7f]+$"
-    ),
+    StringConstraints(strict=True, min_length=1, max_length=MAX_NAME, pattern=schemas.VISIBLE_TEXT),
 ]
 ExpiresIn = Annotated[
     int,
@@ -30,6 +28,7 @@ ExpiresIn = Annotated[
         le=int(MAX_LIFETIME.total_seconds()),
         description="The key stops working this many seconds from now.",
     ),
+    schemas.WholeNumber,
 ]
 CHANGES = PROBLEMS | {404: {"description": "not_found"}}
 
@@ -41,7 +40,7 @@ class KeyCreate(schemas.Request):
 
 
 class KeyRotate(schemas.Request):
-    grace_seconds: int = Field(
+    grace_seconds: Annotated[int, schemas.WholeNumber] = Field(
         int(keys.DEFAULT_GRACE.total_seconds()),
         strict=True,
         ge=0,

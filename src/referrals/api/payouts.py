@@ -17,6 +17,7 @@ from referrals.api.schemas import (
 )
 from referrals.domain.model import ApiKey, EventStatus
 from referrals.domain.periods import PERIOD_REGEX, Period, last_ended_period
+from referrals.domain.reports import HEADER
 from referrals.services import audit, outbox, payouts
 
 router = APIRouter(tags=["payouts"])
@@ -73,10 +74,22 @@ def get_payout(
     return PayoutRunOut.of(payouts.get_run(svc.store, Period.parse(period)))
 
 
+REPORT = {
+    "description": f"The CSV report, under the header {','.join(HEADER)}",
+    "content": {"text/csv": {"schema": {"type": "string"}}},
+    "headers": {
+        "Content-Disposition": {
+            "description": 'attachment; filename="payouts-YYYY-MM.csv"',
+            "schema": {"type": "string"},
+        }
+    },
+}
+
+
 @router.get(
     "/v1/payouts/{period}/report",
     response_class=Response,
-    responses=PROBLEMS | {200: {"content": {"text/csv": {}}}, 404: {}},
+    responses=PROBLEMS | {200: REPORT, 404: {}},
 )
 def get_report(period: PeriodPath, svc: ServicesDep, _: ApiKey = Depends(auth.admin)) -> Response:
     data = payouts.get_report(svc.store, svc.reports, Period.parse(period))

@@ -1,26 +1,29 @@
 """The referrer portal: the API issues a signed link, and `/r/{code}` is the page it opens.
 
 The page is HTML for a person, not the JSON API: it authenticates with the link's
-token instead of an API key, and answers refusals with pages, not problem documents.
+token instead of an API key, and answers refusals with pages, not problem documents
+(but for the 429 of an address past its limit of failed authentications, which is
+one everywhere: see `api.ratelimits`).
 """
 
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Depends, status
 from fastapi import Request as HttpRequest
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from pydantic import AwareDatetime, BaseModel, Field
 
-from referrals.api import auth
+from referrals.api import auth, ratelimits
 from referrals.api.routes import PROBLEMS, ServicesDep, mount_point
-from referrals.api.schemas import Request, UserId
+from referrals.api.schemas import Request, UserId, WholeNumber
+from referrals.config import Settings
+from referrals.derived_keys import PORTAL_LINK, secret_for
 from referrals.domain.errors import NotFound
 from referrals.domain.links import InvalidLink
 from referrals.domain.model import ApiKey
 from referrals.services import portal
 from referrals.web import portal as pages
-from referrals.web.secrets import PORTAL_LINK, secret_for
 
 router = APIRouter()
 
@@ -36,15 +39,26 @@ PAGE_HEADERS = {
 }
 
 
+TtlSeconds = Annotated[
+    int, Field(strict=True, ge=portal.MIN_TTL_SECONDS, le=portal.MAX_TTL_SECONDS), WholeNumber
+]
+
+
 class PortalLinkRequest(Request):
-    ttl_seconds: (
-        Annotated[int, Field(strict=True, ge=portal.MIN_TTL_SECONDS, le=portal.MAX_TTL_SECONDS)]
-        | None
-    ) = Field(
+    ttl_seconds: TtlSeconds | None = Field(
         None,
         description="How long the link works; at most the portal_link_ttl_seconds setting, "
-        "which is also the default.",
+        "which is also the default (400 past it).",
     )
+
+
+def document(schema: dict[str, Any], settings: Settings) -> None:
+    """State in the OpenAPI document the bound this app enforces on `ttl_seconds`: the
+    portal_link_ttl_seconds setting it was built with, not the most any setting allows."""
+    ttl = schema["components"]["schemas"]["PortalLinkRequest"]["properties"]["ttl_seconds"]
+    for branch in ttl["anyOf"]:
+        if branch.get("type") == "integer":
+            branch["maximum"] = settings.portal_link_ttl_seconds
 
 
 class PortalLinkOut(BaseModel):
@@ -84,14 +98,16 @@ def create_portal_link(
 
 # `:path` takes any rest of the path (slashes too), so every URL under /r/ gets a page.
 @router.get("/r/{code:path}", include_in_schema=False, response_class=HTMLResponse)
-def portal_page(code: str, svc: ServicesDep, token: str | None = None) -> HTMLResponse:
+def portal_page(
+    code: str, request: HttpRequest, svc: ServicesDep, token: str | None = None
+) -> Response:
     key = secret_for(svc.settings, PORTAL_LINK)
     try:
         view = portal.open_portal(svc.store, svc.clock, svc.program, key, code, token)
     except NotFound:
         return _refused(status.HTTP_404_NOT_FOUND)
-    except InvalidLink:
-        return _refused(status.HTTP_403_FORBIDDEN)
+    except InvalidLink:  # a failed authentication (this route runs in a worker thread)
+        return ratelimits.count_failure(request) or _refused(status.HTTP_403_FORBIDDEN)
     return HTMLResponse(pages.render_page(view, svc.settings.share_url), headers=PAGE_HEADERS)
 
 

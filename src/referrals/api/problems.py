@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from referrals.domain.errors import DomainError
@@ -32,22 +33,24 @@ STATUS_BY_CODE = {
     "key_not_active": 409,
     "request_too_large": 413,
     "self_referral": 422,
+    "rate_limited": 429,
     "internal_error": 500,
     "payout_failed": 503,
     "unavailable": 503,
     "storage_unavailable": 503,
 }
 CODE_BY_STATUS = {400: "validation_error", 401: "unauthorized", 403: "forbidden", 404: "not_found"}
-CODE_BY_STATUS |= {405: "method_not_allowed", 413: "request_too_large"}
+CODE_BY_STATUS |= {405: "method_not_allowed", 413: "request_too_large", 429: "rate_limited"}
 
 
 class ApiError(Exception):
-    """An error raised by the HTTP layer itself (authentication, authorization)."""
+    """An error raised by the HTTP layer itself (authentication, authorization, limits)."""
 
-    def __init__(self, code: str, detail: str) -> None:
+    def __init__(self, code: str, detail: str, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail
+        self.headers = headers  # e.g. a 429's Retry-After
 
 
 def problem(
@@ -75,7 +78,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api(_: Request, error: ApiError) -> JSONResponse:
-        return problem(error.code, error.detail)
+        return problem(error.code, error.detail, headers=error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -91,9 +94,12 @@ def install(app: FastAPI) -> None:
         return problem("validation_error", "the request is not valid", errors=errors)
 
     @app.exception_handler(HTTPException)
-    async def _http(_: Request, error: HTTPException) -> JSONResponse:
+    async def _http(request: Request, error: HTTPException) -> JSONResponse:
         code = CODE_BY_STATUS.get(error.status_code, "validation_error")
-        return problem(code, str(error.detail), headers=error.headers)  # e.g. 405's Allow
+        headers = dict(error.headers or {})
+        if error.status_code == 405:
+            headers["Allow"] = _allowed_methods(request)
+        return problem(code, str(error.detail), headers=headers)
 
 
 class UnexpectedErrors:
@@ -126,6 +132,24 @@ class UnexpectedErrors:
                 raise
             logger.exception("unexpected error on %s %s", scope["method"], scope["path"])
             await problem("internal_error", "an unexpected error occurred")(scope, receive, send)
+
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route answers at this path, for a 405's `Allow` (RFC 9110).
+
+    The router names only the methods of the first route whose path matched: POST
+    alone for `/v1/payouts`, a POST route and a GET route. So each method is asked of
+    the router's routes as the request's was (cheap enough: 405s are rare).
+    """
+
+    def answers(method: str) -> bool:
+        scope = {**request.scope, "method": method}
+        return any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes)
+
+    return ", ".join(method for method in METHODS if answers(method))
 
 
 def _takes_json(request: Request) -> bool:

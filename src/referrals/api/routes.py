@@ -50,7 +50,15 @@ def mount_point(request: Request) -> str:
 
 
 Limit = Annotated[int, Query(ge=1, le=queries.MAX_PAGE)]
-Cursor = Annotated[str | None, Query(max_length=200, pattern=r"^[A-Za-z0-9_-]+$")]
+# Opaque: the `next_cursor` of the page before. Any other is refused (400 invalid cursor).
+Cursor = Annotated[
+    str | None,
+    Query(
+        max_length=queries.MAX_CURSOR_LENGTH,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="The `next_cursor` of the previous page",
+    ),
+]
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Invalid request (problem+json, code validation_error)"},
@@ -195,7 +203,14 @@ def enroll_referrer(
     """Admin keys get the referrer with their earnings (`ReferrerOut`); ingest keys get
     `ReferrerSummary`: no money, and the email only if this request sent it."""
     enrollment = enroll(
-        svc.store, svc.clock, body.user_id, body.email, body.code, body.ip, body.device_id
+        svc.store,
+        svc.clock,
+        body.user_id,
+        body.email,
+        body.code,
+        body.ip,
+        body.device_id,
+        fingerprints=svc.fingerprints,
     )
     stats = queries.referrer_stats(svc.store, svc.clock, svc.program, body.user_id)
     answer = shown_to(key, ReferrerOut.of(stats), body.email)
@@ -254,6 +269,7 @@ def create_signup(
         body.ip,
         body.device_id,
         svc.signup_batches,
+        fingerprints=svc.fingerprints,
     )
     metrics.of(request).signed_up(result)
     referral = result.referral

@@ -1,4 +1,5 @@
-"""Request and response bodies. Requests forbid unknown fields and refuse coercion."""
+"""Request and response bodies. Requests forbid unknown fields and refuse coercion (but
+for a whole-number float where an integer goes: JSON Schema's `integer` is one)."""
 
 import ipaddress
 from collections.abc import Sequence
@@ -12,6 +13,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
@@ -38,8 +40,10 @@ from referrals.services.queries import Page, ReferrerStats
 
 
 def _check_email(value: str) -> str:
+    # `test_environment`: addresses under .test (RFC 6761), which staging systems use, are
+    # addresses like any other here: nothing is ever mailed to them.
     try:
-        validate_email(value, check_deliverability=False)
+        validate_email(value, check_deliverability=False, test_environment=True)
     except EmailNotValidError as error:
         raise ValueError(str(error)) from None
     return value
@@ -56,12 +60,19 @@ Email = Annotated[
     str,
     StringConstraints(strict=True, min_length=3, max_length=254),
     AfterValidator(_check_email),
-    Field(json_schema_extra={"format": "email"}),
+    # `idn-email`, not `email`: internationalised addresses (josé@example.com) are taken.
+    Field(
+        json_schema_extra={"format": "idn-email"},
+        description="Checked by email-validator: no quoted local part, IP literal or special-"
+        "use domain (.local, .localhost, .invalid, .onion, .arpa; .test is accepted)",
+    ),
 ]
 
 
 def _normalise_ip(value: str) -> str:
     """One spelling per address, so the same address always hashes the same."""
+    if "%" in value:  # a scoped address (fe80::1%eth0) names an interface, not a client
+        raise ValueError("an IP address cannot carry a zone index")
     return str(ipaddress.ip_address(value))  # ValueError: a 400 like any bad field
 
 
@@ -69,15 +80,34 @@ IpAddress = Annotated[
     str,
     StringConstraints(strict=True, min_length=2, max_length=45),
     AfterValidator(_normalise_ip),
-    Field(json_schema_extra={"format": "ip"}),
+    # JSON Schema has no `ip` format: say IPv4 or IPv6, as `ipaddress` reads them.
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "string", "format": "ipv4"}, {"type": "string", "format": "ipv6"}],
+            "maxLength": 45,
+        }
+    ),
 ]
+
+
+def _whole_number(value: object) -> object:
+    """A float that is a whole number, as the int it is: JSON Schema's `integer` takes
+    60.0 (JSON does not tell it from 60). Strings and booleans stay refused."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# After `Field(strict=True, ...)` in an int's Annotated: 60.0 is taken as 60, 60.5 is not.
+WholeNumber = BeforeValidator(_whole_number)
 DeviceId = Annotated[
     str, StringConstraints(strict=True, min_length=1, max_length=256, pattern=r"^[\x21-\x7e]+$")
 ]
-# Any text but control characters (PostgreSQL refuses NUL in text; logs and CSVs break).
+# Any text but control characters (PostgreSQL refuses NUL in text; logs and CSVs break),
+# and more than whitespace, which the use cases strip: `str.strip()`'s, spelled out, for
+# `\s` differs between regex engines (ECMA's takes U+FEFF, Python's does not).
+_SPACE = r"\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+VISIBLE_TEXT = rf"^[^\x00-\x1f\x7f]*[^\x00-\x1f\x7f{_SPACE}][^\x00-\x1f\x7f]*$"
 Reason = Annotated[
-    str,
-    StringConstraints(strict=True, min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]+$"),
+    str, StringConstraints(strict=True, min_length=1, max_length=500, pattern=VISIBLE_TEXT)
 ]
 # The original API answered dollars as a JSON number: 10 or 12.5, computed exactly.
 Dollars = Annotated[
@@ -125,7 +155,9 @@ class SignupRequest(Fingerprints):
     referral_code: Code
     email: Email | None = None
     signed_up_at: AwareDatetime | None = Field(
-        None, description="Import a historical signup (admin keys only); not in the future."
+        None,
+        description="Import a historical signup (admin keys only): from 1970-01-01T00:00:00Z,"
+        " not in the future (400 otherwise).",
     )
 
 
@@ -135,7 +167,7 @@ class ConversionRequest(Request):
         str,
         StringConstraints(strict=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$"),
     ]
-    value_cents: Annotated[int, Field(strict=True, ge=0, le=10**12)] | None = None
+    value_cents: Annotated[int, Field(strict=True, ge=0, le=10**12), WholeNumber] | None = None
     external_id: Annotated[
         str, StringConstraints(strict=True, min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")
     ] = Field(description="Your id for this event: sending it again is a safe replay")
@@ -402,7 +434,9 @@ Period = Annotated[str, StringConstraints(strict=True, pattern=f"^{PERIOD_REGEX}
 
 
 class PayoutRequest(Request):
-    period: Period | None = Field(None, description="YYYY-MM; default: the month just ended.")
+    period: Period | None = Field(
+        None, description="YYYY-MM, a month that has ended (400 otherwise); default: the last one."
+    )
     dry_run: StrictBool = False
 
 

@@ -19,10 +19,11 @@ def services() -> Services:
 def with_secret_key(settings: Settings) -> Settings:
     """`settings` with `secret_key` read from Secrets Manager, if only its ARN is set.
 
-    Every instance then signs portal links and sessions with the same key, so a link
-    one instance issued opens on any other. A secret that cannot be read fails the
-    cold start: the random per-instance key `secret_for` would fall back to makes
-    links open only on the instance that issued them, a failure hard to trace back.
+    Every instance then signs portal links and sessions, and keys fingerprints, with
+    the same key, so a link one instance issued opens on any other. A secret that
+    cannot be read fails the cold start: falling back to the secret kept in the table
+    (what `build` does with no secret configured) would silently change every key,
+    ending links and sessions and unmatching fingerprints, a failure hard to trace back.
     """
     arn = settings.secret_key_arn
     if settings.secret_key or not arn:

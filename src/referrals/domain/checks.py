@@ -2,7 +2,8 @@
 for review, so a false positive costs a review, never a lost signup."""
 
 import hashlib
-from dataclasses import dataclass
+import hmac
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
 from importlib.resources import files
@@ -56,11 +57,54 @@ def normalize_email(email: str) -> str:
     return f"{local}@{domain}"
 
 
-def fingerprint(value: str | None) -> str | None:
-    """What is stored of an IP address or device id: enough to compare, not to read back."""
+# A keyed fingerprint starts with this: it tells it from the unkeyed ones stored
+# before fingerprints were keyed (32 hex digits), and leaves room for another scheme.
+KEYED = "k1:"
+
+
+def fingerprint(key: bytes, value: str | None) -> str | None:
+    """What is stored of an IP address or device id: enough to compare, not to read back.
+
+    An HMAC-SHA256 under `key` (a key for this purpose only, derived from the
+    service's secret), truncated to 128 bits. Unkeyed, every IPv4 address is hashed
+    in about 90 minutes of one core (a list of device ids, faster), which reads
+    every stored hash back; keyed, nothing can be tried without the key.
+    """
     if not value:
         return None
+    return KEYED + hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def unkeyed_fingerprint(value: str) -> str:
+    """The fingerprint stored before they were keyed (sha256, readable back by brute
+    force): compared with those still stored, never stored again."""
     return hashlib.sha256(value.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """An IP address or device id as a signup brings it, to store and to compare."""
+
+    stored: str  # keyed: what is kept of it
+    unkeyed: str  # compared only with a referrer's fingerprint stored before keying
+
+    def matches(self, kept: str | None) -> bool:
+        if kept is None:
+            return False
+        return kept == (self.stored if kept.startswith(KEYED) else self.unkeyed)
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprints:
+    """Fingerprints under one key: the service's, derived for this purpose."""
+
+    key: bytes = field(repr=False)
+
+    def __call__(self, value: str | None) -> Fingerprint | None:
+        stored = fingerprint(self.key, value)
+        if stored is None or value is None:
+            return None
+        return Fingerprint(stored, unkeyed_fingerprint(value))
 
 
 @cache
@@ -81,8 +125,8 @@ def signup_checks(
     enabled: FraudChecks,
     referrer: Referrer,
     email: str | None,
-    ip_hash: str | None,
-    device_hash: str | None,
+    ip: Fingerprint | None,
+    device: Fingerprint | None,
 ) -> list[Check]:
     """The checks that need nothing but the signup and its referrer."""
     checks = []
@@ -94,14 +138,14 @@ def signup_checks(
         disposable = is_disposable(email)
         detail = f"{email.rpartition('@')[2].casefold()} is a disposable domain"
         checks.append(Check(DISPOSABLE_EMAIL, not disposable, detail if disposable else ""))
-    if enabled.same_device and (ip_hash or device_hash):
+    if enabled.same_device and (ip or device):
         same = [
             name
             for name, mine, theirs in (
-                ("IP address", ip_hash, referrer.ip_hash),
-                ("device", device_hash, referrer.device_hash),
+                ("IP address", ip, referrer.ip_hash),
+                ("device", device, referrer.device_hash),
             )
-            if mine and mine == theirs
+            if mine is not None and mine.matches(theirs)
         ]
         detail = f"same {' and '.join(same)} as the referrer" if same else ""
         checks.append(Check(SAME_DEVICE, not same, detail))

@@ -2,7 +2,7 @@
 
 A token is `base64url(payload) "." base64url(HMAC-SHA256(key, base64url(payload)))`,
 the payload a small JSON object: the user id, their code and the expiry (unix seconds).
-The key is one derived for this purpose only (see `referrals.web.secrets`), so nothing
+The key is one derived for this purpose only (see `referrals.derived_keys`), so nothing
 else the app signs verifies as a link.
 """
 

@@ -13,6 +13,10 @@ from referrals.domain.tiers import Tier
 from referrals.ports import Clock, Store, UnitOfWork
 
 MAX_PAGE = 500
+# A cursor is a position (an ordinal or an id) of at most 64 ASCII characters, in unpadded
+# URL-safe base64: at most 86 characters, so a longer one is refused unread.
+MAX_CURSOR_POSITION = 64
+MAX_CURSOR_LENGTH = -(-MAX_CURSOR_POSITION * 4 // 3)
 T = TypeVar("T")
 
 
@@ -103,6 +107,6 @@ def decode_cursor(cursor: str | None) -> str | None:
         value = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise InvalidInput("invalid cursor") from None
-    if not value or len(value) > 64 or not value.isascii():
+    if not value or len(value) > MAX_CURSOR_POSITION or not value.isascii():
         raise InvalidInput("invalid cursor")
     return value

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from referrals.domain.checks import fingerprint
+from referrals.domain.checks import Fingerprint, Fingerprints
 from referrals.domain.codes import generate_code, is_valid_code, is_valid_user_id, normalize_code
 from referrals.domain.errors import CodeTaken, InvalidInput, ReferrerExists
 from referrals.domain.model import Referrer
@@ -24,11 +24,13 @@ def enroll(
     code: str | None = None,
     ip: str | None = None,
     device_id: str | None = None,
+    *,
+    fingerprints: Fingerprints | None = None,
 ) -> Enrollment:
     """Make `user_id` a referrer with a generated or vanity code.
 
-    `ip` and `device_id`, if given, are kept as fingerprints: a referee signing
-    up from the same one is flagged for review.
+    `ip` and `device_id`, if given, are kept as keyed `fingerprints` (required
+    then): a referee signing up from the same one is flagged for review.
 
     Idempotent: enrolling the same user again returns the existing referrer,
     unless a different code is asked for (ReferrerExists).
@@ -37,6 +39,7 @@ def enroll(
         raise InvalidInput("user_id must be 1-128 characters of [A-Za-z0-9._:@+-]")
     if code is not None and not is_valid_code(code):
         raise InvalidInput("code must be 3-32 characters of [A-Za-z0-9_-]")
+    ip_hash, device_hash = (stored(f) for f in fingerprints_of(fingerprints, ip, device_id))
 
     def attempt() -> Enrollment:
         with store.unit_of_work() as uow:
@@ -47,13 +50,26 @@ def enroll(
                 return Enrollment(existing, created=False)
             if code is not None and uow.referrers.by_code(code) is not None:
                 raise CodeTaken(f"the code {code} is taken")
-            referrer = add_referrer(
-                uow, clock, user_id, email, fingerprint(ip), fingerprint(device_id), code
-            )
+            referrer = add_referrer(uow, clock, user_id, email, ip_hash, device_hash, code)
             uow.commit()
             return Enrollment(referrer, created=True)
 
     return retry_on_conflict(attempt)
+
+
+def fingerprints_of(
+    fingerprints: Fingerprints | None, ip: str | None, device_id: str | None
+) -> tuple[Fingerprint | None, Fingerprint | None]:
+    """The fingerprints of `ip` and `device_id`; nothing of them is kept unkeyed."""
+    if fingerprints is None:
+        if ip or device_id:
+            raise ValueError("an IP address or device id needs the service's fingerprints")
+        return None, None
+    return fingerprints(ip), fingerprints(device_id)
+
+
+def stored(fingerprint: Fingerprint | None) -> str | None:
+    return fingerprint.stored if fingerprint is not None else None
 
 
 def add_referrer(

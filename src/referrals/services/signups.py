@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from referrals.domain import events
-from referrals.domain.checks import fingerprint, signup_checks, velocity_check
+from referrals.domain.checks import Fingerprint, Fingerprints, signup_checks, velocity_check
 from referrals.domain.codes import is_valid_code, is_valid_user_id, normalize_code
 from referrals.domain.errors import AlreadyReferred, CodeNotFound, InvalidInput, SelfReferral
 from referrals.domain.model import (
@@ -22,7 +22,7 @@ from referrals.domain.periods import Period
 from referrals.domain.program import Program, Trigger
 from referrals.ports import Clock, Store, UnitOfWork
 from referrals.services.batching import Batches, unwrap
-from referrals.services.referrers import add_referrer
+from referrals.services.referrers import add_referrer, fingerprints_of, stored
 from referrals.services.retry import retry_on_conflict
 
 AWAITING_RULE = "awaiting conversion"
@@ -51,8 +51,8 @@ class _Signup:
     referral_code: str
     email: str | None
     signed_up_at: datetime | None
-    ip_hash: str | None
-    device_hash: str | None
+    ip: Fingerprint | None
+    device: Fingerprint | None
 
 
 # Signups of one referral code in a process, batched (see sign_up).
@@ -70,6 +70,8 @@ def sign_up(
     ip: str | None = None,
     device_id: str | None = None,
     batches: SignupBatches | None = None,
+    *,
+    fingerprints: Fingerprints | None = None,
 ) -> SignupResult:
     """Record that `user_id` signed up with `referral_code` and price the reward.
 
@@ -77,7 +79,8 @@ def sign_up(
     same transaction as the referral row, so concurrent signups never share or
     skip an ordinal, and the tier is priced from that ordinal, never a stale read.
     The program's fraud checks run on the way: a failed one holds the reward for
-    review, and the receipt keeps every verdict. A program that pays on
+    review, and the receipt keeps every verdict. `ip` and `device_id` are compared
+    and kept only as keyed `fingerprints` (required with either). A program that pays on
     conversion records the referral as awaiting: `record_conversion` earns it.
 
     With `batches`, the signups of one code that arrive while another of the code
@@ -86,7 +89,7 @@ def sign_up(
     each. Only for a store whose unit of work reads its own writes and may change
     a record more than once (SQL, memory; not DynamoDB).
     """
-    ip_hash, device_hash = fingerprint(ip), fingerprint(device_id)
+    ip_print, device_print = fingerprints_of(fingerprints, ip, device_id)
     if not is_valid_user_id(user_id):
         raise InvalidInput("user_id must be 1-128 characters of [A-Za-z0-9._:@+-]")
     if not is_valid_code(referral_code):
@@ -94,7 +97,7 @@ def sign_up(
     if signed_up_at is not None:
         signed_up_at = _imported_moment(signed_up_at, clock.now())
 
-    signup = _Signup(user_id, referral_code, email, signed_up_at, ip_hash, device_hash)
+    signup = _Signup(user_id, referral_code, email, signed_up_at, ip_print, device_print)
 
     def record(signups: Sequence[_Signup]) -> list[SignupResult | Refused]:
         return retry_on_conflict(lambda: _record_all(store, clock, program, signups))
@@ -148,7 +151,7 @@ def _record(uow: UnitOfWork, clock: Clock, program: Program, signup: _Signup) ->
         uow.referrers.give_back_count(profile.user_id)
         return replay
 
-    checks = signup_checks(program.checks, profile, email, signup.ip_hash, signup.device_hash)
+    checks = signup_checks(program.checks, profile, email, signup.ip, signup.device)
     rule = _earning_rule(uow, program, user_id)
     ordinal = profile.referral_count
     limit = program.checks.velocity_per_hour
@@ -188,7 +191,8 @@ def _record(uow: UnitOfWork, clock: Clock, program: Program, signup: _Signup) ->
     if earned:
         count_earned(uow, referral, profile)
     if referee is None and program.auto_enroll_referees:
-        referee = add_referrer(uow, clock, user_id, email, signup.ip_hash, signup.device_hash)
+        ip_hash, device_hash = stored(signup.ip), stored(signup.device)
+        referee = add_referrer(uow, clock, user_id, email, ip_hash, device_hash)
     uow.referrals.add(referral)
     if earned:
         add_referee_reward(uow, program, referral, referral.created_at)

@@ -2,7 +2,7 @@
 
 A session token is `<key id>.<expires, epoch seconds>.<session id>.<signature>`: it
 names the admin key that signed in, never the key itself, and the signature is an
-HMAC-SHA256 under a key derived for this purpose only (`web.secrets`), so nothing
+HMAC-SHA256 under a key derived for this purpose only (`derived_keys`), so nothing
 else the app signs (a portal link) can be replayed as a session. The session id is
 random: it makes each sign-in's token, and so its CSRF token, unique, and names the
 server's record of the session (`services.sessions`), which a valid signature
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from referrals.config import Settings
-from referrals.web.secrets import DASHBOARD_SESSION, secret_for
+from referrals.derived_keys import DASHBOARD_SESSION, secret_for
 
 MAX_TOKEN = 256  # longer is not one of ours: refused before any work
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -20,6 +20,7 @@ from typing import Any, Self
 
 from botocore.exceptions import ClientError
 
+from referrals.adapters.dynamodb import auth_failures
 from referrals.adapters.dynamodb.stats import DynamoStats
 from referrals.adapters.dynamodb.tables import ensure_tables, main_table_name, outbox_table_name
 from referrals.adapters.times import from_micros, to_micros
@@ -208,6 +209,9 @@ class DynamoStore:
     def check_write(self) -> None:
         # DynamoDB has no write lock to take or hold: each write stands alone.
         self.check()
+
+    def count_failure(self, subject: str, now: datetime, window: timedelta) -> tuple[int, datetime]:
+        return auth_failures.count_failure(self.client, self.main, subject, now, window)
 
     def dispose(self) -> None:
         return None  # HTTP requests hold no transaction; the client may be shared
@@ -875,6 +879,31 @@ class DynamoSessions:
                 }
             }
         )
+
+
+class DynamoSecrets:
+    """Secrets the service keeps (`SECRET#<name>`, `SECRET`): created once, by the
+    conditional Put of the commit, so of two creators one gets a Conflict."""
+
+    def __init__(self, uow: "DynamoUnitOfWork") -> None:
+        self._uow = uow
+        self._store = uow.store
+
+    @staticmethod
+    def _key(name: str) -> Item:
+        return {"pk": S(f"SECRET#{name}"), "sk": S("SECRET")}
+
+    def get(self, name: str) -> str | None:
+        item = self._store.get(self._store.main, self._key(name))
+        return item["secret_value"]["S"] if item is not None else None
+
+    def add(self, name: str, value: str, created_at: datetime) -> None:
+        item: Item = {
+            **self._key(name),
+            "secret_value": S(value),  # `value` is a reserved word in expressions
+            "created_at": N(to_micros(created_at)),
+        }
+        self._uow.put(self._store.main, item)
 
 
 class DynamoPayouts:
@@ -1612,6 +1641,7 @@ class DynamoUnitOfWork:
     conversions: DynamoConversions
     api_keys: DynamoApiKeys
     sessions: DynamoSessions
+    secrets: DynamoSecrets
     payouts: DynamoPayouts
     outbox: DynamoOutbox
     audit: DynamoAudit
@@ -1630,6 +1660,7 @@ class DynamoUnitOfWork:
         self.conversions = DynamoConversions(self)
         self.api_keys = DynamoApiKeys(self)
         self.sessions = DynamoSessions(self)
+        self.secrets = DynamoSecrets(self)
         self.payouts = DynamoPayouts(self)
         self.outbox = DynamoOutbox(self)
         self.audit = DynamoAudit(self)

@@ -17,6 +17,8 @@ Main table (`pk`, `sk`), one item per fact, every access a GetItem or a Query:
 | API key id claim (unique) | `KEYID#<key id>` | `KEYID` | |
 | dashboard session (the cookie names key and session) | `KEYID#<key id>` | `SESSION#<id>` | |
 | audit entry (admin actions: rare, one partition) | `AUDIT` | `<entry id>` | |
+| failed authentications of an address (`ttl`) | `LIMIT#<address>` | `FAILURES` | |
+| secret the service keeps (if none is configured) | `SECRET#<name>` | `SECRET` | |
 
 An entry carries a referral's payout attributes (`status_pk`, `reward_cents`:
 negative for a clawback, the `unpaid` and `by_period` keys) for the user it pays,
@@ -66,6 +68,11 @@ OUTBOX_GSIS: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
     "due": (("due_pk", "S"), ("due_at", "N")),
     "by_status": (("status", "S"), ("id", "S")),
 }
+
+
+# Items that expire (a client address's failure count) carry it, in epoch seconds; the
+# stack turns on Time to Live for it on the main table, so DynamoDB deletes them.
+TTL_ATTRIBUTE = "ttl"
 
 
 def main_table_name(prefix: str) -> str:

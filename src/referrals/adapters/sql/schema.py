@@ -140,6 +140,28 @@ sessions = Table(
     Column("ended_at", BigInteger),
 )
 
+# The secret the service keeps when REFERRALS_SECRET_KEY is not set: created once
+# (insert if absent), read by every process, so what it signs outlives a restart.
+service_secrets = Table(
+    "service_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(128), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# Failed authentications by client address in fixed windows (api/ratelimits.py),
+# shared by every server of the database: a row per address, deleted once its window
+# has ended (by a later count, through the index).
+auth_failures = Table(
+    "auth_failures",
+    metadata,
+    Column("subject", String(128), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("window_ends_at", BigInteger, nullable=False),
+    Index("ix_auth_failures_window_ends_at", "window_ends_at"),
+)
+
 payout_runs = Table(
     "payout_runs",
     metadata,

@@ -37,6 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.schema import CreateTable, DropTable
 
+from referrals.adapters.sql.auth_failures import count_failure
 from referrals.adapters.sql.failures import StorageWatch, require_room
 from referrals.adapters.sql.group_commit import GroupCommit
 from referrals.adapters.sql.schema import (
@@ -48,6 +49,7 @@ from referrals.adapters.sql.schema import (
     referrals,
     referrers,
     rewards,
+    service_secrets,
     sessions,
     signup_slots,
 )
@@ -579,6 +581,20 @@ class SqlSessions:
         )
 
 
+class SqlSecrets:
+    def __init__(self, tx: Tx) -> None:
+        self._tx = tx
+
+    def get(self, name: str) -> str | None:
+        query = select(service_secrets.c.value).where(service_secrets.c.name == name)
+        value: str | None = self._tx.execute(query).scalar_one_or_none()
+        return value
+
+    def add(self, name: str, value: str, created_at: datetime) -> None:
+        values = {"name": name, "value": value, "created_at": to_micros(created_at)}
+        _insert(self._tx, insert(service_secrets), values)
+
+
 # The advisory lock serializing completions on PostgreSQL (any constant, the same in
 # every process; migrate.py's PG_MIGRATION_LOCK is another).
 PG_CHAIN_LOCK = 7_210_115
@@ -995,6 +1011,7 @@ class SqlUnitOfWork:
     referrals: SqlReferrals
     api_keys: SqlApiKeys
     sessions: SqlSessions
+    secrets: SqlSecrets
     payouts: SqlPayouts
     outbox: SqlOutbox
     audit: SqlAudit
@@ -1022,6 +1039,7 @@ class SqlUnitOfWork:
         self.referrals = SqlReferrals(tx)
         self.api_keys = SqlApiKeys(tx)
         self.sessions = SqlSessions(tx)
+        self.secrets = SqlSecrets(tx)
         self.payouts = SqlPayouts(tx)
         self.outbox = SqlOutbox(tx)
         self.audit = SqlAudit(tx)
@@ -1107,6 +1125,12 @@ class SqlStore:
             # alembic_version exists in every migrated database.
             conn.execute(_WRITE_CHECK)
             conn.rollback()
+
+    def count_failure(self, subject: str, now: datetime, window: timedelta) -> tuple[int, datetime]:
+        with self.unit_of_work() as uow:
+            counted = count_failure(uow._tx, subject, now, window)
+            uow.commit()
+        return counted
 
     def dispose(self) -> None:
         if self._group is not None:

@@ -5,9 +5,9 @@ from datetime import UTC, datetime
 import pytest
 
 from referrals.config import Settings
+from referrals.derived_keys import DASHBOARD_SESSION, PORTAL_LINK, secret_for
 from referrals.domain import links
 from referrals.domain.links import InvalidLink, LinkClaims
-from referrals.web.secrets import DASHBOARD_SESSION, PORTAL_LINK, secret_for
 
 NOW = datetime(2026, 3, 14, 12, 0, tzinfo=UTC)
 

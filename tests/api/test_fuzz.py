@@ -242,8 +242,8 @@ def problem_details(ctx: CheckContext, response: Response, case: Case) -> None:
 #   `value_cents`), which JSON Schema's `integer` is: the server takes it as 60;
 # - `ip` as `format: ip`, no JSON Schema format (any string): IPv4 or IPv6, and the
 #   server refuses a zone index;
-# - emails under .test refused: taken; `idn-email`, for internationalised addresses are
-#   taken too; the special-use domains still refused are described;
+# - emails under .test refused: accepted; the format is `idn-email`, as internationalised
+#   addresses are accepted too; the special-use domains still refused are described;
 # - cursors documented up to 200 characters: 86, a 64-character position in base64;
 # - a review's reason or a key's name of whitespace only (U+0085 alone), which the use
 #   cases strip: the patterns want more than whitespace;

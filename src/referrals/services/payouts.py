@@ -153,10 +153,15 @@ def run_payout(
             # fails the run here, and an attempt that lost its lease (and will fail
             # to complete) can never overwrite the report of the run that completed.
             report.seek(0)
-            reports.put(staged_key(name, totals.sha256), report, "text/csv")
             staged = staged_key(name, totals.sha256)
+            reports.put(staged, report, "text/csv")
             checkpoint("report_written")
-            completed = _complete(store, clock, name, owner, totals, carried, checkpoint)
+            # A store without locks (DynamoDB) finds another completion committed since
+            # it read the chain's head when it commits (Conflict): read the new head and
+            # link to it.
+            completed = retry_on_conflict(
+                lambda: _complete(store, clock, name, owner, totals, carried, checkpoint)
+            )
             checkpoint("completed")
             report.seek(0)
             reports.put(report_key(name), report, "text/csv")
@@ -306,24 +311,6 @@ def _render_report(store: Store, period: str, out: IO[bytes]) -> _Totals:
 
 
 def _complete(
-    store: Store,
-    clock: Clock,
-    period: str,
-    owner: str,
-    totals: _Totals,
-    carried_forward_cents: int,
-    checkpoint: Callable[[str], None],
-) -> PayoutRun:
-    # A store without locks (DynamoDB) finds another completion committed since it read
-    # the chain's head when it commits (Conflict): read the new head and link to it.
-    return retry_on_conflict(
-        lambda: _complete_once(
-            store, clock, period, owner, totals, carried_forward_cents, checkpoint
-        )
-    )
-
-
-def _complete_once(
     store: Store,
     clock: Clock,
     period: str,

@@ -1,7 +1,10 @@
-"""The stack synthesized once per session, with Lambda bundling skipped (no pip, no network).
+"""The stack synthesized once per session (Lambda bundling skipped: no pip, no network).
 
 jsii reads these variables when its Node process starts, on the first import of
 aws_cdk, so they are set before any test module imports it.
+
+The helpers below the fixtures read the template for every test module: find a
+resource, render a name built with Fn::Join, list every policy statement.
 """
 
 import json
@@ -75,3 +78,96 @@ def template_file(
     path = tmp_path_factory.mktemp("infra") / "template.json"
     path.write_text(json.dumps(template_json, indent=1))
     yield path
+
+
+# --- reading the template ------------------------------------------------------------
+
+PREFIX = "referrals-prod"
+FUNCTIONS = {
+    # short name: (handler, reserved concurrency)
+    "api": ("referrals.aws.api.handler", 50),
+    "payout": ("referrals.aws.payout.handler", 1),
+    "notify": ("referrals.aws.notify.handler", 5),
+}
+
+Json = dict[str, Any]
+
+
+def resources(template_json: Json, resource_type: str) -> dict[str, Json]:
+    return {
+        logical_id: resource
+        for logical_id, resource in template_json["Resources"].items()
+        if resource["Type"] == resource_type
+    }
+
+
+def find(template_json: Json, resource_type: str, **properties: Any) -> tuple[str, Json]:
+    """The one resource of this type whose properties include these values."""
+    matches = [
+        (logical_id, resource)
+        for logical_id, resource in resources(template_json, resource_type).items()
+        if all(resource["Properties"].get(k) == v for k, v in properties.items())
+    ]
+    assert len(matches) == 1, (resource_type, properties, [m[0] for m in matches])
+    return matches[0]
+
+
+def ref(template_json: Json, resource_type: str, **properties: Any) -> Json:
+    return {"Ref": find(template_json, resource_type, **properties)[0]}
+
+
+def arn(template_json: Json, resource_type: str, **properties: Any) -> Json:
+    return {"Fn::GetAtt": [find(template_json, resource_type, **properties)[0], "Arn"]}
+
+
+# Resources whose Ref is the name they are given.
+_NAMES = {
+    "AWS::Lambda::Function": "FunctionName",
+    "AWS::DynamoDB::Table": "TableName",
+    "AWS::Events::Rule": "Name",
+    "AWS::ApiGateway::Stage": "StageName",
+}
+
+
+def render(value: Any, template_json: Json) -> str:
+    """A string built with Fn::Join, with each Ref as the named resource's name."""
+    if isinstance(value, str):
+        return value
+    if "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return str(separator).join(render(part, template_json) for part in parts)
+    if "Ref" in value:
+        resource = template_json["Resources"].get(value["Ref"])
+        if resource and resource["Type"] in _NAMES:
+            return str(resource["Properties"][_NAMES[resource["Type"]]])
+        return f"<{value['Ref']}>"
+    if "Fn::GetAtt" in value:
+        return "<{}.{}>".format(*value["Fn::GetAtt"])
+    raise AssertionError(f"cannot render {value!r}")
+
+
+def statements(template_json: Json) -> Iterator[tuple[str, str, Json]]:
+    """(logical id, type, statement) of every policy document in the template."""
+    for logical_id, resource in template_json["Resources"].items():
+        props = resource.get("Properties", {})
+        documents = [props[k] for k in ("PolicyDocument", "KeyPolicy") if k in props]
+        documents += [p["PolicyDocument"] for p in props.get("Policies", [])]
+        for document in documents:
+            for statement in document["Statement"]:
+                yield logical_id, resource["Type"], statement
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def find_bucket(template_json: Json, purpose: str) -> tuple[str, Json]:
+    """The bucket named for this purpose (`reports`, `logs`): (logical id, resource)."""
+    (match,) = [
+        (logical_id, resource)
+        for logical_id, resource in resources(template_json, "AWS::S3::Bucket").items()
+        if render(resource["Properties"]["BucketName"], template_json).startswith(
+            f"{PREFIX}-{purpose}-"
+        )
+    ]
+    return match

@@ -7,7 +7,7 @@ export UV_PYTHON_DOWNLOADS := never
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_DEPRECATED := fail
 
-.PHONY: run test lint typecheck pytest install install-runtime checkov tools bench clean
+.PHONY: run test lint typecheck pytest install install-runtime checkov peer tools bench clean
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,17 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.lock $(BIN)/uv
 
 checkov: $(CHECKOV_VENV)/.installed
 
+# The peer the signup benchmark starts beside our server (bench/signup_peers.py):
+# pinax-referrals on Django and gunicorn, in a venv of its own. The venv ignores itself.
+PEER_VENV := .venv-peer
+$(PEER_VENV)/.installed: bench/peers/requirements.lock $(BIN)/uv
+	$(PYTHON) -m venv $(PEER_VENV)
+	echo '*' > $(PEER_VENV)/.gitignore
+	$(BIN)/uv pip install --quiet --python $(PEER_VENV)/bin/python -r bench/peers/requirements.lock
+	touch $@
+
+peer: $(PEER_VENV)/.installed
+
 # Debian's packages: wrk drives the HTTP benchmark (and its smoke test); chromium
 # runs the browser tests (Playwright's own browser download is not used).
 tools:
@@ -51,7 +62,7 @@ PORT ?= 8000
 run: install-runtime
 	$(BIN)/referrals serve --host $(HOST) --port $(PORT)
 
-test: install checkov tools lint typecheck pytest
+test: install checkov peer tools lint typecheck pytest
 
 lint: install
 	$(BIN)/ruff check src tests bench infra
@@ -63,8 +74,8 @@ typecheck: install
 pytest: install
 	$(BIN)/pytest -q
 
-bench: install tools
+bench: install peer tools
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) $(PEER_VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -6,7 +6,7 @@ ids minted at their created_at as a signup mints them, last month's rewards pend
 older ones paid by monthly runs, one in 200 held. Then, in one process:
 
 - floor: `GET /healthz` through the same TestClient (one database round trip);
-- data: `services.dashboard.overview` (the stats port's three queries and the runs);
+- data: `services.dashboard_overview.overview` (the stats port's three queries and the runs);
 - page: `GET /dashboard` signed in, the overview computed on every request (the cache
   off), and with the cache on (what a refresh within a few seconds costs);
 - full scan: the signups-per-day aggregate without the id range, as a dashboard that
@@ -194,12 +194,12 @@ def measure(url: str, tmp: Path, repeat: int) -> dict[str, float]:
     from fastapi.testclient import TestClient
     from sqlalchemy import text
 
-    from referrals.api import dashboard as dashboard_routes
+    from referrals.api import dashboard_routes
     from referrals.api.app import create_app
     from referrals.bootstrap import build
     from referrals.config import Settings
     from referrals.domain.model import Role
-    from referrals.services.dashboard import overview
+    from referrals.services.dashboard_overview import overview
     from referrals.services.keys import create_key
 
     svc = build(Settings(database_url=url, reports_url=str(tmp / "reports"), scheduler=False))
@@ -215,7 +215,7 @@ def measure(url: str, tmp: Path, repeat: int) -> dict[str, float]:
 
     def full_scan() -> None:
         with svc.store.read() as uow:
-            uow._tx.execute(text(FULL_SCAN.format(since=since))).all()  # type: ignore[attr-defined]
+            uow.connection.execute(text(FULL_SCAN.format(since=since))).all()  # type: ignore[attr-defined]
 
     result = {
         "window_signups": data.signups,

@@ -63,6 +63,23 @@ class Metered:
         self.wcu = 0.0
         self.rcu = 0.0
         self.requests: Counter[str] = Counter()
+        # A paginator sends its Queries from the client itself, past this wrapper:
+        # every Query is priced from the client's own events instead.
+        events = client.meta.events
+        events.register("provide-client-params.dynamodb.Query", self._query_sent)
+        events.register("after-call.dynamodb.Query", self._query_answered)
+
+    def _query_sent(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["metered_params"] = dict(params)
+
+    def _query_answered(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        params = context["metered_params"]
+        self.requests["query"] += 1
+        size = sum(item_bytes(i) for i in parsed.get("Items", []))
+        if params.get("Select") == "COUNT":
+            size = int(parsed["Count"]) * 400  # items are read even to be counted
+        factor = 1.0 if params.get("ConsistentRead") else 0.5
+        self.rcu += factor * max(1, math.ceil(size / 4096))
 
     def _get(self, table: str, key: Item) -> Item | None:
         found: Item | None = self._client.get_item(TableName=table, Key=key).get("Item")
@@ -78,13 +95,7 @@ class Metered:
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self._client, name)
-        if name not in {
-            "get_item",
-            "put_item",
-            "update_item",
-            "query",
-            "transact_write_items",
-        }:
+        if name not in {"get_item", "put_item", "update_item", "transact_write_items"}:
             return method
 
         def call(**kwargs: Any) -> Any:
@@ -93,14 +104,6 @@ class Metered:
                 result = method(**kwargs)
                 factor = 1.0 if kwargs.get("ConsistentRead") else 0.5
                 self.rcu += factor * max(1, math.ceil(item_bytes(result.get("Item")) / 4096))
-                return result
-            if name == "query":
-                result = method(**kwargs)
-                size = sum(item_bytes(i) for i in result.get("Items", []))
-                if kwargs.get("Select") == "COUNT":
-                    size = int(result["Count"]) * 400  # items are read even to be counted
-                factor = 1.0 if kwargs.get("ConsistentRead") else 0.5
-                self.rcu += factor * max(1, math.ceil(size / 4096))
                 return result
             if name == "put_item":
                 key = {k: kwargs["Item"][k] for k in self.keys[kwargs["TableName"]]}

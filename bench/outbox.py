@@ -51,10 +51,18 @@ def add_events(store: Store, count: int) -> None:
     now = datetime.now(UTC)
     with store.unit_of_work() as uow:
         for n in range(count):
-            payload = {"referral_id": new_id(), "referrer_id": "r00001", "reward_cents": 1000}
+            payload = {
+                "referral_id": new_id(datetime.now(UTC)),
+                "referrer_id": "r00001",
+                "reward_cents": 1000,
+            }
             uow.outbox.add(
                 Event(
-                    new_id(), "referral.created", payload | {"ordinal": n}, now, next_attempt_at=now
+                    new_id(datetime.now(UTC)),
+                    "referral.created",
+                    payload | {"ordinal": n},
+                    now,
+                    next_attempt_at=now,
                 )
             )
         uow.commit()

@@ -8,6 +8,8 @@ BENCHMARKS = [
     "bench.payout --database postgresql",
     "bench.signup_http",
     "bench.signup_http --database postgresql",
+    "bench.signup_peers",
+    "bench.signup_peers --database postgresql",
     "bench.outbox",
     "bench.outbox --database postgresql",
     "bench.dynamodb_capacity",

@@ -52,9 +52,8 @@ function request()
   counter = counter + 1
   local code = string.format("C%%05d", math.random(0, referrers - 1))
   local body = '{"user_id":"' .. prefix .. counter .. '","referral_code":"' .. code .. '"}'
-  return wrk.format("POST", "/v1/signups", {
-    ["Content-Type"] = "application/json",
-    ["Authorization"] = "Bearer %(key)s",
+  return wrk.format("POST", "%(path)s", {
+    ["Content-Type"] = "application/json",%(auth)s
   }, body)
 end
 %(done)s
@@ -115,23 +114,49 @@ def free_port() -> int:
         return port
 
 
-def seed_referrers(url: str) -> None:
-    """The referrers the load signs up with: codes C00000 .. C09999."""
-    from sqlalchemy import insert
+def server_env(url: str, tmp: Path, tree: Path | None = None) -> dict[str, str]:
+    """The environment `referrals` runs in; with `tree`, the code of that checkout
+    (its `src` comes first on the path, before the venv's editable install)."""
+    env = {**os.environ, "REFERRALS_DATABASE_URL": url, "REFERRALS_SCHEDULER": "off"}
+    env["REFERRALS_REPORTS_URL"] = str(tmp / "reports")
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree.resolve() / "src")
+    return env
 
-    from referrals.adapters.sql.schema import referrers
-    from referrals.adapters.sql.store import SqlStore
-    from referrals.bootstrap import build_store
 
-    store = build_store(url, migrate=True)
-    assert isinstance(store, SqlStore)
-    rows = [
-        {"user_id": f"r{n:05d}", "code": f"C{n:05d}", "code_key": f"C{n:05d}", "created_at": 0}
-        for n in range(SPREAD)
-    ]
-    with store.writer.begin() as conn:
-        conn.execute(insert(referrers), rows)
-    store.dispose()
+def seed_referrers(url: str, tmp: Path, tree: Path | None = None) -> None:
+    """The referrers the load signs up with: codes C00000 .. C09999.
+
+    The schema is made by the served code's own `db upgrade`; the rows go in by plain
+    SQL, so seeding depends on no store's internals and serves any checkout alike."""
+    script = Path(sys.executable).with_name("referrals")
+    upgrade = subprocess.run(
+        [str(script), "db", "upgrade"],
+        env=server_env(url, tmp, tree),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    if upgrade.returncode:
+        raise RuntimeError(f"referrals db upgrade failed:\n{upgrade.stdout[-3000:]}")
+    insert_referrers(url)
+
+
+def insert_referrers(url: str) -> None:
+    """Codes C00000 .. C09999 into a migrated database (`referrals serve` migrates too)."""
+    from sqlalchemy import create_engine, text
+
+    rows = [{"user_id": f"r{n:05d}", "code": f"C{n:05d}"} for n in range(SPREAD)]
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO referrers (user_id, code, code_key, created_at)"
+                " VALUES (:user_id, :code, :code, 0)"
+            ),
+            rows,
+        )
+    engine.dispose()
 
 
 @contextmanager
@@ -148,10 +173,11 @@ def database(kind: str, tmp: Path) -> Iterator[str]:
 
 
 @contextmanager
-def server(url: str, tmp: Path, workers: int = 1) -> Iterator[tuple[str, str, int]]:
+def server(
+    url: str, tmp: Path, workers: int = 1, tree: Path | None = None
+) -> Iterator[tuple[str, str, int]]:
     port = free_port()
-    env = {**os.environ, "REFERRALS_DATABASE_URL": url, "REFERRALS_SCHEDULER": "off"}
-    env["REFERRALS_REPORTS_URL"] = str(tmp / "reports")
+    env = server_env(url, tmp, tree)
     script = Path(sys.executable).with_name("referrals")
     log = (tmp / "server.log").open("w")
     # Output goes to a file: a pipe nobody reads would fill and stall the server.
@@ -228,21 +254,26 @@ def pause_for(rate: float, connections: int) -> int:
 
 
 def healthz(
-    base: str, pause: int, args: argparse.Namespace, pid: int | None = None
+    base: str, pause: int, args: argparse.Namespace, pid: int | None = None, path: str = "/healthz"
 ) -> dict[str, float]:
     script = FLOOR_LUA % {"pause_ms": pause, "done": DONE, "delay": DELAY}
-    return wrk(base, "/healthz", script, args, pid)
+    return wrk(base, path, script, args, pid)
+
+
+def signup_script(referrers: int, pause: int, key: str = "", path: str = "/v1/signups") -> str:
+    """wrk's script for unique signups with codes C00000 .. (referrers - 1); a key if given."""
+    # A fresh prefix per wrk run: wrk's random ids repeat from run to run.
+    run = uuid.uuid4().hex[:8]
+    auth = f'\n    ["Authorization"] = "Bearer {key}",' if key else ""
+    values = {"referrers": referrers, "pause_ms": pause, "run": run, "path": path, "auth": auth}
+    return LUA % (values | {"done": DONE, "delay": DELAY})
 
 
 def scenario(
     base: str, key: str, pid: int, referrers: int, args: argparse.Namespace
 ) -> dict[str, float]:
     def signups(pause: int, cpu_of: int | None = None) -> dict[str, float]:
-        # A fresh prefix per wrk run: wrk's random ids repeat from run to run.
-        run = uuid.uuid4().hex[:8]
-        values = {"referrers": referrers, "pause_ms": pause, "key": key, "run": run}
-        script = LUA % (values | {"done": DONE, "delay": DELAY})
-        return wrk(base, "/v1/signups", script, args, cpu_of)
+        return wrk(base, "/v1/signups", signup_script(referrers, pause, key), args, cpu_of)
 
     peak = signups(0, cpu_of=pid)
     half = signups(pause_for(peak["rps"] / 2, args.connections))
@@ -269,7 +300,7 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
     with tempfile.TemporaryDirectory() as tmp, database(args.database, Path(tmp)) as url:
-        seed_referrers(url)
+        seed_referrers(url, Path(tmp))
         with server(url, Path(tmp), args.workers) as (base, key, pid):
             floor = healthz(base, 0, args, pid)
             floor_half = healthz(base, pause_for(floor["rps"] / 2, args.connections), args)

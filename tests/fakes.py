@@ -1,5 +1,6 @@
 """Fakes of the non-database ports, for unit tests. Stores use the real MemoryStore."""
 
+import io
 from typing import BinaryIO
 
 from referrals.domain.model import Event
@@ -18,6 +19,9 @@ class MemoryReports:
 
     def get(self, key: str) -> bytes | None:
         return self.objects.get(key)
+
+    def scratch(self) -> BinaryIO:
+        return io.BytesIO()
 
     def delete(self, key: str) -> None:
         if self.failing:

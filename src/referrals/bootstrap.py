@@ -14,7 +14,6 @@ from referrals.domain.tiers import TierSchedule
 from referrals.ports import Clock, Notifier, ReportStore, Store
 from referrals.services.kept_secret import kept_secret
 from referrals.services.outbox import RetryPolicy
-from referrals.services.signups import SignupBatches
 
 
 @dataclass(frozen=True)
@@ -28,11 +27,12 @@ class Services:
     retry_policy: RetryPolicy
     # What enroll and sign_up keep of an IP address or device id (keyed by the secret).
     fingerprints: Fingerprints
-    # How many requests a server process lets run their blocking work at once; None:
-    # the thread pool's default (40).
+    # How many requests a server process lets run their blocking work at once: as many
+    # as the store can serve (a PostgreSQL pool's connections; a request holds one for
+    # its unit of work, and threads beyond them would only wait in the pool, taking the
+    # interpreter lock from those working, while an overflowing pool opens and closes
+    # connections; BENCHMARKS.md). None: the thread pool's default (40).
     request_threads: int | None = None
-    # Signups of one code waiting for each other in this process, recorded together.
-    signup_batches: SignupBatches | None = None
 
 
 def build(
@@ -53,8 +53,7 @@ def build(
         notifier=build_notifier(settings),
         retry_policy=RetryPolicy(max_attempts=settings.notify_max_attempts),
         fingerprints=Fingerprints(secret_for(settings, FINGERPRINT)),
-        request_threads=request_threads(settings),
-        signup_batches=signup_batches(settings),
+        request_threads=store.concurrency_limit,
     )
 
 
@@ -67,30 +66,6 @@ def with_secret(settings: Settings, store: Store, clock: Clock) -> Settings:
     if settings.secret_key:
         return settings
     return settings.model_copy(update={"secret_key": kept_secret(store, clock)})
-
-
-def request_threads(settings: Settings) -> int | None:
-    """On PostgreSQL, one request thread per pooled connection.
-
-    A request holds a connection for its whole unit of work; threads beyond the pool
-    only wait in it (and fail after its 30 s timeout), each wait and wake-up taking
-    the interpreter lock from the threads doing work, and a pool drained and refilled
-    past its size closes and opens connections. Requests beyond the pool wait on the
-    event loop instead. Measured under signup load (BENCHMARKS.md): ~15% less CPU per
-    signup than with 40 threads, no connections opened after the first few. SQLite
-    keeps the default: its group commit writes the concurrent signups together, and
-    more of them wait to be written with fewer threads.
-    """
-    return settings.pool_size if settings.database_url.startswith("postgresql") else None
-
-
-def signup_batches(settings: Settings) -> SignupBatches | None:
-    """On a SQL database, a hot referrer's signups share transactions (see sign_up):
-    on PostgreSQL each would otherwise wait for the one before it to release the
-    referrer's row lock, a round trip and a commit later. DynamoDB's transactions
-    may change an item only once, so its signups are recorded one by one."""
-    sql = not settings.database_url.startswith(("dynamodb://", "memory://"))
-    return SignupBatches() if sql else None
 
 
 def program(settings: Settings) -> Program:

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Column, Table
 
 from referrals import logs
+from referrals.adapters.host import attempt_owner
 from referrals.bootstrap import Services, build
 from referrals.config import Settings
 from referrals.domain.errors import DomainError
@@ -470,6 +471,7 @@ def _pay(
         svc.reports,
         svc.clock,
         period,
+        owner=attempt_owner(svc.clock.now()),
         batch_size=svc.settings.payout_batch_size,
         minimum_cents=svc.program.minimum_payout_cents,
         on_progress=on_progress,

@@ -28,6 +28,12 @@ from referrals.domain.model import (
 )
 
 
+class LeaseLost(Exception):
+    """The payout run's lease passed to another owner: the run must stop at once and
+    leave the period to it (a store that fences its writes on the lease raises this
+    from the write that found it lost)."""
+
+
 class Clock(Protocol):
     def now(self) -> datetime:
         """The current time, timezone-aware UTC."""
@@ -289,11 +295,11 @@ class PayoutRepository(Protocol):
         payable before `cutoff` to this period.
 
         Each moves pending -> processing by a conditional update, so a reward is
-        assigned to one run only. Returns how many moved, or -1 if the store
-        fences its writes on the lease and found it lost, and where the next
+        assigned to one run only. Returns how many moved and where the next
         batch may start: `after`, passed back, lets a store skip the rewards
         it already walked (None: walk from the start). Fewer than `limit`
-        means no eligible reward is left.
+        means no eligible reward is left. A store that fences its writes on the
+        lease raises LeaseLost if it found the lease lost.
         """
         ...
 
@@ -303,8 +309,8 @@ class PayoutRepository(Protocol):
         total of zero with no minimum settles: a clawback offset by a new reward.)
 
         Returns how many users were released and the sum of their positive totals
-        (what was deferred; a debt carried is not money that was due), or (-1, 0)
-        if the store fences its writes on the lease and found it lost. Runs after
+        (what was deferred; a debt carried is not money that was due); LeaseLost as
+        `assign_batch`. Runs after
         the last batch is assigned, in a unit of work that renewed the lease.
         """
         ...
@@ -323,7 +329,7 @@ class PayoutRepository(Protocol):
         """Mark the run completed and its entries paid, if `owner` holds the lease.
 
         The run's state changes when the unit of work commits. Returns the number
-        of entries the run has paid, or -1 if the lease was lost.
+        of entries the run has paid; raises LeaseLost if the lease was lost.
         """
         ...
 
@@ -453,6 +459,13 @@ class UnitOfWork(Protocol):
 
 
 class Store(Protocol):
+    @property
+    def concurrency_limit(self) -> int | None:
+        """How many units of work can be open at once, if the store bounds them (a
+        PostgreSQL store's connection pool); None if not. The server runs no more
+        request threads than this, so none waits in the pool."""
+        ...
+
     def unit_of_work(self) -> UnitOfWork:
         """A read-write transaction; writers are serialized where the engine needs it."""
         ...
@@ -495,6 +508,11 @@ class ReportStore(Protocol):
 
     def delete(self, key: str) -> None:
         """Remove `key` if it is there (a staged copy once its report is published)."""
+        ...
+
+    def scratch(self) -> BinaryIO:
+        """An empty temporary file, removed when closed, to render a report into
+        before `put`: a report may be larger than memory should hold."""
         ...
 
 

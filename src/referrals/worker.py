@@ -6,25 +6,22 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from referrals.bootstrap import Services
 from referrals.domain.errors import DomainError
 from referrals.domain.model import PayoutRun
+from referrals.metrics import Metrics
 from referrals.services.outbox import PRUNE_BATCH, PRUNE_BATCHES, dispatch, prune
 from referrals.services.schedule import run_due_payout
-
-if TYPE_CHECKING:
-    from referrals.api.metrics import Metrics
 
 logger = logging.getLogger("referrals.worker")
 T = TypeVar("T")
 DISPATCH_BATCH = 100
-# While events keep coming, the next delivery comes this soon. Waiting the idle
-# interval, a second's events were delivered in one burst (at 300 signups a second,
-# 20-30 ms of Python holding the interpreter lock), and the requests arriving during
-# it waited: p99 at half the peak rate went from 20-28 ms to 15-23 ms on PostgreSQL
-# with this (BENCHMARKS.md). An idle server still asks only once per `dispatch_every`.
+# While events keep coming, the next delivery comes this soon: a second's events
+# delivered in one burst hold the interpreter lock long enough to delay the requests
+# arriving meanwhile (BENCHMARKS.md, "Outbox delivery at a steady pace"). An idle
+# server still asks only once per `dispatch_every`.
 BUSY_DISPATCH_EVERY = 0.1
 # Delivered events go after days: pruning hourly keeps the outbox within an hour of its
 # retention, each round bounded (services.outbox.prune); a round that hit its bound
@@ -38,7 +35,7 @@ class BackgroundWorker:
         services: Services,
         dispatch_every: float = 1.0,
         schedule_every: float = 60.0,
-        metrics: "Metrics | None" = None,
+        metrics: Metrics | None = None,
         busy_dispatch_every: float = BUSY_DISPATCH_EVERY,
         prune_every: float = PRUNE_EVERY,
     ) -> None:

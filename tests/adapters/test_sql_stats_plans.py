@@ -153,7 +153,7 @@ def pg_unbounded_reads(conn: psycopg.Connection[Any], statement: str, parameters
 @pytest.fixture(scope="module")
 def pg_url() -> Iterator[str]:
     with locale_database("referrals_plans") as url:
-        build_store(url, migrate=True).dispose()  # type: ignore[attr-defined]
+        build_store(url, migrate=True).dispose()
         with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as conn:
             with conn.cursor() as cursor:
                 cursor.executemany(REFERRER_INSERT, list(referrer_rows()))

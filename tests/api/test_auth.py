@@ -116,7 +116,9 @@ def test_a_refused_key_is_not_cached(services: Services) -> None:
     headers = {"Authorization": f"Bearer {plaintext}"}
     assert client.post("/v1/referrers", json={"user_id": "a"}, headers=headers).status_code == 401
     with services.store.unit_of_work() as uow:  # the same key becomes valid
-        key = ApiKey(new_id(), Role.INGEST, hash_key(plaintext), services.clock.now())
+        key = ApiKey(
+            new_id(datetime.now(UTC)), Role.INGEST, hash_key(plaintext), services.clock.now()
+        )
         uow.api_keys.add(key)
         uow.commit()
     assert client.post("/v1/referrers", json={"user_id": "a"}, headers=headers).status_code == 201

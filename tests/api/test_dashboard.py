@@ -1,7 +1,5 @@
 """The admin dashboard over HTTP, in-process: sign-in, sessions, CSRF, and every page's forms."""
 
-import base64
-import hmac
 import re
 from datetime import timedelta
 from typing import Any
@@ -9,13 +7,13 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from referrals.api import dashboard
+from referrals.api import dashboard_routes
 from referrals.api.app import create_app
 from referrals.bootstrap import Services
-from referrals.derived_keys import PORTAL_LINK, secret_for
+from referrals.derived_keys import DASHBOARD_SESSION, PORTAL_LINK, serializer
 from referrals.domain.model import EventStatus, ReferralStatus, Role
 from referrals.services.keys import create_key, revoke_key, rotate_key
-from referrals.web import sessions
+from referrals.web import tokens
 from tests.api.common import signup
 
 Headers = dict[str, str]
@@ -69,7 +67,7 @@ def test_the_sign_in_page_is_a_form(client: TestClient) -> None:
 
 
 def test_an_admin_key_signs_in_with_a_strict_http_only_cookie(
-    client: TestClient, admin_key: tuple[str, str]
+    client: TestClient, services: Services, admin_key: tuple[str, str]
 ) -> None:
     plaintext, key_id = admin_key
     response = client.post("/dashboard/login", data={"key": plaintext}, follow_redirects=False)
@@ -81,7 +79,8 @@ def test_an_admin_key_signs_in_with_a_strict_http_only_cookie(
     assert "secure" not in attributes  # plain http: a Secure cookie would never come back
     assert "Max-Age=28800" in cookie  # dashboard_session_seconds
     value = cookie.split(";")[0].split("=", 1)[1]
-    assert value.startswith(key_id + ".") and plaintext not in cookie
+    session = tokens.verify_session(services.settings, value, services.clock.now())
+    assert session is not None and session.key_id == key_id and plaintext not in cookie
     page = client.get("/dashboard")
     assert page.status_code == 200 and key_id in page.text
 
@@ -141,7 +140,7 @@ def test_a_session_of_this_host_over_http_is_accepted_from_its_own_origin(
 
 
 def cookie_of(client: TestClient) -> str:
-    value: str = client.cookies.get(dashboard.COOKIE, path="/dashboard") or ""
+    value: str = client.cookies.get(dashboard_routes.COOKIE, path="/dashboard") or ""
     assert value
     return value
 
@@ -153,22 +152,22 @@ def test_a_tampered_or_expired_session_is_refused(
     client = signed_in
     settings, now, key_id = services.settings, services.clock.now(), admin_key[1]
     good = cookie_of(client)
-    payload, _, signature = good.rpartition(".")
+    claims = serializer(settings, DASHBOARD_SESSION).loads(good)
     if damage == "tampered":  # another key id under the original signature
-        token = f"{'0' * 26}{payload[26:]}.{signature}"
+        body = serializer(settings, DASHBOARD_SESSION).dump_payload(claims | {"k": "0" * 26})
+        token = f"{body.decode()}.{good.rpartition('.')[2]}"
     elif damage == "expired":
         past = now - timedelta(seconds=settings.dashboard_session_seconds + 1)
-        token = sessions.issue(settings, key_id, past).token
-    elif damage == "other purpose":  # the same construction under the portal links' key
-        mac = hmac.new(secret_for(settings, PORTAL_LINK), b"session:" + payload.encode(), "sha256")
-        token = f"{payload}.{base64.urlsafe_b64encode(mac.digest()).decode().rstrip('=')}"
+        token = tokens.issue_session(settings, key_id, past).token
+    elif damage == "other purpose":  # the same claims signed as a portal link
+        token = serializer(settings, PORTAL_LINK).dumps(claims)
     else:
         other = settings.model_copy(update={"secret_key": "another-secret-0123456789abcdef0123"})
-        token = sessions.issue(other, key_id, now).token
-    client.cookies.set(dashboard.COOKIE, good, path="/dashboard")
+        token = tokens.issue_session(other, key_id, now).token
+    client.cookies.set(dashboard_routes.COOKIE, good, path="/dashboard")
     control = client.get("/dashboard", follow_redirects=False)
     assert control.status_code == 200  # the control: the cookie is sent
-    client.cookies.set(dashboard.COOKIE, token, path="/dashboard")
+    client.cookies.set(dashboard_routes.COOKIE, token, path="/dashboard")
     response = client.get("/dashboard", follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"] == "/dashboard/login"
 
@@ -179,7 +178,7 @@ def test_sign_out_clears_the_cookie(signed_in: TestClient) -> None:
     )
     assert response.status_code == 303 and response.headers["location"] == "/dashboard/login"
     cookie = response.headers["set-cookie"]
-    assert cookie.startswith(f'{dashboard.COOKIE}=""') and "Max-Age=0" in cookie
+    assert cookie.startswith(f'{dashboard_routes.COOKIE}=""') and "Max-Age=0" in cookie
     assert "Path=/dashboard" in cookie
     assert signed_in.get("/dashboard", follow_redirects=False).status_code == 303
 
@@ -197,7 +196,7 @@ def test_a_copied_cookie_is_refused_after_sign_out(
 ) -> None:
     copied, csrf = cookie_of(signed_in), csrf_of(signed_in, "/dashboard/reviews")
     signed_in.post("/dashboard/logout", data={"csrf": csrf})
-    signed_in.cookies.set(dashboard.COOKIE, copied, path="/dashboard")
+    signed_in.cookies.set(dashboard_routes.COOKIE, copied, path="/dashboard")
     response = signed_in.get("/dashboard", follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"] == "/dashboard/login"
     # Nor can the copy post a form with the page's CSRF token it had.
@@ -210,8 +209,8 @@ def test_a_copied_cookie_is_refused_after_sign_out(
 def test_a_validly_signed_token_with_no_session_on_the_server_is_refused(
     client: TestClient, services: Services, admin_key: tuple[str, str]
 ) -> None:
-    token = sessions.issue(services.settings, admin_key[1], services.clock.now()).token
-    client.cookies.set(dashboard.COOKIE, token, path="/dashboard")
+    token = tokens.issue_session(services.settings, admin_key[1], services.clock.now()).token
+    client.cookies.set(dashboard_routes.COOKIE, token, path="/dashboard")
     assert client.get("/dashboard", follow_redirects=False).status_code == 303
 
 
@@ -283,7 +282,7 @@ def test_an_overview_is_reused_for_a_few_seconds(
     assert "Signups per day: 0 in" in signed_in.get("/dashboard").text
     signup(signed_in, admin, "u1", alice_code)
     assert "Signups per day: 0 in" in signed_in.get("/dashboard").text
-    monkeypatch.setattr(dashboard, "OVERVIEW_TTL_S", 0.0)
+    monkeypatch.setattr(dashboard_routes, "OVERVIEW_TTL_S", 0.0)
     assert "Signups per day: 1 in" in signed_in.get("/dashboard").text
 
 

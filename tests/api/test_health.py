@@ -1,5 +1,6 @@
-"""Liveness (`/healthz`: the database answers a read) and readiness (`/readyz`: a write
-can begin and end now), and where the server's bare address leads."""
+"""Liveness (`/livez`: the process answers; `/healthz`: the database answers a read) and
+readiness (`/readyz`: a write can begin and end now), and where the server's bare
+address leads."""
 
 import sqlite3
 import time
@@ -115,3 +116,30 @@ def test_the_bare_address_leads_to_the_dashboard(client: TestClient) -> None:
     signed_out = client.get("/")  # followed: the dashboard sends a stranger to sign in
     assert signed_out.status_code == 200
     assert "/dashboard/login" in str(signed_out.url)
+
+
+def test_livez_answers_200_without_a_key_while_the_database_is_gone(tmp_path: Path) -> None:
+    (tmp_path / "gone").mkdir()
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path}/gone/api.db", secret_key="api-test-secret-" + "0" * 20
+    )
+    services = build(settings)
+    (tmp_path / "gone").rmdir()  # SQLite cannot open the file: /healthz answers 503
+    with TestClient(create_app(services)) as client:
+        assert client.get("/healthz").status_code == 503
+        response = client.get("/livez")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_livez_is_never_rate_limited(tmp_path: Path) -> None:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path}/api.db",
+        secret_key="api-test-secret-" + "0" * 20,
+        public_rate_limit=2,
+    )
+    with TestClient(create_app(build(settings, migrate=True))) as client:
+        answers = [client.get("/livez").status_code for _ in range(5)]
+        assert client.get("/readyz").status_code == 200
+        assert [client.get("/readyz").status_code for _ in range(3)][-1] == 429
+    assert answers == [200] * 5

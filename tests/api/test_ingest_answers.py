@@ -99,6 +99,7 @@ ROUTES: dict[str, tuple[Access, Calls]] = {
     "GET /docs/oauth2-redirect": (Access.PUBLIC, lambda w: [_get("/docs/oauth2-redirect")]),
     "GET /redoc": (Access.PUBLIC, lambda w: [_get("/redoc")]),
     "GET /healthz": (Access.PUBLIC, lambda w: [_get("/healthz")]),
+    "GET /livez": (Access.PUBLIC, lambda w: [_get("/livez")]),
     "GET /readyz": (Access.PUBLIC, lambda w: [_get("/readyz")]),
     "GET /": (Access.PUBLIC, lambda w: [_get("/")]),
     "POST /signup": (

@@ -5,10 +5,10 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from referrals.api.app import create_app
-from referrals.api.metrics import Metrics
 from referrals.bootstrap import Services
 from referrals.domain.errors import PayoutFailed, PayoutInProgress
 from referrals.domain.model import EventStatus, PayoutRun, RunStatus
+from referrals.metrics import Metrics
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

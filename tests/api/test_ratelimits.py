@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from referrals.api import ratelimits
 from referrals.api.app import create_app
-from referrals.api.ratelimits import Windows, client_address, is_public
+from referrals.api.ratelimits import NEVER_LIMITED, Windows, client_address, is_public
 from referrals.bootstrap import Services, build
 from referrals.config import Settings
 from referrals.domain.errors import DomainError
@@ -243,10 +243,10 @@ def test_routes_that_take_a_key_are_not_counted_as_public(
 
 
 @pytest.mark.parametrize("name", sorted(ROUTES))
-def test_every_route_without_a_key_but_healthz_is_public(name: str) -> None:
+def test_every_route_without_a_key_but_the_probes_is_public(name: str) -> None:
     method, _, path = name.partition(" ")
     path = path.replace("{code:path}", "ALICE") + ("/swagger-ui.css" if method == "MOUNT" else "")
-    public = ROUTES[name][0] is Access.PUBLIC and path != "/healthz"
+    public = ROUTES[name][0] is Access.PUBLIC and path not in NEVER_LIMITED
     # The sign-in form's POST is listed as refused to an ingest key; it needs no key.
     assert is_public(path) is (public or name == "POST /dashboard/login")
 
@@ -315,12 +315,12 @@ def test_this_process_keeps_a_bounded_number_of_counts() -> None:
     assert kept == [None] * 7 + [(now + timedelta(seconds=60), 1)] * 3
 
 
-def test_every_route_but_healthz_documents_its_429(client: TestClient) -> None:
+def test_every_route_but_the_probes_documents_its_429(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     for path, operations in paths.items():
         for operation in operations.values():
             documented = operation["responses"].get("429")
-            if path == ratelimits.NEVER_LIMITED:
+            if path in ratelimits.NEVER_LIMITED:
                 assert documented is None
             else:
                 assert "Retry-After" in documented["headers"], path

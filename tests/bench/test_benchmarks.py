@@ -78,3 +78,39 @@ def test_outbox_benchmark_delivers_every_event_against_the_driver(database: str)
     assert [row["per_round"] for row in rows] == [7, 50]
     for row in rows:  # each side delivered all 60 (the bench checks), then timed
         assert row["floor_cpu_us"] > 0 and row["dispatch_cpu_us"] > 0 and row["ratio"] > 0
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_peer_benchmark_puts_ours_beside_pinax_and_starlette_in_one_run(database: str) -> None:
+    # Needs .venv-peer (`make peer`, a prerequisite of `make test`).
+    args = ["--duration", "1", "--rounds", "1", "--warmup", "0", "--connections", "4"]
+    out = run("bench.signup_peers", *args, "--scenarios", "spread", "--database", database)
+    result = json.loads(out.splitlines()[0])
+    assert result["database"] == database and result["targets"]["signup_vs_pinax"] == 3.0
+    assert result["sqlite_commit_ms"]["median"] > 0  # the disk's durable commit, for context
+    summary = result["summary"]
+    assert summary["pinax"]["spread"]["rps"] > 0 and summary["starlette"]["healthz"]["rps"] > 0
+    (ours,) = (v for k, v in summary.items() if k not in ("pinax", "starlette", "load_1m"))
+    assert ours["spread"]["vs_pinax"] > 0 and ours["spread"]["cpu_vs_pinax"] > 0
+    assert ours["healthz_vs_starlette"]["median"] > 0
+    assert ours["spread"]["half_p99_ms_worst"] > 0
+    assert all(run["failed"] == 0 for run in result["runs"])  # pinax's signups too
+    if database == "postgresql":  # pg_stat_database.sessions read around each of our runs
+        assert len(ours["new_sessions"]["spread"]) == 1
+        before, after = ours["sessions_before_after"]
+        assert 0 < before <= after  # the server's pool had connected before the first run
+    assert "| pinax-referrals (gunicorn, 1 sync worker) |" in out
+
+
+def test_gil_profile_groups_samples_by_the_innermost_frames_package(tmp_path: Path) -> None:
+    from bench.gil_profile import buckets
+
+    raw = tmp_path / "raw.txt"
+    loop = "run (uvicorn/main.py:1);solve_dependencies (fastapi/dependencies/utils.py:2)"
+    use_case = "sign_up (referrals/services/signups.py:3);execute (sqlalchemy/engine/base.py:4)"
+    raw.write_text(f"{loop};{use_case} 3\n{loop} 1\n")
+    samples, profile = buckets(raw)
+    assert samples == 4
+    assert profile["self_pct"] == {"SQLAlchemy": 75.0, "FastAPI": 25.0}
+    assert profile["through_pct"]["the use case (referrals/services)"] == 75.0
+    assert profile["through_pct"]["FastAPI's dependency solving"] == 100.0

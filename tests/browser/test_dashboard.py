@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from referrals.api.dashboard import COOKIE
+from referrals.api.dashboard_routes import COOKIE
 from referrals.domain.model import EventStatus
-from referrals.web import sessions
+from referrals.web import tokens
 from tests.browser.conftest import LiveServer
 
 PAYLOADS = [
@@ -205,7 +205,7 @@ def test_a_tampered_or_expired_session_cookie_is_refused(
     else:
         key_id = cookie["value"].split(".")[0]
         past = datetime.now(UTC) - timedelta(hours=9)  # sessions last 8 hours
-        value = sessions.issue(live.services.settings, key_id, past).token
+        value = tokens.issue_session(live.services.settings, key_id, past).token
     page.context.clear_cookies()
     page.context.add_cookies(
         [{"name": COOKIE, "value": value, "url": f"{live.base_url}/dashboard"}]

@@ -6,10 +6,9 @@ import time
 import pytest
 from playwright.sync_api import Page
 
-from referrals.derived_keys import PORTAL_LINK, secret_for
-from referrals.domain import links
 from referrals.domain.links import LinkClaims
 from referrals.services.referrers import add_referrer
+from referrals.web import tokens
 from tests.browser.conftest import LiveServer
 
 REFEREES = 3
@@ -43,8 +42,7 @@ def issue(live: LiveServer, user_id: str = "alice") -> str:
 
 
 def sign(live: LiveServer, user_id: str, code: str, expires_at: int) -> str:
-    key = secret_for(live.services.settings, PORTAL_LINK)
-    return links.sign(key, LinkClaims(user_id, code, expires_at))
+    return tokens.sign_link(live.services.settings, LinkClaims(user_id, code, expires_at))
 
 
 def flip(text: str, index: int) -> str:

@@ -54,7 +54,9 @@ class AtomicRequests:
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._client, name)
-        if not callable(attribute) or name in ("get_waiter", "get_paginator"):
+        if name == "get_paginator":
+            return lambda operation: LockedPages(attribute(operation), self._lock)
+        if not callable(attribute) or name == "get_waiter":
             return attribute
 
         def call(*args: Any, **kwargs: Any) -> Any:
@@ -62,6 +64,24 @@ class AtomicRequests:
                 return attribute(*args, **kwargs)
 
         return call
+
+
+class LockedPages:
+    """A paginator whose requests are atomic too: it sends them from the client itself,
+    past AtomicRequests, so each page is fetched under the same lock."""
+
+    def __init__(self, paginator: Any, lock: threading.Lock) -> None:
+        self._paginator = paginator
+        self._lock = lock
+
+    def paginate(self, **kwargs: Any) -> Iterator[Any]:
+        pages = iter(self._paginator.paginate(**kwargs))
+        while True:
+            with self._lock:
+                page = next(pages, None)
+            if page is None:
+                return
+            yield page
 
 
 def dynamodb_store(monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from referrals.adapters.dynamodb.store import DynamoStore, S
+from referrals.adapters.dynamodb.expressions import to_item
+from referrals.adapters.dynamodb.store import DynamoStore
 from referrals.domain.model import Receipt, ReferralStatus
 from referrals.domain.program import Program, Trigger
 from referrals.services.conversions import record_conversion
@@ -43,16 +44,16 @@ class IndexLag:
     def __init__(self, store: DynamoStore, monkeypatch: pytest.MonkeyPatch) -> None:
         self.lagging = True
         self.by_id_queries = 0
-        query = store.query
+        query = store.tables.query
 
-        def lagging_query(limit: int | None = None, **kwargs: Any) -> Iterator[Any]:
-            if kwargs.get("IndexName") == "by_id":
+        def lagging_query(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            if kwargs.get("index") == "by_id":
                 self.by_id_queries += 1
                 if self.lagging:
                     return iter(())
-            return query(limit, **kwargs)
+            return query(*args, **kwargs)
 
-        monkeypatch.setattr(store, "query", lagging_query)
+        monkeypatch.setattr(store.tables, "query", lagging_query)
 
 
 def add(store: DynamoStore, *referrals: Any) -> None:
@@ -64,17 +65,17 @@ def add(store: DynamoStore, *referrals: Any) -> None:
 
 def drop_claim(store: DynamoStore, referral_id: str) -> None:
     """Make a referral look like one written before id claims existed."""
-    key = {"pk": S(f"REFID#{referral_id}"), "sk": S("REFID")}
-    assert store.get(store.main, key) is not None
-    store.client.delete_item(TableName=store.main, Key=key)
+    key = {"pk": f"REFID#{referral_id}", "sk": "REFID"}
+    assert store.tables.get(store.tables.main, key) is not None
+    store.tables.client.delete_item(TableName=store.tables.main, Key=to_item(key))
 
 
 def test_the_claim_holds_the_referral_items_key(dynamo: DynamoStore) -> None:
     add_referrer(dynamo, referrer("alice", "A1"))
     r = referral("alice", "bob", 1)
     add(dynamo, r)
-    claim = dynamo.get(dynamo.main, {"pk": S(f"REFID#{r.id}"), "sk": S("REFID")})
-    assert claim == {"pk": S(f"REFID#{r.id}"), "sk": S("REFID"), "referee_id": S("bob")}
+    claim = dynamo.tables.get(dynamo.tables.main, {"pk": f"REFID#{r.id}", "sk": "REFID"})
+    assert claim == {"pk": f"REFID#{r.id}", "sk": "REFID", "referee_id": "bob"}
 
 
 def test_a_just_added_referral_is_found_while_the_index_lags(
@@ -108,13 +109,13 @@ def test_a_just_added_referral_is_found_while_the_index_lags(
 def count_transactions(dynamo: DynamoStore, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The size of each TransactWriteItems the store sends from now on."""
     transactions: list[int] = []
-    transact = dynamo.transact
+    transact = dynamo.tables.transact
 
     def counting(writes: list[dict[str, Any]]) -> None:
         transactions.append(len(writes))
         transact(writes)
 
-    monkeypatch.setattr(dynamo, "transact", counting)
+    monkeypatch.setattr(dynamo.tables, "transact", counting)
     return transactions
 
 

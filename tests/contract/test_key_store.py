@@ -37,7 +37,7 @@ def stored(store: Store, key: ApiKey) -> ApiKey | None:
 
 def test_a_key_round_trips_with_its_lifecycle(store: Store) -> None:
     key = ApiKey(
-        new_id(),
+        new_id(datetime.now(UTC)),
         Role.ADMIN,
         "ab" * 32,
         T0,
@@ -45,7 +45,7 @@ def test_a_key_round_trips_with_its_lifecycle(store: Store) -> None:
         expires_at=T0 + timedelta(days=90),
         last_used_at=T0 + timedelta(minutes=1),
     )
-    plain = ApiKey(new_id(), Role.INGEST, "cd" * 32, T0)
+    plain = ApiKey(new_id(datetime.now(UTC)), Role.INGEST, "cd" * 32, T0)
     add(store, key, plain)
     with store.read() as uow:
         assert uow.api_keys.by_hash(key.key_hash) == key
@@ -55,7 +55,7 @@ def test_a_key_round_trips_with_its_lifecycle(store: Store) -> None:
 
 
 def test_keys_are_listed_oldest_first_then_by_id(store: Store) -> None:
-    later = ApiKey(new_id(), Role.INGEST, "ab" * 32, T0 + timedelta(seconds=1))
+    later = ApiKey(new_id(datetime.now(UTC)), Role.INGEST, "ab" * 32, T0 + timedelta(seconds=1))
     first = ApiKey(FIRST_KEY_ID, Role.ADMIN, "cd" * 32, T0)
     same_time = ApiKey("01" + "A" * 24, Role.INGEST, "ef" * 32, T0)
     add(store, later, first, same_time)
@@ -64,7 +64,7 @@ def test_keys_are_listed_oldest_first_then_by_id(store: Store) -> None:
 
 
 def test_a_key_is_revoked_once(store: Store) -> None:
-    key = ApiKey(new_id(), Role.INGEST, "ab" * 32, T0)
+    key = ApiKey(new_id(datetime.now(UTC)), Role.INGEST, "ab" * 32, T0)
     add(store, key)
     with store.unit_of_work() as uow:
         uow.api_keys.revoke(key, T0 + timedelta(hours=1))
@@ -76,7 +76,7 @@ def test_a_key_is_revoked_once(store: Store) -> None:
 
 
 def test_an_expiry_is_set_on_the_key_as_read_and_never_on_a_revoked_one(store: Store) -> None:
-    key = ApiKey(new_id(), Role.INGEST, "ab" * 32, T0)
+    key = ApiKey(new_id(datetime.now(UTC)), Role.INGEST, "ab" * 32, T0)
     add(store, key)
     with store.unit_of_work() as uow:
         uow.api_keys.expire(key, T0 + timedelta(hours=1))
@@ -96,7 +96,7 @@ def test_an_expiry_is_set_on_the_key_as_read_and_never_on_a_revoked_one(store: S
 
 
 def test_a_use_is_written_only_over_a_stale_one(store: Store) -> None:
-    key = ApiKey(new_id(), Role.INGEST, "ab" * 32, T0)
+    key = ApiKey(new_id(datetime.now(UTC)), Role.INGEST, "ab" * 32, T0)
     add(store, key)
     first, later = T0 + timedelta(seconds=1), T0 + timedelta(seconds=30)
     with store.unit_of_work() as uow:
@@ -114,7 +114,7 @@ def test_a_use_is_written_only_over_a_stale_one(store: Store) -> None:
 
 
 def test_a_session_is_found_by_its_key_and_id_and_ends_once(store: Store) -> None:
-    key = ApiKey(new_id(), Role.ADMIN, "ab" * 32, T0)
+    key = ApiKey(new_id(datetime.now(UTC)), Role.ADMIN, "ab" * 32, T0)
     add(store, key)
     session = DashboardSession("s-1_x", key.id, T0, T0 + timedelta(hours=8))
     with store.unit_of_work() as uow:

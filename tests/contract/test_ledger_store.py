@@ -2,7 +2,7 @@
 conversions and the earnings split, on every store."""
 
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -36,7 +36,7 @@ def entry(
     kind: RewardKind = RewardKind.REFEREE,
     **changes: object,
 ) -> Reward:
-    base = Reward(new_id(), referral_id, user_id, kind, cents, PENDING, BEFORE)
+    base = Reward(new_id(datetime.now(UTC)), referral_id, user_id, kind, cents, PENDING, BEFORE)
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
@@ -131,7 +131,9 @@ def test_an_awaiting_referral_is_never_assigned_nor_counted(store: Store) -> Non
 
 
 def test_conversions_are_recorded_once_by_external_id(store: Store) -> None:
-    first = Conversion("order-1", "bob", "purchase", 4999, T0, referral_id=new_id())
+    first = Conversion(
+        "order-1", "bob", "purchase", 4999, T0, referral_id=new_id(datetime.now(UTC))
+    )
     bare = Conversion("order-2", "bob", "signup", None, T0)
     with store.unit_of_work() as uow:
         uow.conversions.add(first)

@@ -7,7 +7,7 @@ import pytest
 
 from referrals.domain.errors import NotFound
 from referrals.domain.model import Event, EventStatus, Referral, ReferralStatus, RunStatus, new_id
-from referrals.ports import Store
+from referrals.ports import LeaseLost, Store
 from referrals.services import outbox
 from tests.clocks import FixedClock
 from tests.contract.test_store import add_referrer, referral, referrer
@@ -145,8 +145,8 @@ def test_complete_marks_paid_only_for_the_lease_holder(
         run = uow.payouts.get("2026-10")
     assert run is not None
     done = replace(run, status=RunStatus.COMPLETED, total_cents=3500, completed_at=NOW)
-    with store.unit_of_work() as uow:
-        assert uow.payouts.complete(done, "two") == -1
+    with store.unit_of_work() as uow, pytest.raises(LeaseLost):
+        uow.payouts.complete(done, "two")
     with store.unit_of_work() as uow:
         assert uow.payouts.complete(done, "one") == 3
         uow.commit()
@@ -180,7 +180,9 @@ def test_runs_list_newest_period_first(store: Store) -> None:
 
 
 def event(at: datetime, **changes: object) -> Event:
-    base = Event(new_id(), "referral.created", {"n": 1, "s": "x"}, at, next_attempt_at=at)
+    base = Event(
+        new_id(datetime.now(UTC)), "referral.created", {"n": 1, "s": "x"}, at, next_attempt_at=at
+    )
     return replace(base, **changes)  # type: ignore[arg-type]
 
 

@@ -2,7 +2,7 @@
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -192,7 +192,7 @@ def test_the_review_queue_is_the_held_rewards_in_id_order(store: Store) -> None:
 
 def entry(action: str, **changes: object) -> AuditEntry:
     values: dict[str, object] = {
-        "id": new_id(),
+        "id": new_id(datetime.now(UTC)),
         "at": T0,
         "actor": "key-1",
         "action": action,

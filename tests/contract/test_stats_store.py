@@ -61,8 +61,24 @@ def ledger(store: Store) -> dict[str, Referral]:
     seed(store, list(rows.values()))
     with store.unit_of_work() as uow:
         for entry in (
-            Reward(new_id(), rows["a1"].id, "a1", RewardKind.REFEREE, 300, PENDING, at(24, 10)),
-            Reward(new_id(), rows["b1"].id, "bob", RewardKind.CLAWBACK, -700, PENDING, at(22)),
+            Reward(
+                new_id(datetime.now(UTC)),
+                rows["a1"].id,
+                "a1",
+                RewardKind.REFEREE,
+                300,
+                PENDING,
+                at(24, 10),
+            ),
+            Reward(
+                new_id(datetime.now(UTC)),
+                rows["b1"].id,
+                "bob",
+                RewardKind.CLAWBACK,
+                -700,
+                PENDING,
+                at(22),
+            ),
         ):
             uow.rewards.add(entry)
         uow.commit()

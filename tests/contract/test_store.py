@@ -31,7 +31,7 @@ def referrer(user_id: str, code: str, email: str | None = None) -> Referrer:
 
 def referral(referrer_id: str, referee_id: str, ordinal: int, **changes: object) -> Referral:
     base = Referral(
-        id=new_id(),
+        id=new_id(datetime.now(UTC)),
         referee_id=referee_id,
         referrer_id=referrer_id,
         code="ALICE",
@@ -264,7 +264,7 @@ def test_earnings_split_pending_and_paid(store: Store) -> None:
 
 
 def test_api_keys_are_found_by_hash(store: Store) -> None:
-    key = ApiKey(new_id(), Role.INGEST, "ab" * 32, T0 - timedelta(days=1))
+    key = ApiKey(new_id(datetime.now(UTC)), Role.INGEST, "ab" * 32, T0 - timedelta(days=1))
     with store.unit_of_work() as uow:
         assert uow.api_keys.count() == 0
         uow.api_keys.add(key)
@@ -302,9 +302,13 @@ def test_first_created_at_is_when_the_oldest_key_was_made(store: Store) -> None:
     with store.read() as uow:
         assert uow.api_keys.first_created_at() is None
     with store.unit_of_work() as uow:
-        uow.api_keys.add(ApiKey(new_id(), Role.INGEST, "ab" * 32, T0))
-        uow.api_keys.add(ApiKey(new_id(), Role.ADMIN, "cd" * 32, T0 - timedelta(days=40)))
-        uow.api_keys.add(ApiKey(new_id(), Role.ADMIN, "ef" * 32, T0 + timedelta(days=1)))
+        uow.api_keys.add(ApiKey(new_id(datetime.now(UTC)), Role.INGEST, "ab" * 32, T0))
+        uow.api_keys.add(
+            ApiKey(new_id(datetime.now(UTC)), Role.ADMIN, "cd" * 32, T0 - timedelta(days=40))
+        )
+        uow.api_keys.add(
+            ApiKey(new_id(datetime.now(UTC)), Role.ADMIN, "ef" * 32, T0 + timedelta(days=1))
+        )
         uow.commit()
     with store.read() as uow:
         assert uow.api_keys.first_created_at() == T0 - timedelta(days=40)

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from referrals.api.dashboard import COOKIE
+from referrals.api.dashboard_routes import COOKIE
 from tests.e2e.conftest import ServerFactory, ServerProcess
 from tests.postgresql import locale_database
 

@@ -2,12 +2,12 @@ import time
 from datetime import UTC, datetime
 
 from referrals.adapters.memory import MemoryStore
-from referrals.api.metrics import Metrics
 from referrals.bootstrap import Services
 from referrals.config import Settings
 from referrals.domain.checks import Fingerprints
 from referrals.domain.model import Event, EventStatus, RunStatus, new_id
 from referrals.domain.program import Program
+from referrals.metrics import Metrics
 from referrals.services.keys import create_first_admin_key
 from referrals.services.outbox import RetryPolicy
 from referrals.services.referrers import enroll
@@ -156,7 +156,7 @@ def test_the_worker_prunes_delivered_events_past_their_retention(store: MemorySt
     # Event ids are minted by the wall clock: the test clock starts there.
     svc.clock.moment = datetime.now(UTC)  # type: ignore[attr-defined]
     old = [
-        Event(new_id(), "referral.created", {}, svc.clock.now(), status=status)
+        Event(new_id(datetime.now(UTC)), "referral.created", {}, svc.clock.now(), status=status)
         for status in (EventStatus.DELIVERED, EventStatus.DEAD)
     ]
     with store.unit_of_work() as uow:

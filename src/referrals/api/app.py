@@ -12,11 +12,11 @@ from fastapi_offline import FastAPIOffline
 from referrals import __version__
 from referrals.api import (
     auth,
-    dashboard,
+    dashboard_routes,
     keys,
-    metrics,
+    metrics_routes,
     payouts,
-    portal,
+    portal_routes,
     problems,
     ratelimits,
     reviews,
@@ -24,14 +24,15 @@ from referrals.api import (
 from referrals.api.limits import BodySizeLimit
 from referrals.api.request_id import RequestId
 from referrals.api.routes import Readiness, router
-from referrals.api.schemas import Problem
+from referrals.api.schemas.common import Problem
 from referrals.bootstrap import Services, build
+from referrals.metrics import Metrics
 
 
 def create_app(services: Services | None = None, *, background: bool = False) -> FastAPI:
     """Build the app; with `background`, deliver notifications and run the schedule too."""
     svc = services or build()
-    app_metrics = metrics.Metrics(svc.store)
+    app_metrics = Metrics(svc.store)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -69,16 +70,16 @@ def create_app(services: Services | None = None, *, background: bool = False) ->
     app.include_router(payouts.router)
     app.include_router(reviews.router)
     app.include_router(keys.router)
-    app.include_router(portal.router)
-    app.include_router(metrics.router)
-    app.include_router(dashboard.router)
+    app.include_router(portal_routes.router)
+    app.include_router(metrics_routes.router)
+    app.include_router(dashboard_routes.router)
     # The last added runs first: the request id is set before anything logs, requests
     # refused for their size (413) or a limit (429) are counted, and a refused address's
     # body is not even read.
     app.add_middleware(problems.UnexpectedErrors)
     app.add_middleware(BodySizeLimit, max_bytes=svc.settings.max_body_bytes)
     app.add_middleware(ratelimits.LimitRequests, limits=limits)
-    app.add_middleware(metrics.HttpMetrics, metrics=app_metrics)
+    app.add_middleware(metrics_routes.HttpMetrics, metrics=app_metrics)
     app.add_middleware(RequestId)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
@@ -130,7 +131,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             del responses["422"]
         if operation.get("parameters") or operation.get("requestBody"):
             responses.setdefault("400", {"description": "Invalid request"})
-        if path != ratelimits.NEVER_LIMITED:
+        if path not in ratelimits.NEVER_LIMITED:
             responses.setdefault("429", {**RATE_LIMITED})
         if method == "post":  # every POST body is read under the cap; every POST writes
             responses.setdefault("413", {"description": f"The body exceeds {max_body} bytes"})
@@ -140,7 +141,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                 response["content"] = problem
     for unused in ("HTTPValidationError", "ValidationError"):
         components.pop(unused, None)
-    portal.document(schema, app.state.services.settings)  # bounds set by this app's settings
+    portal_routes.document(schema, app.state.services.settings)  # bounds set by this app's settings
     app.openapi_schema = schema
     return schema
 

@@ -7,9 +7,9 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from referrals.api.deps import services
 from referrals.api.problems import ApiError
 from referrals.api.ratelimits import refuse_unauthenticated
-from referrals.bootstrap import Services
 from referrals.domain.model import ApiKey, Role
 from referrals.services.keys import LAST_USED_RESOLUTION, find_key, hash_key, record_use
 
@@ -21,10 +21,9 @@ class KeyCache:
 
     A revocation must hold on every server within a second, and servers share nothing
     but the database: so an entry lives half a second, and a server reads a busy key
-    at most twice a second. (Timed in-process, a request cost the same as with the
-    former 60 s, within noise; with no cache at all, about a fifth more.) Expiry needs
-    no read: it is checked on the cached key at each use. A hash the database does
-    not know is not cached. This server's own revocations clear it at once.
+    at most twice a second (docs/decisions/api-key-cache.md). Expiry needs no read: it
+    is checked on the cached key at each use. A hash the database does not know is not
+    cached. This server's own revocations clear it at once.
     """
 
     def __init__(self, ttl: float = 0.5, size: int = 1024) -> None:
@@ -51,15 +50,11 @@ class KeyCache:
         self._entries.clear()
 
 
-# Dependencies that do not block are `async`: FastAPI runs a plain `def` one in
-# its thread pool, and each such hop cost a signup more than its SQL did.
-async def services(request: Request) -> Services:
-    app_services: Services = request.app.state.services
-    return app_services
-
-
 def require(*roles: Role) -> Callable[..., Awaitable[ApiKey]]:
-    """A dependency that admits keys of `roles` (admin is always admitted)."""
+    """A dependency that admits keys of `roles` (admin is always admitted).
+
+    `async`, as every dependency that does not block: the store is read in a worker
+    thread only when the key is not cached, or its last use is to be noted."""
     allowed = {Role.ADMIN, *roles}
 
     async def dependency(

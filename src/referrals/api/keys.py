@@ -7,8 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Path, Request, status
 from pydantic import BaseModel, Field, StringConstraints
 
-from referrals.api import auth, schemas
-from referrals.api.routes import PROBLEMS, ServicesDep
+from referrals.api import auth
+from referrals.api.deps import PROBLEMS, ServicesDep
+from referrals.api.schemas.common import VISIBLE_TEXT, RequestBody, WholeNumber
+from referrals.api.schemas.reviews import Decision
 from referrals.domain.model import ApiKey, KeyState, Role
 from referrals.services import keys
 from referrals.services.keys import MAX_GRACE, MAX_LIFETIME, MAX_NAME, MIN_LIFETIME
@@ -18,7 +20,7 @@ router = APIRouter(tags=["keys"])
 KeyId = Annotated[str, Path(pattern=r"^([0-9A-Z]{26}|first-admin)$")]
 KeyName = Annotated[
     str,
-    StringConstraints(strict=True, min_length=1, max_length=MAX_NAME, pattern=schemas.VISIBLE_TEXT),
+    StringConstraints(strict=True, min_length=1, max_length=MAX_NAME, pattern=VISIBLE_TEXT),
 ]
 ExpiresIn = Annotated[
     int,
@@ -28,19 +30,19 @@ ExpiresIn = Annotated[
         le=int(MAX_LIFETIME.total_seconds()),
         description="The key stops working this many seconds from now.",
     ),
-    schemas.WholeNumber,
+    WholeNumber,
 ]
 CHANGES = PROBLEMS | {404: {"description": "not_found"}}
 
 
-class KeyCreate(schemas.Request):
+class KeyCreate(RequestBody):
     role: Role
     name: KeyName | None = Field(None, description="What the key is for, to tell keys apart")
     expires_in_seconds: ExpiresIn | None = None
 
 
-class KeyRotate(schemas.Request):
-    grace_seconds: Annotated[int, schemas.WholeNumber] = Field(
+class KeyRotate(RequestBody):
+    grace_seconds: Annotated[int, WholeNumber] = Field(
         int(keys.DEFAULT_GRACE.total_seconds()),
         strict=True,
         ge=0,
@@ -111,7 +113,7 @@ def revoke_key(
     request: Request,
     svc: ServicesDep,
     actor: ApiKey = Depends(auth.admin),
-    body: Annotated[schemas.Decision | None, Body()] = None,
+    body: Annotated[Decision | None, Body()] = None,
 ) -> KeyOut:
     """Revoke a key at once, on every server within a second, and end its dashboard
     sessions; revoking a revoked key changes nothing. The body and its reason are

@@ -5,9 +5,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
-from referrals.api import auth, metrics
-from referrals.api.routes import PROBLEMS, ServicesDep
-from referrals.api.schemas import (
+from referrals.api import auth
+from referrals.api.deps import PROBLEMS, ServicesDep, metrics_of
+from referrals.api.schemas.payouts import (
     EventList,
     EventOut,
     PayoutPreviewOut,
@@ -47,7 +47,7 @@ def run_payout(
         return PayoutPreviewOut.of(
             payouts.preview_payout(svc.store, svc.clock, period, svc.program.minimum_payout_cents)
         )
-    run = metrics.of(request).payout(
+    run = metrics_of(request).payout(
         svc.clock,
         lambda: payouts.run_payout(
             svc.store,

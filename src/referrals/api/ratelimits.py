@@ -11,11 +11,11 @@ bounded by the window.
   portal link token) is counted in this process and in the store, which all servers
   share: one small write per failure, nothing per success. Once an address has
   `auth_failure_limit` failures in a window, this process refuses all its requests
-  (but `/healthz`) before anything reads the database, and so does every other
+  (but `/healthz` and `/livez`) before anything reads the database, and so does every other
   server from the first failure of that address it sees. If the store cannot take
   the write, this process's own count still holds.
 - The public routes (`PUBLIC`: docs, readiness, the dashboard's sign-in, portal
-  pages), `/healthz` excepted, are limited to `public_rate_limit` requests a window
+  pages), `/healthz` and `/livez` excepted, are limited to `public_rate_limit` requests a window
   per address, counted by each process in memory: they are cheap enough that a
   write each would cost more than what it protects.
 
@@ -50,8 +50,8 @@ from referrals.ports import Clock, Store
 logger = logging.getLogger("referrals.api")
 
 MAX_SUBJECTS = 10_000
-# Routes that need no key. /healthz is not limited: a balancer's liveness probe must
-# never be told to back off.
+# Routes that need no key. /healthz and /livez are not limited: a balancer's or an
+# orchestrator's probe must never be told to back off.
 PUBLIC = frozenset(
     {
         "/",
@@ -64,7 +64,7 @@ PUBLIC = frozenset(
     }
 )
 PUBLIC_PREFIXES = ("/static-offline-docs/", "/r/")
-NEVER_LIMITED = "/healthz"
+NEVER_LIMITED = frozenset({"/healthz", "/livez"})
 FAILURES = "too many failed authentications from this address"
 MAX_ADDRESS = 64  # longer "addresses" (not IP) are kept as a hash
 
@@ -248,7 +248,7 @@ class LimitRequests:
             await self.app(scope, receive, send)
             return
         path = _route_path(scope)
-        if path == NEVER_LIMITED:
+        if path in NEVER_LIMITED:
             await self.app(scope, receive, send)
             return
         subject = client_address(scope)

@@ -5,8 +5,8 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Path
 
 from referrals.api import auth
-from referrals.api.routes import PROBLEMS, Cursor, Limit, ServicesDep
-from referrals.api.schemas import (
+from referrals.api.deps import PROBLEMS, Cursor, Limit, ServicesDep
+from referrals.api.schemas.reviews import (
     AuditPage,
     Decision,
     ReasonRequired,

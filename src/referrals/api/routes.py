@@ -2,20 +2,21 @@
 
 import logging
 import threading
-from typing import Annotated, Any
+from typing import Annotated
 
 from anyio import CapacityLimiter, fail_after, to_thread
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel
 
-from referrals.api import auth, metrics
+from referrals.api import auth
+from referrals.api.deps import PROBLEMS, Cursor, Limit, ServicesDep, metrics_of, mount_point
 from referrals.api.problems import ApiError
-from referrals.api.schemas import (
+from referrals.api.schemas.common import Health, UserId
+from referrals.api.schemas.signups import (
     ConversionOut,
     ConversionRequest,
     EnrollRequest,
-    Health,
     IngestAnswer,
     LegacySignupRequest,
     LegacySignupResponse,
@@ -26,9 +27,7 @@ from referrals.api.schemas import (
     ReferrerSummary,
     SignupOut,
     SignupRequest,
-    UserId,
 )
-from referrals.bootstrap import Services
 from referrals.domain.model import ApiKey, ReferralStatus, Role
 from referrals.domain.money import cents_to_dollars
 from referrals.ports import Store
@@ -39,32 +38,6 @@ from referrals.services.signups import sign_up
 
 router = APIRouter()
 logger = logging.getLogger("referrals.api")
-ServicesDep = Annotated[Services, Depends(auth.services)]
-
-
-def mount_point(request: Request) -> str:
-    """Where the app is mounted (ASGI root_path): `/prod` under API Gateway's default URL
-    (see aws/api.py), empty under `referrals serve`. Links the app hands out to browsers
-    (dashboard pages, portal links) start with it."""
-    return str(request.scope.get("root_path", "")).rstrip("/")
-
-
-Limit = Annotated[int, Query(ge=1, le=queries.MAX_PAGE)]
-# Opaque: the `next_cursor` of the page before. Any other is refused (400 invalid cursor).
-Cursor = Annotated[
-    str | None,
-    Query(
-        max_length=queries.MAX_CURSOR_LENGTH,
-        pattern=r"^[A-Za-z0-9_-]+$",
-        description="The `next_cursor` of the previous page",
-    ),
-]
-
-PROBLEMS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "Invalid request (problem+json, code validation_error)"},
-    401: {"description": "Missing or invalid API key"},
-    403: {"description": "The key's role may not do this"},
-}
 
 
 @router.get(
@@ -80,6 +53,14 @@ def healthz(svc: ServicesDep) -> Health:
     except Exception as error:
         logger.warning("health check failed: %s", type(error).__name__)
         raise ApiError("unavailable", "the database cannot be reached") from None
+    return Health(status="ok")
+
+
+@router.get("/livez", response_model=Health, tags=["health"])
+async def livez() -> Health:
+    """200 while the process serves requests: a liveness probe, which must not fail
+    (and restart the process) because the database is away. Touches nothing, on the
+    event loop: the cheapest answer the server gives."""
     return Health(status="ok")
 
 
@@ -145,7 +126,7 @@ async def readyz(request: Request, svc: ServicesDep) -> Health:
 
 
 @router.get("/", include_in_schema=False)
-def index(request: Request) -> RedirectResponse:
+async def index(request: Request) -> RedirectResponse:
     """A browser opening the server's address lands on the dashboard (its sign-in)."""
     return RedirectResponse(f"{mount_point(request)}/dashboard", status.HTTP_307_TEMPORARY_REDIRECT)
 
@@ -167,9 +148,8 @@ def legacy_signup(
         body.userId,
         body.referralCode,
         body.email,
-        batches=svc.signup_batches,
     )
-    metrics.of(request).signed_up(result)
+    metrics_of(request).signed_up(result)
     answer = LegacySignupResponse(
         rewardAmount=cents_to_dollars(result.referral.reward_cents),
         referralCount=result.referral_count,
@@ -268,10 +248,9 @@ def create_signup(
         body.signed_up_at,
         body.ip,
         body.device_id,
-        svc.signup_batches,
         fingerprints=svc.fingerprints,
     )
-    metrics.of(request).signed_up(result)
+    metrics_of(request).signed_up(result)
     referral = result.referral
     answer = SignupOut(
         referral=ReferralOut.of(referral),
@@ -322,8 +301,8 @@ def json_response(answer: BaseModel, status_code: int) -> Response:
     """The hot routes' answer, serialised here in the request's worker thread.
 
     Returned as a Response, FastAPI passes it through instead of validating the
-    model again and serialising it on the event loop's thread, which every
-    request shares (the event loop was the busiest thread under signup load).
+    model again and serialising it on the event loop's thread, which every request
+    shares: under signup load it is the busiest thread.
     """
     return Response(answer.model_dump_json(), status_code, media_type="application/json")
 

@@ -17,12 +17,13 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from referrals.adapters.host import attempt_owner
 from referrals.aws.observability import logger, metrics, tracer
 from referrals.aws.runtime import services
 from referrals.domain.errors import PayoutInProgress
 from referrals.domain.model import RunStatus
 from referrals.domain.periods import Period, last_ended_period
-from referrals.services.payouts import new_owner, run_payout
+from referrals.services.payouts import run_payout
 from referrals.services.schedule import first_owed, oldest_stopped
 
 SAFETY_MARGIN_MS = 60_000  # report writing and completion run after the last batch
@@ -30,7 +31,7 @@ SAFETY_MARGIN_MS = 60_000  # report writing and completion run after the last ba
 
 def step(event: dict[str, Any], remaining_ms: Any) -> dict[str, Any]:
     svc = services()
-    owner = str(event.get("owner") or new_owner())
+    owner = str(event.get("owner") or attempt_owner(svc.clock.now()))
     if "period" in event:
         period = Period.parse(str(event["period"]))
     elif event.get("retry"):

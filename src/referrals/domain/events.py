@@ -25,12 +25,12 @@ def referral_created(referral: Referral, now: datetime) -> Event:
         "status": referral.status.value,
         "created_at": referral.created_at.isoformat(),
     }
-    return Event(new_id(), REFERRAL_CREATED, payload, now, next_attempt_at=now)
+    return Event(new_id(now), REFERRAL_CREATED, payload, now, next_attempt_at=now)
 
 
 def referral_qualified(referral: Referral, now: datetime) -> Event:
     """A referral earned its reward by the referee's conversion."""
-    return Event(new_id(), REFERRAL_QUALIFIED, _reward(referral), now, next_attempt_at=now)
+    return Event(new_id(now), REFERRAL_QUALIFIED, _reward(referral), now, next_attempt_at=now)
 
 
 def referral_reviewed(kind: str, referral: Referral, reason: str | None, now: datetime) -> Event:
@@ -38,7 +38,7 @@ def referral_reviewed(kind: str, referral: Referral, reason: str | None, now: da
     `status` says whether it was cancelled before payment (reversed) or will be taken
     back by the next run (clawed_back)."""
     payload = {**_reward(referral), "reason": reason}
-    return Event(new_id(), kind, payload, now, next_attempt_at=now)
+    return Event(new_id(now), kind, payload, now, next_attempt_at=now)
 
 
 def _reward(referral: Referral) -> dict[str, object]:
@@ -61,12 +61,12 @@ def payout_completed(run: PayoutRun, now: datetime) -> Event:
         "report_key": run.report_key,
         "report_sha256": run.report_sha256,
     }
-    return Event(new_id(), PAYOUT_COMPLETED, payload, now, next_attempt_at=now)
+    return Event(new_id(now), PAYOUT_COMPLETED, payload, now, next_attempt_at=now)
 
 
 def payout_failed(period: str, error: str, now: datetime) -> Event:
     return Event(
-        new_id(), PAYOUT_FAILED, {"period": period, "error": error}, now, next_attempt_at=now
+        new_id(now), PAYOUT_FAILED, {"period": period, "error": error}, now, next_attempt_at=now
     )
 
 

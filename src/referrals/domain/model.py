@@ -1,7 +1,6 @@
 """The records of the referral program, as plain immutable values."""
 
 import os
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
@@ -415,12 +414,14 @@ class Event:
     last_error: str | None = None
 
 
-def new_id() -> str:
-    """A ULID: 48 bits of milliseconds then 80 random bits, 26 Crockford characters.
+def new_id(at: datetime) -> str:
+    """A ULID minted at `at` (the clock's now, when the record is written): 48 bits of
+    milliseconds then 80 random bits, 26 Crockford characters.
 
     Ids sort by creation time, which makes them usable as pagination cursors.
     """
-    return ulid((time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big"))
+    millis = int(at.timestamp() * 1000)
+    return ulid(millis << 80 | int.from_bytes(os.urandom(10), "big"))
 
 
 def ulid(value: int) -> str:

@@ -9,7 +9,8 @@ def add_entry(
     uow: UnitOfWork, clock: Clock, actor: str, action: str, target: str, reason: str | None
 ) -> None:
     """Log an action in the unit of work that does it: both persist, or neither."""
-    uow.audit.add(AuditEntry(new_id(), clock.now(), actor, action, target, reason))
+    now = clock.now()
+    uow.audit.add(AuditEntry(new_id(now), now, actor, action, target, reason))
 
 
 def record(

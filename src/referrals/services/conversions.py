@@ -79,7 +79,7 @@ def record_conversion(
                 )
                 if qualified is not None:
                     count_earned(uow, qualified, profile)
-                    add_referee_reward(uow, program, qualified, now)
+                    add_referee_reward(uow, program, qualified, now, now)
                     uow.outbox.add(events.referral_qualified(qualified, now))
             awaits_signup = False
             if referral is None and program.qualifies(event, value_cents):

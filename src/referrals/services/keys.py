@@ -65,7 +65,7 @@ def _new_key(
     now: datetime, role: Role, name: str | None = None, expires_in: timedelta | None = None
 ) -> tuple[str, ApiKey]:
     plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
-    key = ApiKey(new_id(), role, hash_key(plaintext), now, name, _expiry(now, expires_in))
+    key = ApiKey(new_id(now), role, hash_key(plaintext), now, name, _expiry(now, expires_in))
     return plaintext, key
 
 

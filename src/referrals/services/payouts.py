@@ -18,9 +18,6 @@ import hashlib
 import io
 import json
 import logging
-import os
-import socket
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -54,7 +51,7 @@ from referrals.domain.reports import (
     report_key,
     staged_key,
 )
-from referrals.ports import Clock, ReportStore, Store
+from referrals.ports import Clock, LeaseLost, ReportStore, Store
 from referrals.services.retry import retry_on_conflict
 
 logger = logging.getLogger("referrals.payouts")
@@ -86,9 +83,8 @@ class PayoutPreview:
     completed_at: datetime | None = None
 
 
-def new_owner() -> str:
-    """Identifies one attempt at a run, for its lease."""
-    return f"{socket.gethostname()}:{os.getpid()}:{new_id()}"
+def _taken_over(period: str) -> PayoutInProgress:
+    return PayoutInProgress(f"the lease on {period} was taken over")
 
 
 def run_payout(
@@ -110,6 +106,9 @@ def run_payout(
     beyond their rewards), is carried forward: their entries wait for a later run.
     A total of zero settles (a clawback offset by new rewards).
 
+    `owner` names this attempt in the lease (the entry points pass one naming the
+    machine and process, `adapters.host.attempt_owner`); by default a fresh id.
+
     `checkpoint` is called with the name of each step as it is reached; the
     crash tests kill the process there. With `keep_going`, the run stops
     between batches once it answers False and returns the run still `running`:
@@ -118,7 +117,7 @@ def run_payout(
     now = clock.now()
     if not period.has_ended(now):
         raise InvalidInput(f"the period {period} has not ended yet")
-    name, cutoff, owner = str(period), period.cutoff, owner or new_owner()
+    name, cutoff, owner = str(period), period.cutoff, owner or new_id(now)
 
     with store.unit_of_work() as uow:
         existing = uow.payouts.get(name)
@@ -146,7 +145,7 @@ def run_payout(
         checkpoint("assigned")
         carried = _carry_forward(store, clock, name, owner, minimum_cents)
         checkpoint("carried_forward")
-        with tempfile.TemporaryFile() as report:
+        with reports.scratch() as report:
             totals = _render_report(store, name, report)
             checkpoint("report_rendered")
             # Staged under its own hash before anything is paid: a store that is down
@@ -244,10 +243,11 @@ def _assign(
     while True:
         with store.unit_of_work() as uow:
             if not uow.payouts.renew(period, owner, clock.now() + LEASE):
-                raise PayoutInProgress(f"the lease on {period} was taken over")
-            moved, after = uow.payouts.assign_batch(period, cutoff, batch_size, after)
-            if moved < 0:  # a store that fences each write found the lease lost
-                raise PayoutInProgress(f"the lease on {period} was taken over")
+                raise _taken_over(period)
+            try:
+                moved, after = uow.payouts.assign_batch(period, cutoff, batch_size, after)
+            except LeaseLost:  # a store that fences each write found it lost
+                raise _taken_over(period) from None
             checkpoint("assign_uncommitted")
             uow.commit()
         total += moved
@@ -268,10 +268,11 @@ def _carry_forward(store: Store, clock: Clock, period: str, owner: str, minimum:
     """
     with store.unit_of_work() as uow:
         if not uow.payouts.renew(period, owner, clock.now() + LEASE):
-            raise PayoutInProgress(f"the lease on {period} was taken over")
-        users, cents = uow.payouts.release(period, minimum)
-        if users < 0:
-            raise PayoutInProgress(f"the lease on {period} was taken over")
+            raise _taken_over(period)
+        try:
+            _, cents = uow.payouts.release(period, minimum)
+        except LeaseLost:
+            raise _taken_over(period) from None
         uow.commit()
     return cents
 
@@ -348,9 +349,10 @@ def _complete(
             lease_expires_at=None,
             error=REPORT_UNPUBLISHED,  # until it is: a crash before then leaves it said
         )
-        paid = uow.payouts.complete(completed, owner)
-        if paid < 0:
-            raise PayoutInProgress(f"the lease on {period} was taken over")
+        try:
+            paid = uow.payouts.complete(completed, owner)
+        except LeaseLost:
+            raise _taken_over(period) from None
         if paid != totals.referral_count:
             # The report and the rows disagree: never mark paid what the report does not show.
             raise RuntimeError(f"report has {totals.referral_count} rewards, store {paid}")
@@ -378,7 +380,7 @@ def publish(store: Store, reports: ReportStore, run: PayoutRun) -> PayoutRun:
     release in another shape: what was published is never rewritten.
     """
     if _published_sha256(reports.get(manifest_key(run.period))) != run.report_sha256:
-        with tempfile.TemporaryFile() as report:
+        with reports.scratch() as report:
             totals = _render_report(store, run.period, report)
             if totals.sha256 != run.report_sha256:
                 raise RuntimeError(f"the rewards of {run.period} no longer match its report")

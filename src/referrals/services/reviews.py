@@ -160,7 +160,7 @@ def _review(
 def _claw_back(uow: UnitOfWork, referral_id: str, user_id: str, cents: int, now: datetime) -> None:
     if not cents:  # a reward the caps cut to nothing: there is nothing to take back
         return
-    clawback = Reward(new_id(), referral_id, user_id, CLAWBACK, -cents, PENDING, now)
+    clawback = Reward(new_id(now), referral_id, user_id, CLAWBACK, -cents, PENDING, now)
     uow.rewards.add(clawback)
 
 

@@ -19,6 +19,7 @@ def run_due_payout(
     clock: Clock,
     batch_size: int = BATCH_SIZE,
     minimum_cents: int = 0,
+    owner: str | None = None,
 ) -> PayoutRun | None:
     """Run the payout the schedule owes now, if any (see `due_period`): one run a check.
 
@@ -36,7 +37,13 @@ def run_due_payout(
         return None
     try:
         return run_payout(
-            store, reports, clock, period, batch_size=batch_size, minimum_cents=minimum_cents
+            store,
+            reports,
+            clock,
+            period,
+            owner=owner,
+            batch_size=batch_size,
+            minimum_cents=minimum_cents,
         )
     except PayoutInProgress:
         logger.info("payout %s is running elsewhere", period)

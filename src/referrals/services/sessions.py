@@ -1,6 +1,6 @@
 """Dashboard sessions on the server: signing out ends one everywhere, and none outlives its key.
 
-The cookie is a signed token naming the key and the session (`web.sessions`); the
+The cookie is a signed token naming the key and the session (`web.tokens`); the
 signature spares the store a read for a forged one, and this record decides whether
 a genuine one still opens the dashboard. A session is live while its record is (not
 signed out, not expired) and its key is (an admin key, not revoked, not expired), so

@@ -1,12 +1,11 @@
 """Signing up a referred user: the referral, its ordinal and its tier reward, atomically."""
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from referrals.domain import events
 from referrals.domain.checks import Fingerprint, Fingerprints, signup_checks, velocity_check
-from referrals.domain.codes import is_valid_code, is_valid_user_id, normalize_code
+from referrals.domain.codes import is_valid_code, is_valid_user_id
 from referrals.domain.errors import AlreadyReferred, CodeNotFound, InvalidInput, SelfReferral
 from referrals.domain.model import (
     Receipt,
@@ -21,7 +20,6 @@ from referrals.domain.model import (
 from referrals.domain.periods import Period
 from referrals.domain.program import Program, Trigger
 from referrals.ports import Clock, Store, UnitOfWork
-from referrals.services.batching import Batches, unwrap
 from referrals.services.referrers import add_referrer, fingerprints_of, stored
 from referrals.services.retry import retry_on_conflict
 
@@ -42,9 +40,6 @@ class SignupResult:
         return self.referral.ordinal
 
 
-Refused = CodeNotFound | AlreadyReferred | SelfReferral
-
-
 @dataclass(frozen=True, slots=True)
 class _Signup:
     user_id: str
@@ -53,10 +48,6 @@ class _Signup:
     signed_up_at: datetime | None
     ip: Fingerprint | None
     device: Fingerprint | None
-
-
-# Signups of one referral code in a process, batched (see sign_up).
-SignupBatches = Batches[_Signup, SignupResult]
 
 
 def sign_up(
@@ -69,7 +60,6 @@ def sign_up(
     signed_up_at: datetime | None = None,
     ip: str | None = None,
     device_id: str | None = None,
-    batches: SignupBatches | None = None,
     *,
     fingerprints: Fingerprints | None = None,
 ) -> SignupResult:
@@ -82,12 +72,6 @@ def sign_up(
     review, and the receipt keeps every verdict. `ip` and `device_id` are compared
     and kept only as keyed `fingerprints` (required with either). A program that pays on
     conversion records the referral as awaiting: `record_conversion` earns it.
-
-    With `batches`, the signups of one code that arrive while another of the code
-    is being recorded in this process are recorded together next, in one unit of
-    work: they would otherwise queue on the referrer's row lock, one transaction
-    each. Only for a store whose unit of work reads its own writes and may change
-    a record more than once (SQL, memory; not DynamoDB).
     """
     ip_print, device_print = fingerprints_of(fingerprints, ip, device_id)
     if not is_valid_user_id(user_id):
@@ -99,32 +83,14 @@ def sign_up(
 
     signup = _Signup(user_id, referral_code, email, signed_up_at, ip_print, device_print)
 
-    def record(signups: Sequence[_Signup]) -> list[SignupResult | Refused]:
-        return retry_on_conflict(lambda: _record_all(store, clock, program, signups))
+    def record() -> SignupResult:
+        with store.unit_of_work() as uow:
+            result = _record(uow, clock, program, signup)
+            if not result.replayed:  # a replay wrote nothing worth keeping
+                uow.commit()
+            return result
 
-    if batches is not None:
-        return batches.run(normalize_code(referral_code), signup, record)
-    [outcome] = record([signup])
-    return unwrap(outcome)
-
-
-def _record_all(
-    store: Store, clock: Clock, program: Program, signups: Sequence[_Signup]
-) -> list[SignupResult | Refused]:
-    """The signups in one unit of work, in order, each seeing the ones before it.
-    A refused or replayed signup has given back the count it took by then (its only
-    write), so it fails alone; any other error fails them all. Committed only if one
-    was recorded."""
-    outcomes: list[SignupResult | Refused] = []
-    with store.unit_of_work() as uow:
-        for signup in signups:
-            try:
-                outcomes.append(_record(uow, clock, program, signup))
-            except (CodeNotFound, AlreadyReferred, SelfReferral) as refused:
-                outcomes.append(refused)
-        if any(isinstance(outcome, SignupResult) and not outcome.replayed for outcome in outcomes):
-            uow.commit()
-    return outcomes
+    return retry_on_conflict(record)
 
 
 def _record(uow: UnitOfWork, clock: Clock, program: Program, signup: _Signup) -> SignupResult:
@@ -132,12 +98,9 @@ def _record(uow: UnitOfWork, clock: Clock, program: Program, signup: _Signup) ->
     user_id, referral_code, email = signup.user_id, signup.referral_code, signup.email
     signed_up_at = signup.signed_up_at
     # The referrer's count goes up with the read of the parties, before the signup is
-    # judged: on PostgreSQL both are one round trip, the signup's first, and a SQL
-    # store sends the writes waiting (the earned count, the inserts) together, with
-    # the COMMIT. The increment locks the referrer's row (PostgreSQL) until then, so
-    # signups of one referrer queue for two round trips each: more where the program
-    # reads on (a conversion trigger, velocity checks), and a refused or replayed
-    # signup holds the lock briefly too, until its unit ends.
+    # judged, so the ordinal is the increment's and never a stale read. The increment
+    # locks the referrer's row (PostgreSQL) until the unit ends: signups of one
+    # referrer queue there, and a refused or replayed one gives the count back.
     parties = uow.referrals.parties_counted(referral_code, user_id)
     profile, earlier, referee = parties.referrer, parties.earlier, parties.referee
     if profile is None:
@@ -176,7 +139,7 @@ def _record(uow: UnitOfWork, clock: Clock, program: Program, signup: _Signup) ->
         cap=cap,
     )
     referral = Referral(
-        id=new_id(),
+        id=new_id(clock.now()),
         referee_id=user_id,
         referrer_id=profile.user_id,
         code=profile.code,
@@ -195,7 +158,7 @@ def _record(uow: UnitOfWork, clock: Clock, program: Program, signup: _Signup) ->
         referee = add_referrer(uow, clock, user_id, email, ip_hash, device_hash)
     uow.referrals.add(referral)
     if earned:
-        add_referee_reward(uow, program, referral, referral.created_at)
+        add_referee_reward(uow, program, referral, referral.created_at, clock.now())
     uow.outbox.add(events.referral_created(referral, clock.now()))
     return SignupResult(referral, referee.code if referee else None, replayed=False)
 
@@ -263,7 +226,7 @@ def give_back_earned(uow: UnitOfWork, referral: Referral) -> None:
 
 
 def add_referee_reward(
-    uow: UnitOfWork, program: Program, referral: Referral, earned_at: datetime
+    uow: UnitOfWork, program: Program, referral: Referral, earned_at: datetime, now: datetime
 ) -> None:
     """The referee's own reward, in a double-sided program: it shares its referral's
     fate (held with it, approved or rejected with it)."""
@@ -271,7 +234,7 @@ def add_referee_reward(
         return
     uow.rewards.add(
         Reward(
-            id=new_id(),
+            id=new_id(now),
             referral_id=referral.id,
             user_id=referral.referee_id,
             kind=RewardKind.REFEREE,

@@ -12,58 +12,41 @@ a few dozen bytes an address, and are simply started again.
 
 import math
 from datetime import datetime, timedelta
-from typing import Any
 
-from botocore.exceptions import ClientError
+from boto3.dynamodb.conditions import Attr
 
+from referrals.adapters.dynamodb.access import ConditionFailed, Tables
+from referrals.adapters.dynamodb.expressions import put, update
 from referrals.adapters.dynamodb.tables import TTL_ATTRIBUTE
 from referrals.adapters.times import from_micros, to_micros
 from referrals.domain.errors import Conflict
 
 ATTEMPTS = 5  # each lost race means another server counted: rarely more than one
-NAMES = {"#failures": "failures", "#ends": "window_ends_at"}
 
 
 def count_failure(
-    client: Any, table: str, subject: str, now: datetime, window: timedelta
+    tables: Tables, subject: str, now: datetime, window: timedelta
 ) -> tuple[int, datetime]:
-    key = {"pk": {"S": f"LIMIT#{subject}"}, "sk": {"S": "FAILURES"}}
-    running = {":now": {"N": str(to_micros(now))}}
+    key = {"pk": f"LIMIT#{subject}", "sk": "FAILURES"}
+    ends_at, now_micros = Attr("window_ends_at"), to_micros(now)
+    one_more = update(tables.main, key, add={"failures": 1}, condition=ends_at.gt(now_micros))
+    ends = now + window
+    started = {
+        **key,
+        "failures": 1,
+        "window_ends_at": to_micros(ends),
+        TTL_ATTRIBUTE: math.ceil(ends.timestamp()),
+    }
+    start = put(tables.main, started, Attr("pk").not_exists() | ends_at.lte(now_micros))
     for _ in range(ATTEMPTS):
         try:
-            item = client.update_item(
-                TableName=table,
-                Key=key,
-                UpdateExpression="ADD #failures :one",
-                ConditionExpression="#ends > :now",
-                ExpressionAttributeNames=NAMES,
-                ExpressionAttributeValues={**running, ":one": {"N": "1"}},
-                ReturnValues="ALL_NEW",
-            )["Attributes"]
-            return int(item["failures"]["N"]), from_micros(int(item["window_ends_at"]["N"]))
-        except ClientError as error:
-            if not _lost(error):
-                raise
-        ends = now + window
+            item = tables.send(one_more, returning=True)
+            return int(item["failures"]), from_micros(int(item["window_ends_at"]))
+        except ConditionFailed:
+            pass  # no window, or it ended: start one
         try:
-            client.put_item(
-                TableName=table,
-                Item={
-                    **key,
-                    "failures": {"N": "1"},
-                    "window_ends_at": {"N": str(to_micros(ends))},
-                    TTL_ATTRIBUTE: {"N": str(math.ceil(ends.timestamp()))},
-                },
-                ConditionExpression="attribute_not_exists(pk) OR #ends <= :now",
-                ExpressionAttributeNames={"#ends": "window_ends_at"},
-                ExpressionAttributeValues=running,
-            )
+            tables.send(start)
             return 1, ends
-        except ClientError as error:
-            if not _lost(error):
-                raise
+        except ConditionFailed:
+            pass  # another server started one meanwhile: count in it
     raise Conflict(f"the failure count of {subject} kept changing")
-
-
-def _lost(error: ClientError) -> bool:
-    return bool(error.response["Error"]["Code"] == "ConditionalCheckFailedException")

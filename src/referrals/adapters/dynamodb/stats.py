@@ -14,8 +14,10 @@ dashboard caches an overview for a few seconds rather than read it per view.
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
+from boto3.dynamodb.conditions import Attr, Key
+
+from referrals.adapters.dynamodb.access import Tables
 from referrals.adapters.times import from_micros, to_micros
 from referrals.domain.model import (
     ID_SLACK,
@@ -28,16 +30,13 @@ from referrals.domain.model import (
     first_id_at,
 )
 
-if TYPE_CHECKING:
-    from referrals.adapters.dynamodb.store import DynamoUnitOfWork
-
 # (created_at in microseconds, reward cents, status, referrer id) of one referral.
 Row = tuple[int, int, ReferralStatus, str]
 
 
 class DynamoStats:
-    def __init__(self, uow: "DynamoUnitOfWork") -> None:
-        self._store = uow.store
+    def __init__(self, tables: Tables) -> None:
+        self._tables = tables
         # One unit of work reads a window once, for both the days and the leaderboard.
         self._windows: dict[datetime, list[Row]] = {}
 
@@ -60,15 +59,14 @@ class DynamoStats:
         tallies = []
         for status in UNSETTLED:
             count = cents = 0
-            for item in self._store.query(
-                TableName=self._store.main,
-                IndexName="by_status",
-                KeyConditionExpression="status_pk = :s",
-                ExpressionAttributeValues={":s": {"S": status.value}},
-                ProjectionExpression="reward_cents",
+            for item in self._tables.query(
+                self._tables.main,
+                Key("status_pk").eq(status.value),
+                index="by_status",
+                project="reward_cents",
             ):
                 count += 1
-                cents += int(item["reward_cents"]["N"])
+                cents += int(item["reward_cents"])
             if count:
                 tallies.append(StateTally(status, count, cents))
         return tallies
@@ -79,22 +77,17 @@ class DynamoStats:
         return self._windows[since]
 
     def _read_window(self, since: datetime) -> Iterator[Row]:
-        items = self._store.query(
-            TableName=self._store.main,
-            IndexName="by_id",
-            KeyConditionExpression="kind = :k AND id >= :first",
-            FilterExpression="created_at >= :since",
-            ExpressionAttributeValues={
-                ":k": {"S": "REFERRAL"},
-                ":first": {"S": first_id_at(since - ID_SLACK)},
-                ":since": {"N": str(to_micros(since))},
-            },
-            ProjectionExpression="created_at, reward_cents, status_pk, referrer_id",
+        items = self._tables.query(
+            self._tables.main,
+            Key("kind").eq("REFERRAL") & Key("id").gte(first_id_at(since - ID_SLACK)),
+            index="by_id",
+            filter=Attr("created_at").gte(to_micros(since)),
+            project="created_at, reward_cents, status_pk, referrer_id",
         )
         for item in items:
             yield (
-                int(item["created_at"]["N"]),
-                int(item["reward_cents"]["N"]),
-                ReferralStatus(item["status_pk"]["S"]),
-                item["referrer_id"]["S"],
+                int(item["created_at"]),
+                int(item["reward_cents"]),
+                ReferralStatus(item["status_pk"]),
+                item["referrer_id"],
             )

@@ -33,6 +33,11 @@ class LocalReportStore:
             Path(tmp).unlink(missing_ok=True)
             raise
 
+    def scratch(self) -> BinaryIO:
+        # On the report folder's own disk, whose room the report needs anyway.
+        self.root.mkdir(parents=True, exist_ok=True)
+        return tempfile.TemporaryFile(dir=self.root, prefix=".scratch-")
+
     def get(self, key: str) -> bytes | None:
         path = self._path(key)
         return path.read_bytes() if path.is_file() else None

@@ -1,4 +1,5 @@
 import io
+import tempfile
 from typing import Any, BinaryIO
 
 from botocore.exceptions import ClientError
@@ -50,6 +51,9 @@ class S3ReportStore:
             self._key(key),
             ExtraArgs={"ContentType": content_type, "ServerSideEncryption": "AES256"},
         )
+
+    def scratch(self) -> BinaryIO:
+        return tempfile.TemporaryFile()  # on Lambda, its /tmp
 
     def get(self, key: str) -> bytes | None:
         try:

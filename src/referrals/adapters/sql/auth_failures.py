@@ -12,12 +12,10 @@ never wait on each other.
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, select
+from sqlalchemy import Connection, bindparam, case, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from referrals.adapters.sql.schema import auth_failures
-from referrals.adapters.sql.tx import Tx
-from referrals.adapters.times import from_micros, to_micros
 
 # Rows of ended windows deleted per count: more than a count adds (one), so the table
 # shrinks back to the addresses failing now.
@@ -51,9 +49,11 @@ _ENDED = (
 _PRUNE = delete(auth_failures).where(auth_failures.c.subject.in_(_ENDED))
 
 
-def count_failure(tx: Tx, subject: str, now: datetime, window: timedelta) -> tuple[int, datetime]:
-    """Count one failure of `subject` in the unit of work of `tx` (the caller commits)."""
-    values = {"subject": subject, "now": to_micros(now), "ends": to_micros(now + window)}
-    row = tx.execute(_COUNT[tx.dialect.name], values).one()
-    tx.execute(_PRUNE, {"now": values["now"]})
-    return int(row.failures), from_micros(int(row.window_ends_at))
+def count_failure(
+    conn: Connection, subject: str, now: datetime, window: timedelta
+) -> tuple[int, datetime]:
+    """Count one failure of `subject` in the transaction of `conn` (the caller commits)."""
+    values = {"subject": subject, "now": now, "ends": now + window}
+    row = conn.execute(_COUNT[conn.dialect.name], values).one()
+    conn.execute(_PRUNE, {"now": now})
+    return int(row.failures), row.window_ends_at

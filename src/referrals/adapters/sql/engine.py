@@ -20,8 +20,13 @@ def create_engines(url: str, pool_size: int = 5) -> tuple[Engine, Engine]:
     On SQLite every write transaction starts with BEGIN IMMEDIATE: it takes the
     write lock before the first read, so a signup's read-then-increment cannot
     be invalidated by another writer (a deferred transaction would fail with
-    SQLITE_BUSY_SNAPSHOT instead of waiting). Readers use plain BEGIN and, with
-    WAL, never wait for writers. Other databases use one engine for both.
+    SQLITE_BUSY_SNAPSHOT instead of waiting). The writer engine holds a single
+    connection, since SQLite has a single writer anyway: this process's writers wait
+    for it in the pool's queue, each woken as the one before it returns it, not in
+    SQLite's busy handler, which polls with sleeps of up to 100 ms and kept a lock
+    just released unused (docs/decisions/sql-group-commit.md). Readers use plain
+    BEGIN and, with WAL, never wait for writers. Other databases use one engine
+    for both.
     """
     parsed = make_url(url)
     if parsed.drivername == "postgresql":
@@ -29,18 +34,11 @@ def create_engines(url: str, pool_size: int = 5) -> tuple[Engine, Engine]:
         # a plain postgresql:// URL means psycopg 3, the driver the service ships with.
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     if not is_sqlite(url):
-        # The store prepares its statements itself (tx.py): psycopg's automatic
-        # preparing would deallocate them at each rollback.
-        engine = create_engine(
-            url,
-            pool_size=pool_size,
-            max_overflow=pool_size,
-            connect_args={"prepare_threshold": None},
-        )
+        engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size)
         event.listen(engine, "checkout", _replace_if_closed_by_server)
         return engine, engine
     _require_folder(parsed.database)
-    writer = _sqlite_engine(url, "BEGIN IMMEDIATE")
+    writer = _sqlite_engine(url, "BEGIN IMMEDIATE", pool_size=1, max_overflow=0)
     reader = _sqlite_engine(url, "BEGIN")
     return writer, reader
 
@@ -75,8 +73,15 @@ def _require_folder(database: str | None) -> None:
         )
 
 
-def _sqlite_engine(url: str, begin: str) -> Engine:
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+def _sqlite_engine(url: str, begin: str, **pool: int) -> Engine:
+    # A writer waits for the write lock, in the pool or in SQLite, as long as either way.
+    timeout = 30
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": timeout},
+        pool_timeout=timeout,
+        **pool,
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -1,4 +1,5 @@
-"""Tables. Times are integer microseconds since the epoch (UTC): exact, sortable, portable."""
+"""Tables. Times are integer microseconds since the epoch (UTC): exact, sortable, portable
+(`MicrosTime` converts them to and from `datetime`)."""
 
 from sqlalchemy import (
     BigInteger,
@@ -15,6 +16,8 @@ from sqlalchemy import (
     false,
 )
 
+from referrals.adapters.sql.types import MicrosTime
+
 metadata = MetaData()
 
 referrers = Table(
@@ -26,7 +29,7 @@ referrers = Table(
     Column("code_key", String(32), nullable=False, unique=True),
     Column("email", String(254)),
     Column("referral_count", Integer, nullable=False, server_default="0"),
-    Column("created_at", BigInteger, nullable=False),
+    Column("created_at", MicrosTime, nullable=False),
     # Hashes of where the referrer signed up from: a referee from the same one is flagged.
     Column("ip_hash", String(64)),
     Column("device_hash", String(64)),
@@ -48,10 +51,10 @@ referrals = Table(
     Column("ordinal", Integer, nullable=False),
     Column("reward_cents", BigInteger, nullable=False),
     Column("status", String(16), nullable=False),
-    Column("created_at", BigInteger, nullable=False),
+    Column("created_at", MicrosTime, nullable=False),
     Column("payout_period", String(7)),
     # created_at + the hold: a run pays the pending rewards payable before its cutoff.
-    Column("payable_at", BigInteger, nullable=False),
+    Column("payable_at", MicrosTime, nullable=False),
     Column("receipt", Text),  # how the reward was priced and checked, compact JSON
     Column("note", Text),  # the reason given by the last review or reversal
     UniqueConstraint("referrer_id", "ordinal", name="uq_referrals_referrer_ordinal"),
@@ -77,8 +80,8 @@ rewards = Table(
     Column("kind", String(16), nullable=False),
     Column("cents", BigInteger, nullable=False),
     Column("status", String(16), nullable=False),
-    Column("created_at", BigInteger, nullable=False),
-    Column("payable_at", BigInteger, nullable=False),  # created_at + the hold
+    Column("created_at", MicrosTime, nullable=False),
+    Column("payable_at", MicrosTime, nullable=False),  # created_at + the hold
     Column("payout_period", String(7)),
     Column("note", Text),
     # The same access paths as referrals': a run walks the pending entries by id,
@@ -97,7 +100,7 @@ conversions = Table(
     Column("user_id", String(128), nullable=False),
     Column("event", String(64), nullable=False),
     Column("value_cents", BigInteger),
-    Column("created_at", BigInteger, nullable=False),
+    Column("created_at", MicrosTime, nullable=False),
     # Not a foreign key: a conversion is recorded as reported, whatever it qualified.
     Column("referral_id", String(26)),
     Column("awaits_signup", Boolean, nullable=False, server_default=false()),
@@ -120,12 +123,12 @@ api_keys = Table(
     Column("id", String(26), primary_key=True),
     Column("key_hash", String(64), nullable=False, unique=True),
     Column("role", String(16), nullable=False),
-    Column("created_at", BigInteger, nullable=False),
+    Column("created_at", MicrosTime, nullable=False),
     Column("name", String(64)),
     # A rotation is a new key, the old one's expiry set to the end of its grace period.
-    Column("expires_at", BigInteger),
-    Column("revoked_at", BigInteger),
-    Column("last_used_at", BigInteger),  # written at most once a minute per key
+    Column("expires_at", MicrosTime),
+    Column("revoked_at", MicrosTime),
+    Column("last_used_at", MicrosTime),  # written at most once a minute per key
 )
 
 # Dashboard sign-ins: the signed cookie names one, and it is live only while this row
@@ -135,9 +138,9 @@ sessions = Table(
     metadata,
     Column("id", String(32), primary_key=True),
     Column("key_id", String(26), ForeignKey("api_keys.id"), nullable=False),
-    Column("created_at", BigInteger, nullable=False),
-    Column("expires_at", BigInteger, nullable=False),
-    Column("ended_at", BigInteger),
+    Column("created_at", MicrosTime, nullable=False),
+    Column("expires_at", MicrosTime, nullable=False),
+    Column("ended_at", MicrosTime),
 )
 
 # The secret the service keeps when REFERRALS_SECRET_KEY is not set: created once
@@ -147,7 +150,7 @@ service_secrets = Table(
     metadata,
     Column("name", String(64), primary_key=True),
     Column("value", String(128), nullable=False),
-    Column("created_at", BigInteger, nullable=False),
+    Column("created_at", MicrosTime, nullable=False),
 )
 
 # Failed authentications by client address in fixed windows (api/ratelimits.py),
@@ -158,7 +161,7 @@ auth_failures = Table(
     metadata,
     Column("subject", String(128), primary_key=True),
     Column("failures", Integer, nullable=False),
-    Column("window_ends_at", BigInteger, nullable=False),
+    Column("window_ends_at", MicrosTime, nullable=False),
     Index("ix_auth_failures_window_ends_at", "window_ends_at"),
 )
 
@@ -167,10 +170,10 @@ payout_runs = Table(
     metadata,
     Column("period", String(7), primary_key=True),
     Column("status", String(16), nullable=False),
-    Column("cutoff", BigInteger, nullable=False),
-    Column("started_at", BigInteger, nullable=False),
+    Column("cutoff", MicrosTime, nullable=False),
+    Column("started_at", MicrosTime, nullable=False),
     Column("lease_owner", String(200)),
-    Column("lease_expires_at", BigInteger),
+    Column("lease_expires_at", MicrosTime),
     Column("referrer_count", BigInteger, nullable=False, server_default="0"),
     Column("referral_count", BigInteger, nullable=False, server_default="0"),
     Column("total_cents", BigInteger, nullable=False, server_default="0"),
@@ -181,7 +184,7 @@ payout_runs = Table(
     Column("previous_month_sha256", String(64)),
     Column("previous_period", String(7)),
     Column("previous_sha256", String(64)),
-    Column("completed_at", BigInteger),
+    Column("completed_at", MicrosTime),
     Column("error", Text),
     # Taken back by the run's clawback lines (a positive sum), and left for a later
     # run by users whose total was below the minimum payout.
@@ -196,10 +199,10 @@ outbox = Table(
     Column("id", String(26), primary_key=True),
     Column("type", String(64), nullable=False),
     Column("payload", Text, nullable=False),
-    Column("created_at", BigInteger, nullable=False),
+    Column("created_at", MicrosTime, nullable=False),
     Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, server_default="0"),
-    Column("next_attempt_at", BigInteger),
+    Column("next_attempt_at", MicrosTime),
     Column("last_error", Text),
     Index("ix_outbox_status_due", "status", "next_attempt_at"),
 )
@@ -208,7 +211,7 @@ audit_log = Table(
     "audit_log",
     metadata,
     Column("id", String(26), primary_key=True),  # a ULID: listed newest first by id
-    Column("at", BigInteger, nullable=False),
+    Column("at", MicrosTime, nullable=False),
     Column("actor", String(64), nullable=False),
     Column("action", String(64), nullable=False),
     Column("target", String(200), nullable=False),

@@ -25,9 +25,9 @@ from sqlalchemy import (
     union_all,
 )
 
+from referrals.adapters.sql.repository import Repository
 from referrals.adapters.sql.schema import referrals, rewards
-from referrals.adapters.sql.tx import Tx
-from referrals.adapters.times import EPOCH, to_micros
+from referrals.adapters.times import EPOCH
 from referrals.domain.model import (
     ID_SLACK,
     UNEARNED,
@@ -72,12 +72,9 @@ _UNPAID = union_all(
 )
 
 
-class SqlStats:
-    def __init__(self, tx: Tx) -> None:
-        self._tx = tx
-
+class SqlStats(Repository):
     def signups(self, since: datetime) -> Sequence[SignupTally]:
-        rows = self._tx.execute(_SIGNUPS, _window(since))
+        rows = self._execute(_SIGNUPS, _window(since))
         return [
             SignupTally(_day(int(day)), int(cents), ReferralStatus(status), int(count))
             for day, cents, status, count in rows
@@ -92,12 +89,12 @@ class SqlStats:
             .order_by(count.desc(), self._byte_order(referrals.c.referrer_id))
             .limit(limit)
         )
-        rows = self._tx.execute(query, _window(since))
+        rows = self._execute(query, _window(since))
         return [ReferrerTally(user, int(n), int(cents or 0)) for user, n, cents in rows]
 
     def unsettled(self) -> Sequence[StateTally]:
         totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-        for status, count, cents in self._tx.execute(_UNPAID):
+        for status, count, cents in self._execute(_UNPAID):
             totals[status][0] += int(count)
             totals[status][1] += int(cents or 0)
         return [
@@ -106,13 +103,9 @@ class SqlStats:
             if status.value in totals
         ]
 
-    def _byte_order(self, column: Any) -> Any:
-        """Ties sort by bytes on every store; PostgreSQL would use its locale."""
-        return column.collate("C") if self._tx.dialect.name == "postgresql" else column
-
 
 def _window(since: datetime) -> dict[str, Any]:
-    return {"first_id": first_id_at(since - ID_SLACK), "since": to_micros(since)}
+    return {"first_id": first_id_at(since - ID_SLACK), "since": since}
 
 
 def _day(days_since_epoch: int) -> date:

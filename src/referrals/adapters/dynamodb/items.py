@@ -1,0 +1,422 @@
+"""Items of the main and outbox tables: their keys, and domain objects to items and back.
+
+Values here are plain Python (the codec in `expressions` types them): a time is
+integer microseconds since the epoch, money integer cents, and an attribute that
+is None is left out of the item. Reading back, numbers arrive as Decimal and are
+made int. The table layout these keys follow is described in `tables`.
+"""
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from referrals.adapters.dynamodb.expressions import Values
+from referrals.adapters.times import from_micros, to_micros
+from referrals.domain.codes import normalize_code
+from referrals.domain.model import (
+    ApiKey,
+    AuditEntry,
+    Conversion,
+    DashboardSession,
+    Event,
+    EventStatus,
+    LineKind,
+    PayoutRun,
+    Receipt,
+    Referral,
+    ReferralStatus,
+    Referrer,
+    Reward,
+    RewardKind,
+    Role,
+    RunStatus,
+)
+
+ONE_MICROSECOND = timedelta(microseconds=1)
+UNPAID = "UNPAID"  # the one partition of the sparse `unpaid` index
+# The head of the report chain: the run completed last, and a version that every
+# completion moves on in its commit (see `DynamoPayouts.lock_chain`).
+CHAIN_HEAD: Values = {"pk": "CHAIN", "sk": "HEAD"}
+
+
+def micros(moment: datetime | None) -> int | None:
+    return None if moment is None else to_micros(moment)
+
+
+def _time(item: Values, name: str) -> datetime | None:
+    return from_micros(int(item[name])) if name in item else None
+
+
+def _int(item: Values, name: str) -> int:
+    """A number attribute; absent (an item written before it existed) reads as zero."""
+    return int(item.get(name, 0))
+
+
+# Keys ------------------------------------------------------------------------------
+
+
+def referrer_pk(user_id: str) -> str:
+    return f"REFERRER#{user_id}"
+
+
+def referrer_key(user_id: str) -> Values:
+    return {"pk": referrer_pk(user_id), "sk": "PROFILE"}
+
+
+def code_key(code: str) -> Values:
+    return {"pk": f"CODE#{normalize_code(code)}", "sk": "CODE"}
+
+
+def referral_key(referee_id: str) -> Values:
+    # The referral item is also the referee's claim: one referral per referee.
+    return {"pk": f"REFEREE#{referee_id}", "sk": "REFERRAL"}
+
+
+def referral_claim_key(referral_id: str) -> Values:
+    # Makes a referral id unique and finds its item by id with consistent reads (two
+    # GetItems): the `by_id` index is eventually consistent, so a conversion or a
+    # review right after the signup could miss the referral through it.
+    return {"pk": f"REFID#{referral_id}", "sk": "REFID"}
+
+
+def entry_pk(referral_id: str) -> str:
+    # Entries live under their referral's id, not in the referral's own item
+    # collection (`REFEREE#<referee>`): an entry knows only the referral's id, and
+    # keyed by it `for_referral` is one strongly consistent Query, even for a
+    # referral added in the same unit of work.
+    return f"REFERRAL#{referral_id}"
+
+
+def entry_key(referral_id: str, reward_id: str) -> Values:
+    return {"pk": entry_pk(referral_id), "sk": f"REWARD#{reward_id}"}
+
+
+def reward_claim_key(reward_id: str) -> Values:
+    # Makes an entry id unique across referrals and finds its item by id with
+    # consistent reads (two GetItems), where an index would be eventually consistent.
+    return {"pk": f"REWARD#{reward_id}", "sk": "REWARD"}
+
+
+def unpaid_sk(item_id: str, payable_micros: int) -> str:
+    # Zero-padded so that string order is time order: the cutoff is a key condition.
+    # Keyed by when the reward becomes payable (created_at + hold), not when it was
+    # earned, so a run's Query stops at its cutoff and never reads rewards on hold.
+    return f"{payable_micros:020d}#{item_id}"
+
+
+def unpaid_before(cutoff: datetime) -> str:
+    """The `unpaid_sk` bound below which rewards are payable before `cutoff`."""
+    return f"{to_micros(cutoff):020d}"
+
+
+def run_key(period: str) -> Values:
+    return {"pk": "RUNS", "sk": period}
+
+
+def item_key(item: Values) -> Values:
+    """The main-table key of an item read from an index."""
+    return {"pk": item["pk"], "sk": item["sk"]}
+
+
+# Referrers, referrals and entries --------------------------------------------------
+
+
+def referrer_item(r: Referrer) -> Values:
+    return {
+        **referrer_key(r.user_id),
+        "user_id": r.user_id,
+        "code": r.code,
+        "referral_count": r.referral_count,
+        "created_at": to_micros(r.created_at),
+        "email": r.email,
+        "ip_hash": r.ip_hash,
+        "device_hash": r.device_hash,
+    }
+
+
+def referrer(item: Values) -> Referrer:
+    return Referrer(
+        user_id=item["user_id"],
+        code=item["code"],
+        email=item.get("email"),
+        referral_count=int(item["referral_count"]),
+        created_at=from_micros(int(item["created_at"])),
+        ip_hash=item.get("ip_hash"),
+        device_hash=item.get("device_hash"),
+        cap_lifetime_cents=_int(item, "cap_lifetime_cents"),
+        cap_month=item.get("cap_month"),
+        cap_month_cents=_int(item, "cap_month_cents"),
+    )
+
+
+def referral_item(r: Referral) -> Values:
+    return {
+        **referral_key(r.referee_id),
+        "kind": "REFERRAL",
+        "id": r.id,
+        "referee_id": r.referee_id,
+        "referrer_id": r.referrer_id,
+        "referrer_pk": referrer_pk(r.referrer_id),
+        "code": r.code,
+        "ordinal": r.ordinal,
+        "reward_cents": r.reward_cents,
+        "status_pk": r.status.value,
+        "created_at": to_micros(r.created_at),
+        "email": r.email,
+        "receipt": receipt_json(r.receipt) if r.receipt is not None else None,
+        **_payout_attributes(r.referrer_id, r),
+    }
+
+
+def referral(item: Values) -> Referral:
+    return Referral(
+        id=item["id"],
+        referee_id=item["referee_id"],
+        referrer_id=item["referrer_id"],
+        code=item["code"],
+        email=item.get("email"),
+        ordinal=int(item["ordinal"]),
+        reward_cents=int(item["reward_cents"]),
+        status=ReferralStatus(item["status_pk"]),
+        created_at=from_micros(int(item["created_at"])),
+        payout_period=item.get("payout_period"),
+        hold=hold(item),
+        receipt=Receipt.from_dict(json.loads(item["receipt"])) if "receipt" in item else None,
+        note=item.get("note"),
+    )
+
+
+def entry_item(e: Reward) -> Values:
+    return {
+        **entry_key(e.referral_id, e.id),
+        "id": e.id,
+        "referral_id": e.referral_id,
+        "user_id": e.user_id,
+        # The beneficiary's partition of `by_referrer_id`, for their earnings.
+        "referrer_pk": referrer_pk(e.user_id),
+        # Not `kind`: that attribute is the partition key of the `by_id` index of referrals.
+        "entry_kind": e.kind.value,
+        "reward_cents": e.cents,
+        "status_pk": e.status.value,
+        "created_at": to_micros(e.created_at),
+        **_payout_attributes(e.user_id, e),
+    }
+
+
+def reward(item: Values) -> Reward:
+    return Reward(
+        id=item["id"],
+        referral_id=item["referral_id"],
+        user_id=item["user_id"],
+        kind=RewardKind(item["entry_kind"]),
+        cents=int(item["reward_cents"]),
+        status=ReferralStatus(item["status_pk"]),
+        created_at=from_micros(int(item["created_at"])),
+        hold=hold(item),
+        payout_period=item.get("payout_period"),
+        note=item.get("note"),
+    )
+
+
+def _payout_attributes(payee: str, entry: Referral | Reward) -> Values:
+    """What the payout steps read and write, alike on referral items and entries."""
+    pending = entry.status is ReferralStatus.PENDING
+    period = entry.payout_period
+    return {
+        # Absent means no hold, as on items written before holds existed.
+        "hold_micros": entry.hold // ONE_MICROSECOND if entry.hold else None,
+        "note": entry.note,
+        "unpaid_pk": UNPAID if pending else None,
+        "unpaid_sk": unpaid_sk(entry.id, to_micros(entry.payable_at)) if pending else None,
+        "payout_period": period,
+        "period_pk": period,
+        "period_sk": f"{payee}#{entry.id}" if period is not None else None,
+    }
+
+
+def receipt_json(receipt: Receipt) -> str:
+    return json.dumps(receipt.to_dict(), sort_keys=True, separators=(",", ":"))
+
+
+def hold(item: Values) -> timedelta:
+    return ONE_MICROSECOND * _int(item, "hold_micros")
+
+
+def payee(item: Values) -> str:
+    """Who an item pays: an entry's user, a referral's referrer."""
+    paid: str = item["user_id"] if "user_id" in item else item["referrer_id"]
+    return paid
+
+
+def line_kind(item: Values) -> LineKind:
+    clawback = item.get("entry_kind") == RewardKind.CLAWBACK.value
+    return LineKind.CLAWBACK if clawback else LineKind.REWARD
+
+
+def payable_micros(item: Values) -> int:
+    return int(item["created_at"]) + _int(item, "hold_micros")
+
+
+def conversion_key(external_id: str) -> Values:
+    return {"pk": f"CONVERSION#{external_id}", "sk": "CONVERSION"}
+
+
+def conversion_item(c: Conversion) -> Values:
+    return {
+        **conversion_key(c.external_id),
+        "external_id": c.external_id,
+        "user_id": c.user_id,
+        "event": c.event,
+        "created_at": to_micros(c.created_at),
+        "value_cents": c.value_cents,
+        "referral_id": c.referral_id,
+        "awaits_signup": True if c.awaits_signup else None,
+    }
+
+
+def conversion(item: Values) -> Conversion:
+    value = item.get("value_cents")
+    return Conversion(
+        external_id=item["external_id"],
+        user_id=item["user_id"],
+        event=item["event"],
+        value_cents=int(value) if value is not None else None,
+        created_at=from_micros(int(item["created_at"])),
+        referral_id=item.get("referral_id"),
+        awaits_signup="awaits_signup" in item,
+    )
+
+
+# Keys, audit, payout runs, events --------------------------------------------------
+
+
+def api_key_key(key_hash: str) -> Values:
+    # Keys are few (made by hand): one partition, where the admin's lists read them all.
+    return {"pk": "KEYS", "sk": key_hash}
+
+
+def api_key_item(key: ApiKey) -> Values:
+    return {
+        **api_key_key(key.key_hash),
+        "id": key.id,
+        "role": key.role.value,
+        "created_at": to_micros(key.created_at),
+        "key_name": key.name,  # `name` is a reserved word in expressions
+        "expires_at": micros(key.expires_at),
+        "revoked_at": micros(key.revoked_at),
+        "last_used_at": micros(key.last_used_at),
+    }
+
+
+def api_key(item: Values) -> ApiKey:
+    return ApiKey(
+        item["id"],
+        Role(item["role"]),
+        item["sk"],
+        from_micros(int(item["created_at"])),
+        name=item.get("key_name"),
+        expires_at=_time(item, "expires_at"),
+        revoked_at=_time(item, "revoked_at"),
+        last_used_at=_time(item, "last_used_at"),
+    )
+
+
+def session_key(key_id: str, session_id: str) -> Values:
+    return {"pk": f"KEYID#{key_id}", "sk": f"SESSION#{session_id}"}
+
+
+def session_item(session: DashboardSession) -> Values:
+    return {
+        **session_key(session.key_id, session.id),
+        "created_at": to_micros(session.created_at),
+        "expires_at": to_micros(session.expires_at),
+        "ended_at": micros(session.ended_at),
+    }
+
+
+def session(item: Values) -> DashboardSession:
+    return DashboardSession(
+        id=item["sk"].removeprefix("SESSION#"),
+        key_id=item["pk"].removeprefix("KEYID#"),
+        created_at=from_micros(int(item["created_at"])),
+        expires_at=from_micros(int(item["expires_at"])),
+        ended_at=_time(item, "ended_at"),
+    )
+
+
+def audit_item(entry: AuditEntry) -> Values:
+    return {
+        "pk": "AUDIT",
+        "sk": entry.id,
+        "at": to_micros(entry.at),
+        "actor": entry.actor,
+        "action": entry.action,
+        "target": entry.target,
+        "reason": entry.reason,
+    }
+
+
+def audit(item: Values) -> AuditEntry:
+    return AuditEntry(
+        id=item["sk"],
+        at=from_micros(int(item["at"])),
+        actor=item["actor"],
+        action=item["action"],
+        target=item["target"],
+        reason=item.get("reason"),
+    )
+
+
+def run(item: Values) -> PayoutRun:
+    return PayoutRun(
+        period=item["sk"],
+        status=RunStatus(item["status"]),
+        cutoff=from_micros(int(item["cutoff"])),
+        started_at=from_micros(int(item["started_at"])),
+        lease_owner=item.get("lease_owner"),
+        lease_expires_at=_time(item, "lease_expires_at"),
+        referrer_count=_int(item, "referrer_count"),
+        referral_count=_int(item, "referral_count"),
+        total_cents=_int(item, "total_cents"),
+        report_key=item.get("report_key"),
+        report_sha256=item.get("report_sha256"),
+        previous_month_period=item.get("previous_month_period"),
+        previous_month_sha256=item.get("previous_month_sha256"),
+        previous_period=item.get("previous_period"),
+        previous_sha256=item.get("previous_sha256"),
+        completed_at=_time(item, "completed_at"),
+        error=item.get("error"),
+        clawback_cents=_int(item, "clawback_cents"),
+        carried_forward_cents=_int(item, "carried_forward_cents"),
+    )
+
+
+def event_item(event: Event, payload: str) -> Values:
+    due = event.next_attempt_at is not None and event.status is EventStatus.PENDING
+    return {
+        "id": event.id,
+        "type": event.type,
+        "payload": payload,
+        "created_at": to_micros(event.created_at),
+        "status": event.status.value,
+        "attempts": event.attempts,
+        "next_attempt_at": micros(event.next_attempt_at),
+        # Only a pending event with a time is in the sparse `due` index.
+        "due_pk": "PENDING" if due else None,
+        "due_at": micros(event.next_attempt_at) if due else None,
+        "last_error": event.last_error,
+    }
+
+
+def event(item: Values) -> Event:
+    payload: Any = json.loads(item["payload"])
+    return Event(
+        id=item["id"],
+        type=item["type"],
+        payload=payload,
+        created_at=from_micros(int(item["created_at"])),
+        status=EventStatus(item["status"]),
+        attempts=int(item["attempts"]),
+        next_attempt_at=_time(item, "next_attempt_at"),
+        last_error=item.get("last_error"),
+    )

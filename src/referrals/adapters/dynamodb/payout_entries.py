@@ -1,0 +1,269 @@
+"""The rewards and entries of one payout run on DynamoDB: assigned, released, paid, summed.
+
+A run finds what it may pay in the sparse `unpaid` index (pending rewards by the
+time they become payable) and what it holds in the sparse `by_period` index (by
+the user paid, so a user's items are contiguous). Both are eventually consistent:
+a write conditioned on the state it expects skips an item the index still shows
+in an old state, and before summing, a run waits until `by_period` shows as many
+items as the run item's `assigned` count, which moves in the same transactions.
+
+Items are written in batches of 99, each in one transaction with a write of the
+run item conditioned on the run's lease: a run that lost its lease can never
+assign, release or pay a reward (LeaseLost).
+"""
+
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
+from itertools import groupby
+
+from boto3.dynamodb.conditions import Attr, ConditionBase, Key
+
+from referrals.adapters.dynamodb import items
+from referrals.adapters.dynamodb.access import Tables, TransactionCancelled
+from referrals.adapters.dynamodb.expressions import Values, Write, update
+from referrals.domain.errors import Conflict
+from referrals.domain.model import LineKind, PayoutLine, ReferralStatus, RunStatus, payout_floor
+from referrals.ports import LeaseLost
+
+PAYOUT_CHUNK = 99  # item writes per transaction, plus the lease condition
+INDEX_WAIT_SECONDS = 30.0  # how long a run waits for an index to catch up
+# A released user's items are kept in memory to be sent back to pending without a
+# second read; a user with more in one run is read again by the prefix of their key.
+RELEASE_BUFFER = 1000
+PENDING, PROCESSING, PAID = (
+    s.value for s in (ReferralStatus.PENDING, ReferralStatus.PROCESSING, ReferralStatus.PAID)
+)
+RUNNING = RunStatus.RUNNING.value
+
+
+class RunEntries:
+    def __init__(self, tables: Tables, period: str) -> None:
+        self._tables = tables
+        self._period = period
+
+    def assign(self, owner: str, cutoff: datetime, limit: int) -> int:
+        """Move up to `limit` pending items payable before `cutoff` to the run.
+
+        The index may still list items that were just moved: their update fails its
+        `pending` condition and is skipped, and the walk goes on, so fewer than
+        `limit` means the index is exhausted.
+        """
+        moved = 0
+        chunk: list[Values] = []
+        for item in self.payable(cutoff):
+            chunk.append(item)
+            if len(chunk) == min(PAYOUT_CHUNK, limit - moved):
+                moved += self._fenced_writes(owner, chunk, self._assigned, count_assigned=1)
+                chunk = []
+                if moved >= limit:
+                    return moved
+        return moved + self._fenced_writes(owner, chunk, self._assigned, count_assigned=1)
+
+    def _assigned(self, item: Values) -> Write:
+        return update(
+            self._tables.main,
+            items.item_key(item),
+            set={
+                "status_pk": PROCESSING,
+                "payout_period": self._period,
+                "period_pk": self._period,
+                "period_sk": f"{items.payee(item)}#{item['id']}",
+                "unpaid_pk": None,
+                "unpaid_sk": None,
+            },
+            condition=Attr("status_pk").eq(PENDING),
+        )
+
+    def release(self, owner: str, minimum_cents: int) -> tuple[int, int]:
+        """Send back to pending every item of the users whose total is below the minimum
+        or negative; how many users, and their positive totals.
+
+        One pass over `by_period`: a user's total is known when the next user starts.
+        Released items go back into `unpaid` at their payable time and leave the
+        period, in fenced transactions that also take them off the run's `assigned`
+        count, so that waiting for the index expects what is left.
+        """
+        self.wait_for_index()
+        released_users = released_cents = 0
+        chunk: list[Values] = []
+        for user, group in groupby(self._items(), key=items.payee):
+            total = count = 0
+            settled = False  # some of it is paid already (a completion cut short)
+            kept: list[Values] = []
+            for item in group:
+                total += int(item["reward_cents"])
+                count += 1
+                settled = settled or item["status_pk"] != PROCESSING
+                if count <= RELEASE_BUFFER:
+                    kept.append(item)
+            if settled or total >= payout_floor(minimum_cents):
+                continue
+            released_users += 1
+            released_cents += max(total, 0)  # what was deferred; a debt is not money out
+            # Too many to have kept: read the user's items again, by their key prefix.
+            for item in kept if count <= RELEASE_BUFFER else self._user_items(user):
+                chunk.append(item)
+                if len(chunk) == PAYOUT_CHUNK:
+                    self._fenced_writes(owner, chunk, self._released, count_assigned=-1)
+                    chunk = []
+        self._fenced_writes(owner, chunk, self._released, count_assigned=-1)
+        return released_users, released_cents
+
+    def _released(self, item: Values) -> Write:
+        return update(
+            self._tables.main,
+            items.item_key(item),
+            set={
+                "status_pk": PENDING,
+                "unpaid_pk": items.UNPAID,
+                "unpaid_sk": items.unpaid_sk(item["id"], items.payable_micros(item)),
+            },
+            remove=("payout_period", "period_pk", "period_sk"),
+            condition=self._assigned_here(),
+        )
+
+    def pay(self, owner: str) -> int:
+        """Mark every item of the run paid; how many items the run has paid, including
+        those an attempt cut short paid already (and that may be clawed back since)."""
+        self.wait_for_index()
+        paid = 0
+        chunk: list[Values] = []
+        for item in self._items():
+            paid += 1
+            if item["status_pk"] != PROCESSING:
+                continue
+            chunk.append(item)
+            if len(chunk) == PAYOUT_CHUNK:
+                self._fenced_writes(owner, chunk, self._paid)
+                chunk = []
+        self._fenced_writes(owner, chunk, self._paid)
+        return paid
+
+    def _paid(self, item: Values) -> Write:
+        return update(
+            self._tables.main,
+            items.item_key(item),
+            set={"status_pk": PAID},
+            condition=self._assigned_here(),
+        )
+
+    def _assigned_here(self) -> ConditionBase:
+        return Attr("status_pk").eq(PROCESSING) & Attr("payout_period").eq(self._period)
+
+    def _fenced_writes(
+        self,
+        owner: str,
+        batch: list[Values],
+        write: Callable[[Values], Write],
+        count_assigned: int = 0,
+    ) -> int:
+        """Write `batch` in one transaction with the lease condition, skipping items that
+        another writer moved first; how many were written.
+
+        The run item's `assigned` count moves by `count_assigned` per item written.
+        """
+        for attempt in range(10):
+            if not batch:
+                return 0
+            fence = update(
+                self._tables.main,
+                items.run_key(self._period),
+                set={"lease_owner": owner},
+                add={"assigned": count_assigned * len(batch)} if count_assigned else None,
+                condition=Attr("lease_owner").eq(owner) & Attr("status").eq(RUNNING),
+            )
+            try:
+                self._tables.transact([fence, *(write(item) for item in batch)])
+                return len(batch)
+            except TransactionCancelled as cancelled:
+                reasons = cancelled.reasons
+            if reasons[0] == "ConditionalCheckFailed":
+                raise LeaseLost(f"the lease of the payout run {self._period} passed to another")
+            # Drop the items whose condition failed (another writer got there first);
+            # retry the rest, after a pause if it was a mere transaction conflict.
+            batch = [
+                item
+                for item, reason in zip(batch, reasons[1:], strict=True)
+                if reason != "ConditionalCheckFailed"
+            ]
+            if "TransactionConflict" in reasons:
+                time.sleep(random.uniform(0, 0.01 * 2**attempt))
+        raise Conflict("payout writes kept conflicting")
+
+    def lines(self) -> Iterator[PayoutLine]:
+        # Every item of the period whatever its state: a reward clawed back after
+        # this run paid it stays in its lines (period_pk is never removed once paid).
+        self.wait_for_index()
+        return _aggregate(
+            (items.payee(i), items.line_kind(i), int(i["reward_cents"])) for i in self._items()
+        )
+
+    def preview(self, cutoff: datetime) -> Iterator[PayoutLine]:
+        """The lines of what is assigned to the run and of what it would assign now."""
+        totals: dict[tuple[str, LineKind], list[int]] = {}
+        assigned = (i for i in self._items() if i["status_pk"] == PROCESSING)
+        for source in (self.payable(cutoff), assigned):
+            for item in source:
+                line = totals.setdefault((items.payee(item), items.line_kind(item)), [0, 0])
+                line[0] += 1
+                line[1] += int(item["reward_cents"])
+        order = list(LineKind)  # a user's reward line, then their clawback line
+        for user, kind in sorted(totals, key=lambda k: (k[0].encode(), order.index(k[1]))):
+            count, cents = totals[user, kind]
+            yield PayoutLine(user, count, cents, kind)
+
+    def payable(self, cutoff: datetime) -> Iterator[Values]:
+        """Pending items payable before `cutoff`, as the `unpaid` index shows them."""
+        return self._tables.query(
+            self._tables.main,
+            Key("unpaid_pk").eq(items.UNPAID) & Key("unpaid_sk").lt(items.unpaid_before(cutoff)),
+            index="unpaid",
+        )
+
+    def _items(self) -> Iterator[Values]:
+        return self._tables.query(
+            self._tables.main, Key("period_pk").eq(self._period), index="by_period"
+        )
+
+    def _user_items(self, user: str) -> Iterator[Values]:
+        return self._tables.query(
+            self._tables.main,
+            Key("period_pk").eq(self._period) & Key("period_sk").begins_with(f"{user}#"),
+            index="by_period",
+        )
+
+    def wait_for_index(self) -> None:
+        """Wait until the `by_period` index shows every item the run assigned."""
+        run = self._tables.get(self._tables.main, items.run_key(self._period))
+        if run is None:
+            return  # rewards imported as paid: no run counted them, nothing to wait for
+        expected = int(run.get("assigned", 0))
+        deadline = time.monotonic() + INDEX_WAIT_SECONDS
+        while True:
+            key = Key("period_pk").eq(self._period)
+            seen = self._tables.count(self._tables.main, key, index="by_period")
+            if seen == expected:
+                return
+            if time.monotonic() > deadline:
+                raise Conflict(f"index shows {seen} of {expected} rewards of {self._period}")
+            time.sleep(0.2)
+
+
+def _aggregate(entries: Iterable[tuple[str, LineKind, int]]) -> Iterator[PayoutLine]:
+    """Per-user lines of (user id, line kind, cents) that arrive grouped by user.
+
+    A user's kinds may interleave (the index orders a user's items by id): both
+    totals are kept until the user changes, then the reward line goes first.
+    """
+    for user, group in groupby(entries, key=lambda entry: entry[0]):
+        totals: dict[LineKind, list[int]] = {}
+        for _, kind, amount in group:
+            line = totals.setdefault(kind, [0, 0])
+            line[0] += 1
+            line[1] += amount
+        for kind in LineKind:
+            if kind in totals:
+                count, cents = totals[kind]
+                yield PayoutLine(user, count, cents, kind)

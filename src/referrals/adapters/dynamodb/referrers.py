@@ -1,0 +1,133 @@
+"""Referrers on DynamoDB: a profile item per user and a claim item per code.
+
+A signup counts the referral on the profile optimistically: the update is
+conditioned on the counters as read (strongly consistent), so of two concurrent
+signups for one referrer one commits and the other gets a Conflict and retries
+with the new count. Ordinals come out exact, with no lock to hold.
+"""
+
+from dataclasses import replace
+from datetime import datetime
+
+from boto3.dynamodb.conditions import Attr, ConditionBase, Key
+
+from referrals.adapters.dynamodb import items
+from referrals.adapters.dynamodb.access import Tables
+from referrals.adapters.dynamodb.expressions import Write, all_of, update
+from referrals.adapters.dynamodb.transaction import Transaction
+from referrals.adapters.times import to_micros
+from referrals.domain.errors import Conflict
+from referrals.domain.model import Earnings, LineKind, Referrer
+
+
+class DynamoReferrers:
+    def __init__(self, tables: Tables, tx: Transaction) -> None:
+        self._tables = tables
+        self._tx = tx
+        # Per user: the profile as read and as this unit of work will write it, and the
+        # Update queued for it (a transaction writes an item once).
+        self._profiles: dict[str, tuple[Referrer, Referrer]] = {}
+        self._profile_writes: dict[str, Write] = {}
+
+    def get(self, user_id: str) -> Referrer | None:
+        item = self._tables.get(self._tables.main, items.referrer_key(user_id))
+        return items.referrer(item) if item else None
+
+    def by_code(self, code: str) -> Referrer | None:
+        claim = self._tables.get(self._tables.main, items.code_key(code))
+        return self.get(claim["user_id"]) if claim else None
+
+    def add(self, referrer: Referrer) -> None:
+        self._tx.create(self._tables.main, items.referrer_item(referrer))
+        claim = {**items.code_key(referrer.code), "user_id": referrer.user_id}
+        self._tx.create(self._tables.main, claim)
+
+    def increment_referral_count(self, user_id: str) -> Referrer:
+        _, pending = self._profile(user_id)
+        updated = replace(pending, referral_count=pending.referral_count + 1)
+        self._update_profile(user_id, updated)
+        return updated
+
+    def give_back_count(self, user_id: str) -> None:
+        _, pending = self._profile(user_id)
+        self._update_profile(user_id, replace(pending, referral_count=pending.referral_count - 1))
+
+    def add_earned(
+        self, user_id: str, month: str, cents: int, seen: Referrer | None = None
+    ) -> None:
+        read, pending = self._profile(user_id)
+        if seen is not None and seen.cap_counters != read.cap_counters:
+            raise Conflict("the referrer's earnings changed meanwhile")
+        self._update_profile(user_id, pending.counting(month, cents))
+
+    def _profile(self, user_id: str) -> tuple[Referrer, Referrer]:
+        """The profile as read (consistently) and as this unit of work will write it."""
+        if user_id not in self._profiles:
+            current = self.get(user_id)
+            if current is None:
+                raise Conflict(f"no referrer {user_id!r}")
+            self._profiles[user_id] = (current, current)
+        return self._profiles[user_id]
+
+    def _update_profile(self, user_id: str, updated: Referrer) -> None:
+        """One Update of the profile per unit of work, rebuilt as the signup or review adds
+        to it, conditioned on what was read."""
+        read, _ = self._profiles[user_id]
+        self._profiles[user_id] = (read, updated)
+        queued = self._profile_writes.pop(user_id, None)
+        if queued is not None:
+            self._tx.unwrite(queued)
+        changes: dict[str, object] = {}
+        conditions: list[ConditionBase] = []
+        if updated.referral_count != read.referral_count:
+            changes["referral_count"] = updated.referral_count
+            conditions.append(Attr("referral_count").eq(read.referral_count))
+        if updated.cap_counters != read.cap_counters:
+            changes["cap_lifetime_cents"] = updated.cap_lifetime_cents
+            changes["cap_month_cents"] = updated.cap_month_cents
+            if updated.cap_month is not None:
+                changes["cap_month"] = updated.cap_month
+            conditions.append(_unchanged_caps(read))
+        if not changes:
+            return  # back to what was read (a count given back): nothing to write
+        write = update(
+            self._tables.main,
+            items.referrer_key(user_id),
+            set=changes,
+            condition=all_of(*conditions),
+        )
+        self._profile_writes[user_id] = write
+        self._tx.write(write)
+
+    def earnings(self, user_id: str, now: datetime) -> Earnings:
+        # The user's referral rewards and the entries paid to them share the
+        # `by_referrer_id` partition of the user (entries carry no ordinal, so they
+        # stay out of `by_referrer`).
+        found = self._tables.query(
+            self._tables.main,
+            Key("referrer_pk").eq(items.referrer_pk(user_id)),
+            index="by_referrer_id",
+            project="status_pk, reward_cents, created_at, hold_micros, entry_kind",
+        )
+        now_micros = to_micros(now)
+        return Earnings.tally(
+            (
+                items.line_kind(item) is LineKind.CLAWBACK,
+                item["status_pk"],
+                items.payable_micros(item) > now_micros,
+                int(item["reward_cents"]),
+            )
+            for item in found
+        )
+
+
+def _unchanged_caps(read: Referrer) -> ConditionBase:
+    """The cap counters are still as read. A profile written before the caps has no
+    counters: they read as zero."""
+    lifetime, month_cents = Attr("cap_lifetime_cents"), Attr("cap_month_cents")
+    month = Attr("cap_month")
+    return all_of(
+        lifetime.not_exists() | lifetime.eq(read.cap_lifetime_cents),
+        month_cents.not_exists() | month_cents.eq(read.cap_month_cents),
+        month.not_exists() if read.cap_month is None else month.eq(read.cap_month),
+    )

@@ -1,0 +1,102 @@
+"""Entries besides a referral's own reward, and conversions, on DynamoDB.
+
+An entry (a referee's reward, a clawback) is `REFERRAL#<referral_id>` /
+`REWARD#<id>`, with an id claim `REWARD#<id>` / `REWARD`. It carries the payout
+attributes of a referral item (status, the sparse `unpaid` and `by_period` keys,
+the beneficiary's `referrer_pk`, `reward_cents`), so the payout steps walk
+referrals and entries alike.
+
+A conversion is `CONVERSION#<external_id>` / `CONVERSION`: the key records each
+external id once. A user's signup slot is `SLOT#<user_id>` / `SLOT`, created once.
+Both are created by the conditional Put of the commit, so a second one is a Conflict.
+"""
+
+from collections.abc import Collection, Sequence
+from dataclasses import replace
+
+from boto3.dynamodb.conditions import Key
+
+from referrals.adapters.dynamodb import items
+from referrals.adapters.dynamodb.access import Tables
+from referrals.adapters.dynamodb.expressions import Values
+from referrals.adapters.dynamodb.referrals import status_update
+from referrals.adapters.dynamodb.transaction import Transaction
+from referrals.domain.model import Conversion, ReferralStatus, Reward, SignupSlot
+
+
+class DynamoRewards:
+    def __init__(self, tables: Tables, tx: Transaction) -> None:
+        self._tables = tables
+        self._tx = tx
+
+    def add(self, reward: Reward) -> None:
+        self._tx.create(self._tables.main, items.entry_item(reward))
+        claim = {**items.reward_claim_key(reward.id), "referral_id": reward.referral_id}
+        self._tx.create(self._tables.main, claim)  # a taken id makes the commit a Conflict
+
+    def _item(self, reward_id: str) -> tuple[Values, Values] | None:
+        claim = self._tables.get(self._tables.main, items.reward_claim_key(reward_id))
+        if claim is None:
+            return None
+        key = items.entry_key(claim["referral_id"], reward_id)
+        item = self._tables.get(self._tables.main, key)
+        return (key, item) if item else None
+
+    def get(self, reward_id: str) -> Reward | None:
+        found = self._item(reward_id)
+        return items.reward(found[1]) if found else None
+
+    def for_referral(self, referral_id: str) -> Sequence[Reward]:
+        found = self._tables.query(
+            self._tables.main,
+            Key("pk").eq(items.entry_pk(referral_id)) & Key("sk").begins_with("REWARD#"),
+            consistent=True,
+        )
+        return [items.reward(item) for item in found]  # sk order: by id
+
+    def transition(
+        self,
+        reward_id: str,
+        allowed: Collection[ReferralStatus],
+        to: ReferralStatus,
+        note: str | None,
+    ) -> Reward | None:
+        # Read strongly consistent; the update is conditioned on the state read.
+        found = self._item(reward_id)
+        if found is None:
+            return None
+        key, item = found
+        current = items.reward(item)
+        if current.status not in allowed:
+            return None
+        if self._tx.touches(self._tables.main, key):
+            raise ValueError(f"entry {reward_id} is already written in this unit of work")
+        moved = replace(current, status=to, note=note)
+        self._tx.write(status_update(self._tables.main, key, current.status, moved, note=note))
+        return moved
+
+
+class DynamoConversions:
+    def __init__(self, tables: Tables, tx: Transaction) -> None:
+        self._tables = tables
+        self._tx = tx
+
+    @staticmethod
+    def _slot_key(user_id: str) -> Values:
+        return {"pk": f"SLOT#{user_id}", "sk": "SLOT"}
+
+    def add(self, conversion: Conversion) -> None:
+        # Recorded before: the commit is a Conflict.
+        self._tx.create(self._tables.main, items.conversion_item(conversion))
+
+    def get(self, external_id: str) -> Conversion | None:
+        item = self._tables.get(self._tables.main, items.conversion_key(external_id))
+        return items.conversion(item) if item else None
+
+    def signup_slot(self, user_id: str) -> SignupSlot | None:
+        item = self._tables.get(self._tables.main, self._slot_key(user_id))
+        return SignupSlot(user_id, item.get("external_id")) if item else None
+
+    def take_signup_slot(self, slot: SignupSlot) -> None:
+        item = {**self._slot_key(slot.user_id), "external_id": slot.external_id}
+        self._tx.create(self._tables.main, item)  # taken meanwhile: the commit is a Conflict

@@ -1,0 +1,58 @@
+"""The writes of one unit of work, collected as they are made and sent as one
+TransactWriteItems at commit.
+
+DynamoDB lets a transaction touch an item once, so the collection knows which items
+it touches: a repository that would write one twice either joins the writes (the
+referrer's profile) or refuses. Creations are Puts conditioned on the item's
+absence, so a taken key (a referee already referred, a code already claimed) makes
+the whole commit a Conflict, and nothing of it is written.
+"""
+
+import json
+from typing import Any
+
+from boto3.dynamodb.conditions import Attr
+
+from referrals.adapters.dynamodb.access import Tables
+from referrals.adapters.dynamodb.expressions import Values, Write, put, to_item
+
+
+class Transaction:
+    def __init__(self, tables: Tables) -> None:
+        self._tables = tables
+        self._writes: list[Write] = []
+        self._keys: set[tuple[str, str]] = set()
+
+    def touches(self, table: str, key: Values) -> bool:
+        return _identity(table, to_item(key)) in self._keys
+
+    def write(self, write: Write) -> None:
+        """An Update, Delete or ConditionCheck, sent at commit."""
+        [body] = write.values()
+        self._keys.add(_identity(body["TableName"], body["Key"]))
+        self._writes.append(write)
+
+    def unwrite(self, write: Write) -> None:
+        """Takes back a write given to `write`, as if it never had been."""
+        [body] = write.values()
+        self._keys.discard(_identity(body["TableName"], body["Key"]))
+        self._writes = [queued for queued in self._writes if queued is not write]
+
+    def create(self, table: str, item: Values, key: tuple[str, ...] = ("pk", "sk")) -> None:
+        """A Put that creates the item; an existing one makes the commit a Conflict."""
+        self._keys.add(_identity(table, to_item({name: item[name] for name in key})))
+        self._writes.append(put(table, item, Attr(key[0]).not_exists()))
+
+    def commit(self) -> None:
+        if self._writes:
+            self._tables.transact(self._writes)
+        self.discard()
+
+    def discard(self) -> None:
+        self._writes = []
+        self._keys = set()
+
+
+def _identity(table: str, typed_key: dict[str, Any]) -> tuple[str, str]:
+    """An item's identity within a transaction: its table and its (typed) key, hashable."""
+    return (table, json.dumps(typed_key, sort_keys=True))

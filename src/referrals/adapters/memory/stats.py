@@ -1,0 +1,47 @@
+"""The dashboard's aggregates, in memory."""
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+
+from referrals.adapters.memory.state import State, cents_of, entries
+from referrals.domain.model import (
+    UNEARNED,
+    UNSETTLED,
+    ReferralStatus,
+    ReferrerTally,
+    SignupTally,
+    StateTally,
+)
+
+
+class MemoryStats:
+    """The dashboard's aggregates, computed from every row: the fake has no indexes."""
+
+    def __init__(self, state: State) -> None:
+        self._s = state
+
+    def signups(self, since: datetime) -> Sequence[SignupTally]:
+        counts: Counter[tuple[date, int, ReferralStatus]] = Counter(
+            (r.created_at.astimezone(UTC).date(), r.reward_cents, r.status)
+            for r in self._s.referrals.values()
+            if r.created_at >= since
+        )
+        return [SignupTally(*key, count) for key, count in counts.items()]
+
+    def top_referrers(self, since: datetime, limit: int) -> Sequence[ReferrerTally]:
+        totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for r in self._s.referrals.values():
+            if r.created_at >= since:
+                totals[r.referrer_id][0] += 1
+                totals[r.referrer_id][1] += 0 if r.status in UNEARNED else r.reward_cents
+        ranked = sorted(totals.items(), key=lambda item: (-item[1][0], item[0].encode()))
+        return [ReferrerTally(user, n, cents) for user, (n, cents) in ranked[:limit]]
+
+    def unsettled(self) -> Sequence[StateTally]:
+        totals: dict[ReferralStatus, list[int]] = defaultdict(lambda: [0, 0])
+        for entry in entries(self._s):
+            if entry.status in UNSETTLED:
+                totals[entry.status][0] += 1
+                totals[entry.status][1] += cents_of(entry)
+        return [StateTally(s, *totals[s]) for s in UNSETTLED if s in totals]

@@ -31,7 +31,8 @@ def test_on_postgresql_requests_get_as_many_threads_as_the_pool_has_connections(
 
 
 def test_on_sqlite_requests_keep_the_default_thread_pool(services: Services) -> None:
-    # The group commit writes concurrent signups together: more threads, bigger groups.
+    # SQLite's store sets no bound: its writers take turns on one connection, and its
+    # readers never wait.
     with TestClient(create_app(services)) as client:
         assert client.get("/healthz").status_code == 200
         assert _request_threads(client) == 40

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TypeVar
 
+from referrals.adapters.host import attempt_owner
 from referrals.bootstrap import Services
 from referrals.domain.errors import DomainError
 from referrals.domain.model import PayoutRun
@@ -78,6 +79,7 @@ class BackgroundWorker:
                 svc.clock,
                 svc.settings.payout_batch_size,
                 svc.program.minimum_payout_cents,
+                owner=attempt_owner(svc.clock.now()),
             )
 
         run = self.metrics.payout(svc.clock, due) if self.metrics else due()

@@ -83,10 +83,6 @@ class PayoutPreview:
     completed_at: datetime | None = None
 
 
-def _taken_over(period: str) -> PayoutInProgress:
-    return PayoutInProgress(f"the lease on {period} was taken over")
-
-
 def run_payout(
     store: Store,
     reports: ReportStore,
@@ -168,9 +164,9 @@ def run_payout(
         _put_manifest(reports, completed)
         checkpoint("manifest_written")
         return _mark_published(store, reports, completed)
-    except PayoutInProgress:
+    except LeaseLost:
         _drop_staged(reports, name, staged)  # the run that took over publishes its own
-        raise
+        raise PayoutInProgress(f"the lease on {name} was taken over") from None
     except Exception as error:
         if completed is not None:
             # Paid and completed; only publishing failed. The run says so, and the
@@ -243,11 +239,8 @@ def _assign(
     while True:
         with store.unit_of_work() as uow:
             if not uow.payouts.renew(period, owner, clock.now() + LEASE):
-                raise _taken_over(period)
-            try:
-                moved, after = uow.payouts.assign_batch(period, cutoff, batch_size, after)
-            except LeaseLost:  # a store that fences each write found it lost
-                raise _taken_over(period) from None
+                raise LeaseLost(period)
+            moved, after = uow.payouts.assign_batch(period, cutoff, batch_size, after)
             checkpoint("assign_uncommitted")
             uow.commit()
         total += moved
@@ -268,11 +261,8 @@ def _carry_forward(store: Store, clock: Clock, period: str, owner: str, minimum:
     """
     with store.unit_of_work() as uow:
         if not uow.payouts.renew(period, owner, clock.now() + LEASE):
-            raise _taken_over(period)
-        try:
-            _, cents = uow.payouts.release(period, minimum)
-        except LeaseLost:
-            raise _taken_over(period) from None
+            raise LeaseLost(period)
+        _, cents = uow.payouts.release(period, minimum)
         uow.commit()
     return cents
 
@@ -349,10 +339,7 @@ def _complete(
             lease_expires_at=None,
             error=REPORT_UNPUBLISHED,  # until it is: a crash before then leaves it said
         )
-        try:
-            paid = uow.payouts.complete(completed, owner)
-        except LeaseLost:
-            raise _taken_over(period) from None
+        paid = uow.payouts.complete(completed, owner)
         if paid != totals.referral_count:
             # The report and the rows disagree: never mark paid what the report does not show.
             raise RuntimeError(f"report has {totals.referral_count} rewards, store {paid}")

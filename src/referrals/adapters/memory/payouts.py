@@ -120,9 +120,11 @@ class MemoryPayouts:
 
     def complete(self, run: PayoutRun, owner: str) -> int:
         current = self._s.runs.get(run.period)
-        if current is None or current.lease_owner != owner:
-            raise LeaseLost(run.period)
-        if current.status is not RunStatus.RUNNING:
+        if (
+            current is None
+            or current.lease_owner != owner
+            or current.status is not RunStatus.RUNNING
+        ):
             raise LeaseLost(run.period)
         self._s.runs[run.period] = replace(
             run, status=RunStatus.COMPLETED, lease_owner=None, lease_expires_at=None

@@ -23,7 +23,7 @@ from referrals.api import (
 )
 from referrals.api.limits import BodySizeLimit
 from referrals.api.request_id import RequestId
-from referrals.api.routes import Readiness, router
+from referrals.api.routes import Readiness, livez, router
 from referrals.api.schemas.common import Problem
 from referrals.bootstrap import Services, build
 from referrals.metrics import Metrics
@@ -59,6 +59,7 @@ def create_app(services: Services | None = None, *, background: bool = False) ->
         description="Referral codes, tiered rewards and exactly-once monthly payouts.",
         lifespan=lifespan,
         swagger_ui_parameters={"validatorUrl": None},
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.services = svc
     app.state.key_cache = auth.KeyCache()
@@ -66,6 +67,7 @@ def create_app(services: Services | None = None, *, background: bool = False) ->
     app.state.metrics = app_metrics
     app.state.rate_limits = limits = ratelimits.RateLimits(svc.store, svc.clock, svc.settings)
     problems.install(app)
+    app.add_route("/livez", livez, methods=["GET"], include_in_schema=False)
     app.include_router(router)
     app.include_router(payouts.router)
     app.include_router(reviews.router)
@@ -97,6 +99,20 @@ RATE_LIMITED = {
 }
 
 
+# `/livez` is a plain Starlette route, which FastAPI does not document by itself.
+HEALTH = {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}
+LIVEZ = {
+    "get": {
+        "tags": ["health"],
+        "summary": "Livez",
+        "description": "200 while the process serves requests: a liveness probe. Touches "
+        "nothing else, so it does not fail because the database is away.",
+        "operationId": "livez_livez_get",
+        "responses": {"200": {"description": "Successful Response", "content": HEALTH}},
+    }
+}
+
+
 STORAGE_UNAVAILABLE = {
     "description": "The storage cannot take writes now: disk full, read-only (code "
     "storage_unavailable); nothing was written"
@@ -118,6 +134,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     )
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components["Problem"] = Problem.model_json_schema()
+    schema["paths"]["/livez"] = LIVEZ
     problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
     operations = (
         (path, method, operation)

@@ -10,8 +10,17 @@ For each scenario, a hot referrer and signups spread over 10,000 referrers: peak
 throughput with N connections, then latency at about half that rate (each
 connection pauses a random time between requests, so the rate is held, not pushed).
 
+Every run reports p99 and the slowest request (max), and the machine's load average.
+With `--rounds N` the whole sequence is repeated on the same server (a tail that
+shows in one round in ten is not missed); the top-level figures are then the median
+over rounds, each round's in `rounds`. On PostgreSQL each run also reads
+`pg_stat_database.sessions` of the database before and after it, the server
+fallen idle (new sessions under a steady load: connections opened and closed), and
+the server's log is searched for failed deliveries and deadlocks.
+
     python -m bench.signup_http [--database sqlite|postgresql] [--duration 10]
                                 [--connections 32] [--threads 2] [--workers 1]
+                                [--rounds 1]
 """
 
 import argparse
@@ -20,6 +29,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,6 +38,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -81,8 +92,9 @@ function done(summary, latency, requests)
   local non2xx = summary.errors.status
   io.write(string.format(
     "RESULT {\\"requests\\":%d,\\"duration_us\\":%d,\\"p50_us\\":%d,\\"p99_us\\":%d,"
-    .. "\\"errors\\":%d,\\"non2xx\\":%d}\\n",
+    .. "\\"max_us\\":%d,\\"errors\\":%d,\\"non2xx\\":%d}\\n",
     summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    latency.max,
     summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
     non2xx))
 end
@@ -269,14 +281,70 @@ def signup_script(referrers: int, pause: int, key: str = "", path: str = "/v1/si
     return LUA % (values | {"done": DONE, "delay": DELAY})
 
 
-def scenario(
-    base: str, key: str, pid: int, referrers: int, args: argparse.Namespace
-) -> dict[str, float]:
-    def signups(pause: int, cpu_of: int | None = None) -> dict[str, float]:
-        return wrk(base, "/v1/signups", signup_script(referrers, pause, key), args, cpu_of)
+def pg_sessions(name: str) -> int:
+    """Sessions ever opened on database `name`, read from another database (this read
+    opens none on `name`). Backends report them within about a second of going idle."""
+    import psycopg
 
-    peak = signups(0, cpu_of=pid)
-    half = signups(pause_for(peak["rps"] / 2, args.connections))
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres") as conn:
+        row = conn.execute(
+            "SELECT sessions FROM pg_stat_database WHERE datname = %s", (name,)
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def settle(pid: int, timeout: float = 20.0) -> float:
+    """Wait until the server's processes use under 5% of a core (what a run left
+    queued, e.g. outbox deliveries, must not load the next server's run); seconds waited."""
+    start = time.monotonic()
+    last = cpu_seconds(pid)
+    while time.monotonic() - start < timeout:
+        time.sleep(0.5)
+        now = cpu_seconds(pid)
+        if now - last < 0.025:
+            break
+        last = now
+    return round(time.monotonic() - start, 1)
+
+
+class Runs:
+    """wrk runs against one server, each with the machine's load and, on PostgreSQL
+    (`pg_name`), the sessions opened on the database during it."""
+
+    def __init__(self, base: str, key: str, pid: int, pg_name: str, args: argparse.Namespace):
+        self.base, self.key, self.pid, self.pg_name, self.args = base, key, pid, pg_name, args
+
+    def run(self, path: str, script: str, cpu: bool = False) -> dict[str, float]:
+        before = pg_sessions(self.pg_name) if self.pg_name else 0
+        load = os.getloadavg()[0]
+        result = wrk(self.base, path, script, self.args, self.pid if cpu else None)
+        result["load_1m"] = round(max(load, os.getloadavg()[0]), 1)
+        if self.pg_name:
+            settle(self.pid)  # the outbox worker's deliveries left by the run included
+            time.sleep(1.5)  # idle backends report their session counts within about a second
+            result["new_sessions"] = pg_sessions(self.pg_name) - before
+        return result
+
+    def healthz(self, pause: int, cpu: bool = False) -> dict[str, float]:
+        script = FLOOR_LUA % {"pause_ms": pause, "done": DONE, "delay": DELAY}
+        return self.run("/healthz", script, cpu)
+
+    def signups(self, referrers: int, pause: int, cpu: bool = False) -> dict[str, float]:
+        return self.run("/v1/signups", signup_script(referrers, pause, self.key), cpu)
+
+
+def extra(result: dict[str, float], prefix: str) -> dict[str, float]:
+    """What a run reports besides rate and p99: its slowest request, load, new sessions."""
+    out = {f"{prefix}max_ms": result["max_us"] / 1000, f"{prefix}load_1m": result["load_1m"]}
+    if "new_sessions" in result:
+        out[f"{prefix}new_sessions"] = result["new_sessions"]
+    return out
+
+
+def scenario(runs: Runs, referrers: int) -> dict[str, float]:
+    peak = runs.signups(referrers, 0, cpu=True)
+    half = runs.signups(referrers, pause_for(peak["rps"] / 2, runs.args.connections))
     return {
         "peak_rps": round(peak["rps"], 1),
         "peak_p50_ms": peak["p50_us"] / 1000,
@@ -286,6 +354,51 @@ def scenario(
         "half_p50_ms": half["p50_us"] / 1000,
         "half_p99_ms": half["p99_us"] / 1000,
         "failed": peak["errors"] + peak["non2xx"] + half["errors"] + half["non2xx"],
+        **extra(peak, "peak_"),
+        **extra(half, "half_"),
+    }
+
+
+def one_round(runs: Runs) -> dict[str, Any]:
+    floor = runs.healthz(0, cpu=True)
+    floor_half = runs.healthz(pause_for(floor["rps"] / 2, runs.args.connections))
+    return {
+        "healthz_rps": round(floor["rps"], 1),
+        "healthz_p99_ms": floor["p99_us"] / 1000,
+        "healthz_cpu_us": floor["cpu_us"],
+        "healthz_half_p50_ms": floor_half["p50_us"] / 1000,
+        "healthz_half_p99_ms": floor_half["p99_us"] / 1000,
+        **extra(floor, "healthz_"),
+        **extra(floor_half, "healthz_half_"),
+        "hot_referrer": scenario(runs, 1),
+        "spread_10000": scenario(runs, SPREAD),
+    }
+
+
+def median_of(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each figure's median over the rounds (all of the same shape), but failures summed,
+    and the slowest request, new sessions and load the worst round's."""
+    out: dict[str, Any] = {}
+    for name, first in rounds[0].items():
+        if isinstance(first, dict):
+            out[name] = median_of([r[name] for r in rounds])
+            continue
+        figures = [float(r[name]) for r in rounds]
+        if name == "failed":
+            out[name] = sum(figures)
+        elif name.endswith(("max_ms", "new_sessions", "load_1m")):
+            out[name] = max(figures)
+        else:
+            out[name] = round(statistics.median(figures), 3)
+    return out
+
+
+def server_problems(log: Path) -> dict[str, int]:
+    """Lines of the server's log that say a delivery failed, and deadlocks among them."""
+    text = log.read_text(errors="replace")
+    return {
+        "dispatch_failures_logged": text.count("outbox dispatch"),
+        "deadlocks_logged": text.lower().count("deadlock detected"),
     }
 
 
@@ -296,29 +409,36 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workers", type=int, default=1, help="server processes")
+    parser.add_argument("--rounds", type=int, default=1, help="the whole sequence, repeated")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
+    rounds: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp, database(args.database, Path(tmp)) as url:
         seed_referrers(url, Path(tmp))
+        pg_name = url.rsplit("/", 1)[1] if args.database == "postgresql" else ""
         with server(url, Path(tmp), args.workers) as (base, key, pid):
-            floor = healthz(base, 0, args, pid)
-            floor_half = healthz(base, pause_for(floor["rps"] / 2, args.connections), args)
-            results = {
-                "database": args.database,
-                "workers": args.workers,
-                "healthz_rps": round(floor["rps"], 1),
-                "healthz_p99_ms": floor["p99_us"] / 1000,
-                "healthz_cpu_us": floor["cpu_us"],
-                "healthz_half_p50_ms": floor_half["p50_us"] / 1000,
-                "healthz_half_p99_ms": floor_half["p99_us"] / 1000,
-                "hot_referrer": scenario(base, key, pid, 1, args),
-                "spread_10000": scenario(base, key, pid, SPREAD, args),
-            }
+            runs = Runs(base, key, pid, pg_name, args)
+            sessions_before = pg_sessions(pg_name) if pg_name else 0
+            for round_no in range(args.rounds):
+                rounds.append(one_round(runs))
+                print(json.dumps({"round": round_no, **rounds[-1]}), file=sys.stderr, flush=True)
+            sessions_after = pg_sessions(pg_name) if pg_name else 0
+        problems = server_problems(Path(tmp) / "server.log")
+    results: dict[str, Any] = {
+        "database": args.database,
+        "workers": args.workers,
+        "rounds_run": args.rounds,
+        **median_of(rounds),
+    }
     for name in ("hot_referrer", "spread_10000"):
         row = results[name]
-        assert isinstance(row, dict)
-        row["vs_healthz"] = round(row["peak_rps"] / float(results["healthz_rps"]), 2)
+        row["vs_healthz"] = round(row["peak_rps"] / results["healthz_rps"], 2)
+    if pg_name:
+        results["sessions_before_after"] = [sessions_before, sessions_after]
+        results |= problems
+    if args.rounds > 1:
+        results["rounds"] = rounds
     print(json.dumps(results, indent=2))
 
 

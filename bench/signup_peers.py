@@ -47,13 +47,14 @@ import httpx
 
 from bench.signup_http import (
     SPREAD,
-    cpu_seconds,
     database,
     free_port,
     healthz,
     insert_referrers,
     pause_for,
+    pg_sessions,
     server,
+    settle,
     signup_script,
     wrk,
 )
@@ -174,33 +175,6 @@ def ours(kind: str, tmp: Path, tree: Path, workers: int) -> Iterator[Server]:
         label = label_of(tree) + (f" --workers {workers}" if workers > 1 else "")
         probe = "/livez" if httpx.get(f"{base}/livez").status_code == 200 else "/healthz"
         yield Server(label, "referrals", base, pid, key, "/v1/signups", pg_name, probe)
-
-
-def pg_sessions(name: str) -> int:
-    """Sessions ever opened on database `name`, read from another database (this read
-    opens none on `name`). Backends report them within about a second of going idle."""
-    import psycopg
-
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres") as conn:
-        row = conn.execute(
-            "SELECT sessions FROM pg_stat_database WHERE datname = %s", (name,)
-        ).fetchone()
-    assert row is not None
-    return int(row[0])
-
-
-def settle(pid: int, timeout: float = 20.0) -> float:
-    """Wait until the server's processes use under 5% of a core (what a run left
-    queued, e.g. outbox deliveries, must not load the next server's run); seconds waited."""
-    start = time.monotonic()
-    last = cpu_seconds(pid)
-    while time.monotonic() - start < timeout:
-        time.sleep(0.5)
-        now = cpu_seconds(pid)
-        if now - last < 0.025:
-            break
-        last = now
-    return round(time.monotonic() - start, 1)
 
 
 def measure(

@@ -76,7 +76,13 @@ class Settings(BaseSettings):
     monthly_cap_cents: int = Field(0, ge=0, le=10**12)
     lifetime_cap_cents: int = Field(0, ge=0, le=10**12)
     max_body_bytes: int = 64 * 1024
-    pool_size: int = 5
+    # PostgreSQL: the connections each server process keeps, and the most it opens. As
+    # many requests run at once (their thread limit is this number, api.app), one
+    # connection each; the background worker (outbox delivery, the payout schedule) and
+    # /readyz take their turn for one. A steady load then opens no connection after
+    # warm-up, and N processes need N x pool_size of the database's max_connections.
+    # SQLite ignores it (one writer connection; readers, with WAL, are not bounded).
+    pool_size: int = Field(5, ge=1, le=1000)
     # `serve`'s logs: one JSON object a line for log collectors, or text for a terminal;
     # auto: text when stderr is a terminal, JSON otherwise.
     log_format: Literal["auto", "json", "text"] = "auto"

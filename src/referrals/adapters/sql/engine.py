@@ -27,6 +27,13 @@ def create_engines(url: str, pool_size: int = 5) -> tuple[Engine, Engine]:
     just released unused (docs/decisions/sql-group-commit.md). Readers use plain
     BEGIN and, with WAL, never wait for writers. Other databases use one engine
     for both.
+
+    On PostgreSQL the pool keeps `pool_size` connections and opens no more: the
+    server runs as many requests at once (`Services.request_threads`), and its
+    background worker and readiness check wait their turn for one of them. An
+    overflow connection would open whenever they came on top of the requests and
+    close as soon as it was returned: a steady load would open and close
+    connections without end, each a new PostgreSQL session (BENCHMARKS.md).
     """
     parsed = make_url(url)
     if parsed.drivername == "postgresql":
@@ -34,7 +41,7 @@ def create_engines(url: str, pool_size: int = 5) -> tuple[Engine, Engine]:
         # a plain postgresql:// URL means psycopg 3, the driver the service ships with.
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     if not is_sqlite(url):
-        engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size)
+        engine = create_engine(url, pool_size=pool_size, max_overflow=0)
         event.listen(engine, "checkout", _replace_if_closed_by_server)
         return engine, engine
     _require_folder(parsed.database)

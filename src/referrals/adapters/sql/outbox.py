@@ -21,17 +21,25 @@ _INSERT_EVENT, _INSERT_AUDIT = insert(outbox), insert(audit_log)
 # Delivery claims the due events every tenth of a second while signups come in:
 # its statements are built once.
 _DUE = and_(outbox.c.status == PENDING, outbox.c.next_attempt_at <= bindparam("now"))
+# Several claimers (delivery threads, servers) run at once. On PostgreSQL each locks the
+# rows it takes first, in due order, skipping rows another transaction holds: a claimer
+# never waits, on another claim nor on the marking of another's deliveries (which locks
+# by id). A plain UPDATE waited on such rows, kept the locks of those it rechecked and
+# skipped, and two of them deadlocked (BENCHMARKS.md). MATERIALIZED runs the locking query
+# once: as a subquery of the UPDATE it may be run again for each row, and find other
+# rows than LIMIT allows. SQLite renders neither: its writers take turns anyway.
+_CLAIMABLE = (
+    select(outbox.c.id)
+    .where(_DUE)
+    .order_by(outbox.c.next_attempt_at, outbox.c.id)
+    .limit(bindparam("limit", type_=BigInteger))
+    .with_for_update(skip_locked=True)
+    .cte("claimable")
+    .prefix_with("MATERIALIZED", dialect="postgresql")
+)
 _CLAIM_DUE = (
     update(outbox)
-    .where(
-        outbox.c.id.in_(
-            select(outbox.c.id)
-            .where(_DUE)
-            .order_by(outbox.c.next_attempt_at, outbox.c.id)
-            .limit(bindparam("limit", type_=BigInteger))
-        ),
-        _DUE,
-    )
+    .where(outbox.c.id.in_(select(_CLAIMABLE.c.id)))
     .values(next_attempt_at=bindparam("until"))
     .returning(*outbox.c)
 )

@@ -146,7 +146,7 @@ def main() -> None:
     from referrals.adapters.dynamodb.store import DynamoStore
     from referrals.adapters.reports.s3 import S3ReportStore
     from referrals.domain.periods import Period
-    from referrals.domain.program import Program
+    from referrals.domain.program import RuleVersion
     from referrals.services.payouts import run_payout
     from referrals.services.referrers import enroll
     from referrals.services.signups import sign_up
@@ -166,7 +166,7 @@ def main() -> None:
         october = datetime(2026, 10, 10, tzinfo=UTC)
         for n in range(args.signups):
             code = codes[n % len(codes)]
-            sign_up(store, clock, Program(), f"u{n:06d}", code, signed_up_at=october)
+            sign_up(store, clock, RuleVersion(), f"u{n:06d}", code, signed_up_at=october)
         w1, r1, q1 = client.snapshot()
         run = run_payout(store, S3ReportStore(s3, "bench"), clock, Period(2026, 10))
         w2, r2, q2 = client.snapshot()

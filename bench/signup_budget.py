@@ -45,6 +45,7 @@ from referrals.adapters.sql.schema import outbox
 from referrals.api.app import create_app
 from referrals.bootstrap import Services, build
 from referrals.config import Settings
+from referrals.domain.program import DEFAULT_PROGRAM
 from referrals.services.keys import create_first_admin_key
 from referrals.services.referrers import enroll
 from referrals.services.signups import sign_up
@@ -147,7 +148,13 @@ class Ours:
     def use_case(self) -> None:
         svc = self.services
         user_id, code = self.next_signup()
-        sign_up(svc.store, svc.clock, svc.program, user_id, code)
+        sign_up(
+            svc.store,
+            svc.clock,
+            svc.rules.for_signup(DEFAULT_PROGRAM, svc.clock.now()),
+            user_id,
+            code,
+        )
 
 
 def statements(folder: Path, count: int) -> dict[str, float]:

@@ -105,7 +105,12 @@ def test_demo_backdate_refuses_a_month_that_holds_rewards_of_real_users(
     period = last_ended_period(datetime.now(UTC))
     code = enroll(services.store, services.clock, "carol").referrer.code
     sign_up(
-        services.store, services.clock, services.program, "dan", code, signed_up_at=period.start
+        services.store,
+        services.clock,
+        services.rules.current(services.clock),
+        "dan",
+        code,
+        signed_up_at=period.start,
     )
 
     result = CliRunner().invoke(cli.app, ["demo", "--backdate"])

@@ -8,12 +8,13 @@ from typing import Any
 from referrals.adapters.clock import SystemClock
 from referrals.config import Settings
 from referrals.derived_keys import FINGERPRINT, secret_for
-from referrals.domain.checks import Fingerprints, FraudChecks
-from referrals.domain.program import Program, Trigger
+from referrals.domain.checks import CheckMode, Fingerprints, FraudChecks
+from referrals.domain.program import RuleVersion, Trigger
 from referrals.domain.tiers import TierSchedule
 from referrals.ports import Clock, Notifier, ReportStore, Store
 from referrals.services.kept_secret import kept_secret
 from referrals.services.outbox import RetryPolicy
+from referrals.services.programs import RulesBook
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,8 @@ class Services:
     settings: Settings
     store: Store
     clock: Clock
-    program: Program
+    # The programs and rule versions requests are priced with (services.programs).
+    rules: RulesBook
     reports: ReportStore
     notifier: Notifier
     retry_policy: RetryPolicy
@@ -44,11 +46,14 @@ def build(
     )
     clock = SystemClock()
     settings = with_secret(settings, store, clock)
+    rules = RulesBook(store, clock, seed_rules(settings), settings.share_url)
+    if migrate or create_tables:  # the database is being set up: the default program too
+        rules.ensure_default()
     return Services(
         settings=settings,
         store=store,
         clock=clock,
-        program=program(settings),
+        rules=rules,
         reports=build_reports(settings.reports_url),
         notifier=build_notifier(settings),
         retry_policy=RetryPolicy(max_attempts=settings.notify_max_attempts),
@@ -68,15 +73,17 @@ def with_secret(settings: Settings, store: Store, clock: Clock) -> Settings:
     return settings.model_copy(update={"secret_key": kept_secret(store, clock)})
 
 
-def program(settings: Settings) -> Program:
-    return Program(
+def seed_rules(settings: Settings) -> RuleVersion:
+    """The default program's first rule version, from the settings (used once: when the
+    database has no default program yet)."""
+    return RuleVersion(
         tiers=TierSchedule.parse(settings.tiers),
         auto_enroll_referees=settings.auto_enroll,
         hold=timedelta(days=settings.hold_days),
         checks=FraudChecks(
-            email_alias=settings.check_email_alias,
-            disposable_email=settings.check_disposable_email,
-            same_device=settings.check_same_device,
+            email_alias=_mode(settings.check_email_alias),
+            disposable_email=_mode(settings.check_disposable_email),
+            same_device=_mode(settings.check_same_device),
             velocity_per_hour=settings.velocity_per_hour,
         ),
         referee_reward_cents=settings.referee_reward_cents,
@@ -87,6 +94,10 @@ def program(settings: Settings) -> Program:
         monthly_cap_cents=settings.monthly_cap_cents,
         lifetime_cap_cents=settings.lifetime_cap_cents,
     )
+
+
+def _mode(on: bool) -> CheckMode:
+    return CheckMode.HOLD if on else CheckMode.OFF
 
 
 def build_store(

@@ -7,12 +7,15 @@ from datetime import datetime, timedelta
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Column, Table
 
 from referrals import logs
 from referrals.adapters.host import attempt_owner
 from referrals.bootstrap import Services, build
+from referrals.cli_common import console
+from referrals.cli_common import refused as _fail
+from referrals.cli_common import services as _services
+from referrals.cli_programs import programs_app
 from referrals.config import Settings
 from referrals.domain.errors import DomainError
 from referrals.domain.model import (
@@ -25,6 +28,7 @@ from referrals.domain.model import (
 )
 from referrals.domain.money import format_cents
 from referrals.domain.periods import Period, last_ended_period
+from referrals.domain.program import DEFAULT_PROGRAM
 from referrals.domain.reports import manifest_key, report_key
 from referrals.services import audit, keys, outbox, payouts, queries
 from referrals.services.keys import CLI_ACTOR, create_first_admin_key, create_key
@@ -45,19 +49,7 @@ payout_app = typer.Typer(help="Monthly payouts.", no_args_is_help=True)
 events_app = typer.Typer(help="Notification events (the outbox).", no_args_is_help=True)
 app.add_typer(payout_app, name="payout")
 app.add_typer(events_app, name="events")
-console = Console()
-
-
-def _services(*, create_tables: bool = False) -> Services:
-    # Commands migrate first: the embedded shape needs no separate set-up step. On
-    # DynamoDB the deployed stack owns the tables: only `db upgrade` creates them.
-    with operator_errors():
-        return build(migrate=True, create_tables=create_tables)
-
-
-def _fail(error: DomainError) -> typer.Exit:
-    console.print(f"[red]error[/red] {error.code}: {error.detail}")
-    return typer.Exit(code=1)
+app.add_typer(programs_app, name="programs")
 
 
 @app.command()
@@ -239,7 +231,7 @@ def referrers_show(user_id: str) -> None:
     """Show a referrer's counts, earnings and next tier."""
     svc = _services()
     try:
-        stats = queries.referrer_stats(svc.store, svc.clock, svc.program, user_id)
+        stats = queries.referrer_stats(svc.store, svc.clock, svc.rules.current(svc.clock), user_id)
     except DomainError as error:
         raise _fail(error) from None
     r, e = stats.referrer, stats.earnings
@@ -263,7 +255,8 @@ def signup(user_id: str, referral_code: str, email: str | None = None) -> None:
     """Record that USER_ID signed up with REFERRAL_CODE."""
     svc = _services()
     try:
-        result = sign_up(svc.store, svc.clock, svc.program, user_id, referral_code, email)
+        rules = svc.rules.for_signup(DEFAULT_PROGRAM, svc.clock.now())
+        result = sign_up(svc.store, svc.clock, rules, user_id, referral_code, email)
     except DomainError as error:
         raise _fail(error) from None
     r = result.referral
@@ -328,7 +321,7 @@ def demo(
     if period is not None:
         _refuse_to_pay_others(svc, period)
     run = secrets.token_hex(2)
-    top = svc.program.tiers.tiers[-1].threshold
+    top = svc.rules.current(svc.clock).tiers.tiers[-1].threshold
     table = Table(
         _text_column("referrer"), "referrals", "rewards by tier", "total", title="demo rewards"
     )
@@ -344,7 +337,7 @@ def demo(
             result = sign_up(
                 svc.store,
                 svc.clock,
-                svc.program,
+                svc.rules.for_signup(DEFAULT_PROGRAM, at or svc.clock.now()),
                 f"demo-{run}-user-{n + 1}-{i + 1}",
                 code,
                 signed_up_at=at,
@@ -412,7 +405,7 @@ def payout_run(
         chosen = Period.parse(period) if period else last_ended_period(started)
         if dry_run:
             preview = payouts.preview_payout(
-                svc.store, svc.clock, chosen, svc.program.minimum_payout_cents
+                svc.store, svc.clock, chosen, svc.rules.current(svc.clock).minimum_payout_cents
             )
             _print_lines(preview.period, preview.lines)
             if preview.status is RunStatus.COMPLETED:
@@ -473,7 +466,7 @@ def _pay(
         period,
         owner=attempt_owner(svc.clock.now()),
         batch_size=svc.settings.payout_batch_size,
-        minimum_cents=svc.program.minimum_payout_cents,
+        minimum_cents=svc.rules.current(svc.clock).minimum_payout_cents,
         on_progress=on_progress,
     )
     audit.record(svc.store, svc.clock, CLI_ACTOR, "payout.run", f"payout:{run.period}")

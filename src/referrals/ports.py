@@ -26,6 +26,7 @@ from referrals.domain.model import (
     SignupTally,
     StateTally,
 )
+from referrals.domain.program import Program, RuleVersion
 
 
 class LeaseLost(Exception):
@@ -257,6 +258,35 @@ class SecretRepository(Protocol):
         ...
 
 
+class ProgramRepository(Protocol):
+    """Programs and their rule versions. A version, once added, never changes."""
+
+    def add(self, program: Program, first: RuleVersion) -> None:
+        """Insert a program with its first rule version; raises Conflict (at the latest
+        on commit) if its id is taken."""
+        ...
+
+    def get(self, program_id: str) -> Program | None: ...
+
+    def list(self) -> Sequence[Program]:
+        """Every program, by id."""
+        ...
+
+    def update(self, program: Program) -> None:
+        """Replace a program's name, status and share URL template (its id, currency and
+        creation time never change)."""
+        ...
+
+    def add_version(self, version: RuleVersion) -> None:
+        """Insert the next rule version of its program; raises Conflict (at the latest on
+        commit) if that number is taken (a concurrent scheduling won)."""
+        ...
+
+    def versions(self, program_id: str) -> Sequence[RuleVersion]:
+        """The program's rule versions, by number (and so by effective_from)."""
+        ...
+
+
 class PayoutRepository(Protocol):
     def get(self, period: str) -> PayoutRun | None: ...
 
@@ -433,6 +463,9 @@ class UnitOfWork(Protocol):
 
     @property
     def payouts(self) -> PayoutRepository: ...
+
+    @property
+    def programs(self) -> ProgramRepository: ...
 
     @property
     def outbox(self) -> OutboxRepository: ...

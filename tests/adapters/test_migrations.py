@@ -1,9 +1,13 @@
 """The migrations on SQLite and PostgreSQL: head matches `schema.py`, the caps'
 migration (0005) fills the lifetime counters from the rewards already earned, then
 goes down and up again with rows in place, the chain migration (0007) links the
-runs already completed both ways, and the key lifecycle (0008) leaves keys working."""
+runs already completed both ways, the key lifecycle (0008) leaves keys working, and a
+database of the release before programs (0010) starts with a `default` program whose
+first version is the settings it priced with, its rewards read as priced by it."""
 
+import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,6 +19,10 @@ from sqlalchemy import Engine, create_engine, text
 
 from referrals.adapters.sql.migrate import MIGRATIONS
 from referrals.adapters.sql.schema import metadata
+from referrals.bootstrap import build, seed_rules
+from referrals.config import Settings
+from referrals.domain.model import Receipt
+from referrals.domain.program import BEGINNING, DEFAULT_PROGRAM, Program, ProgramStatus
 from tests.postgresql import locale_database
 
 
@@ -155,3 +163,75 @@ def test_the_key_lifecycle_migration_keeps_keys_working_and_goes_down_and_up(
     migrate(engine, "0008")
     with engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM sessions")).scalar_one() == 0
+
+
+def test_a_database_from_before_programs_starts_with_the_settings_as_the_default_program(
+    engine: Engine, tmp_path: Path
+) -> None:
+    migrate(engine, "0010")
+    # A receipt as the release before programs wrote it: no program, no version.
+    receipt = {
+        "rule": "signup",
+        "tier_threshold": 1,
+        "tier_cents": 700,
+        "hold_days": 7,
+        "checks": [{"name": "email_alias", "passed": True, "detail": ""}],
+        "cap": None,
+    }
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO referrers (user_id, code, code_key, referral_count, created_at)"
+                " VALUES ('alice', 'A1', 'A1', 1, 0)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO referrals (id, referee_id, referrer_id, code, ordinal,"
+                " reward_cents, status, created_at, payable_at, receipt)"
+                " VALUES ('R1', 'bob', 'alice', 'A1', 1, 700, 'pending', 0, :hold, :receipt)"
+            ),
+            {"hold": 7 * 86_400_000_000, "receipt": json.dumps(receipt)},
+        )
+    migrate(engine, "0011")
+    with engine.connect() as connection:
+        # The migration makes tables only: the default program is the start's to make.
+        assert connection.execute(text("SELECT count(*) FROM programs")).scalar_one() == 0
+
+    # The settings the previous release priced with, none of them the defaults.
+    settings = Settings(
+        database_url=engine.url.render_as_string(hide_password=False),
+        reports_url=str(tmp_path / "reports"),
+        tiers="1:700,3:1200",
+        hold_days=7,
+        referee_reward_cents=300,
+        monthly_cap_cents=5000,
+    )
+    services = build(settings, migrate=True)
+    try:
+        with services.store.read() as uow:
+            program = uow.programs.get(DEFAULT_PROGRAM)
+            versions = uow.programs.versions(DEFAULT_PROGRAM)
+            referral = uow.referrals.get("R1")
+    finally:
+        services.store.dispose()
+    assert program is not None
+    assert program == Program(
+        DEFAULT_PROGRAM,
+        program.name,
+        "USD",
+        ProgramStatus.ACTIVE,
+        settings.share_url,
+        program.created_at,
+    )
+    first = replace(
+        seed_rules(settings),
+        program_id=DEFAULT_PROGRAM,
+        version=1,
+        effective_from=BEGINNING,
+        created_at=program.created_at,  # made by this start, with the program
+    )
+    assert versions == [first]
+    assert referral is not None and referral.reward_cents == 700
+    assert referral.receipt == Receipt.from_dict(receipt)
+    assert (referral.receipt.program, referral.receipt.rule_version) == ("default", 1)

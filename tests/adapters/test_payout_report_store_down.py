@@ -15,7 +15,7 @@ from referrals.bootstrap import build_store
 from referrals.domain.errors import PayoutFailed
 from referrals.domain.model import ReferralStatus, RunStatus
 from referrals.domain.periods import Period
-from referrals.domain.program import Program
+from referrals.domain.program import RuleVersion
 from referrals.ports import ReportStore
 from referrals.services.payouts import get_run, run_payout
 from referrals.services.referrers import enroll
@@ -34,7 +34,7 @@ def store(tmp_path: Path) -> Iterator[SqlStore]:
     code = enroll(sql, clock, "alice").referrer.code
     for n in range(3):
         moment = datetime(2026, 10, 30, tzinfo=UTC)
-        sign_up(sql, clock, Program(), f"u{n}", code, signed_up_at=moment)
+        sign_up(sql, clock, RuleVersion(), f"u{n}", code, signed_up_at=moment)
     yield sql
     sql.dispose()
 

@@ -57,7 +57,7 @@ CODES_BY_STATUS = {
     400: {"validation_error"},
     401: {"unauthorized"},
     403: {"forbidden"},
-    404: {"not_found", "code_not_found"},
+    404: {"not_found", "code_not_found", "program_not_found"},
     # Not listed in §5; the coverage phase sends undeclared methods (TRACE, PATCH, ...).
     405: {"method_not_allowed"},
     409: {
@@ -68,6 +68,9 @@ CODES_BY_STATUS = {
         "not_held",
         "not_reversible",
         "conversion_conflict",
+        "program_exists",
+        "program_paused",
+        "program_archived",
     },
     413: {"request_too_large"},
     422: {"self_referral"},
@@ -250,7 +253,9 @@ def problem_details(ctx: CheckContext, response: Response, case: Case) -> None:
 # - 413 and 503 `storage_unavailable` of every POST, the CSV report's body and header:
 #   documented.
 # Left to state or the clock, so excused: a self-referral (422, see `_config`), a cursor
-# the server never issued, a period not ended, a `signed_up_at` before 1970 or to come.
+# the server never issued, a period not ended, a `signed_up_at` before 1970 or to come,
+# a rule version's `effective_from` less than 5 s ahead; and, as no JSON Schema states an
+# order across a list's items, tiers whose thresholds do not rise strictly from 1.
 
 # Payout periods and imported signups start here (services/signups.py).
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -264,7 +269,10 @@ def positive_data_accepted(ctx: CheckContext, response: Response, case: Case) ->
       base64), so the schema can give its alphabet and length, not which tokens decode
       to a position; others are refused with 400 `invalid cursor`;
     - a payout period that has not ended yet, a `signed_up_at` before 1970 or in the
-      future: bounds that move with the clock (§5: 400), described in the fields' text.
+      future, an `effective_from` less than 5 s ahead: bounds that move with the clock
+      (§5: 400), described in the fields' text;
+    - a program's tiers out of order: thresholds must rise strictly from 1, an order
+      across the list's items that JSON Schema cannot state (the field's text says it).
     """
     positive = case.meta is not None and case.meta.generation.mode.is_positive
     if (
@@ -285,6 +293,14 @@ def _refused_for_the_clock_or_a_cursor(case: Case, response: Response) -> bool:
         return not Period.parse(body["period"]).has_ended(now)
     if body.get("signed_up_at") is not None:
         return not EPOCH <= datetime.fromisoformat(body["signed_up_at"]) <= now
+    if "/rules" in case.operation.label and response.json().get("errors", [{}])[0].get("loc") == [
+        "effective_from"
+    ]:
+        return True
+    tiers = (body.get("rules") or {}).get("tiers") if isinstance(body.get("rules"), dict) else None
+    if isinstance(tiers, list) and tiers and all(isinstance(t, dict) for t in tiers):
+        thresholds = [t.get("threshold") for t in tiers]
+        return thresholds[0] != 1 or thresholds != sorted(set(thresholds))
     return False
 
 
@@ -382,7 +398,7 @@ def test_linked_calls_keep_the_contract(tmp_path: Path) -> None:
             # Referrals for the lists to start chains with: one pending, one held for
             # review (a disposable address), for reversals, approvals and rejections.
             for user, email in (("bob", None), ("erin", "erin@mailinator.com")):
-                sign_up(svc.store, svc.clock, svc.program, user, "ALICE-1", email)
+                sign_up(svc.store, svc.clock, svc.rules.current(svc.clock), user, "ALICE-1", email)
             self.app = create_app(svc)
             plaintext, _ = create_key(svc.store, svc.clock, Role.ADMIN)
             self.auth = {"Authorization": f"Bearer {plaintext}"}

@@ -188,6 +188,24 @@ ROUTES: dict[str, tuple[Access, Calls]] = {
         lambda w: [_post(f"/v1/reviews/{w.referral_id}/reject", {"reason": "no"})],
     ),
     "GET /v1/audit": (Access.REFUSED, lambda w: [_get("/v1/audit")]),
+    "GET /v1/programs": (Access.REFUSED, lambda w: [_get("/v1/programs")]),
+    "POST /v1/programs": (
+        Access.REFUSED,
+        lambda w: [_post("/v1/programs", {"id": "mine", "name": "Mine"})],
+    ),
+    "GET /v1/programs/{program_id}": (Access.REFUSED, lambda w: [_get("/v1/programs/default")]),
+    "PATCH /v1/programs/{program_id}": (
+        Access.REFUSED,
+        lambda w: [Call("PATCH", "/v1/programs/default", {"status": "paused"})],
+    ),
+    "GET /v1/programs/{program_id}/rules": (
+        Access.REFUSED,
+        lambda w: [_get("/v1/programs/default/rules")],
+    ),
+    "POST /v1/programs/{program_id}/rules": (
+        Access.REFUSED,
+        lambda w: [_post("/v1/programs/default/rules", {"rules": {"hold_days": 1}})],
+    ),
     "GET /v1/keys": (Access.REFUSED, lambda w: [_get("/v1/keys")]),
     "POST /v1/keys": (
         Access.REFUSED,

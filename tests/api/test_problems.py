@@ -104,7 +104,11 @@ JSON_ROUTES = [
     "/v1/keys",
     "/v1/keys/01NOSUCHKEY000000000000000/revoke",
     "/v1/keys/01NOSUCHKEY000000000000000/rotate",
+    "/v1/programs",
+    "/v1/programs/default/rules",
+    "/v1/programs/default",  # PATCH
 ]
+PATCHED = {"/v1/programs/default"}
 
 
 def test_every_json_route_is_in_the_content_type_tests(client: TestClient) -> None:
@@ -119,6 +123,7 @@ def test_every_json_route_is_in_the_content_type_tests(client: TestClient) -> No
         path.replace("{referral_id}", "01NOSUCHREFERRAL0000000000")
         .replace("{user_id}", "alice")
         .replace("{key_id}", "01NOSUCHKEY000000000000000")
+        .replace("{program_id}", "default")
         for path in documented
     }
     assert filled == set(JSON_ROUTES)
@@ -142,7 +147,9 @@ def test_a_json_body_without_the_json_content_type_is_a_400_that_says_so(
 ) -> None:
     # What `curl -d '{...}'` without -H 'Content-Type: application/json' sends.
     headers = {**admin, **({"Content-Type": content_type} if content_type else {})}
-    response = client.post(path, content=b'{"reason": "x", "user_id": "x"}', headers=headers)
+    method = "PATCH" if path in PATCHED else "POST"
+    body = b'{"reason": "x", "user_id": "x"}'
+    response = client.request(method, path, content=body, headers=headers)
     assert response.status_code == 400, response.text
     problem = response.json()
     assert problem["code"] == "validation_error"

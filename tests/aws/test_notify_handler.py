@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 from referrals.adapters.clock import SystemClock
 from referrals.aws.notify import handler
 from referrals.domain.model import Event, EventStatus, ulid
-from referrals.domain.program import Program
+from referrals.domain.program import RuleVersion
 from referrals.services.referrers import enroll
 from referrals.services.signups import sign_up
 from tests.aws.conftest import Aws, LambdaContext
@@ -45,7 +45,7 @@ def stream_insert(aws: Aws, event_id: str) -> dict[str, object]:
 def test_new_outbox_item_is_published_to_sns_and_marked_delivered(aws: Aws) -> None:
     clock = SystemClock()
     code = enroll(aws.store, clock, "alice").referrer.code
-    referral = sign_up(aws.store, clock, Program(), "bob", code).referral
+    referral = sign_up(aws.store, clock, RuleVersion(), "bob", code).referral
     with aws.store.read() as uow:
         (event,) = uow.outbox.list(None, 10)
     result = handler(stream_insert(aws, event.id), LambdaContext())
@@ -60,7 +60,7 @@ def test_new_outbox_item_is_published_to_sns_and_marked_delivered(aws: Aws) -> N
 def test_sns_down_leaves_the_event_for_the_sweep(aws: Aws) -> None:
     clock = SystemClock()
     code = enroll(aws.store, clock, "alice").referrer.code
-    sign_up(aws.store, clock, Program(), "bob", code)
+    sign_up(aws.store, clock, RuleVersion(), "bob", code)
     aws.sns.delete_topic(TopicArn=aws.topic_arn)
     with aws.store.read() as uow:
         (event,) = uow.outbox.list(None, 10)

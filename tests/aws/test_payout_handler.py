@@ -10,7 +10,7 @@ from referrals.aws.payout import SAFETY_MARGIN_MS, handler
 from referrals.domain.errors import PayoutFailed
 from referrals.domain.model import ReferralStatus, RunStatus
 from referrals.domain.periods import last_ended_period
-from referrals.domain.program import Program
+from referrals.domain.program import RuleVersion
 from referrals.services.referrers import enroll
 from referrals.services.signups import sign_up
 from tests.aws.conftest import BUCKET, REGION, Aws, LambdaContext, scheduled_event
@@ -24,7 +24,7 @@ def seed(aws: Aws, referrers: int, each: int) -> None:
     for r in range(referrers):
         code = enroll(aws.store, clock, f"ref{r}").referrer.code
         for n in range(each):
-            sign_up(aws.store, clock, Program(), f"ref{r}-u{n}", code, signed_up_at=OCTOBER)
+            sign_up(aws.store, clock, RuleVersion(), f"ref{r}-u{n}", code, signed_up_at=OCTOBER)
 
 
 class ShrinkingBudget(LambdaContext):
@@ -106,7 +106,7 @@ def test_the_next_schedule_completes_a_failed_month_first(aws: Aws) -> None:
     seed(aws, referrers=2, each=3)
     fail_october(aws)
     code = enroll(aws.store, SystemClock(), "late").referrer.code
-    sign_up(aws.store, SystemClock(), Program(), "nov-u", code, signed_up_at=NOVEMBER)
+    sign_up(aws.store, SystemClock(), RuleVersion(), "nov-u", code, signed_up_at=NOVEMBER)
 
     first = handler(scheduled_event("2026-12-01T00:00:00Z"), LambdaContext())
     # October completed in this step; the state machine goes on with November.

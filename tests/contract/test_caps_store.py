@@ -7,7 +7,7 @@ import pytest
 
 from referrals.domain.errors import Conflict
 from referrals.domain.model import Referrer
-from referrals.domain.program import Program, Trigger
+from referrals.domain.program import RuleVersion, Trigger
 from referrals.ports import Store
 from referrals.services.conversions import record_conversion
 from referrals.services.referrers import enroll
@@ -83,8 +83,8 @@ def test_caps_hold_when_signups_and_conversions_race(store: Store) -> None:
     """Eight threads sign up and convert referees of one referrer at once: whatever
     the interleaving, the referrer never earns past a cap and the counter is exact."""
     clock = FixedClock()
-    signups = Program(monthly_cap_cents=7000, lifetime_cap_cents=100_000)
-    conversions = Program(trigger=Trigger.CONVERSION, monthly_cap_cents=7000)
+    signups = RuleVersion(monthly_cap_cents=7000, lifetime_cap_cents=100_000)
+    conversions = RuleVersion(trigger=Trigger.CONVERSION, monthly_cap_cents=7000)
     enroll(store, clock, "alice", code="ALICE-1")
     awaiting = [f"late{i}" for i in range(12)]
     for user in awaiting:

@@ -5,14 +5,14 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from referrals.domain.model import ReferralStatus
-from referrals.domain.program import Program, Trigger
+from referrals.domain.program import RuleVersion, Trigger
 from referrals.ports import Store
 from referrals.services.conversions import record_conversion
 from referrals.services.referrers import enroll
 from referrals.services.signups import sign_up
 from tests.clocks import FixedClock
 
-ON_PURCHASE = Program(trigger=Trigger.CONVERSION, referee_reward_cents=500)
+ON_PURCHASE = RuleVersion(trigger=Trigger.CONVERSION, referee_reward_cents=500)
 USERS = 12
 
 

@@ -17,7 +17,7 @@ import pytest
 from referrals.adapters.dynamodb.expressions import to_item
 from referrals.adapters.dynamodb.store import DynamoStore
 from referrals.domain.model import Receipt, ReferralStatus
-from referrals.domain.program import Program, Trigger
+from referrals.domain.program import RuleVersion, Trigger
 from referrals.services.conversions import record_conversion
 from referrals.services.referrers import enroll
 from referrals.services.signups import sign_up
@@ -26,7 +26,7 @@ from tests.contract.conftest import dynamodb_store
 from tests.contract.test_store import add_referrer, referral, referrer
 
 AWAITING, PENDING, HELD = ReferralStatus.AWAITING, ReferralStatus.PENDING, ReferralStatus.HELD
-DOUBLE_SIDED_ON_PURCHASE = Program(
+DOUBLE_SIDED_ON_PURCHASE = RuleVersion(
     trigger=Trigger.CONVERSION, hold=timedelta(days=7), referee_reward_cents=500
 )
 

@@ -34,7 +34,7 @@ from referrals.bootstrap import build_store
 from referrals.domain.errors import DomainError, NotHeld, NotReversible
 from referrals.domain.model import Referral, ReferralStatus
 from referrals.domain.periods import last_ended_period
-from referrals.domain.program import Program, Trigger
+from referrals.domain.program import RuleVersion, Trigger
 from referrals.ports import Store
 from referrals.services import reviews
 from referrals.services.conversions import record_conversion
@@ -87,7 +87,7 @@ class Lifecycle(RuleBasedStateMachine):
         hold_days: int,
         caps: tuple[int, int],
     ) -> None:
-        self.program = Program(
+        self.program = RuleVersion(
             trigger=trigger,
             referee_reward_cents=referee_cents,
             minimum_payout_cents=minimum,

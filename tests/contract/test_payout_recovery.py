@@ -10,7 +10,7 @@ import pytest
 from referrals.domain.errors import EarlierRunFailed, PayoutFailed
 from referrals.domain.model import REPORT_UNPUBLISHED, PayoutRun, ReferralStatus, RunStatus
 from referrals.domain.periods import Period
-from referrals.domain.program import Program
+from referrals.domain.program import RuleVersion
 from referrals.domain.reports import STAGED_PREFIX, manifest_key, report_key
 from referrals.ports import Store
 from referrals.services.payouts import LEASE, get_run, run_payout
@@ -40,7 +40,7 @@ def earn(store: Store, clock: FixedClock, month: Period, count: int, first: int 
     code = alice.code if alice else enroll(store, clock, "alice").referrer.code
     moment = month.start.replace(day=10)
     for n in range(first, first + count):
-        sign_up(store, clock, Program(), f"{month}-u{n}", code, signed_up_at=moment)
+        sign_up(store, clock, RuleVersion(), f"{month}-u{n}", code, signed_up_at=moment)
 
 
 def paid_by_period(store: Store) -> dict[str | None, int]:

@@ -10,7 +10,7 @@ import pytest
 
 from referrals.domain.model import PayoutRun, RunStatus
 from referrals.domain.periods import Period
-from referrals.domain.program import Program
+from referrals.domain.program import RuleVersion
 from referrals.domain.reports import manifest_key
 from referrals.ports import Store
 from referrals.services.payouts import LEASE, run_payout
@@ -60,7 +60,7 @@ def test_months_paid_in_order_link_the_same_way_both_ways(
     code = enroll(store, clock, "alice").referrer.code
     for n, month in enumerate(MONTHS):
         moment = Period.parse(month).start.replace(day=10)
-        sign_up(store, clock, Program(), f"u{n}", code, signed_up_at=moment)
+        sign_up(store, clock, RuleVersion(), f"u{n}", code, signed_up_at=moment)
     runs = [pay(store, reports, clock, month) for month in MONTHS]
 
     assert links(runs[0]) == (None, None, None, None)
@@ -77,12 +77,12 @@ def test_a_month_paid_late_names_both_orders(
     store: Store, reports: MemoryReports, clock: FixedClock
 ) -> None:
     code = enroll(store, clock, "alice").referrer.code
-    sign_up(store, clock, Program(), "u1", code, signed_up_at=datetime(2026, 8, 3, tzinfo=UTC))
+    sign_up(store, clock, RuleVersion(), "u1", code, signed_up_at=datetime(2026, 8, 3, tzinfo=UTC))
     august = pay(store, reports, clock, "2026-08")
-    sign_up(store, clock, Program(), "u2", code, signed_up_at=datetime(2026, 11, 3, tzinfo=UTC))
+    sign_up(store, clock, RuleVersion(), "u2", code, signed_up_at=datetime(2026, 11, 3, tzinfo=UTC))
     november = pay(store, reports, clock, "2026-11")
     # October is imported late, then paid after November.
-    sign_up(store, clock, Program(), "u3", code, signed_up_at=datetime(2026, 10, 3, tzinfo=UTC))
+    sign_up(store, clock, RuleVersion(), "u3", code, signed_up_at=datetime(2026, 10, 3, tzinfo=UTC))
     october = pay(store, reports, clock, "2026-10")
 
     sha = {r.period: r.report_sha256 for r in (august, november, october)}

@@ -8,7 +8,7 @@ from itertools import pairwise
 
 from referrals.domain.model import PayoutRun, RunStatus
 from referrals.domain.periods import Period
-from referrals.domain.program import Program
+from referrals.domain.program import RuleVersion
 from referrals.ports import Store
 from referrals.services.payouts import run_payout
 from referrals.services.referrers import enroll
@@ -73,7 +73,7 @@ def test_months_completing_at_once_never_fork_the_chain(store: Store) -> None:
     periods = months(2 * TRIES)
     for n, period in enumerate(periods):  # a reward in each month (the later run may pay it)
         moment = period.start.replace(day=10)
-        sign_up(store, clock, Program(), f"u{n}", code, signed_up_at=moment)
+        sign_up(store, clock, RuleVersion(), f"u{n}", code, signed_up_at=moment)
     for n in range(TRIES):
         complete_together(store, clock, periods[2 * n : 2 * n + 2])
 

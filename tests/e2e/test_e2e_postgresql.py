@@ -365,7 +365,14 @@ def seed_rewards(url: str, reports: Path, now: datetime) -> tuple[dict[str, str]
             codes[referrer] = enroll(svc.store, svc.clock, referrer).referrer.code
 
         def add(referee: str, referrer: str, at: datetime | None) -> None:
-            sign_up(svc.store, svc.clock, svc.program, referee, codes[referrer], signed_up_at=at)
+            sign_up(
+                svc.store,
+                svc.clock,
+                svc.rules.current(svc.clock),
+                referee,
+                codes[referrer],
+                signed_up_at=at,
+            )
 
         span = period.cutoff - period.start
         for referrer, count in LAST_MONTH.items():

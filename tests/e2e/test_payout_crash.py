@@ -433,7 +433,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
         pytest.skip(f"the system clock is before the end of {PERIOD}: nothing to pay yet")
     seed = Workspace(tmp_path_factory.mktemp("payout-seed"))
     services = _services(seed)
-    store, clock, program = services.store, services.clock, services.program
+    store, clock, program = services.store, services.clock, services.rules.current(services.clock)
     codes = {user: enroll(store, clock, user).referrer.code for user in REFERRERS}
     order = [user for user, count in REFERRERS.items() for _ in range(count)]
     Random(2026).shuffle(order)
@@ -651,7 +651,12 @@ def test_stale_owner_never_overwrites_the_completed_report(
             (code,) = conn.execute(query).fetchone()
         late = datetime(2026, 10, 20, tzinfo=UTC)
         sign_up(
-            services.store, services.clock, services.program, "backdated", code, signed_up_at=late
+            services.store,
+            services.clock,
+            services.rules.current(services.clock),
+            "backdated",
+            code,
+            signed_up_at=late,
         )
         _dispose(services)
         taken = children.run(work, "--owner", "fresh", "--now", later(LEASE + timedelta(seconds=1)))

@@ -263,4 +263,9 @@ def test_a_database_left_by_the_previous_release_is_upgraded_on_start_with_its_d
         assert (alice["referral_count"], alice["paid_cents"]) == (1, 1000)
         run = client.get(f"/v1/payouts/{last_month}").json()
         assert run["status"] == "completed" and run["total_cents"] == 1000
+        # The settings it priced with are the default program's first version, in force
+        # from the beginning: what was earned before reads as priced by it.
+        rules = client.get("/v1/programs/default").json()["current"]
+        assert (rules["version"], rules["effective_from"]) == (1, "1970-01-01T00:00:00Z")
+        assert rules["rules"]["tiers"][0] == {"threshold": 1, "reward_cents": 1000}
     assert sign_up(upgraded, key, "carol", code)["ordinal"] == 2

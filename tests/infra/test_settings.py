@@ -48,7 +48,7 @@ def test_program_settings_from_context_reach_every_function_as_the_service_reads
     from aws_cdk.assertions import Template
 
     from infra.app import build
-    from referrals.bootstrap import program
+    from referrals.bootstrap import seed_rules
     from referrals.config import Settings
     from tests.infra.conftest import cdk_context
 
@@ -70,7 +70,7 @@ def test_program_settings_from_context_reach_every_function_as_the_service_reads
         assert {name: variables.get(f"REFERRALS_{name.upper()}") for name in chosen} == chosen
     for name in chosen:  # what a function's Settings read from those variables
         monkeypatch.setenv(f"REFERRALS_{name.upper()}", variables[f"REFERRALS_{name.upper()}"])
-    rules = program(Settings())
+    rules = seed_rules(Settings())
     assert [(t.threshold, t.reward_cents) for t in rules.tiers.tiers] == [(1, 500), (3, 900)]
     assert (rules.hold.days, rules.auto_enroll_referees) == (14, False)
 

@@ -1,7 +1,7 @@
 import pytest
 
 from referrals.adapters.memory import MemoryStore
-from referrals.domain.program import Program
+from referrals.domain.program import RuleVersion
 from tests.clocks import FixedClock
 
 
@@ -16,5 +16,5 @@ def clock() -> FixedClock:
 
 
 @pytest.fixture
-def program() -> Program:
-    return Program()
+def program() -> RuleVersion:
+    return RuleVersion()

@@ -6,10 +6,11 @@ from referrals.bootstrap import Services
 from referrals.config import Settings
 from referrals.domain.checks import Fingerprints
 from referrals.domain.model import Event, EventStatus, RunStatus, new_id
-from referrals.domain.program import Program
+from referrals.domain.program import RuleVersion
 from referrals.metrics import Metrics
 from referrals.services.keys import create_first_admin_key
 from referrals.services.outbox import RetryPolicy
+from referrals.services.programs import RulesBook
 from referrals.services.referrers import enroll
 from referrals.services.signups import sign_up
 from referrals.worker import BackgroundWorker
@@ -18,11 +19,12 @@ from tests.fakes import MemoryReports, RecordingNotifier
 
 
 def services(store: MemoryStore, scheduler: bool) -> Services:
+    clock = FixedClock(datetime(2026, 11, 1, 0, 0, 30, tzinfo=UTC))
     return Services(
         settings=Settings(scheduler=scheduler, database_url="memory://"),
         store=store,
-        clock=FixedClock(datetime(2026, 11, 1, 0, 0, 30, tzinfo=UTC)),
-        program=Program(),
+        clock=clock,
+        rules=RulesBook(store, clock, RuleVersion()),
         reports=MemoryReports(),
         notifier=RecordingNotifier(),
         retry_policy=RetryPolicy(),
@@ -43,7 +45,12 @@ def test_worker_runs_the_schedule_and_delivers_events(store: MemoryStore) -> Non
     svc = services(store, scheduler=True)
     code = enroll(store, svc.clock, "alice").referrer.code
     sign_up(
-        store, svc.clock, svc.program, "bob", code, signed_up_at=datetime(2026, 10, 3, tzinfo=UTC)
+        store,
+        svc.clock,
+        svc.rules.current(svc.clock),
+        "bob",
+        code,
+        signed_up_at=datetime(2026, 10, 3, tzinfo=UTC),
     )
     worker = BackgroundWorker(svc, dispatch_every=0.01)
     worker.start()
@@ -67,7 +74,12 @@ def test_scheduler_off_runs_no_payout_but_still_delivers(store: MemoryStore) -> 
     svc = services(store, scheduler=False)
     code = enroll(store, svc.clock, "alice").referrer.code
     sign_up(
-        store, svc.clock, svc.program, "bob", code, signed_up_at=datetime(2026, 10, 3, tzinfo=UTC)
+        store,
+        svc.clock,
+        svc.rules.current(svc.clock),
+        "bob",
+        code,
+        signed_up_at=datetime(2026, 10, 3, tzinfo=UTC),
     )
     worker = BackgroundWorker(svc, dispatch_every=0.01)
     worker.start()
@@ -125,12 +137,12 @@ def test_a_scheduled_payout_run_is_counted_and_timed(store: MemoryStore) -> None
 def test_while_events_keep_coming_they_are_delivered_at_the_busy_pace(store: MemoryStore) -> None:
     svc = services(store, scheduler=False)
     code = enroll(store, svc.clock, "alice").referrer.code
-    sign_up(store, svc.clock, svc.program, "bob", code)
+    sign_up(store, svc.clock, svc.rules.current(svc.clock), "bob", code)
     worker = BackgroundWorker(svc, dispatch_every=60, busy_dispatch_every=0.02)
     worker.start()
     try:
         assert wait_for(lambda: len(svc.notifier.delivered) == 1)  # type: ignore[attr-defined]
-        sign_up(store, svc.clock, svc.program, "carol", code)
+        sign_up(store, svc.clock, svc.rules.current(svc.clock), "carol", code)
         # The last round delivered something: the next comes soon, not in a minute.
         assert wait_for(lambda: len(svc.notifier.delivered) == 2)  # type: ignore[attr-defined]
     finally:
@@ -144,7 +156,7 @@ def test_an_idle_worker_waits_the_idle_interval(store: MemoryStore) -> None:
     worker.start()
     try:
         time.sleep(0.2)  # its first round found nothing to deliver
-        sign_up(store, svc.clock, svc.program, "bob", code)
+        sign_up(store, svc.clock, svc.rules.current(svc.clock), "bob", code)
         time.sleep(0.5)  # many busy intervals, far less than the idle one
         assert svc.notifier.delivered == []  # type: ignore[attr-defined]
     finally:

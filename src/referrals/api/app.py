@@ -18,6 +18,7 @@ from referrals.api import (
     payouts,
     portal_routes,
     problems,
+    programs,
     ratelimits,
     reviews,
 )
@@ -71,6 +72,7 @@ def create_app(services: Services | None = None, *, background: bool = False) ->
     app.include_router(router)
     app.include_router(payouts.router)
     app.include_router(reviews.router)
+    app.include_router(programs.router)
     app.include_router(keys.router)
     app.include_router(portal_routes.router)
     app.include_router(metrics_routes.router)

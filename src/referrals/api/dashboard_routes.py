@@ -255,7 +255,7 @@ def _overview(request: Request, svc: Services) -> dashboard_overview.Overview:
     )
     if cached is not None and time.monotonic() - cached[0] < OVERVIEW_TTL_S:
         return cached[1]
-    fresh = dashboard_overview.overview(svc.store, svc.clock, svc.program.tiers)
+    fresh = dashboard_overview.overview(svc.store, svc.clock, svc.rules.current(svc.clock).tiers)
     request.app.state.dashboard_overview = (time.monotonic(), fresh)
     return fresh
 

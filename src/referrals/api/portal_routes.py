@@ -21,6 +21,7 @@ from referrals.config import Settings
 from referrals.domain.errors import NotFound
 from referrals.domain.links import InvalidLink
 from referrals.domain.model import ApiKey
+from referrals.domain.program import DEFAULT_PROGRAM
 from referrals.services import portal_views
 from referrals.web import portal_pages, tokens
 
@@ -103,12 +104,15 @@ def portal_page(
 ) -> Response:
     claims = tokens.verify_link(svc.settings, token, svc.clock.now())
     try:
-        view = portal_views.open_portal(svc.store, svc.clock, svc.program, code, claims)
+        view = portal_views.open_portal(
+            svc.store, svc.clock, svc.rules.current(svc.clock), code, claims
+        )
     except NotFound:
         return _refused(status.HTTP_404_NOT_FOUND)
     except InvalidLink:  # a failed authentication (this route runs in a worker thread)
         return ratelimits.count_failure(request) or _refused(status.HTTP_403_FORBIDDEN)
-    html = portal_pages.render_page(view, svc.settings.share_url)
+    program = svc.rules.view(DEFAULT_PROGRAM).program
+    html = portal_pages.render_page(view, program.share_url_template or svc.settings.share_url)
     return HTMLResponse(html, headers=PAGE_HEADERS)
 
 

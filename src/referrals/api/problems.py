@@ -21,6 +21,7 @@ STATUS_BY_CODE = {
     "forbidden": 403,
     "not_found": 404,
     "code_not_found": 404,
+    "program_not_found": 404,
     "method_not_allowed": 405,
     "already_referred": 409,
     "referrer_exists": 409,
@@ -31,6 +32,9 @@ STATUS_BY_CODE = {
     "not_reversible": 409,
     "conversion_conflict": 409,
     "key_not_active": 409,
+    "program_exists": 409,
+    "program_paused": 409,
+    "program_archived": 409,
     "request_too_large": 413,
     "self_referral": 422,
     "rate_limited": 429,
@@ -74,7 +78,12 @@ def problem(
 def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_: Request, error: DomainError) -> JSONResponse:
-        return problem(error.code, error.detail)
+        field = getattr(error, "field", None)  # InvalidInput about one input names it
+        if field is None:
+            return problem(error.code, error.detail)
+        return problem(
+            error.code, error.detail, errors=[{"loc": field.split("."), "msg": error.detail}]
+        )
 
     @app.exception_handler(ApiError)
     async def _api(_: Request, error: ApiError) -> JSONResponse:

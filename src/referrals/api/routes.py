@@ -31,6 +31,7 @@ from referrals.api.schemas.signups import (
 )
 from referrals.domain.model import ApiKey, ReferralStatus, Role
 from referrals.domain.money import cents_to_dollars
+from referrals.domain.program import DEFAULT_PROGRAM
 from referrals.ports import Store
 from referrals.services import queries
 from referrals.services.conversions import record_conversion
@@ -151,7 +152,7 @@ def legacy_signup(
     result = sign_up(
         svc.store,
         svc.clock,
-        svc.program,
+        svc.rules.for_signup(DEFAULT_PROGRAM, svc.clock.now()),
         body.userId,
         body.referralCode,
         body.email,
@@ -199,7 +200,7 @@ def enroll_referrer(
         body.device_id,
         fingerprints=svc.fingerprints,
     )
-    stats = queries.referrer_stats(svc.store, svc.clock, svc.program, body.user_id)
+    stats = queries.referrer_stats(svc.store, svc.clock, svc.rules.current(svc.clock), body.user_id)
     answer = shown_to(key, ReferrerOut.of(stats), body.email)
     status_code = status.HTTP_201_CREATED if enrollment.created else status.HTTP_200_OK
     return json_response(answer, status_code)
@@ -212,7 +213,9 @@ def enroll_referrer(
     responses=PROBLEMS | {404: {}},
 )
 def get_referrer(user_id: UserId, svc: ServicesDep, _: ApiKey = Depends(auth.admin)) -> ReferrerOut:
-    return ReferrerOut.of(queries.referrer_stats(svc.store, svc.clock, svc.program, user_id))
+    return ReferrerOut.of(
+        queries.referrer_stats(svc.store, svc.clock, svc.rules.current(svc.clock), user_id)
+    )
 
 
 @router.get(
@@ -248,7 +251,7 @@ def create_signup(
     result = sign_up(
         svc.store,
         svc.clock,
-        svc.program,
+        svc.rules.for_signup(DEFAULT_PROGRAM, body.signed_up_at or svc.clock.now()),
         body.user_id,
         body.referral_code,
         body.email,
@@ -285,7 +288,7 @@ def create_conversion(
     result = record_conversion(
         svc.store,
         svc.clock,
-        svc.program,
+        svc.rules.current(svc.clock),
         body.user_id,
         body.event,
         body.external_id,

@@ -3,8 +3,10 @@ for review, so a false positive costs a review, never a lost signup."""
 
 import hashlib
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from functools import cache
 from importlib.resources import files
 
@@ -36,14 +38,45 @@ _PLUS_TAGS = frozenset(
 _SAME_MAILBOX = {"googlemail.com": "gmail.com"}
 
 
+class CheckMode(StrEnum):
+    OFF = "off"  # not run
+    SHADOW = "shadow"  # run, its verdict kept on the receipt, the reward never held for it
+    HOLD = "hold"  # run, and a failure holds the reward for review
+
+
 @dataclass(frozen=True, slots=True)
 class FraudChecks:
-    """Which checks run; each can be switched off."""
+    """Each check's mode. Shadow mode lets an operator see what a check would flag
+    (its precision against the reviews) before it holds anyone's reward."""
 
-    email_alias: bool = True
-    disposable_email: bool = True
-    same_device: bool = True  # the referee's IP address or device is the referrer's
+    email_alias: CheckMode = CheckMode.HOLD
+    disposable_email: CheckMode = CheckMode.HOLD
+    same_device: CheckMode = CheckMode.HOLD  # the referee's IP or device is the referrer's
+    velocity: CheckMode = CheckMode.HOLD
     velocity_per_hour: int = 0  # flag beyond this many referrals an hour per referrer; 0: off
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            EMAIL_ALIAS: self.email_alias.value,
+            DISPOSABLE_EMAIL: self.disposable_email.value,
+            SAME_DEVICE: self.same_device.value,
+            VELOCITY: self.velocity.value,
+            "velocity_per_hour": self.velocity_per_hour,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> "FraudChecks":
+        modes = {
+            name: CheckMode(str(data[name]))
+            for name in (EMAIL_ALIAS, DISPOSABLE_EMAIL, SAME_DEVICE, VELOCITY)
+            if name in data
+        }
+        per_hour = data.get("velocity_per_hour", 0)
+        return cls(**modes, velocity_per_hour=int(per_hour))  # type: ignore[call-overload]
+
+    @property
+    def velocity_runs(self) -> bool:
+        return self.velocity is not CheckMode.OFF and self.velocity_per_hour > 0
 
 
 def normalize_email(email: str) -> str:
@@ -130,15 +163,22 @@ def signup_checks(
 ) -> list[Check]:
     """The checks that need nothing but the signup and its referrer."""
     checks = []
-    if enabled.email_alias and email and referrer.email:
+    if enabled.email_alias is not CheckMode.OFF and email and referrer.email:
         alias = normalize_email(email) == normalize_email(referrer.email)
         detail = "the referee's address reaches the referrer's mailbox" if alias else ""
-        checks.append(Check(EMAIL_ALIAS, not alias, detail))
-    if enabled.disposable_email and email:
+        checks.append(verdict(enabled.email_alias, EMAIL_ALIAS, not alias, detail))
+    if enabled.disposable_email is not CheckMode.OFF and email:
         disposable = is_disposable(email)
         detail = f"{email.rpartition('@')[2].casefold()} is a disposable domain"
-        checks.append(Check(DISPOSABLE_EMAIL, not disposable, detail if disposable else ""))
-    if enabled.same_device and (ip or device):
+        checks.append(
+            verdict(
+                enabled.disposable_email,
+                DISPOSABLE_EMAIL,
+                not disposable,
+                detail if disposable else "",
+            )
+        )
+    if enabled.same_device is not CheckMode.OFF and (ip or device):
         same = [
             name
             for name, mine, theirs in (
@@ -148,13 +188,19 @@ def signup_checks(
             if mine is not None and mine.matches(theirs)
         ]
         detail = f"same {' and '.join(same)} as the referrer" if same else ""
-        checks.append(Check(SAME_DEVICE, not same, detail))
+        checks.append(verdict(enabled.same_device, SAME_DEVICE, not same, detail))
     return checks
 
 
-def velocity_check(limit: int, earlier: Referral | None, now: datetime) -> Check:
+def verdict(mode: CheckMode, name: str, passed: bool, detail: str) -> Check:
+    return Check(name, passed, detail, shadow=mode is CheckMode.SHADOW)
+
+
+def velocity_check(
+    limit: int, earlier: Referral | None, now: datetime, mode: CheckMode = CheckMode.HOLD
+) -> Check:
     """`earlier` is the referrer's referral `limit` before this one: if it came within
     the window, this is one referral more than `limit` in it."""
     fast = earlier is not None and earlier.created_at > now - VELOCITY_WINDOW
     detail = f"more than {limit} referrals for this referrer within an hour" if fast else ""
-    return Check(VELOCITY, not fast, detail)
+    return verdict(mode, VELOCITY, not fast, detail)

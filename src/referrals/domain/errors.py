@@ -12,6 +12,10 @@ class DomainError(Exception):
 class InvalidInput(DomainError):
     code = "validation_error"
 
+    def __init__(self, detail: str, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.field = field  # the input it is about, dotted ("rules.tiers"), if one
+
 
 class NotFound(DomainError):
     code = "not_found"
@@ -95,3 +99,23 @@ class StorageUnavailable(DomainError):
     written, and a retry succeeds once an operator frees it."""
 
     code = "storage_unavailable"
+
+
+class ProgramNotFound(NotFound):
+    code = "program_not_found"
+
+
+class ProgramExists(DomainError):
+    code = "program_exists"
+
+
+class ProgramPaused(DomainError):
+    """The program takes no new signups (paused or archived); it keeps paying."""
+
+    code = "program_paused"
+
+
+class ProgramArchived(DomainError):
+    """An archived program stays archived (it can still be renamed)."""
+
+    code = "program_archived"

@@ -30,11 +30,13 @@ class ReferralStatus(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Check:
-    """One fraud check's verdict on a signup. A failed check holds the reward for review."""
+    """One fraud check's verdict on a signup. A failed check holds the reward for
+    review, unless it ran in shadow mode: then its verdict is only kept."""
 
     name: str
     passed: bool
     detail: str = ""
+    shadow: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +49,10 @@ class Receipt:
     hold_days: int = 0
     checks: tuple[Check, ...] = ()
     cap: str | None = None  # the cap ("monthly" or "lifetime") that cut the tier's amount
+    # The rule version that priced it. Receipts from before programs existed were
+    # priced by what became the default program's first version.
+    program: str = "default"
+    rule_version: int = 1
 
     @property
     def capped(self) -> bool:
@@ -54,6 +60,12 @@ class Receipt:
 
     @property
     def failed(self) -> tuple[Check, ...]:
+        """The failed checks that hold the reward (not those in shadow mode)."""
+        return tuple(check for check in self.checks if not check.passed and not check.shadow)
+
+    @property
+    def flagged(self) -> tuple[Check, ...]:
+        """Every failed check, shadow ones included."""
         return tuple(check for check in self.checks if not check.passed)
 
     def to_dict(self) -> dict[str, object]:
@@ -62,10 +74,10 @@ class Receipt:
             "tier_threshold": self.tier_threshold,
             "tier_cents": self.tier_cents,
             "hold_days": self.hold_days,
-            "checks": [
-                {"name": c.name, "passed": c.passed, "detail": c.detail} for c in self.checks
-            ],
+            "checks": [_check_dict(c) for c in self.checks],
             "cap": self.cap,
+            "program": self.program,
+            "rule_version": self.rule_version,
         }
 
     @classmethod
@@ -76,10 +88,19 @@ class Receipt:
             tier_cents=data["tier_cents"],
             hold_days=data.get("hold_days", 0),
             checks=tuple(
-                Check(c["name"], c["passed"], c.get("detail", "")) for c in data["checks"]
+                Check(c["name"], c["passed"], c.get("detail", ""), c.get("shadow", False))
+                for c in data["checks"]
             ),
             cap=data.get("cap"),
+            program=data.get("program", "default"),
+            rule_version=data.get("rule_version", 1),
         )
+
+
+def _check_dict(check: Check) -> dict[str, object]:
+    # "shadow" only where it is true: receipts written before shadow mode read alike.
+    shadow = {"shadow": True} if check.shadow else {}
+    return {"name": check.name, "passed": check.passed, "detail": check.detail, **shadow}
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,12 +1,32 @@
-"""The rules a product team configures for its referral program."""
+"""Programs as data: a program, and the chain of immutable rule versions that price it.
 
-from dataclasses import dataclass, field
-from datetime import timedelta
+A reward is priced by the rule version in force when it is earned, and its receipt
+names the program and the version, so a rule change never reprices what was earned
+and every reward says which rules made it.
+"""
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import cache
+from importlib.resources import files
+from typing import Any
 
 from referrals.domain.checks import FraudChecks
+from referrals.domain.errors import InvalidInput
 from referrals.domain.model import Referrer
-from referrals.domain.tiers import DEFAULT_TIERS, TierSchedule
+from referrals.domain.tiers import DEFAULT_TIERS, Tier, TierSchedule
+
+DEFAULT_PROGRAM = "default"
+# The default program's first version prices everything recorded before programs
+# existed: it is in force from the beginning of time.
+BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
+_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+MAX_TIERS = 50
+MAX_NAME = 120
+MAX_TEMPLATE = 500
 
 
 class Trigger(StrEnum):
@@ -14,8 +34,17 @@ class Trigger(StrEnum):
     CONVERSION = "conversion"  # ...when the referee does the qualifying event
 
 
+class ProgramStatus(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"  # refuses new signups, keeps paying what was earned
+    ARCHIVED = "archived"  # as paused, for good
+
+
 @dataclass(frozen=True, slots=True)
-class Program:
+class RuleVersion:
+    """One immutable version of a program's rules, in force from `effective_from`
+    until the next version's. Version numbers count from 1 per program."""
+
     tiers: TierSchedule = DEFAULT_TIERS
     # A referred user becomes a referrer at once, so the signup can hand them a code.
     auto_enroll_referees: bool = True
@@ -28,10 +57,34 @@ class Program:
     trigger: Trigger = Trigger.SIGNUP
     conversion_event: str = "purchase"  # the event that qualifies a referral
     conversion_min_cents: int = 0  # ...with at least this value
+    # ...within this many days of the signup; 0: whenever it comes.
+    conversion_window_days: int = 0
     # The most a referrer earns from their referrals in a calendar month (UTC) and in
     # all; 0: no cap. A referral past a cap still counts toward the tiers.
     monthly_cap_cents: int = 0
     lifetime_cap_cents: int = 0
+    program_id: str = DEFAULT_PROGRAM
+    version: int = 1
+    effective_from: datetime = BEGINNING
+    created_at: datetime = BEGINNING
+
+    def __post_init__(self) -> None:
+        _require(self.version >= 1, "version", "versions count from 1")
+        _require(self.effective_from.tzinfo is not None, "effective_from", "needs a time zone")
+        amounts = (
+            ("referee_reward_cents", self.referee_reward_cents),
+            ("minimum_payout_cents", self.minimum_payout_cents),
+            ("conversion_min_cents", self.conversion_min_cents),
+            ("monthly_cap_cents", self.monthly_cap_cents),
+            ("lifetime_cap_cents", self.lifetime_cap_cents),
+            ("conversion_window_days", self.conversion_window_days),
+            ("checks.velocity_per_hour", self.checks.velocity_per_hour),
+        )
+        for name, amount in amounts:
+            _require(amount >= 0, name, "cannot be negative")
+        _require(self.hold >= timedelta(0), "hold_days", "cannot be negative")
+        _require(len(self.tiers.tiers) <= MAX_TIERS, "tiers", f"at most {MAX_TIERS} tiers")
+        _require(0 < len(self.conversion_event) <= 64, "conversion_event", "1-64 characters")
 
     def capped(self, cents: int, referrer: Referrer, month: str) -> tuple[int, str | None]:
         """What a reward of `cents` earned in `month` pays under the caps, given what
@@ -51,9 +104,154 @@ class Program:
                 allowed, cap = room, "lifetime"
         return allowed, cap
 
-    def qualifies(self, event: str, value_cents: int | None) -> bool:
+    def qualifies(
+        self, event: str, value_cents: int | None, signed_up_at: datetime, at: datetime
+    ) -> bool:
+        """Whether a conversion `event` worth `value_cents`, done `at`, earns the reward
+        of a referral signed up at `signed_up_at` (a conversion reported before the
+        signup is within any window)."""
+        window = timedelta(days=self.conversion_window_days)
         return (
             self.trigger is Trigger.CONVERSION
             and event == self.conversion_event
             and (value_cents or 0) >= self.conversion_min_cents
+            and (not self.conversion_window_days or at - signed_up_at <= window)
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The rules, as the API shows them and the stores keep them (without the
+        version's identity: program, number and times are their own fields)."""
+        return {
+            "trigger": self.trigger.value,
+            "conversion": {
+                "event": self.conversion_event,
+                "min_cents": self.conversion_min_cents,
+                "window_days": self.conversion_window_days,
+            },
+            "tiers": [
+                {"threshold": t.threshold, "reward_cents": t.reward_cents} for t in self.tiers.tiers
+            ],
+            "referee_reward_cents": self.referee_reward_cents,
+            "hold_days": self.hold.days,
+            "monthly_cap_cents": self.monthly_cap_cents,
+            "lifetime_cap_cents": self.lifetime_cap_cents,
+            "minimum_payout_cents": self.minimum_payout_cents,
+            "auto_enroll_referees": self.auto_enroll_referees,
+            "checks": self.checks.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, rules: Mapping[str, Any], **identity: Any) -> "RuleVersion":
+        """Rules from `to_dict`'s shape (validated by the API's schema first), with the
+        version's identity (`program_id`, `version`, `effective_from`, `created_at`)."""
+        conversion = rules.get("conversion") or {}
+        tiers = tuple(Tier(t["threshold"], t["reward_cents"]) for t in rules["tiers"])
+        return cls(
+            tiers=_schedule(tiers),
+            trigger=Trigger(rules.get("trigger", "signup")),
+            conversion_event=conversion.get("event", "purchase"),
+            conversion_min_cents=conversion.get("min_cents", 0),
+            conversion_window_days=conversion.get("window_days", 0),
+            referee_reward_cents=rules.get("referee_reward_cents", 0),
+            hold=timedelta(days=rules.get("hold_days", 0)),
+            monthly_cap_cents=rules.get("monthly_cap_cents", 0),
+            lifetime_cap_cents=rules.get("lifetime_cap_cents", 0),
+            minimum_payout_cents=rules.get("minimum_payout_cents", 0),
+            auto_enroll_referees=rules.get("auto_enroll_referees", True),
+            checks=FraudChecks.from_dict(rules.get("checks") or {}),
+            **identity,
+        )
+
+    def same_rules(self, other: "RuleVersion") -> bool:
+        return self.to_dict() == other.to_dict()
+
+
+@dataclass(frozen=True, slots=True)
+class Program:
+    id: str
+    name: str
+    currency: str = "USD"  # ISO 4217; amounts are integer minor units of it
+    status: ProgramStatus = ProgramStatus.ACTIVE
+    # Where a referrer's link points; `{code}` is replaced by their code.
+    share_url_template: str | None = None
+    created_at: datetime = BEGINNING
+
+    def __post_init__(self) -> None:
+        _require(
+            is_valid_program_id(self.id),
+            "id",
+            "1-64 of [a-z0-9-], starting and ending with a letter or digit",
+        )
+        _require(0 < len(self.name) <= MAX_NAME, "name", f"1-{MAX_NAME} characters")
+        _require(self.currency in currencies(), "currency", "an ISO 4217 currency code, e.g. USD")
+        template = self.share_url_template
+        if template is not None:
+            _require(
+                len(template) <= MAX_TEMPLATE,
+                "share_url_template",
+                f"at most {MAX_TEMPLATE} characters",
+            )
+            _require(
+                template.startswith(("https://", "http://")), "share_url_template", "an http(s) URL"
+            )
+            _require("{code}" in template, "share_url_template", "must contain {code}")
+
+    @property
+    def takes_signups(self) -> bool:
+        return self.status is ProgramStatus.ACTIVE
+
+    def share_url(self, code: str) -> str | None:
+        return self.share_url_template.replace("{code}", code) if self.share_url_template else None
+
+
+def is_valid_program_id(value: str) -> bool:
+    return bool(_SLUG.match(value))
+
+
+def in_force(versions: Sequence[RuleVersion], at: datetime) -> RuleVersion | None:
+    """The version of `versions` (in version order) in force at `at`: the last one whose
+    `effective_from` is not after it; None before the first."""
+    current = None
+    for version in versions:
+        if version.effective_from > at:
+            break
+        current = version
+    return current
+
+
+def next_version(
+    versions: Sequence[RuleVersion], proposed: RuleVersion, now: datetime
+) -> RuleVersion:
+    """`proposed` as the version after `versions`: numbered next, and in force from an
+    instant not in the past nor before the last version's (a chain in time order)."""
+    _require(proposed.effective_from >= now, "effective_from", "cannot be in the past")
+    last = versions[-1] if versions else None
+    if last is not None:
+        _require(
+            proposed.effective_from > last.effective_from,
+            "effective_from",
+            f"must be after version {last.version}'s ({last.effective_from.isoformat()})",
+        )
+    number = last.version + 1 if last else 1
+    return replace(proposed, version=number, created_at=now)
+
+
+@cache
+def currencies() -> frozenset[str]:
+    """ISO 4217's active codes (domain/data/currencies.txt)."""
+    text = files("referrals.domain").joinpath("data/currencies.txt").read_text()
+    return frozenset(
+        line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")
+    )
+
+
+def _schedule(tiers: tuple[Tier, ...]) -> TierSchedule:
+    try:
+        return TierSchedule(tiers)
+    except InvalidInput as error:
+        raise InvalidInput(error.detail, field="tiers") from None
+
+
+def _require(condition: bool, name: str, detail: str) -> None:
+    if not condition:
+        raise InvalidInput(f"{name}: {detail}", field=name)

@@ -6,7 +6,7 @@ from referrals.domain import events
 from referrals.domain.codes import is_valid_user_id
 from referrals.domain.errors import Conflict, ConversionConflict, InvalidInput, NotFound
 from referrals.domain.model import Conversion, Referral, ReferralStatus, SignupSlot
-from referrals.domain.program import Program
+from referrals.domain.program import RuleVersion
 from referrals.ports import Clock, Store
 from referrals.services.retry import retry_on_conflict
 from referrals.services.signups import add_referee_reward, count_earned, earned_status, month_of
@@ -22,7 +22,7 @@ class ConversionResult:
 def record_conversion(
     store: Store,
     clock: Clock,
-    program: Program,
+    rules: RuleVersion,
     user_id: str,
     event: str,
     external_id: str,
@@ -59,30 +59,35 @@ def record_conversion(
                 referral is not None
                 and referral.status is ReferralStatus.AWAITING
                 and referral.receipt is not None  # every signup writes one
-                and program.qualifies(event, value_cents)
+                and rules.qualifies(event, value_cents, referral.created_at, now)
             ):
-                # Earned now: priced under the caps of this month, payable the program's
-                # hold after the conversion.
+                # Earned now: priced by the rule version in force now (its tier for the
+                # referral's ordinal, this month's caps), payable its hold after this.
                 profile = uow.referrers.get(referral.referrer_id)
                 if profile is None:
                     raise NotFound(f"no referrer {referral.referrer_id!r}")  # never deleted
-                cents, cap = program.capped(referral.receipt.tier_cents, profile, month_of(now))
+                tier = rules.tiers.tier_of(referral.ordinal)
+                cents, cap = rules.capped(tier.reward_cents, profile, month_of(now))
                 receipt = replace(
                     referral.receipt,
                     rule=f"conversion:{event}",
-                    hold_days=program.hold.days,
+                    tier_threshold=tier.threshold,
+                    tier_cents=tier.reward_cents,
+                    hold_days=rules.hold.days,
                     cap=cap,
+                    program=rules.program_id,
+                    rule_version=rules.version,
                 )
-                hold = now - referral.created_at + program.hold
+                hold = now - referral.created_at + rules.hold
                 qualified = uow.referrals.qualify(
                     referral.id, earned_status(receipt), hold, receipt, cents
                 )
                 if qualified is not None:
                     count_earned(uow, qualified, profile)
-                    add_referee_reward(uow, program, qualified, now, now)
+                    add_referee_reward(uow, rules, qualified, now, now)
                     uow.outbox.add(events.referral_qualified(qualified, now))
             awaits_signup = False
-            if referral is None and program.qualifies(event, value_cents):
+            if referral is None and rules.qualifies(event, value_cents, now, now):
                 # The webhooks may come out of order: the user's signup will find this
                 # in their slot. A slot taken by the signup means it committed since
                 # `by_referee` read: the retry finds its referral.

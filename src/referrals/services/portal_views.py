@@ -12,7 +12,7 @@ from referrals.domain.codes import is_valid_code, normalize_code
 from referrals.domain.errors import InvalidInput, NotFound
 from referrals.domain.links import InvalidLink, LinkClaims
 from referrals.domain.model import Referral
-from referrals.domain.program import Program
+from referrals.domain.program import RuleVersion
 from referrals.ports import Clock, Store
 from referrals.services.queries import ReferrerStats, stats_of
 
@@ -44,7 +44,7 @@ def link_claims(
 
 
 def open_portal(
-    store: Store, clock: Clock, program: Program, code: str, claims: LinkClaims | None
+    store: Store, clock: Clock, rules: RuleVersion, code: str, claims: LinkClaims | None
 ) -> PortalView:
     """The page of the referrer whose `code` is in the path, if the link's `claims` (None:
     no valid, unexpired link) are theirs.
@@ -63,7 +63,7 @@ def open_portal(
             raise InvalidLink("the link is missing, not valid or expired")
         if normalize_code(claims.code) != normalize_code(code) or claims.user_id != owner.user_id:
             raise InvalidLink("the link is for another referrer")
-        stats = stats_of(uow, clock, program, owner)
+        stats = stats_of(uow, clock, rules, owner)
         # Ordinals run 1..n without gaps, so the last ones are those after n - RECENT.
         after = max(owner.referral_count - RECENT_REFERRALS, 0)
         recent = uow.referrals.for_referrer(owner.user_id, after, RECENT_REFERRALS)

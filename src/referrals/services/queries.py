@@ -8,7 +8,7 @@ from typing import Generic, TypeVar
 
 from referrals.domain.errors import InvalidInput, NotFound
 from referrals.domain.model import Earnings, Referral, ReferralStatus, Referrer, Reward
-from referrals.domain.program import Program
+from referrals.domain.program import RuleVersion
 from referrals.domain.tiers import Tier
 from referrals.ports import Clock, Store, UnitOfWork
 
@@ -33,18 +33,20 @@ class Page(Generic[T]):
     next_cursor: str | None
 
 
-def referrer_stats(store: Store, clock: Clock, program: Program, user_id: str) -> ReferrerStats:
+def referrer_stats(store: Store, clock: Clock, rules: RuleVersion, user_id: str) -> ReferrerStats:
     with store.read() as uow:
         referrer = uow.referrers.get(user_id)
         if referrer is None:
             raise NotFound(f"no referrer {user_id!r}")
-        return stats_of(uow, clock, program, referrer)
+        return stats_of(uow, clock, rules, referrer)
 
 
-def stats_of(uow: UnitOfWork, clock: Clock, program: Program, referrer: Referrer) -> ReferrerStats:
+def stats_of(
+    uow: UnitOfWork, clock: Clock, rules: RuleVersion, referrer: Referrer
+) -> ReferrerStats:
     """A referrer's stats, read in the caller's unit of work."""
     earnings = uow.referrers.earnings(referrer.user_id, clock.now())
-    return ReferrerStats(referrer, earnings, program.tiers.next_tier(referrer.referral_count))
+    return ReferrerStats(referrer, earnings, rules.tiers.next_tier(referrer.referral_count))
 
 
 def referral_with_entries(store: Store, referral_id: str) -> tuple[Referral, Sequence[Reward]]:

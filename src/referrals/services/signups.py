@@ -18,7 +18,7 @@ from referrals.domain.model import (
     new_id,
 )
 from referrals.domain.periods import Period
-from referrals.domain.program import Program, Trigger
+from referrals.domain.program import RuleVersion, Trigger
 from referrals.ports import Clock, Store, UnitOfWork
 from referrals.services.referrers import add_referrer, fingerprints_of, stored
 from referrals.services.retry import retry_on_conflict
@@ -53,7 +53,7 @@ class _Signup:
 def sign_up(
     store: Store,
     clock: Clock,
-    program: Program,
+    rules: RuleVersion,
     user_id: str,
     referral_code: str,
     email: str | None = None,
@@ -85,7 +85,7 @@ def sign_up(
 
     def record() -> SignupResult:
         with store.unit_of_work() as uow:
-            result = _record(uow, clock, program, signup)
+            result = _record(uow, clock, rules, signup)
             if not result.replayed:  # a replay wrote nothing worth keeping
                 uow.commit()
             return result
@@ -93,7 +93,7 @@ def sign_up(
     return retry_on_conflict(record)
 
 
-def _record(uow: UnitOfWork, clock: Clock, program: Program, signup: _Signup) -> SignupResult:
+def _record(uow: UnitOfWork, clock: Clock, rules: RuleVersion, signup: _Signup) -> SignupResult:
     """One signup, in `uow`: refused or replayed (its count given back), or recorded."""
     user_id, referral_code, email = signup.user_id, signup.referral_code, signup.email
     signed_up_at = signup.signed_up_at
@@ -114,19 +114,19 @@ def _record(uow: UnitOfWork, clock: Clock, program: Program, signup: _Signup) ->
         uow.referrers.give_back_count(profile.user_id)
         return replay
 
-    checks = signup_checks(program.checks, profile, email, signup.ip, signup.device)
-    rule = _earning_rule(uow, program, user_id)
+    checks = signup_checks(rules.checks, profile, email, signup.ip, signup.device)
+    rule = _earning_rule(uow, rules, user_id)
     ordinal = profile.referral_count
-    limit = program.checks.velocity_per_hour
-    if limit and signed_up_at is None:  # an import is history, not velocity
+    limit = rules.checks.velocity_per_hour
+    if rules.checks.velocity_runs and signed_up_at is None:  # an import is history
         earlier = _referral_by_ordinal(uow, profile.user_id, ordinal - limit)
-        checks.append(velocity_check(limit, earlier, clock.now()))
-    tier = program.tiers.tier_of(ordinal)
+        checks.append(velocity_check(limit, earlier, clock.now(), rules.checks.velocity))
+    tier = rules.tiers.tier_of(ordinal)
     created_at = signed_up_at or clock.now()
     earned = rule != AWAITING_RULE
     # A conversion program prices the caps when the reward is earned.
     cents, cap = (
-        program.capped(tier.reward_cents, profile, month_of(created_at))
+        rules.capped(tier.reward_cents, profile, month_of(created_at))
         if earned
         else (tier.reward_cents, None)
     )
@@ -134,9 +134,11 @@ def _record(uow: UnitOfWork, clock: Clock, program: Program, signup: _Signup) ->
         rule=rule,
         tier_threshold=tier.threshold,
         tier_cents=tier.reward_cents,
-        hold_days=program.hold.days,
+        hold_days=rules.hold.days,
         checks=tuple(checks),
         cap=cap,
+        program=rules.program_id,
+        rule_version=rules.version,
     )
     referral = Referral(
         id=new_id(clock.now()),
@@ -148,17 +150,17 @@ def _record(uow: UnitOfWork, clock: Clock, program: Program, signup: _Signup) ->
         reward_cents=cents,
         status=earned_status(receipt) if earned else ReferralStatus.AWAITING,
         created_at=created_at,
-        hold=program.hold,
+        hold=rules.hold,
         receipt=receipt,
     )
     if earned:
         count_earned(uow, referral, profile)
-    if referee is None and program.auto_enroll_referees:
+    if referee is None and rules.auto_enroll_referees:
         ip_hash, device_hash = stored(signup.ip), stored(signup.device)
         referee = add_referrer(uow, clock, user_id, email, ip_hash, device_hash)
     uow.referrals.add(referral)
     if earned:
-        add_referee_reward(uow, program, referral, referral.created_at, clock.now())
+        add_referee_reward(uow, rules, referral, referral.created_at, clock.now())
     uow.outbox.add(events.referral_created(referral, clock.now()))
     return SignupResult(referral, referee.code if referee else None, replayed=False)
 
@@ -181,19 +183,21 @@ def _replay(
     return None
 
 
-def _earning_rule(uow: UnitOfWork, program: Program, user_id: str) -> str:
+def _earning_rule(uow: UnitOfWork, rules: RuleVersion, user_id: str) -> str:
     """What earns a new referral its reward: the signup; in a conversion program, a
     qualifying conversion of the user reported before the signup (it took the user's
     signup slot); else, later, one reported after it (the referral awaits it, and the
     signup takes the slot, so a conversion racing it retries and finds the referral)."""
-    if program.trigger is Trigger.SIGNUP:
+    if rules.trigger is Trigger.SIGNUP:
         return "signup"
     slot = uow.conversions.signup_slot(user_id)
     if slot is None:
         uow.conversions.take_signup_slot(SignupSlot(user_id, None))
         return AWAITING_RULE
     early = uow.conversions.get(slot.external_id) if slot.external_id else None
-    if early is not None and program.qualifies(early.event, early.value_cents):
+    if early is not None and rules.qualifies(
+        early.event, early.value_cents, early.created_at, early.created_at
+    ):
         return f"conversion:{early.event}"
     return AWAITING_RULE
 
@@ -226,11 +230,11 @@ def give_back_earned(uow: UnitOfWork, referral: Referral) -> None:
 
 
 def add_referee_reward(
-    uow: UnitOfWork, program: Program, referral: Referral, earned_at: datetime, now: datetime
+    uow: UnitOfWork, rules: RuleVersion, referral: Referral, earned_at: datetime, now: datetime
 ) -> None:
     """The referee's own reward, in a double-sided program: it shares its referral's
     fate (held with it, approved or rejected with it)."""
-    if not program.referee_reward_cents:
+    if not rules.referee_reward_cents:
         return
     uow.rewards.add(
         Reward(
@@ -238,10 +242,10 @@ def add_referee_reward(
             referral_id=referral.id,
             user_id=referral.referee_id,
             kind=RewardKind.REFEREE,
-            cents=program.referee_reward_cents,
+            cents=rules.referee_reward_cents,
             status=referral.status,
             created_at=earned_at,
-            hold=program.hold,
+            hold=rules.hold,
         )
     )
 

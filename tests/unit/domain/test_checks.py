@@ -6,6 +6,7 @@ import pytest
 
 from referrals.domain.checks import (
     KEYED,
+    CheckMode,
     Fingerprints,
     FraudChecks,
     fingerprint,
@@ -15,7 +16,7 @@ from referrals.domain.checks import (
     unkeyed_fingerprint,
     velocity_check,
 )
-from referrals.domain.model import Check, Referral, ReferralStatus, Referrer
+from referrals.domain.model import Check, Receipt, Referral, ReferralStatus, Referrer
 
 NOW = datetime(2026, 3, 14, 12, tzinfo=UTC)
 KEY = b"unit-test-fingerprint-key-0123456789"
@@ -157,9 +158,29 @@ def test_a_referrer_fingerprinted_before_keying_is_still_compared() -> None:
 
 
 def test_switched_off_checks_do_not_run() -> None:
-    off = FraudChecks(email_alias=False, disposable_email=False, same_device=False)
+    off = FraudChecks(
+        email_alias=CheckMode.OFF, disposable_email=CheckMode.OFF, same_device=CheckMode.OFF
+    )
     ip, device = PRINTS(ALICE_IP), PRINTS(ALICE_DEVICE)
     assert signup_checks(off, ALICE, "alice.smith@gmail.com", ip, device) == []
+
+
+def test_a_check_in_shadow_mode_keeps_its_verdict_but_holds_nothing() -> None:
+    shadow = FraudChecks(email_alias=CheckMode.SHADOW)
+    checks = signup_checks(shadow, ALICE, "alicesmith+2@gmail.com", None, None)
+    alias = next(check for check in checks if check.name == "email_alias")
+    assert not alias.passed and alias.shadow
+    receipt = Receipt("signup", 1, 1000, checks=tuple(checks))
+    assert receipt.flagged == (alias,) and receipt.failed == ()
+    assert Receipt.from_dict(receipt.to_dict()) == receipt
+
+
+def test_modes_read_back_from_their_dict() -> None:
+    checks = FraudChecks(CheckMode.OFF, CheckMode.SHADOW, CheckMode.HOLD, CheckMode.SHADOW, 7)
+    assert FraudChecks.from_dict(checks.to_dict()) == checks
+    assert FraudChecks.from_dict({}) == FraudChecks()
+    assert not FraudChecks(velocity_per_hour=0).velocity_runs
+    assert not FraudChecks(velocity=CheckMode.OFF, velocity_per_hour=3).velocity_runs
 
 
 def referral_at(moment: datetime) -> Referral:

@@ -5,13 +5,13 @@ import pytest
 from referrals.adapters.memory import MemoryStore
 from referrals.domain.errors import ConversionConflict, InvalidInput
 from referrals.domain.model import ReferralStatus, RewardKind
-from referrals.domain.program import Program, Trigger
+from referrals.domain.program import RuleVersion, Trigger
 from referrals.services.conversions import record_conversion
 from referrals.services.referrers import enroll
 from referrals.services.signups import sign_up
 from tests.clocks import FixedClock
 
-ON_PURCHASE = Program(
+ON_PURCHASE = RuleVersion(
     trigger=Trigger.CONVERSION,
     conversion_min_cents=1000,
     hold=timedelta(days=7),
@@ -97,7 +97,7 @@ def test_a_flagged_signup_is_held_when_it_converts(store: MemoryStore, clock: Fi
 
 
 def test_a_signup_program_records_conversions_without_rewards(
-    store: MemoryStore, clock: FixedClock, program: Program
+    store: MemoryStore, clock: FixedClock, program: RuleVersion
 ) -> None:
     enroll(store, clock, "alice", code="ALICE-1")
     referral = sign_up(store, clock, program, "bob", "ALICE-1").referral
@@ -116,7 +116,7 @@ def test_bad_input_writes_nothing(store: MemoryStore, clock: FixedClock) -> None
 
 
 def test_the_caps_price_the_reward_when_it_is_earned(store: MemoryStore, clock: FixedClock) -> None:
-    program = Program(trigger=Trigger.CONVERSION, monthly_cap_cents=1500)
+    program = RuleVersion(trigger=Trigger.CONVERSION, monthly_cap_cents=1500)
     enroll(store, clock, "alice", code="ALICE-1")
     for referee in ("bob", "carol", "dave"):
         sign_up(store, clock, program, referee, "ALICE-1")  # nothing earned yet: no cap
@@ -156,10 +156,14 @@ def test_a_conversion_reported_before_the_signup_earns_the_referral_at_signup(
 
 @pytest.mark.parametrize(
     ("program", "event", "value"),
-    [(ON_PURCHASE, "purchase", 999), (ON_PURCHASE, "visit", 5000), (Program(), "purchase", 5000)],
+    [
+        (ON_PURCHASE, "purchase", 999),
+        (ON_PURCHASE, "visit", 5000),
+        (RuleVersion(), "purchase", 5000),
+    ],
 )
 def test_only_a_qualifying_early_conversion_waits_for_the_signup(
-    store: MemoryStore, clock: FixedClock, program: Program, event: str, value: int
+    store: MemoryStore, clock: FixedClock, program: RuleVersion, event: str, value: int
 ) -> None:
     enroll(store, clock, "alice", code="ALICE-1")
     early = record_conversion(store, clock, program, "bob", event, "o-1", value)

@@ -7,7 +7,7 @@ import pytest
 from referrals.adapters.memory import MemoryStore
 from referrals.domain.model import ReferralStatus, ReferrerTally, StateTally
 from referrals.domain.periods import Period
-from referrals.domain.program import Program, Trigger
+from referrals.domain.program import RuleVersion, Trigger
 from referrals.domain.tiers import TierSchedule
 from referrals.services.dashboard_overview import WINDOW_DAYS, TierTotal, overview
 from referrals.services.payouts import run_payout
@@ -28,7 +28,7 @@ def code(store: MemoryStore, clock: FixedClock) -> str:
 
 
 def test_an_empty_program_shows_thirty_days_of_nothing(
-    store: MemoryStore, clock: FixedClock, program: Program
+    store: MemoryStore, clock: FixedClock, program: RuleVersion
 ) -> None:
     empty = overview(store, clock, program.tiers)
     assert [day for day, _ in empty.days] == [
@@ -41,7 +41,7 @@ def test_an_empty_program_shows_thirty_days_of_nothing(
 
 
 def test_signups_per_day_count_the_window_by_when_they_signed_up(
-    store: MemoryStore, clock: FixedClock, program: Program, code: str
+    store: MemoryStore, clock: FixedClock, program: RuleVersion, code: str
 ) -> None:
     today, start = clock.now(), datetime(2026, 2, 13, tzinfo=UTC)
     for user, moment in [
@@ -57,7 +57,7 @@ def test_signups_per_day_count_the_window_by_when_they_signed_up(
 
 
 def test_tiers_money_and_leaderboard(
-    store: MemoryStore, clock: FixedClock, program: Program, code: str
+    store: MemoryStore, clock: FixedClock, program: RuleVersion, code: str
 ) -> None:
     for n in range(1, 6):  # the fifth referral is in the $15 tier
         sign_up(store, clock, program, f"u{n}", code)
@@ -84,7 +84,7 @@ def test_tiers_money_and_leaderboard(
 
 
 def test_an_amount_the_schedule_no_longer_pays_has_no_tier(
-    store: MemoryStore, clock: FixedClock, program: Program, code: str
+    store: MemoryStore, clock: FixedClock, program: RuleVersion, code: str
 ) -> None:
     sign_up(store, clock, program, "u1", code)
     cheaper = TierSchedule.parse("1:500")
@@ -94,9 +94,9 @@ def test_an_amount_the_schedule_no_longer_pays_has_no_tier(
 def test_an_awaiting_reward_is_listed_but_not_owed(
     store: MemoryStore, clock: FixedClock, code: str
 ) -> None:
-    on_conversion = Program(trigger=Trigger.CONVERSION)
+    on_conversion = RuleVersion(trigger=Trigger.CONVERSION)
     sign_up(store, clock, on_conversion, "bob", code)  # awaiting: 1000 if bob converts
-    sign_up(store, clock, Program(), "carol", code)  # earned: 1000 owed
+    sign_up(store, clock, RuleVersion(), "carol", code)  # earned: 1000 owed
     shown = overview(store, clock, on_conversion.tiers)
     assert {state.status: state.cents for state in shown.unsettled} == {
         ReferralStatus.AWAITING: 1000,

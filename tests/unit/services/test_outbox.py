@@ -6,7 +6,7 @@ import pytest
 from referrals.adapters.memory import MemoryStore
 from referrals.domain.errors import NotFound
 from referrals.domain.model import Event, EventStatus, new_id
-from referrals.domain.program import Program
+from referrals.domain.program import RuleVersion
 from referrals.services.outbox import (
     RetryPolicy,
     discard,
@@ -26,7 +26,7 @@ POLICY = RetryPolicy(max_attempts=3, first_delay=timedelta(seconds=10))
 @pytest.fixture
 def signed_up(store: MemoryStore, clock: FixedClock) -> str:
     code = enroll(store, clock, "alice").referrer.code
-    return sign_up(store, clock, Program(), "bob", code).referral.id
+    return sign_up(store, clock, RuleVersion(), "bob", code).referral.id
 
 
 def only_event(store: MemoryStore):  # type: ignore[no-untyped-def]
@@ -47,8 +47,8 @@ def test_a_refused_signup_writes_no_event(
 ) -> None:
     code = store.state.referrers["alice"].code
     with pytest.raises(Exception, match="refer themselves"):
-        sign_up(store, clock, Program(), "alice", code)
-    sign_up(store, clock, Program(), "bob", code)  # a replay
+        sign_up(store, clock, RuleVersion(), "alice", code)
+    sign_up(store, clock, RuleVersion(), "bob", code)  # a replay
     assert len(store.state.outbox) == 1
 
 

@@ -10,7 +10,7 @@ from referrals.adapters.memory import MemoryStore
 from referrals.domain.errors import InvalidInput, PayoutFailed, PayoutInProgress
 from referrals.domain.model import ReferralStatus, RunStatus
 from referrals.domain.periods import Period
-from referrals.domain.program import Program
+from referrals.domain.program import RuleVersion
 from referrals.services import payouts, reviews
 from referrals.services.referrers import enroll
 from referrals.services.signups import sign_up
@@ -34,7 +34,7 @@ def reports() -> MemoryReports:
 def seed(store: MemoryStore, clock: FixedClock, referrer: str, moments: list[datetime]) -> None:
     code = enroll(store, clock, referrer).referrer.code
     for n, moment in enumerate(moments):
-        sign_up(store, clock, Program(), f"{referrer}-ref-{n}", code, signed_up_at=moment)
+        sign_up(store, clock, RuleVersion(), f"{referrer}-ref-{n}", code, signed_up_at=moment)
 
 
 def statuses(store: MemoryStore) -> dict[str, tuple[ReferralStatus, str | None]]:
@@ -290,7 +290,7 @@ def test_a_total_below_the_minimum_is_carried_to_a_later_run(
     sign_up(
         store,
         clock,
-        Program(),
+        RuleVersion(),
         "alice-ref-1",
         store.state.referrers["alice"].code,
         signed_up_at=datetime(2026, 10, 3, tzinfo=UTC),
@@ -307,7 +307,7 @@ def test_a_dry_run_shows_what_it_would_carry_and_what_is_held(
     seed(store, clock, "alice", [datetime(2026, 10, 9, tzinfo=UTC)])
     seed(store, clock, "bob", [datetime(2026, 10, 9, tzinfo=UTC)] * 2)
     code = store.state.referrers["bob"].code
-    held = sign_up(store, clock, Program(), "carol", code, "carol@yopmail.com").referral
+    held = sign_up(store, clock, RuleVersion(), "carol", code, "carol@yopmail.com").referral
     preview = payouts.preview_payout(store, clock, OCT, minimum_cents=1500)
     assert [(line.referrer_id, line.amount_cents) for line in preview.lines] == [("bob", 2000)]
     assert [(line.referrer_id, line.amount_cents) for line in preview.carried_forward] == [

@@ -9,7 +9,7 @@ import pytest
 from referrals.adapters.memory import MemoryStore
 from referrals.domain.errors import InvalidInput, NotFound
 from referrals.domain.links import InvalidLink, LinkClaims
-from referrals.domain.program import Program
+from referrals.domain.program import RuleVersion
 from referrals.services import portal_views
 from referrals.services.referrers import enroll
 from referrals.services.signups import sign_up
@@ -19,7 +19,7 @@ DAY = 24 * 3600
 
 
 @pytest.fixture
-def code(store: MemoryStore, clock: FixedClock, program: Program) -> str:
+def code(store: MemoryStore, clock: FixedClock, program: RuleVersion) -> str:
     code = enroll(store, clock, "alice").referrer.code
     for i in range(3):
         sign_up(store, clock, program, f"user-{i}", code)
@@ -31,7 +31,7 @@ def claims(store: MemoryStore, clock: FixedClock, ttl: int = DAY) -> LinkClaims:
 
 
 def test_a_links_claims_open_the_referrers_page(
-    store: MemoryStore, clock: FixedClock, program: Program, code: str
+    store: MemoryStore, clock: FixedClock, program: RuleVersion, code: str
 ) -> None:
     link = claims(store, clock)
     assert (link.user_id, link.code) == ("alice", code)
@@ -52,7 +52,7 @@ def test_the_link_expires_after_its_ttl_in_whole_seconds(
 
 
 def test_the_code_in_the_path_matches_in_any_case(
-    store: MemoryStore, clock: FixedClock, program: Program, code: str
+    store: MemoryStore, clock: FixedClock, program: RuleVersion, code: str
 ) -> None:
     view = portal_views.open_portal(store, clock, program, code.lower(), claims(store, clock))
     assert view.stats.referrer.user_id == "alice"
@@ -71,7 +71,7 @@ def test_no_link_for_an_unknown_referrer(store: MemoryStore, clock: FixedClock) 
 
 
 def test_the_most_recent_referrals_come_first_and_are_bounded(
-    store: MemoryStore, clock: FixedClock, program: Program, code: str
+    store: MemoryStore, clock: FixedClock, program: RuleVersion, code: str
 ) -> None:
     extra = portal_views.RECENT_REFERRALS + 2
     for i in range(extra):
@@ -84,28 +84,28 @@ def test_the_most_recent_referrals_come_first_and_are_bounded(
 
 @pytest.mark.parametrize("path_code", ["NOSUCHCODE", "x", "<script>", "a/b", "", "A" * 33])
 def test_a_code_no_referrer_has_is_not_found(
-    store: MemoryStore, clock: FixedClock, program: Program, code: str, path_code: str
+    store: MemoryStore, clock: FixedClock, program: RuleVersion, code: str, path_code: str
 ) -> None:
     with pytest.raises(NotFound):
         portal_views.open_portal(store, clock, program, path_code, claims(store, clock))
 
 
 def test_a_code_no_referrer_has_is_not_found_without_a_link_too(
-    store: MemoryStore, clock: FixedClock, program: Program, code: str
+    store: MemoryStore, clock: FixedClock, program: RuleVersion, code: str
 ) -> None:
     with pytest.raises(NotFound):
         portal_views.open_portal(store, clock, program, "NOSUCHCODE", None)
 
 
 def test_no_valid_link_is_refused(
-    store: MemoryStore, clock: FixedClock, program: Program, code: str
+    store: MemoryStore, clock: FixedClock, program: RuleVersion, code: str
 ) -> None:
     with pytest.raises(InvalidLink):
         portal_views.open_portal(store, clock, program, code, None)
 
 
 def test_a_link_for_another_code_is_refused(
-    store: MemoryStore, clock: FixedClock, program: Program, code: str
+    store: MemoryStore, clock: FixedClock, program: RuleVersion, code: str
 ) -> None:
     bob_code = enroll(store, clock, "bob").referrer.code
     with pytest.raises(InvalidLink):
@@ -113,7 +113,7 @@ def test_a_link_for_another_code_is_refused(
 
 
 def test_a_link_naming_the_code_but_another_user_is_refused(
-    store: MemoryStore, clock: FixedClock, program: Program, code: str
+    store: MemoryStore, clock: FixedClock, program: RuleVersion, code: str
 ) -> None:
     enroll(store, clock, "bob")
     forged = replace(claims(store, clock), user_id="bob")

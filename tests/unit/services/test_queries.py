@@ -3,7 +3,7 @@ import pytest
 from referrals.adapters.memory import MemoryStore
 from referrals.domain.errors import InvalidInput, NotFound
 from referrals.domain.model import ReferralStatus
-from referrals.domain.program import Program
+from referrals.domain.program import RuleVersion
 from referrals.domain.tiers import Tier
 from referrals.services import queries
 from referrals.services.referrers import enroll
@@ -12,7 +12,7 @@ from tests.clocks import FixedClock
 
 
 @pytest.fixture
-def seeded(store: MemoryStore, clock: FixedClock, program: Program) -> MemoryStore:
+def seeded(store: MemoryStore, clock: FixedClock, program: RuleVersion) -> MemoryStore:
     code = enroll(store, clock, "alice").referrer.code
     for i in range(7):
         sign_up(store, clock, program, f"u{i}", code)
@@ -20,7 +20,7 @@ def seeded(store: MemoryStore, clock: FixedClock, program: Program) -> MemorySto
 
 
 def test_stats_sum_rewards_and_point_at_the_next_tier(
-    seeded: MemoryStore, program: Program
+    seeded: MemoryStore, program: RuleVersion
 ) -> None:
     stats = queries.referrer_stats(seeded, FixedClock(), program, "alice")
     assert stats.referrer.referral_count == 7
@@ -29,7 +29,7 @@ def test_stats_sum_rewards_and_point_at_the_next_tier(
     assert stats.next_tier == Tier(10, 2000)
 
 
-def test_stats_of_unknown_referrer(store: MemoryStore, program: Program) -> None:
+def test_stats_of_unknown_referrer(store: MemoryStore, program: RuleVersion) -> None:
     with pytest.raises(NotFound):
         queries.referrer_stats(store, FixedClock(), program, "nobody")
 

@@ -8,7 +8,7 @@ from referrals.adapters.memory import MemoryStore
 from referrals.domain.errors import InvalidInput, NotFound, NotHeld, NotReversible
 from referrals.domain.model import Referral, ReferralStatus, RewardKind
 from referrals.domain.periods import Period
-from referrals.domain.program import Program
+from referrals.domain.program import RuleVersion
 from referrals.services import reviews
 from referrals.services.audit import audit_log
 from referrals.services.payouts import run_payout
@@ -19,7 +19,7 @@ from tests.fakes import MemoryReports
 
 
 @pytest.fixture
-def held(store: MemoryStore, clock: FixedClock, program: Program) -> Referral:
+def held(store: MemoryStore, clock: FixedClock, program: RuleVersion) -> Referral:
     enroll(store, clock, "alice", code="ALICE-1")
     referral = sign_up(store, clock, program, "bob", "ALICE-1", "bob@yopmail.com").referral
     assert referral.status is ReferralStatus.HELD
@@ -73,7 +73,7 @@ def test_reject_and_reverse_need_a_reason(
 
 
 def test_a_pending_reward_is_reversed_and_a_paid_one_clawed_back(
-    store: MemoryStore, clock: FixedClock, program: Program, held: Referral
+    store: MemoryStore, clock: FixedClock, program: RuleVersion, held: Referral
 ) -> None:
     pending = sign_up(store, clock, program, "carol", "ALICE-1").referral
     reversed_ = reviews.reverse(store, clock, "key-1", pending.id, "refunded")
@@ -97,7 +97,7 @@ def test_a_pending_reward_is_reversed_and_a_paid_one_clawed_back(
 
 
 def test_the_clawback_is_taken_in_the_next_run_on_a_line_of_its_own(
-    store: MemoryStore, clock: FixedClock, program: Program, held: Referral
+    store: MemoryStore, clock: FixedClock, program: RuleVersion, held: Referral
 ) -> None:
     paid = sign_up(store, clock, program, "dave", "ALICE-1").referral
     clock.advance(days=30)  # April
@@ -136,7 +136,7 @@ def test_two_reviewers_at_once_have_one_winner(
 
 
 def test_the_review_queue_lists_held_rewards_only(
-    store: MemoryStore, clock: FixedClock, program: Program, held: Referral
+    store: MemoryStore, clock: FixedClock, program: RuleVersion, held: Referral
 ) -> None:
     sign_up(store, clock, program, "carol", "ALICE-1")
     assert [r.id for r in reviews.review_queue(store, 10, None).items] == [held.id]
@@ -145,7 +145,7 @@ def test_the_review_queue_lists_held_rewards_only(
 def test_reversing_a_double_sided_referral_claws_back_both_sides(
     store: MemoryStore, clock: FixedClock
 ) -> None:
-    program = Program(referee_reward_cents=500)
+    program = RuleVersion(referee_reward_cents=500)
     enroll(store, clock, "alice", code="ALICE-1")
     paid = sign_up(store, clock, program, "dave", "ALICE-1").referral
     clock.advance(days=30)
@@ -165,7 +165,7 @@ def test_reversing_a_double_sided_referral_claws_back_both_sides(
 
 
 def test_a_reward_being_paid_out_cannot_be_reversed(
-    store: MemoryStore, clock: FixedClock, program: Program
+    store: MemoryStore, clock: FixedClock, program: RuleVersion
 ) -> None:
     enroll(store, clock, "alice", code="ALICE-1")
     referral = sign_up(store, clock, program, "dave", "ALICE-1").referral
@@ -179,7 +179,7 @@ def test_a_reward_being_paid_out_cannot_be_reversed(
 
 
 def test_a_reward_paid_by_a_run_not_yet_completed_cannot_be_reversed(
-    store: MemoryStore, clock: FixedClock, program: Program
+    store: MemoryStore, clock: FixedClock, program: RuleVersion
 ) -> None:
     """A store may mark rewards paid in batches before the run completes (DynamoDB)."""
     enroll(store, clock, "alice", code="ALICE-1")
@@ -208,7 +208,7 @@ def test_a_rejected_reward_gives_its_cap_room_back(
     assert _counters(store) == (1000, "2026-03", 1000)  # a held reward counts until refused
     reviews.reject(store, clock, "admin", held.id, "fraud")
     assert _counters(store) == (0, "2026-03", 0)
-    capped = Program(monthly_cap_cents=1000)
+    capped = RuleVersion(monthly_cap_cents=1000)
     assert sign_up(store, clock, capped, "carol", "ALICE-1").referral.reward_cents == 1000
 
 
@@ -220,7 +220,7 @@ def test_an_approved_reward_keeps_counting(
 
 
 def test_a_reversal_gives_back_to_the_month_it_was_earned_in(
-    store: MemoryStore, clock: FixedClock, program: Program
+    store: MemoryStore, clock: FixedClock, program: RuleVersion
 ) -> None:
     enroll(store, clock, "alice", code="ALICE-1")
     march = sign_up(store, clock, program, "bob", "ALICE-1").referral
@@ -263,7 +263,7 @@ def test_every_decision_is_announced_with_its_reason(
 
 
 def test_a_clawback_is_announced_as_such(
-    store: MemoryStore, clock: FixedClock, program: Program
+    store: MemoryStore, clock: FixedClock, program: RuleVersion
 ) -> None:
     enroll(store, clock, "alice", code="ALICE-1")
     referral = sign_up(store, clock, program, "bob", "ALICE-1").referral
@@ -281,7 +281,7 @@ def test_a_clawback_is_announced_as_such(
 def test_a_paid_reward_capped_to_nothing_leaves_no_clawback(
     store: MemoryStore, clock: FixedClock
 ) -> None:
-    capped = Program(lifetime_cap_cents=1000)
+    capped = RuleVersion(lifetime_cap_cents=1000)
     enroll(store, clock, "alice", code="ALICE-1")
     sign_up(store, clock, capped, "bob", "ALICE-1")
     nothing = sign_up(store, clock, capped, "carol", "ALICE-1").referral

@@ -7,7 +7,7 @@ from referrals.adapters.memory import MemoryStore
 from referrals.domain.errors import PayoutFailed
 from referrals.domain.model import ReferralStatus, Role, RunStatus
 from referrals.domain.periods import Period
-from referrals.domain.program import Program
+from referrals.domain.program import RuleVersion
 from referrals.services.keys import create_first_admin_key, create_key
 from referrals.services.payouts import run_payout
 from referrals.services.referrers import enroll
@@ -23,7 +23,12 @@ def seed(store: MemoryStore, clock: FixedClock) -> None:
     code = enroll(store, clock, "alice").referrer.code
     for n in range(3):
         sign_up(
-            store, clock, Program(), f"u{n}", code, signed_up_at=datetime(2026, 10, 9, tzinfo=UTC)
+            store,
+            clock,
+            RuleVersion(),
+            f"u{n}",
+            code,
+            signed_up_at=datetime(2026, 10, 9, tzinfo=UTC),
         )
 
 
@@ -116,4 +121,4 @@ def seed_november(store: MemoryStore, clock: FixedClock) -> None:
     code = enroll(store, clock, "alice").referrer.code
     for n in range(3):
         moment = datetime(2026, 11, 9, tzinfo=UTC)
-        sign_up(store, clock, Program(), f"u{n}", code, signed_up_at=moment)
+        sign_up(store, clock, RuleVersion(), f"u{n}", code, signed_up_at=moment)

@@ -7,7 +7,7 @@ from referrals.adapters.memory import MemoryStore
 from referrals.domain.checks import Fingerprints, FraudChecks, unkeyed_fingerprint
 from referrals.domain.errors import AlreadyReferred, CodeNotFound, InvalidInput, SelfReferral
 from referrals.domain.model import ReferralStatus, Referrer, RewardKind
-from referrals.domain.program import Program
+from referrals.domain.program import RuleVersion
 from referrals.domain.tiers import TierSchedule
 from referrals.services.referrers import enroll
 from referrals.services.signups import sign_up
@@ -22,7 +22,7 @@ def code(store: MemoryStore, clock: FixedClock) -> str:
 
 
 def test_signup_records_ordinal_reward_and_counter(
-    store: MemoryStore, clock: FixedClock, program: Program, code: str
+    store: MemoryStore, clock: FixedClock, program: RuleVersion, code: str
 ) -> None:
     result = sign_up(store, clock, program, "bob", code, "bob@example.com")
     assert not result.replayed
@@ -34,7 +34,7 @@ def test_signup_records_ordinal_reward_and_counter(
 
 
 def test_fifth_signup_is_priced_at_the_second_tier(
-    store: MemoryStore, clock: FixedClock, program: Program, code: str
+    store: MemoryStore, clock: FixedClock, program: RuleVersion, code: str
 ) -> None:
     rewards = [
         sign_up(store, clock, program, f"u{i}", code).referral.reward_cents for i in range(6)
@@ -43,13 +43,13 @@ def test_fifth_signup_is_priced_at_the_second_tier(
 
 
 def test_code_matches_case_insensitively(
-    store: MemoryStore, clock: FixedClock, program: Program, code: str
+    store: MemoryStore, clock: FixedClock, program: RuleVersion, code: str
 ) -> None:
     assert sign_up(store, clock, program, "bob", code.lower()).referral.referrer_id == "alice"
 
 
 def test_referee_is_enrolled_with_a_code(
-    store: MemoryStore, clock: FixedClock, program: Program, code: str
+    store: MemoryStore, clock: FixedClock, program: RuleVersion, code: str
 ) -> None:
     result = sign_up(store, clock, program, "bob", code, "bob@example.com")
     with store.read() as uow:
@@ -60,14 +60,14 @@ def test_referee_is_enrolled_with_a_code(
 def test_referee_is_not_enrolled_when_the_program_says_so(
     store: MemoryStore, clock: FixedClock, code: str
 ) -> None:
-    result = sign_up(store, clock, Program(auto_enroll_referees=False), "bob", code)
+    result = sign_up(store, clock, RuleVersion(auto_enroll_referees=False), "bob", code)
     assert result.referee_code is None
     with store.read() as uow:
         assert uow.referrers.get("bob") is None
 
 
 def test_replay_returns_the_original_result_and_writes_nothing(
-    store: MemoryStore, clock: FixedClock, program: Program, code: str
+    store: MemoryStore, clock: FixedClock, program: RuleVersion, code: str
 ) -> None:
     first = sign_up(store, clock, program, "bob", code)
     sign_up(store, clock, program, "carol", code)
@@ -80,7 +80,7 @@ def test_replay_returns_the_original_result_and_writes_nothing(
 
 
 def test_same_user_with_another_code_conflicts(
-    store: MemoryStore, clock: FixedClock, program: Program, code: str
+    store: MemoryStore, clock: FixedClock, program: RuleVersion, code: str
 ) -> None:
     other = enroll(store, clock, "dave").referrer.code
     sign_up(store, clock, program, "bob", code)
@@ -89,14 +89,14 @@ def test_same_user_with_another_code_conflicts(
 
 
 def test_self_referral_by_user_id(
-    store: MemoryStore, clock: FixedClock, program: Program, code: str
+    store: MemoryStore, clock: FixedClock, program: RuleVersion, code: str
 ) -> None:
     with pytest.raises(SelfReferral):
         sign_up(store, clock, program, "alice", code)
 
 
 def test_self_referral_by_email_ignores_case(
-    store: MemoryStore, clock: FixedClock, program: Program, code: str
+    store: MemoryStore, clock: FixedClock, program: RuleVersion, code: str
 ) -> None:
     with pytest.raises(SelfReferral):
         sign_up(store, clock, program, "alice-2nd-account", code, "ALICE@example.COM")
@@ -104,13 +104,13 @@ def test_self_referral_by_email_ignores_case(
         assert uow.referrers.get("alice").referral_count == 0  # type: ignore[union-attr]
 
 
-def test_unknown_code(store: MemoryStore, clock: FixedClock, program: Program) -> None:
+def test_unknown_code(store: MemoryStore, clock: FixedClock, program: RuleVersion) -> None:
     with pytest.raises(CodeNotFound):
         sign_up(store, clock, program, "bob", "NOSUCH")
 
 
 def test_custom_schedule_is_applied(store: MemoryStore, clock: FixedClock, code: str) -> None:
-    program = Program(TierSchedule.parse("1:100,2:200"))
+    program = RuleVersion(TierSchedule.parse("1:100,2:200"))
     rewards = [
         sign_up(store, clock, program, f"u{i}", code).referral.reward_cents for i in range(3)
     ]
@@ -118,7 +118,7 @@ def test_custom_schedule_is_applied(store: MemoryStore, clock: FixedClock, code:
 
 
 def test_import_sets_created_at(
-    store: MemoryStore, clock: FixedClock, program: Program, code: str
+    store: MemoryStore, clock: FixedClock, program: RuleVersion, code: str
 ) -> None:
     past = clock.now() - timedelta(days=40)
     assert (
@@ -127,14 +127,14 @@ def test_import_sets_created_at(
 
 
 def test_import_in_the_future_is_refused(
-    store: MemoryStore, clock: FixedClock, program: Program, code: str
+    store: MemoryStore, clock: FixedClock, program: RuleVersion, code: str
 ) -> None:
     with pytest.raises(InvalidInput):
         sign_up(store, clock, program, "bob", code, signed_up_at=clock.now() + timedelta(seconds=1))
 
 
 def test_concurrent_signups_get_exact_ordinals(
-    store: MemoryStore, clock: FixedClock, program: Program, code: str
+    store: MemoryStore, clock: FixedClock, program: RuleVersion, code: str
 ) -> None:
     with ThreadPoolExecutor(16) as pool:
         results = list(pool.map(lambda i: sign_up(store, clock, program, f"u{i}", code), range(60)))
@@ -145,7 +145,7 @@ def test_concurrent_signups_get_exact_ordinals(
 
 
 def test_a_flagged_signup_is_recorded_with_its_reward_held(
-    store: MemoryStore, clock: FixedClock, program: Program, code: str
+    store: MemoryStore, clock: FixedClock, program: RuleVersion, code: str
 ) -> None:
     result = sign_up(store, clock, program, "bob", code, "alice+2@example.com")
     assert result.referral.status is ReferralStatus.PENDING  # example.com keeps +tags
@@ -160,7 +160,7 @@ def test_a_flagged_signup_is_recorded_with_its_reward_held(
 def test_the_receipt_names_the_tier_and_the_hold(
     store: MemoryStore, clock: FixedClock, code: str
 ) -> None:
-    program = Program(hold=timedelta(days=30))
+    program = RuleVersion(hold=timedelta(days=30))
     for n in range(4):
         sign_up(store, clock, program, f"u{n}", code)
     fifth = sign_up(store, clock, program, "u4", code).referral
@@ -175,7 +175,7 @@ def test_the_receipt_names_the_tier_and_the_hold(
 
 
 def test_a_referee_on_the_referrers_device_is_held(
-    store: MemoryStore, clock: FixedClock, program: Program
+    store: MemoryStore, clock: FixedClock, program: RuleVersion
 ) -> None:
     enroll(
         store,
@@ -197,7 +197,7 @@ def test_a_referee_on_the_referrers_device_is_held(
 
 
 def test_only_keyed_fingerprints_are_kept(
-    store: MemoryStore, clock: FixedClock, program: Program
+    store: MemoryStore, clock: FixedClock, program: RuleVersion
 ) -> None:
     enroll(store, clock, "dave", code="DAVE-1", ip="198.51.100.7", fingerprints=PRINTS)
     sign_up(store, clock, program, "erin", "DAVE-1", device_id="phone-2", fingerprints=PRINTS)
@@ -211,7 +211,7 @@ def test_only_keyed_fingerprints_are_kept(
 
 
 def test_a_referrer_fingerprinted_before_the_upgrade_is_still_compared(
-    store: MemoryStore, clock: FixedClock, program: Program
+    store: MemoryStore, clock: FixedClock, program: RuleVersion
 ) -> None:
     """A referrer enrolled before fingerprints were keyed keeps the unkeyed one: a
     signup's address is compared with it in that form too."""
@@ -231,7 +231,7 @@ def test_a_referrer_fingerprinted_before_the_upgrade_is_still_compared(
 
 
 def test_an_address_without_the_fingerprints_is_refused_not_kept_unkeyed(
-    store: MemoryStore, clock: FixedClock, program: Program, code: str
+    store: MemoryStore, clock: FixedClock, program: RuleVersion, code: str
 ) -> None:
     with pytest.raises(ValueError, match="fingerprints"):
         enroll(store, clock, "dave", ip="198.51.100.7")
@@ -242,7 +242,7 @@ def test_an_address_without_the_fingerprints_is_refused_not_kept_unkeyed(
 
 
 def test_an_auto_enrolled_referee_keeps_their_fingerprints_for_their_own_referrals(
-    store: MemoryStore, clock: FixedClock, program: Program, code: str
+    store: MemoryStore, clock: FixedClock, program: RuleVersion, code: str
 ) -> None:
     bob_code = sign_up(
         store, clock, program, "bob", code, device_id="bobs-phone", fingerprints=PRINTS
@@ -257,7 +257,7 @@ def test_an_auto_enrolled_referee_keeps_their_fingerprints_for_their_own_referra
 def test_velocity_holds_the_referrals_beyond_the_hourly_limit(
     store: MemoryStore, clock: FixedClock, code: str
 ) -> None:
-    program = Program(checks=FraudChecks(velocity_per_hour=3))
+    program = RuleVersion(checks=FraudChecks(velocity_per_hour=3))
     statuses = []
     for n in range(5):
         statuses.append(sign_up(store, clock, program, f"u{n}", code).referral.status)
@@ -271,7 +271,7 @@ def test_velocity_holds_the_referrals_beyond_the_hourly_limit(
 def test_a_double_sided_program_rewards_the_referee_too(
     store: MemoryStore, clock: FixedClock, code: str
 ) -> None:
-    program = Program(referee_reward_cents=500, hold=timedelta(days=3))
+    program = RuleVersion(referee_reward_cents=500, hold=timedelta(days=3))
     referral = sign_up(store, clock, program, "bob", code).referral
     flagged = sign_up(store, clock, program, "carol", code, "carol@yopmail.com").referral
     with store.read() as uow:
@@ -288,7 +288,7 @@ def test_a_double_sided_program_rewards_the_referee_too(
 
 
 def test_the_created_event_says_whether_the_reward_is_earned_or_held(
-    store: MemoryStore, clock: FixedClock, program: Program, code: str
+    store: MemoryStore, clock: FixedClock, program: RuleVersion, code: str
 ) -> None:
     sign_up(store, clock, program, "bob", code)
     sign_up(store, clock, program, "carol", code, "carol@yopmail.com")
@@ -302,7 +302,7 @@ def test_the_created_event_says_whether_the_reward_is_earned_or_held(
     assert len(events) == 2
 
 
-CAPPED = Program(monthly_cap_cents=2500, lifetime_cap_cents=4000)
+CAPPED = RuleVersion(monthly_cap_cents=2500, lifetime_cap_cents=4000)
 
 
 def test_the_monthly_cap_cuts_the_reward_and_the_receipt_says_so(
@@ -332,7 +332,7 @@ def test_a_new_month_opens_the_monthly_cap_until_the_lifetime_cap(
 def test_an_import_counts_in_its_own_month(
     store: MemoryStore, clock: FixedClock, code: str
 ) -> None:
-    program = Program(monthly_cap_cents=1500)
+    program = RuleVersion(monthly_cap_cents=1500)
     january = clock.now().replace(month=1)
     imported = [
         sign_up(store, clock, program, f"old{i}", code, signed_up_at=january).referral

@@ -31,12 +31,14 @@ from referrals.domain.model import (
     Role,
     RunStatus,
 )
+from referrals.domain.program import Program, ProgramStatus, RuleVersion
 
 ONE_MICROSECOND = timedelta(microseconds=1)
 UNPAID = "UNPAID"  # the one partition of the sparse `unpaid` index
 # The head of the report chain: the run completed last, and a version that every
 # completion moves on in its commit (see `DynamoPayouts.lock_chain`).
 CHAIN_HEAD: Values = {"pk": "CHAIN", "sk": "HEAD"}
+RULES_PREFIX = "RULES#"  # the sort keys of a program's rule versions
 
 
 def micros(moment: datetime | None) -> int | None:
@@ -284,6 +286,77 @@ def conversion(item: Values) -> Conversion:
         created_at=from_micros(int(item["created_at"])),
         referral_id=item.get("referral_id"),
         awaits_signup="awaits_signup" in item,
+    )
+
+
+# Programs and rule versions -------------------------------------------------------
+
+
+def program_pk(program_id: str) -> str:
+    # A program and its rule versions share a partition: each program's reads (by the
+    # service's rules book, on every server) fall on a partition of its own.
+    return f"PROGRAM#{program_id}"
+
+
+def program_key(program_id: str) -> Values:
+    return {"pk": program_pk(program_id), "sk": "PROGRAM"}
+
+
+def program_listing_key(program_id: str) -> Values:
+    # Programs are few (made by hand): their listing shares one partition, sorted by id,
+    # so a list is a Query, never a Scan.
+    return {"pk": "PROGRAMS", "sk": program_id}
+
+
+def rule_version_key(program_id: str, version: int) -> Values:
+    # Zero-padded so that string order is version order, up to version 999999 (a
+    # million rule changes of one program).
+    return {"pk": program_pk(program_id), "sk": f"{RULES_PREFIX}{version:06d}"}
+
+
+def program_item(p: Program) -> Values:
+    return {
+        **program_key(p.id),
+        "program_id": p.id,
+        "program_name": p.name,  # `name` is a reserved word in expressions
+        "currency": p.currency,
+        "status": p.status.value,
+        "share_url_template": p.share_url_template,
+        "created_at": to_micros(p.created_at),
+    }
+
+
+def program(item: Values) -> Program:
+    return Program(
+        id=item["program_id"],
+        name=item["program_name"],
+        currency=item["currency"],
+        status=ProgramStatus(item["status"]),
+        share_url_template=item.get("share_url_template"),
+        created_at=from_micros(int(item["created_at"])),
+    )
+
+
+def rule_version_item(v: RuleVersion) -> Values:
+    return {
+        **rule_version_key(v.program_id, v.version),
+        "program_id": v.program_id,
+        "version": v.version,
+        "effective_from": to_micros(v.effective_from),
+        "created_at": to_micros(v.created_at),
+        # One string, as the SQL stores keep it: a version never changes, and no
+        # expression reads inside its rules.
+        "rules": json.dumps(v.to_dict(), sort_keys=True, separators=(",", ":")),
+    }
+
+
+def rule_version(item: Values) -> RuleVersion:
+    return RuleVersion.from_dict(
+        json.loads(item["rules"]),
+        program_id=item["program_id"],
+        version=int(item["version"]),
+        effective_from=from_micros(int(item["effective_from"])),
+        created_at=from_micros(int(item["created_at"])),
     )
 
 

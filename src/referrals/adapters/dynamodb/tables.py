@@ -19,6 +19,9 @@ Main table (`pk`, `sk`), one item per fact, every access a GetItem or a Query:
 | audit entry (admin actions: rare, one partition) | `AUDIT` | `<entry id>` | |
 | failed authentications of an address (`ttl`) | `LIMIT#<address>` | `FAILURES` | |
 | secret the service keeps (if none is configured) | `SECRET#<name>` | `SECRET` | |
+| program | `PROGRAM#<id>` | `PROGRAM` | |
+| rule version (immutable; `rules`: compact JSON) | `PROGRAM#<id>` | `RULES#<version, 6 digits>` | |
+| program listing (keys only; lists programs by id) | `PROGRAMS` | `<id>` | |
 
 An entry carries a referral's payout attributes (`status_pk`, `reward_cents`:
 negative for a clawback, the `unpaid` and `by_period` keys) for the user it pays,

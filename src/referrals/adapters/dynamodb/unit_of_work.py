@@ -14,6 +14,7 @@ from referrals.adapters.dynamodb.access import Tables
 from referrals.adapters.dynamodb.keys import DynamoApiKeys, DynamoSecrets, DynamoSessions
 from referrals.adapters.dynamodb.outbox import DynamoAudit, DynamoOutbox
 from referrals.adapters.dynamodb.payouts import DynamoPayouts
+from referrals.adapters.dynamodb.programs import DynamoPrograms
 from referrals.adapters.dynamodb.referrals import DynamoReferrals
 from referrals.adapters.dynamodb.referrers import DynamoReferrers
 from referrals.adapters.dynamodb.rewards import DynamoConversions, DynamoRewards
@@ -30,6 +31,7 @@ class DynamoUnitOfWork:
     sessions: DynamoSessions
     secrets: DynamoSecrets
     payouts: DynamoPayouts
+    programs: DynamoPrograms
     outbox: DynamoOutbox
     audit: DynamoAudit
     stats: DynamoStats
@@ -48,6 +50,7 @@ class DynamoUnitOfWork:
         self.sessions = DynamoSessions(tables, tx)
         self.secrets = DynamoSecrets(tables, tx)
         self.payouts = DynamoPayouts(tables, tx)
+        self.programs = DynamoPrograms(tables, tx)
         self.outbox = DynamoOutbox(tables, tx)
         self.audit = DynamoAudit(tables, tx)
         self.stats = DynamoStats(tables)

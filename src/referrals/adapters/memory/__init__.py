@@ -13,6 +13,7 @@ from typing import Self
 from referrals.adapters.memory.keys import MemoryApiKeys, MemorySecrets, MemorySessions
 from referrals.adapters.memory.outbox import MemoryAudit, MemoryOutbox
 from referrals.adapters.memory.payouts import MemoryPayouts
+from referrals.adapters.memory.programs import MemoryPrograms
 from referrals.adapters.memory.referrers import (
     MemoryConversions,
     MemoryReferrals,
@@ -30,6 +31,7 @@ class MemoryUnitOfWork:
     sessions: MemorySessions
     secrets: MemorySecrets
     payouts: MemoryPayouts
+    programs: MemoryPrograms
     outbox: MemoryOutbox
     audit: MemoryAudit
     rewards: MemoryRewards
@@ -48,6 +50,7 @@ class MemoryUnitOfWork:
         self.sessions = MemorySessions(self._state)
         self.secrets = MemorySecrets(self._state)
         self.payouts = MemoryPayouts(self._state)
+        self.programs = MemoryPrograms(self._state)
         self.outbox = MemoryOutbox(self._state)
         self.audit = MemoryAudit(self._state)
         self.rewards = MemoryRewards(self._state)

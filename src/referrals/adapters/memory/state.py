@@ -20,6 +20,7 @@ from referrals.domain.model import (
     RewardKind,
     SignupSlot,
 )
+from referrals.domain.program import Program, RuleVersion
 
 
 @dataclass
@@ -37,6 +38,8 @@ class State:
     conversions: dict[str, Conversion] = field(default_factory=dict)
     signup_slots: dict[str, SignupSlot] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
+    programs: dict[str, Program] = field(default_factory=dict)
+    rule_versions: dict[str, list[RuleVersion]] = field(default_factory=dict)  # by number
 
 
 Entry = Referral | Reward

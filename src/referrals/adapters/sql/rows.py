@@ -1,5 +1,5 @@
 """Rows to domain values, one explicit function per record, and back where a column
-holds more than a plain value (a receipt as compact JSON).
+holds more than a plain value (a receipt, a rule version's rules, as compact JSON).
 
 Times arrive as `datetime`s already (`MicrosTime`); holds are stored as the instant
 the reward is payable at, which is what a payout run filters on.
@@ -26,6 +26,7 @@ from referrals.domain.model import (
     RunStatus,
     SignupParties,
 )
+from referrals.domain.program import Program, ProgramStatus, RuleVersion
 
 # A row: SQLAlchemy's Row, or anything with the columns as attributes (`Prefixed`).
 Row = Any
@@ -183,3 +184,29 @@ def audit_entry(row: Row) -> AuditEntry:
         target=row.target,
         reason=row.reason,
     )
+
+
+def program(row: Row) -> Program:
+    return Program(
+        id=row.id,
+        name=row.name,
+        currency=row.currency,
+        status=ProgramStatus(row.status),
+        share_url_template=row.share_url_template,
+        created_at=row.created_at,
+    )
+
+
+def rule_version(row: Row) -> RuleVersion:
+    return RuleVersion.from_dict(
+        json.loads(row.rules),
+        program_id=row.program_id,
+        version=row.version,
+        effective_from=row.effective_from,
+        created_at=row.created_at,
+    )
+
+
+def rules_json(version: RuleVersion) -> str:
+    """The rules without the version's identity, which has columns of its own."""
+    return json.dumps(version.to_dict(), sort_keys=True, separators=(",", ":"))

@@ -92,6 +92,32 @@ rewards = Table(
     Index("ix_rewards_user", "user_id"),  # a user's earnings
 )
 
+# Programs as data (domain/program.py): a program, and its chain of immutable rule
+# versions, numbered 1..n per program. The primary key makes two concurrent schedulings
+# of the same number collide, so one of them retries with the next.
+programs = Table(
+    "programs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(120), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("share_url_template", String(500)),
+    Column("created_at", MicrosTime, nullable=False),
+)
+
+rule_versions = Table(
+    "rule_versions",
+    metadata,
+    Column("program_id", String(64), ForeignKey("programs.id"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("effective_from", MicrosTime, nullable=False),
+    Column("created_at", MicrosTime, nullable=False),
+    # The rules (RuleVersion.to_dict) as compact JSON: read and written whole, never
+    # queried by their parts, and their shape grows with the rules, not the schema.
+    Column("rules", Text, nullable=False),
+)
+
 # Qualifying events reported by the product (a purchase, a subscription), once per id.
 conversions = Table(
     "conversions",

@@ -17,6 +17,7 @@ from referrals.adapters.sql.failures import StorageWatch
 from referrals.adapters.sql.keys import SqlApiKeys, SqlSecrets, SqlSessions
 from referrals.adapters.sql.outbox import SqlAudit, SqlOutbox
 from referrals.adapters.sql.payouts import SqlPayouts
+from referrals.adapters.sql.programs import SqlPrograms
 from referrals.adapters.sql.referrers import SqlConversions, SqlReferrals, SqlReferrers, SqlRewards
 from referrals.adapters.sql.repository import lost_race
 from referrals.adapters.sql.stats import SqlStats
@@ -31,6 +32,7 @@ class SqlUnitOfWork:
     api_keys: SqlApiKeys
     sessions: SqlSessions
     secrets: SqlSecrets
+    programs: SqlPrograms
     payouts: SqlPayouts
     outbox: SqlOutbox
     audit: SqlAudit
@@ -62,6 +64,7 @@ class SqlUnitOfWork:
         self.api_keys = SqlApiKeys(conn)
         self.sessions = SqlSessions(conn)
         self.secrets = SqlSecrets(conn)
+        self.programs = SqlPrograms(conn)
         self.payouts = SqlPayouts(conn)
         self.outbox = SqlOutbox(conn)
         self.audit = SqlAudit(conn)

@@ -16,6 +16,9 @@ class CheckOut(BaseModel):
     name: str
     passed: bool
     detail: str
+    shadow: bool = Field(
+        False, description="run in shadow mode: its verdict is kept, the reward is not held for it"
+    )
 
 
 class TierOut(BaseModel):
@@ -33,6 +36,8 @@ class ReceiptOut(BaseModel):
     cap: str | None = Field(
         None, description="the cap (monthly or lifetime) that cut the tier's amount, if any"
     )
+    program: str = Field(description="the program whose rules priced it")
+    rule_version: int = Field(description="the version of those rules that priced it")
 
 
 class EntryOut(BaseModel):
@@ -67,6 +72,8 @@ class ReferralDetail(ReferralOut):
                 hold_days=r.receipt.hold_days,
                 checks=[CheckOut(**asdict(check)) for check in r.receipt.checks],
                 cap=r.receipt.cap,
+                program=r.receipt.program,
+                rule_version=r.receipt.rule_version,
             )
         return cls(
             **ReferralOut.of(r).model_dump(),

@@ -1,0 +1,115 @@
+"""Programs and their rule versions (admin only)."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, status
+
+from referrals.api import auth
+from referrals.api.deps import PROBLEMS, ServicesDep
+from referrals.api.schemas.programs import (
+    ProgramChange,
+    ProgramCreate,
+    ProgramList,
+    ProgramOut,
+    RulesSchedule,
+    RuleVersionList,
+    RuleVersionOut,
+)
+from referrals.domain.model import ApiKey
+from referrals.services import programs
+
+router = APIRouter(tags=["programs"])
+ProgramId = Annotated[str, Path(max_length=64, pattern=r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")]
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "program_not_found"}}
+
+
+@router.post(
+    "/v1/programs",
+    response_model=ProgramOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=PROBLEMS | {409: {"description": "program_exists"}},
+)
+def create_program(
+    body: ProgramCreate, svc: ServicesDep, key: ApiKey = Depends(auth.admin)
+) -> ProgramOut:
+    """A new program, active, its rules in force at once (version 1)."""
+    view = programs.create_program(
+        svc.store, svc.clock, key.id, body.program(), body.rules.version()
+    )
+    return ProgramOut.of(view, svc.clock.now())
+
+
+@router.get("/v1/programs", response_model=ProgramList, responses=PROBLEMS)
+def list_programs(svc: ServicesDep, _: ApiKey = Depends(auth.admin)) -> ProgramList:
+    now = svc.clock.now()
+    return ProgramList(items=[ProgramOut.of(v, now) for v in programs.list_programs(svc.store)])
+
+
+@router.get("/v1/programs/{program_id}", response_model=ProgramOut, responses=PROBLEMS | NOT_FOUND)
+def get_program(
+    program_id: ProgramId, svc: ServicesDep, _: ApiKey = Depends(auth.admin)
+) -> ProgramOut:
+    return ProgramOut.of(programs.get_program(svc.store, program_id), svc.clock.now())
+
+
+@router.patch(
+    "/v1/programs/{program_id}",
+    response_model=ProgramOut,
+    responses=PROBLEMS | NOT_FOUND | {409: {"description": "program_archived"}},
+)
+def change_program(
+    program_id: ProgramId,
+    body: ProgramChange,
+    svc: ServicesDep,
+    key: ApiKey = Depends(auth.admin),
+) -> ProgramOut:
+    """Rename it, pause it (new signups get 409 `program_paused`; what was earned is still
+    paid), resume or archive it (for good), or change its share link. Every server
+    sees a change within 2 s."""
+    sent = body.model_fields_set
+    view = programs.update_program(
+        svc.store,
+        svc.clock,
+        key.id,
+        program_id,
+        name=body.name,
+        status=body.status,
+        share_url_template=body.share_url_template,
+        clear_share_url="share_url_template" in sent and body.share_url_template is None,
+    )
+    svc.rules.forget(program_id)
+    return ProgramOut.of(view, svc.clock.now())
+
+
+@router.post(
+    "/v1/programs/{program_id}/rules",
+    response_model=RuleVersionOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=PROBLEMS | NOT_FOUND,
+)
+def schedule_rules(
+    program_id: ProgramId,
+    body: RulesSchedule,
+    svc: ServicesDep,
+    key: ApiKey = Depends(auth.admin),
+) -> RuleVersionOut:
+    """Schedule the program's next rule version. It prices the rewards earned from
+    `effective_from` on; rewards earned before keep the price they were given."""
+    version = programs.schedule_rules(
+        svc.store, svc.clock, key.id, program_id, body.rules.version(), body.effective_from
+    )
+    svc.rules.forget(program_id)
+    return RuleVersionOut.of(version)
+
+
+@router.get(
+    "/v1/programs/{program_id}/rules",
+    response_model=RuleVersionList,
+    responses=PROBLEMS | NOT_FOUND,
+)
+def list_rules(
+    program_id: ProgramId, svc: ServicesDep, _: ApiKey = Depends(auth.admin)
+) -> RuleVersionList:
+    """Every version, oldest first."""
+    view = programs.get_program(svc.store, program_id)
+    return RuleVersionList(items=[RuleVersionOut.of(v) for v in view.versions])

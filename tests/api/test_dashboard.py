@@ -17,7 +17,13 @@ from referrals.web import tokens
 from tests.api.common import signup
 
 Headers = dict[str, str]
-PAGES = ["/dashboard", "/dashboard/payouts", "/dashboard/reviews", "/dashboard/notifications"]
+PAGES = [
+    "/dashboard",
+    "/dashboard/payouts",
+    "/dashboard/reviews",
+    "/dashboard/notifications",
+    "/dashboard/programs",
+]
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 

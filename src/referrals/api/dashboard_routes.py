@@ -37,9 +37,10 @@ from referrals.api.problems import STATUS_BY_CODE
 from referrals.bootstrap import Services
 from referrals.domain.errors import DomainError
 from referrals.domain.model import EventStatus, ReferralStatus, Role
+from referrals.domain.money import format_cents
 from referrals.domain.money import format_dollars as dollars
 from referrals.domain.periods import PERIOD_REGEX, Period
-from referrals.services import audit, dashboard_overview, outbox, payouts, reviews
+from referrals.services import audit, dashboard_overview, outbox, payouts, programs, reviews
 from referrals.services import sessions as records
 from referrals.services.keys import authenticate, record_use
 from referrals.web import templates, tokens
@@ -72,6 +73,7 @@ NAV = {
     "payouts": "/dashboard/payouts",
     "reviews": "/dashboard/reviews",
     "notifications": "/dashboard/notifications",
+    "programs": "/dashboard/programs",
 }
 # Messages after a redirect are chosen by a fixed word: the page never echoes the URL.
 NOTICES = {
@@ -440,3 +442,20 @@ async def retry(event_id: str, request: Request, svc: ServicesDep) -> Response:
             _notifications, request, svc, session, status, error=f"Not done: {error.detail}."
         )
     return _redirect(request, "/dashboard/notifications?done=retried")
+
+
+# Programs
+
+
+@router.get("/programs")
+def programs_page(request: Request, svc: ServicesDep) -> Response:
+    """Every program and its chain of rule versions: the one in force, those to come."""
+    session = _session(request, svc)
+    if session is None:
+        return _to_login(request)
+    svc.rules.ensure_default()
+    views = programs.list_programs(svc.store)
+    page = _signed_in(svc, session, "programs", "Programs")
+    return _render(
+        request, "programs", **page, views=views, now=svc.clock.now(), cents=format_cents
+    )

@@ -26,7 +26,7 @@ from referrals.domain.model import (
     SignupTally,
     StateTally,
 )
-from referrals.domain.program import Program, RuleVersion
+from referrals.domain.program import Program, ProgramStatus, RuleVersion
 
 
 class LeaseLost(Exception):
@@ -272,9 +272,10 @@ class ProgramRepository(Protocol):
         """Every program, by id."""
         ...
 
-    def update(self, program: Program) -> None:
+    def update(self, program: Program, status_was: ProgramStatus) -> None:
         """Replace a program's name, status and share URL template (its id, currency and
-        creation time never change)."""
+        creation time never change), if its status is still `status_was`; raises
+        Conflict (at the latest on commit) if another change came first."""
         ...
 
     def add_version(self, version: RuleVersion) -> None:

@@ -13,7 +13,7 @@ from moto import mock_aws
 from referrals.adapters.dynamodb.expressions import from_item, to_item
 from referrals.adapters.dynamodb.store import DynamoStore
 from referrals.domain.errors import Conflict
-from referrals.domain.program import Program, RuleVersion
+from referrals.domain.program import Program, ProgramStatus, RuleVersion
 from referrals.domain.tiers import Tier, TierSchedule
 from tests.adapters.conftest import AWS_REGION
 
@@ -124,7 +124,7 @@ def test_versions_are_one_consistent_query_in_number_order_past_nine(
 
 def test_updating_a_missing_program_conflicts_and_creates_no_item(store: DynamoStore) -> None:
     with pytest.raises(Conflict), store.unit_of_work() as uow:
-        uow.programs.update(Program("ghost", "Ghost", created_at=T0))
+        uow.programs.update(Program("ghost", "Ghost", created_at=T0), ProgramStatus.ACTIVE)
         uow.commit()
     assert raw(store, "PROGRAM#ghost", "PROGRAM") is None
 
@@ -135,7 +135,7 @@ def test_a_program_is_written_once_per_unit_of_work(store: DynamoStore) -> None:
             Program("partners", "Partners", created_at=T0), RuleVersion(program_id="partners")
         )
         with pytest.raises(ValueError, match="already written"):
-            uow.programs.update(Program("partners", "Renamed", created_at=T0))
+            uow.programs.update(Program("partners", "Renamed", created_at=T0), ProgramStatus.ACTIVE)
         with pytest.raises(Conflict):
             uow.programs.add_version(RuleVersion(program_id="partners"))
         uow.commit()

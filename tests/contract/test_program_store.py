@@ -88,7 +88,7 @@ def test_an_update_changes_name_status_and_share_url_only(store: Store) -> None:
         created_at=T0 + timedelta(days=1),  # ignored too
     )
     with store.unit_of_work() as uow:
-        uow.programs.update(changed)
+        uow.programs.update(changed, ProgramStatus.ACTIVE)
         uow.commit()
     with store.read() as uow:
         assert uow.programs.get("partners") == Program(
@@ -143,3 +143,24 @@ def test_nothing_is_kept_without_a_commit(store: Store) -> None:
     with store.read() as uow:
         assert uow.programs.get("partners") is None
         assert uow.programs.versions("partners") == []
+
+
+def test_an_update_holds_only_over_the_status_it_read(store: Store) -> None:
+    # A pause and an archive read "active" at once; the first to write wins, and the
+    # other, still expecting "active", conflicts: "archived" cannot be undone by a race.
+    add(store)
+    archived = Program("partners", "Partners", status=ProgramStatus.ARCHIVED, created_at=T0)
+    with store.unit_of_work() as uow:
+        uow.programs.update(archived, ProgramStatus.ACTIVE)
+        uow.commit()
+    with pytest.raises(Conflict), store.unit_of_work() as uow:
+        resumed = Program("partners", "Partners", status=ProgramStatus.PAUSED, created_at=T0)
+        uow.programs.update(resumed, ProgramStatus.ACTIVE)
+        uow.commit()
+    with pytest.raises(Conflict), store.unit_of_work() as uow:
+        uow.programs.update(Program("ghost", "Ghost", created_at=T0), ProgramStatus.ACTIVE)
+        uow.commit()
+    with store.read() as uow:
+        kept = uow.programs.get("partners")
+        assert kept is not None and kept.status is ProgramStatus.ARCHIVED
+        assert uow.programs.get("ghost") is None

@@ -126,33 +126,33 @@ def update_program(
     clear_share_url: bool = False,
 ) -> ProgramView:
     """Rename, pause, resume or archive a program, or change its share URL. An archived
-    program stays archived."""
-    with store.unit_of_work() as uow:
-        current = uow.programs.get(program_id)
-        if current is None:
-            raise ProgramNotFound(f"no program has the id {program_id!r}")
-        if current.status is ProgramStatus.ARCHIVED and status not in (
-            None,
-            ProgramStatus.ARCHIVED,
-        ):
-            raise ProgramArchived(f"program {program_id!r} is archived, and stays so")
-        template = None if clear_share_url else share_url_template or current.share_url_template
-        changed = replace(
-            current,
-            name=name if name is not None else current.name,
-            status=status or current.status,
-            share_url_template=template,
-        )
-        uow.programs.update(changed)
-        action = (
-            f"program.{status.value}"
-            if status and status is not current.status
-            else "program.update"
-        )
-        add_entry(uow, clock, actor, action, program_id, None)
-        versions = tuple(uow.programs.versions(program_id))
-        uow.commit()
-    return ProgramView(changed, versions)
+    program stays archived: the write holds only over the status it read, so a
+    concurrent archive makes a resume read again and be refused."""
+
+    def attempt() -> ProgramView:
+        with store.unit_of_work() as uow:
+            current = uow.programs.get(program_id)
+            if current is None:
+                raise ProgramNotFound(f"no program has the id {program_id!r}")
+            archived = current.status is ProgramStatus.ARCHIVED
+            if archived and status not in (None, ProgramStatus.ARCHIVED):
+                raise ProgramArchived(f"program {program_id!r} is archived, and stays so")
+            template = None if clear_share_url else share_url_template or current.share_url_template
+            changed = replace(
+                current,
+                name=name if name is not None else current.name,
+                status=status or current.status,
+                share_url_template=template,
+            )
+            uow.programs.update(changed, current.status)
+            moved = status is not None and status is not current.status
+            action = f"program.{status.value}" if moved and status else "program.update"
+            add_entry(uow, clock, actor, action, program_id, None)
+            versions = tuple(uow.programs.versions(program_id))
+            uow.commit()
+        return ProgramView(changed, versions)
+
+    return retry_on_conflict(attempt)
 
 
 def schedule_rules(

@@ -23,7 +23,7 @@ from referrals.adapters.dynamodb.access import Tables
 from referrals.adapters.dynamodb.expressions import update
 from referrals.adapters.dynamodb.transaction import Transaction
 from referrals.domain.errors import Conflict
-from referrals.domain.program import Program, RuleVersion
+from referrals.domain.program import Program, ProgramStatus, RuleVersion
 
 
 class DynamoPrograms:
@@ -53,7 +53,7 @@ class DynamoPrograms:
         # Programs are never deleted, and the listing is written with its program.
         return [program for program in found if program is not None]
 
-    def update(self, program: Program) -> None:
+    def update(self, program: Program, status_was: ProgramStatus) -> None:
         key = items.program_key(program.id)
         if self._tx.touches(self._tables.main, key):
             # DynamoDB refuses a second operation on an item in one transaction.
@@ -67,9 +67,9 @@ class DynamoPrograms:
                     "status": program.status.value,
                     "share_url_template": program.share_url_template,  # None removes it
                 },
-                # Programs are never deleted: a missing one is a caller that did not read
-                # it first, and the Update must not create a partial item.
-                condition=Attr("pk").exists(),
+                # Only over the status read: a concurrent pause and archive cannot both
+                # pass. A missing program fails too (an Update must not create an item).
+                condition=Attr("status").eq(status_was.value),
             )
         )
 

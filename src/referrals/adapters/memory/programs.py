@@ -5,7 +5,7 @@ from dataclasses import replace
 
 from referrals.adapters.memory.state import State
 from referrals.domain.errors import Conflict
-from referrals.domain.program import Program, RuleVersion
+from referrals.domain.program import Program, ProgramStatus, RuleVersion
 
 
 class MemoryPrograms:
@@ -24,8 +24,10 @@ class MemoryPrograms:
     def list(self) -> Sequence[Program]:
         return [self._s.programs[key] for key in sorted(self._s.programs)]
 
-    def update(self, program: Program) -> None:
-        current = self._s.programs[program.id]
+    def update(self, program: Program, status_was: ProgramStatus) -> None:
+        current = self._s.programs.get(program.id)
+        if current is None or current.status is not status_was:
+            raise Conflict("the program changed meanwhile")
         self._s.programs[program.id] = replace(
             current,
             name=program.name,

@@ -12,7 +12,7 @@ from sqlalchemy import insert, select, update
 from referrals.adapters.sql import rows
 from referrals.adapters.sql.repository import Repository
 from referrals.adapters.sql.schema import programs, rule_versions
-from referrals.domain.program import Program, RuleVersion
+from referrals.domain.program import Program, ProgramStatus, RuleVersion
 
 
 class SqlPrograms(Repository):
@@ -36,18 +36,18 @@ class SqlPrograms(Repository):
         query = select(programs).order_by(self._byte_order(programs.c.id))
         return [rows.program(row) for row in self._execute(query)]
 
-    def update(self, program: Program) -> None:
+    def update(self, program: Program, status_was: ProgramStatus) -> None:
         statement = (
             update(programs)
-            .where(programs.c.id == program.id)
+            .where(programs.c.id == program.id, programs.c.status == status_was.value)
             .values(
                 name=program.name,
                 status=program.status.value,
                 share_url_template=program.share_url_template,
             )
         )
-        # Programs are never deleted: a missing one is a caller that did not read it first.
-        self._change_one(statement, {}, f"no program has the id {program.id!r}")
+        # Programs are never deleted: no row is a status changed since it was read.
+        self._change_one(statement, {}, f"program {program.id!r} changed meanwhile")
 
     def add_version(self, version: RuleVersion) -> None:
         values = {

@@ -244,6 +244,7 @@ ROUTES: dict[str, tuple[Access, Calls]] = {
         lambda w: [_post(f"/dashboard/reviews/{w.referral_id}/approve")],
     ),
     "GET /dashboard/notifications": (Access.REFUSED, lambda w: [_get("/dashboard/notifications")]),
+    "GET /dashboard/programs": (Access.REFUSED, lambda w: [_get("/dashboard/programs")]),
     "POST /dashboard/notifications/{event_id}/retry": (
         Access.REFUSED,
         lambda w: [_post(f"/dashboard/notifications/{w.event_id}/retry")],

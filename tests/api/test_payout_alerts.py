@@ -17,7 +17,13 @@ from referrals.services.keys import create_key
 from tests.fakes import MemoryReports
 
 Headers = dict[str, str]
-PAGES = ["/dashboard", "/dashboard/payouts", "/dashboard/reviews", "/dashboard/notifications"]
+PAGES = [
+    "/dashboard",
+    "/dashboard/payouts",
+    "/dashboard/reviews",
+    "/dashboard/notifications",
+    "/dashboard/programs",
+]
 
 
 @pytest.fixture

@@ -3,13 +3,17 @@ scheduled rule versions that price only what is earned after them, pause, shadow
 
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from referrals.api.app import create_app
-from referrals.bootstrap import Services
+from referrals.bootstrap import Services, build, build_store
+from referrals.config import Settings
+from referrals.domain.model import Role
+from referrals.services.keys import create_key
 from tests.api.common import Headers, signup
 from tests.clocks import FixedClock
 
@@ -228,3 +232,15 @@ def test_a_shadow_check_keeps_its_verdict_without_holding_the_reward(
         "detail": "mailinator.com is a disposable domain",
         "shadow": True,
     }
+
+
+def test_a_process_built_without_migrating_lists_the_default_program(tmp_path: Path) -> None:
+    # As a Lambda function: the tables exist, nothing has needed the default program yet.
+    url = f"sqlite:///{tmp_path}/fresh.db"
+    build_store(url, migrate=True).dispose()  # type: ignore[attr-defined]
+    svc = build(Settings(database_url=url, secret_key="programs-test-secret-" + "0" * 16))
+    admin_key, _ = create_key(svc.store, svc.clock, Role.ADMIN)
+    client = TestClient(create_app(svc))
+    listed = client.get("/v1/programs", headers={"Authorization": f"Bearer {admin_key}"})
+    assert [p["id"] for p in listed.json()["items"]] == ["default"]
+    svc.store.dispose()  # type: ignore[attr-defined]

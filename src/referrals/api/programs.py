@@ -18,7 +18,14 @@ from referrals.api.schemas.programs import (
 from referrals.domain.model import ApiKey
 from referrals.services import programs
 
-router = APIRouter(tags=["programs"])
+
+def _default_program(svc: ServicesDep) -> None:
+    """The `default` program exists before any of these routes reads programs: a
+    process built without migrating (a Lambda function) makes it on first need."""
+    svc.rules.ensure_default()
+
+
+router = APIRouter(tags=["programs"], dependencies=[Depends(_default_program)])
 ProgramId = Annotated[str, Path(max_length=64, pattern=r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "program_not_found"}}
 

@@ -162,9 +162,6 @@ class RuleVersion:
             **identity,
         )
 
-    def same_rules(self, other: "RuleVersion") -> bool:
-        return self.to_dict() == other.to_dict()
-
 
 @dataclass(frozen=True, slots=True)
 class Program:
@@ -199,9 +196,6 @@ class Program:
     @property
     def takes_signups(self) -> bool:
         return self.status is ProgramStatus.ACTIVE
-
-    def share_url(self, code: str) -> str | None:
-        return self.share_url_template.replace("{code}", code) if self.share_url_template else None
 
 
 def is_valid_program_id(value: str) -> bool:

@@ -132,9 +132,3 @@ def test_a_rule_version_names_the_field_it_refuses(fields: dict[str, object], fi
     with pytest.raises(InvalidInput) as refused:
         RuleVersion(**fields)  # type: ignore[arg-type]
     assert refused.value.field == field
-
-
-def test_a_share_url_puts_the_code_in_its_template() -> None:
-    program = Program("p", "P", share_url_template="https://example.com/?ref={code}")
-    assert program.share_url("AB12CD34") == "https://example.com/?ref=AB12CD34"
-    assert Program("p", "P").share_url("AB12CD34") is None

@@ -19,6 +19,7 @@ from pydantic import (
 
 from referrals.api.schemas.common import VISIBLE_TEXT, RequestBody, WholeNumber
 from referrals.domain.checks import CheckMode
+from referrals.domain.errors import InvalidInput
 from referrals.domain.program import (
     MAX_NAME,
     MAX_TEMPLATE,
@@ -29,7 +30,7 @@ from referrals.domain.program import (
     Trigger,
     currencies,
 )
-from referrals.domain.tiers import DEFAULT_TIERS
+from referrals.domain.tiers import DEFAULT_TIERS, Tier, TierSchedule
 from referrals.services.programs import ProgramView
 
 
@@ -118,11 +119,12 @@ class Rules(RequestBody):
 
     @model_validator(mode="after")
     def _tiers_in_order(self) -> Self:
-        thresholds = [tier.threshold for tier in self.tiers]
-        if thresholds[0] != 1:
-            raise ValueError("tiers: the first tier must start at referral 1")
-        if thresholds != sorted(set(thresholds)):
-            raise ValueError("tiers: thresholds must be strictly increasing (no overlap)")
+        # The domain's rule (from 1, strictly increasing), reported here as this body's
+        # field.
+        try:
+            TierSchedule(tuple(Tier(t.threshold, t.reward_cents) for t in self.tiers))
+        except InvalidInput as error:
+            raise ValueError(f"tiers: {error.detail}") from None
         return self
 
     def version(self) -> RuleVersion:

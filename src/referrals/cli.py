@@ -212,14 +212,20 @@ def keys_rotate(
     print(plaintext, flush=True)
 
 
+ProgramOption = Annotated[str, typer.Option(help="The program's id")]
+
+
 @referrers_app.command("enroll")
 def referrers_enroll(
-    user_id: str, email: str | None = None, code: Annotated[str | None, typer.Option()] = None
+    user_id: str,
+    email: str | None = None,
+    code: Annotated[str | None, typer.Option()] = None,
+    program: ProgramOption = DEFAULT_PROGRAM,
 ) -> None:
-    """Enroll a referrer (idempotent), with a generated or vanity code."""
+    """Enroll a referrer of a program (idempotent), with a generated or vanity code."""
     svc = _services()
     try:
-        enrollment = enroll(svc.store, svc.clock, user_id, email, code)
+        enrollment = enroll(svc.store, svc.clock, user_id, email, code, program=program)
     except DomainError as error:
         raise _fail(error) from None
     verb = "enrolled" if enrollment.created else "already enrolled"
@@ -227,15 +233,16 @@ def referrers_enroll(
 
 
 @referrers_app.command("show")
-def referrers_show(user_id: str) -> None:
-    """Show a referrer's counts, earnings and next tier."""
+def referrers_show(user_id: str, program: ProgramOption = DEFAULT_PROGRAM) -> None:
+    """Show a referrer's counts, earnings and next tier in a program."""
     svc = _services()
     try:
-        stats = queries.referrer_stats(svc.store, svc.clock, svc.rules.current(svc.clock), user_id)
+        rules = svc.rules.current(svc.clock, program)
+        stats = queries.referrer_stats(svc.store, svc.clock, rules, user_id)
     except DomainError as error:
         raise _fail(error) from None
     r, e = stats.referrer, stats.earnings
-    table = Table(title=f"referrer {r.user_id}", show_header=False)
+    table = Table(title=f"referrer {r.user_id} in {r.program_id}", show_header=False)
     table.add_row("code", r.code)
     table.add_row("referrals", str(r.referral_count))
     table.add_row("earned", f"${format_cents(e.earned_cents)}")
@@ -255,8 +262,8 @@ def signup(user_id: str, referral_code: str, email: str | None = None) -> None:
     """Record that USER_ID signed up with REFERRAL_CODE."""
     svc = _services()
     try:
-        rules = svc.rules.for_signup(DEFAULT_PROGRAM, svc.clock.now())
-        result = sign_up(svc.store, svc.clock, rules, user_id, referral_code, email)
+        svc.rules.ensure_default()  # before the signup's unit of work reads its program
+        result = sign_up(svc.store, svc.clock, svc.rules.for_signup, user_id, referral_code, email)
     except DomainError as error:
         raise _fail(error) from None
     r = result.referral
@@ -337,7 +344,7 @@ def demo(
             result = sign_up(
                 svc.store,
                 svc.clock,
-                svc.rules.for_signup(DEFAULT_PROGRAM, at or svc.clock.now()),
+                svc.rules.for_signup,
                 f"demo-{run}-user-{n + 1}-{i + 1}",
                 code,
                 signed_up_at=at,

@@ -6,6 +6,7 @@ from types import TracebackType
 from typing import BinaryIO, Protocol, Self
 
 from referrals.domain.model import (
+    DEFAULT_PROGRAM,
     ApiKey,
     AuditEntry,
     Conversion,
@@ -42,17 +43,22 @@ class Clock(Protocol):
 
 
 class ReferrerRepository(Protocol):
-    def get(self, user_id: str) -> Referrer | None: ...
+    """A referrer is a user in a program: keyed by both (`program` is keyword-only and
+    defaults to the default program, as routes without a program do). Codes are unique
+    across programs, so a code finds its program."""
+
+    def get(self, user_id: str, *, program: str = DEFAULT_PROGRAM) -> Referrer | None: ...
 
     def by_code(self, code: str) -> Referrer | None:
-        """Look a referrer up by code, case-insensitively."""
+        """Look a referrer up by code, case-insensitively, in any program."""
         ...
 
     def add(self, referrer: Referrer) -> None:
-        """Insert; raises Conflict if the user id or the code is already taken."""
+        """Insert; raises Conflict if the user is a referrer of the program already, or
+        the code is taken in any program."""
         ...
 
-    def increment_referral_count(self, user_id: str) -> Referrer:
+    def increment_referral_count(self, user_id: str, *, program: str = DEFAULT_PROGRAM) -> Referrer:
         """Atomically add one referral and return the profile as updated: its count is
         the referral's ordinal, its cap counters are current.
 
@@ -61,13 +67,19 @@ class ReferrerRepository(Protocol):
         """
         ...
 
-    def give_back_count(self, user_id: str) -> None:
+    def give_back_count(self, user_id: str, *, program: str = DEFAULT_PROGRAM) -> None:
         """Undo an increment of this unit of work (a signup refused once counted); like
         a write, it may reach the store as late as the commit."""
         ...
 
     def add_earned(
-        self, user_id: str, month: str, cents: int, seen: Referrer | None = None
+        self,
+        user_id: str,
+        month: str,
+        cents: int,
+        seen: Referrer | None = None,
+        *,
+        program: str = DEFAULT_PROGRAM,
     ) -> None:
         """Count `cents` earned in `month` (YYYY-MM) toward the referrer's caps; negative
         cents give back a cancelled reward. The lifetime counter always moves; the month
@@ -82,28 +94,32 @@ class ReferrerRepository(Protocol):
         """
         ...
 
-    def earnings(self, user_id: str, now: datetime) -> Earnings:
-        """Every entry paid to `user_id` (their rewards as a referrer, their reward as a
-        referee, clawbacks), by state; pending ones payable by `now` count as payable."""
+    def earnings(self, user_id: str, now: datetime, *, program: str = DEFAULT_PROGRAM) -> Earnings:
+        """Every entry of the program paid to `user_id` (their rewards as a referrer,
+        their reward as a referee, clawbacks), by state; pending ones payable by `now`
+        count as payable."""
         ...
 
 
 class ReferralRepository(Protocol):
     def get(self, referral_id: str) -> Referral | None: ...
 
-    def by_referee(self, referee_id: str) -> Referral | None: ...
+    def by_referee(self, referee_id: str, *, program: str = DEFAULT_PROGRAM) -> Referral | None:
+        """The referee's referral in the program: a user is referred once per program."""
+        ...
 
     def parties_counted(self, code: str, referee_id: str) -> SignupParties:
         """The referrer of `code` (case-insensitively), the referee's earlier referral
-        and the referee's profile, read together, with the referrer's count incremented
-        as by `increment_referral_count` in the same step: the referrer comes as
-        updated, its count the ordinal of the signup if it goes ahead (else the signup
-        gives it back). A referee signing up with their own code is always refused;
-        whether `referee` then reads as counted or not is up to the store."""
+        and the referee's profile in the code's program, read together, with the
+        referrer's count incremented as by `increment_referral_count` in the same step:
+        the referrer comes as updated, its count the ordinal of the signup if it goes
+        ahead (else the signup gives it back). A referee signing up with their own code
+        is always refused; whether `referee` then reads as counted or not is up to the
+        store."""
         ...
 
     def add(self, referral: Referral) -> None:
-        """Insert; raises Conflict if the referee was already referred."""
+        """Insert; raises Conflict if the referee was already referred in its program."""
         ...
 
     def transition(
@@ -137,9 +153,14 @@ class ReferralRepository(Protocol):
         ...
 
     def for_referrer(
-        self, referrer_id: str, after_ordinal: int | None, limit: int
+        self,
+        referrer_id: str,
+        after_ordinal: int | None,
+        limit: int,
+        *,
+        program: str = DEFAULT_PROGRAM,
     ) -> Sequence[Referral]:
-        """A referrer's referrals by ordinal, those after `after_ordinal`."""
+        """A referrer's referrals in the program by ordinal, those after `after_ordinal`."""
         ...
 
     def search(
@@ -148,8 +169,12 @@ class ReferralRepository(Protocol):
         referrer_id: str | None,
         after_id: str | None,
         limit: int,
+        *,
+        program: str | None = None,
     ) -> Sequence[Referral]:
-        """Referrals in id (creation) order, optionally filtered."""
+        """Referrals in id (creation) order, optionally filtered: of every program if
+        `program` is None, but a `referrer_id` is a referrer of `program` (of the default
+        program if None)."""
         ...
 
 
@@ -184,10 +209,11 @@ class ConversionRepository(Protocol):
 
     def get(self, external_id: str) -> Conversion | None: ...
 
-    def signup_slot(self, user_id: str) -> SignupSlot | None: ...
+    def signup_slot(self, user_id: str, *, program: str = DEFAULT_PROGRAM) -> SignupSlot | None: ...
 
     def take_signup_slot(self, slot: SignupSlot) -> None:
-        """Insert; raises Conflict if the user's slot is taken (at the latest on commit).
+        """Insert; raises Conflict if the user's slot in the program is taken (at the
+        latest on commit).
         A conversion and a signup of one user at once both take it: one commits, the
         other retries and finds the first one's work."""
         ...

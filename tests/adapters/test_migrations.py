@@ -235,3 +235,63 @@ def test_a_database_from_before_programs_starts_with_the_settings_as_the_default
     assert referral is not None and referral.reward_cents == 700
     assert referral.receipt == Receipt.from_dict(receipt)
     assert (referral.receipt.program, referral.receipt.rule_version) == ("default", 1)
+
+
+def test_membership_carries_every_row_into_the_default_program_and_goes_down_and_up(
+    engine: Engine,
+) -> None:
+    migrate(engine, "0011")
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO referrers (user_id, code, code_key, referral_count, created_at)"
+                " VALUES ('alice', 'A1', 'A1', 1, 0), ('bob', 'B1', 'B1', 0, 0)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO referrals (id, referee_id, referrer_id, code, ordinal,"
+                " reward_cents, status, created_at, payable_at)"
+                " VALUES ('R1', 'bob', 'alice', 'A1', 1, 1000, 'pending', 0, 0)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO rewards (id, referral_id, user_id, kind, cents, status, created_at,"
+                " payable_at) VALUES ('W1', 'R1', 'bob', 'referee', 300, 'pending', 0, 0)"
+            )
+        )
+        connection.execute(text("INSERT INTO signup_slots (user_id) VALUES ('bob')"))
+    migrate(engine, "head")
+    rows = "SELECT program_id FROM {}"
+    with engine.begin() as connection:
+        for table in ("referrers", "referrals", "rewards", "signup_slots"):
+            found = connection.execute(text(rows.format(table))).scalars().all()
+            assert found and set(found) == {"default"}, table
+        # The new keys: bob is referred again, and alice refers again, in another program.
+        connection.execute(
+            text(
+                "INSERT INTO referrers (program_id, user_id, code, code_key, referral_count,"
+                " created_at) VALUES ('partners', 'alice', 'A2', 'A2', 1, 0)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO referrals (id, program_id, referee_id, referrer_id, code, ordinal,"
+                " reward_cents, status, created_at, payable_at)"
+                " VALUES ('R2', 'partners', 'bob', 'alice', 'A2', 1, 5000, 'pending', 0, 0)"
+            )
+        )
+    # Two programs cannot go back to keys that hold one.
+    with pytest.raises(RuntimeError, match="other than 'default'"):
+        migrate(engine, "0011", down=True)
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM referrals WHERE id = 'R2'"))
+        connection.execute(text("DELETE FROM referrers WHERE program_id = 'partners'"))
+    migrate(engine, "0011", down=True)
+    with engine.connect() as connection:
+        referee = "SELECT referee_id FROM referrals WHERE referrer_id = 'alice'"
+        assert connection.execute(text(referee)).scalar_one() == "bob"
+    migrate(engine, "head")
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM rewards")).scalar_one() == 1

@@ -379,7 +379,10 @@ def test_fuzzed_requests_keep_the_contract(
 # takes `user_id` and `device_id` for references to resources no operation creates).
 # Key rotation and revocation are left out: a chain reaches the acting admin key through
 # `GET /v1/keys`, and revoking it refuses every later call (tests/api/test_keys.py).
-Linked = schema.exclude(path_regex="^/v1/keys/").as_state_machine()
+# Programs and their members are left out too: their ids are slugs no list links to
+# the referrals chains, and the calls they add would crowd the chains out of the 25
+# drawn (they are fuzzed one call at a time above, and in test_programs.py).
+Linked = schema.exclude(path_regex="^/v1/(keys|programs)/").as_state_machine()
 CHAINS = 25
 STEPS = 6
 

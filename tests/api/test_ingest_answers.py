@@ -121,7 +121,22 @@ ROUTES: dict[str, tuple[Access, Calls]] = {
             _post("/v1/referrers", {"user_id": "frank", "email": "frank@example.net"}),
         ],
     ),
+    "POST /v1/programs/{program_id}/referrers": (
+        Access.INGEST,
+        lambda w: [
+            _post("/v1/programs/default/referrers", {"user_id": "alice"}),
+            _post("/v1/programs/default/referrers", {"user_id": "bob", "email": "x@example.net"}),
+        ],
+    ),
     "GET /v1/referrers/{user_id}": (Access.REFUSED, lambda w: [_get("/v1/referrers/alice")]),
+    "GET /v1/programs/{program_id}/referrers/{user_id}": (
+        Access.REFUSED,
+        lambda w: [_get("/v1/programs/default/referrers/alice")],
+    ),
+    "GET /v1/programs/{program_id}/referrers/{user_id}/referrals": (
+        Access.REFUSED,
+        lambda w: [_get("/v1/programs/default/referrers/alice/referrals")],
+    ),
     "GET /v1/referrers/{user_id}/referrals": (
         Access.REFUSED,
         lambda w: [_get("/v1/referrers/alice/referrals")],
@@ -326,7 +341,14 @@ def test_an_ingest_key_reads_back_the_referrer_it_enrolled_without_money(
     response = client.post("/v1/referrers", json=body, headers=ingest)
     assert response.status_code == 201
     summary = response.json()
-    assert set(summary) == {"user_id", "code", "email", "referral_count", "created_at"}
+    assert set(summary) == {
+        "user_id",
+        "program_id",
+        "code",
+        "email",
+        "referral_count",
+        "created_at",
+    }
     assert (summary["code"], summary["email"], summary["referral_count"]) == (
         "ERIN",
         body["email"],

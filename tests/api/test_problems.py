@@ -107,6 +107,7 @@ JSON_ROUTES = [
     "/v1/programs",
     "/v1/programs/default/rules",
     "/v1/programs/default",  # PATCH
+    "/v1/programs/default/referrers",
 ]
 PATCHED = {"/v1/programs/default"}
 

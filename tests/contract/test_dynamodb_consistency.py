@@ -75,7 +75,12 @@ def test_the_claim_holds_the_referral_items_key(dynamo: DynamoStore) -> None:
     r = referral("alice", "bob", 1)
     add(dynamo, r)
     claim = dynamo.tables.get(dynamo.tables.main, {"pk": f"REFID#{r.id}", "sk": "REFID"})
-    assert claim == {"pk": f"REFID#{r.id}", "sk": "REFID", "referee_id": "bob"}
+    assert claim == {
+        "pk": f"REFID#{r.id}",
+        "sk": "REFID",
+        "referee_id": "bob",
+        "program_id": "default",
+    }
 
 
 def test_a_just_added_referral_is_found_while_the_index_lags(

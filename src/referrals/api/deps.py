@@ -52,3 +52,10 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or invalid API key"},
     403: {"description": "The key's role may not do this"},
 }
+
+
+def default_program(svc: ServicesDep) -> None:
+    """The `default` program exists before a route reads programs or signs up: a
+    process built without migrating (a Lambda function) makes it on first need, here,
+    before the route's unit of work begins (a signup reads its program in its own)."""
+    svc.rules.ensure_default()

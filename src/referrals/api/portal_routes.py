@@ -21,7 +21,6 @@ from referrals.config import Settings
 from referrals.domain.errors import NotFound
 from referrals.domain.links import InvalidLink
 from referrals.domain.model import ApiKey
-from referrals.domain.program import DEFAULT_PROGRAM
 from referrals.services import portal_views
 from referrals.web import portal_pages, tokens
 
@@ -105,13 +104,17 @@ def portal_page(
     claims = tokens.verify_link(svc.settings, token, svc.clock.now())
     try:
         view = portal_views.open_portal(
-            svc.store, svc.clock, svc.rules.current(svc.clock), code, claims
+            svc.store,
+            svc.clock,
+            lambda program: svc.rules.current(svc.clock, program),
+            code,
+            claims,
         )
     except NotFound:
         return _refused(status.HTTP_404_NOT_FOUND)
     except InvalidLink:  # a failed authentication (this route runs in a worker thread)
         return ratelimits.count_failure(request) or _refused(status.HTTP_403_FORBIDDEN)
-    program = svc.rules.view(DEFAULT_PROGRAM).program
+    program = svc.rules.view(view.stats.referrer.program_id).program
     html = portal_pages.render_page(view, program.share_url_template or svc.settings.share_url)
     return HTMLResponse(html, headers=PAGE_HEADERS)
 

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, status
 
 from referrals.api import auth
-from referrals.api.deps import PROBLEMS, ServicesDep
+from referrals.api.deps import PROBLEMS, ServicesDep, default_program
 from referrals.api.schemas.programs import (
     ProgramChange,
     ProgramCreate,
@@ -18,14 +18,7 @@ from referrals.api.schemas.programs import (
 from referrals.domain.model import ApiKey
 from referrals.services import programs
 
-
-def _default_program(svc: ServicesDep) -> None:
-    """The `default` program exists before any of these routes reads programs: a
-    process built without migrating (a Lambda function) makes it on first need."""
-    svc.rules.ensure_default()
-
-
-router = APIRouter(tags=["programs"], dependencies=[Depends(_default_program)])
+router = APIRouter(tags=["programs"], dependencies=[Depends(default_program)])
 ProgramId = Annotated[str, Path(max_length=64, pattern=r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "program_not_found"}}
 

@@ -2,18 +2,26 @@
 
 import logging
 import threading
-from typing import Annotated
+from typing import Annotated, Any
 
 from anyio import CapacityLimiter, fail_after, to_thread
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel
 from starlette.requests import Request as StarletteRequest
 
 from referrals.api import auth
-from referrals.api.deps import PROBLEMS, Cursor, Limit, ServicesDep, metrics_of, mount_point
+from referrals.api.deps import (
+    PROBLEMS,
+    Cursor,
+    Limit,
+    ServicesDep,
+    default_program,
+    metrics_of,
+    mount_point,
+)
 from referrals.api.problems import ApiError
-from referrals.api.schemas.common import Health, UserId
+from referrals.api.schemas.common import Health, ProgramId, UserId
 from referrals.api.schemas.signups import (
     ConversionOut,
     ConversionRequest,
@@ -139,12 +147,19 @@ async def index(request: Request) -> RedirectResponse:
     return RedirectResponse(f"{mount_point(request)}/dashboard", status.HTTP_307_TEMPORARY_REDIRECT)
 
 
+# Program routes: a referrer is a user in a program. The routes without a program in
+# their path act on the default program, as before programs existed.
+InProgram = Annotated[ProgramId, Path(description="The program's id")]
+PROGRAM_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "program_not_found"}}
+
+
 @router.post(
     "/signup",
     response_model=LegacySignupResponse,
     tags=["signups"],
     summary="Record a signup (compatible with the original API)",
     responses=PROBLEMS | {404: {"description": "code_not_found"}, 409: {}, 422: {}},
+    dependencies=[Depends(default_program)],
 )
 def legacy_signup(
     body: LegacySignupRequest, svc: ServicesDep, request: Request, _: ApiKey = Depends(auth.ingest)
@@ -152,7 +167,7 @@ def legacy_signup(
     result = sign_up(
         svc.store,
         svc.clock,
-        svc.rules.for_signup(DEFAULT_PROGRAM, svc.clock.now()),
+        svc.rules.for_signup,
         body.userId,
         body.referralCode,
         body.email,
@@ -178,18 +193,46 @@ def shown_to(key: ApiKey, answer: IngestAnswer, sent_email: str | None = None) -
 Enrolled = ReferrerOut | ReferrerSummary
 
 
+ENROLLED: dict[int | str, dict[str, Any]] = {
+    200: {"model": Enrolled, "description": "Already enrolled"},
+    409: {"description": "code_taken, referrer_exists, program_archived"},
+}
+
+
 @router.post(
     "/v1/referrers",
     response_model=Enrolled,
     status_code=status.HTTP_201_CREATED,
     tags=["referrers"],
-    responses=PROBLEMS | {200: {"model": Enrolled, "description": "Already enrolled"}, 409: {}},
+    responses=PROBLEMS | ENROLLED,
+    dependencies=[Depends(default_program)],
 )
 def enroll_referrer(
     body: EnrollRequest, svc: ServicesDep, key: ApiKey = Depends(auth.ingest)
 ) -> Response:
-    """Admin keys get the referrer with their earnings (`ReferrerOut`); ingest keys get
-    `ReferrerSummary`: no money, and the email only if this request sent it."""
+    """Enroll in the default program. Admin keys get the referrer with their earnings
+    (`ReferrerOut`); ingest keys get `ReferrerSummary`: no money, and the email only if
+    this request sent it."""
+    return _enroll(DEFAULT_PROGRAM, body, svc, key)
+
+
+@router.post(
+    "/v1/programs/{program_id}/referrers",
+    response_model=Enrolled,
+    status_code=status.HTTP_201_CREATED,
+    tags=["referrers"],
+    responses=PROBLEMS | ENROLLED | PROGRAM_NOT_FOUND,
+    dependencies=[Depends(default_program)],
+)
+def enroll_program_referrer(
+    program_id: InProgram, body: EnrollRequest, svc: ServicesDep, key: ApiKey = Depends(auth.ingest)
+) -> Response:
+    """Enroll in a program: a user may be a referrer of several, with a code in each
+    (codes are unique across programs, so a signup's code finds its program)."""
+    return _enroll(program_id, body, svc, key)
+
+
+def _enroll(program_id: str, body: EnrollRequest, svc: ServicesDep, key: ApiKey) -> Response:
     enrollment = enroll(
         svc.store,
         svc.clock,
@@ -199,8 +242,10 @@ def enroll_referrer(
         body.ip,
         body.device_id,
         fingerprints=svc.fingerprints,
+        program=program_id,
     )
-    stats = queries.referrer_stats(svc.store, svc.clock, svc.rules.current(svc.clock), body.user_id)
+    rules = svc.rules.current(svc.clock, program_id)
+    stats = queries.referrer_stats(svc.store, svc.clock, rules, body.user_id)
     answer = shown_to(key, ReferrerOut.of(stats), body.email)
     status_code = status.HTTP_201_CREATED if enrollment.created else status.HTTP_200_OK
     return json_response(answer, status_code)
@@ -211,11 +256,27 @@ def enroll_referrer(
     response_model=ReferrerOut,
     tags=["referrers"],
     responses=PROBLEMS | {404: {}},
+    dependencies=[Depends(default_program)],
 )
 def get_referrer(user_id: UserId, svc: ServicesDep, _: ApiKey = Depends(auth.admin)) -> ReferrerOut:
-    return ReferrerOut.of(
-        queries.referrer_stats(svc.store, svc.clock, svc.rules.current(svc.clock), user_id)
-    )
+    """The user as a referrer of the default program."""
+    rules = svc.rules.current(svc.clock)
+    return ReferrerOut.of(queries.referrer_stats(svc.store, svc.clock, rules, user_id))
+
+
+@router.get(
+    "/v1/programs/{program_id}/referrers/{user_id}",
+    response_model=ReferrerOut,
+    tags=["referrers"],
+    responses=PROBLEMS | {404: {"description": "not_found, program_not_found"}},
+    dependencies=[Depends(default_program)],
+)
+def get_program_referrer(
+    program_id: InProgram, user_id: UserId, svc: ServicesDep, _: ApiKey = Depends(auth.admin)
+) -> ReferrerOut:
+    """The user as a referrer of the program: its count, caps and earnings."""
+    rules = svc.rules.current(svc.clock, program_id)
+    return ReferrerOut.of(queries.referrer_stats(svc.store, svc.clock, rules, user_id))
 
 
 @router.get(
@@ -231,7 +292,27 @@ def list_referrer_referrals(
     cursor: Cursor = None,
     _: ApiKey = Depends(auth.admin),
 ) -> ReferralPage:
+    """The user's referrals in the default program, by ordinal."""
     return ReferralPage.of(queries.referrals_of(svc.store, user_id, limit, cursor))
+
+
+@router.get(
+    "/v1/programs/{program_id}/referrers/{user_id}/referrals",
+    response_model=ReferralPage,
+    tags=["referrers"],
+    responses=PROBLEMS | {404: {}},
+)
+def list_program_referrer_referrals(
+    program_id: InProgram,
+    user_id: UserId,
+    svc: ServicesDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    _: ApiKey = Depends(auth.admin),
+) -> ReferralPage:
+    """The user's referrals in the program, by ordinal."""
+    page = queries.referrals_of(svc.store, user_id, limit, cursor, program=program_id)
+    return ReferralPage.of(page)
 
 
 @router.post(
@@ -241,17 +322,20 @@ def list_referrer_referrals(
     tags=["signups"],
     responses=PROBLEMS
     | {200: {"model": SignupOut, "description": "Replay of a recorded signup"}, 404: {}}
-    | {409: {}, 422: {}},
+    | {409: {"description": "already_referred, program_paused"}, 422: {}},
+    dependencies=[Depends(default_program)],
 )
 def create_signup(
     body: SignupRequest, svc: ServicesDep, request: Request, key: ApiKey = Depends(auth.ingest)
 ) -> Response:
+    """Record a signup with a referrer's code: in the code's program, priced by its rules
+    in force (a paused program refuses it with 409 `program_paused`)."""
     if body.signed_up_at is not None and key.role is not Role.ADMIN:
         raise ApiError("forbidden", "only admin keys may import signups with signed_up_at")
     result = sign_up(
         svc.store,
         svc.clock,
-        svc.rules.for_signup(DEFAULT_PROGRAM, body.signed_up_at or svc.clock.now()),
+        svc.rules.for_signup,
         body.user_id,
         body.referral_code,
         body.email,
@@ -278,17 +362,19 @@ def create_signup(
     tags=["signups"],
     responses=PROBLEMS
     | {200: {"model": ConversionOut, "description": "Replay of a recorded conversion"}}
-    | {409: {"description": "conversion_conflict"}},
+    | {404: {"description": "program_not_found"}, 409: {"description": "conversion_conflict"}},
+    dependencies=[Depends(default_program)],
 )
 def create_conversion(
     body: ConversionRequest, svc: ServicesDep, key: ApiKey = Depends(auth.ingest)
 ) -> Response:
-    """Report a referee's event. In a program that pays on conversion, the first
-    qualifying event of a referred user earns their referral its reward."""
+    """Report a referee's event, in `program_id` (default: the default program). In a
+    program that pays on conversion, the first qualifying event of a referred user
+    earns their referral its reward."""
     result = record_conversion(
         svc.store,
         svc.clock,
-        svc.rules.current(svc.clock),
+        svc.rules.current(svc.clock, body.program_id),
         body.user_id,
         body.event,
         body.external_id,
@@ -322,9 +408,12 @@ def list_referrals(
     svc: ServicesDep,
     status: ReferralStatus | None = None,
     referrer_id: Annotated[UserId | None, Query()] = None,
+    program: Annotated[ProgramId | None, Query()] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
     _: ApiKey = Depends(auth.admin),
 ) -> ReferralPage:
-    page = queries.search_referrals(svc.store, limit, cursor, status, referrer_id)
+    """Referrals in creation order: of every program, or of `program`. A `referrer_id`
+    is a referrer of `program` (of the default program if none is given)."""
+    page = queries.search_referrals(svc.store, limit, cursor, status, referrer_id, program=program)
     return ReferralPage.of(page)

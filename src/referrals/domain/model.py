@@ -9,6 +9,10 @@ from typing import Any
 
 from referrals.domain.codes import crockford
 
+# The program that routes and records without one act on: an instance from before
+# programs existed keeps all its referrers and rewards in it.
+DEFAULT_PROGRAM = "default"
+
 
 class Role(StrEnum):
     ADMIN = "admin"
@@ -119,6 +123,9 @@ class Referrer:
     cap_lifetime_cents: int = 0
     cap_month: str | None = None
     cap_month_cents: int = 0
+    # A user is a referrer once per program, with a code of their own in each; the
+    # counters and caps above are the program's.
+    program_id: str = DEFAULT_PROGRAM
 
     def earned_in(self, month: str) -> int | None:
         """What the monthly cap has counted in `month`; None for a month before the
@@ -163,6 +170,7 @@ class Referral:
     hold: timedelta = timedelta(0)  # the program's hold period when it was earned
     receipt: Receipt | None = None
     note: str | None = None  # the reason given by the last review or reversal
+    program_id: str = DEFAULT_PROGRAM  # the referrer's (and the code's) program
 
     @property
     def payable_at(self) -> datetime:
@@ -190,6 +198,7 @@ class Conversion:
     # A qualifying conversion of a user not referred yet (webhooks arrive out of
     # order): the user's signup, if one comes, is earned by it.
     awaits_signup: bool = False
+    program_id: str = DEFAULT_PROGRAM  # the program whose referral it may qualify
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +209,7 @@ class SignupSlot:
 
     user_id: str
     external_id: str | None
+    program_id: str = DEFAULT_PROGRAM
 
 
 class RewardKind(StrEnum):
@@ -225,6 +235,7 @@ class Reward:
     hold: timedelta = timedelta(0)
     payout_period: str | None = None
     note: str | None = None
+    program_id: str = DEFAULT_PROGRAM  # its referral's
 
     @property
     def payable_at(self) -> datetime:

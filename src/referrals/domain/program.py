@@ -16,10 +16,10 @@ from typing import Any
 
 from referrals.domain.checks import FraudChecks
 from referrals.domain.errors import InvalidInput
+from referrals.domain.model import DEFAULT_PROGRAM as DEFAULT_PROGRAM
 from referrals.domain.model import Referrer
 from referrals.domain.tiers import DEFAULT_TIERS, Tier, TierSchedule
 
-DEFAULT_PROGRAM = "default"
 # The default program's first version prices everything recorded before programs
 # existed: it is in force from the beginning of time.
 BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)

@@ -28,7 +28,8 @@ def record_conversion(
     external_id: str,
     value_cents: int | None = None,
 ) -> ConversionResult:
-    """Record `user_id`'s event; if it qualifies, the referral of that user earns its reward.
+    """Record `user_id`'s event in the program of `rules` (the version in force there);
+    if it qualifies, the user's referral in that program earns its reward.
 
     Idempotent by `external_id`: the same conversion again answers what the first
     did; another conversion under a recorded id is refused. Only the first
@@ -39,22 +40,24 @@ def record_conversion(
         raise InvalidInput("user_id must be 1-128 characters of [A-Za-z0-9._:@+-]")
     if value_cents is not None and value_cents < 0:
         raise InvalidInput("value_cents cannot be negative")
+    program = rules.program_id
 
     def attempt() -> ConversionResult:
         with store.unit_of_work() as uow:
             earlier = uow.conversions.get(external_id)
             if earlier is not None:
-                if (earlier.user_id, earlier.event, earlier.value_cents) != (
+                if (earlier.user_id, earlier.event, earlier.value_cents, earlier.program_id) != (
                     user_id,
                     event,
                     value_cents,
+                    program,
                 ):
                     raise ConversionConflict(f"{external_id!r} was recorded for another event")
                 referral = uow.referrals.get(earlier.referral_id) if earlier.referral_id else None
                 return ConversionResult(earlier, referral, replayed=True)
             now = clock.now()
             qualified = None
-            referral = uow.referrals.by_referee(user_id)
+            referral = uow.referrals.by_referee(user_id, program=program)
             if (
                 referral is not None
                 and referral.status is ReferralStatus.AWAITING
@@ -63,7 +66,7 @@ def record_conversion(
             ):
                 # Earned now: priced by the rule version in force now (its tier for the
                 # referral's ordinal, this month's caps), payable its hold after this.
-                profile = uow.referrers.get(referral.referrer_id)
+                profile = uow.referrers.get(referral.referrer_id, program=program)
                 if profile is None:
                     raise NotFound(f"no referrer {referral.referrer_id!r}")  # never deleted
                 tier = rules.tiers.tier_of(referral.ordinal)
@@ -91,11 +94,11 @@ def record_conversion(
                 # The webhooks may come out of order: the user's signup will find this
                 # in their slot. A slot taken by the signup means it committed since
                 # `by_referee` read: the retry finds its referral.
-                slot = uow.conversions.signup_slot(user_id)
+                slot = uow.conversions.signup_slot(user_id, program=program)
                 if slot is not None and slot.external_id is None:
                     raise Conflict(f"{user_id} signed up meanwhile")
                 if slot is None:  # else an earlier conversion waits already
-                    uow.conversions.take_signup_slot(SignupSlot(user_id, external_id))
+                    uow.conversions.take_signup_slot(SignupSlot(user_id, external_id, program))
                     awaits_signup = True
             conversion = Conversion(
                 external_id,
@@ -105,6 +108,7 @@ def record_conversion(
                 now,
                 qualified.id if qualified else None,
                 awaits_signup,
+                program,
             )
             uow.conversions.add(conversion)
             uow.commit()

@@ -4,14 +4,14 @@ The token that carries the claims is the web layer's (`web.tokens`): here the cl
 are made, and checked against the referrer whose code is in the page's path.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from referrals.domain.codes import is_valid_code, normalize_code
 from referrals.domain.errors import InvalidInput, NotFound
 from referrals.domain.links import InvalidLink, LinkClaims
-from referrals.domain.model import Referral
+from referrals.domain.model import DEFAULT_PROGRAM, Referral
 from referrals.domain.program import RuleVersion
 from referrals.ports import Clock, Store
 from referrals.services.queries import ReferrerStats, stats_of
@@ -29,13 +29,20 @@ class PortalView:
 
 
 def link_claims(
-    store: Store, clock: Clock, user_id: str, ttl_seconds: int, max_ttl_seconds: int
+    store: Store,
+    clock: Clock,
+    user_id: str,
+    ttl_seconds: int,
+    max_ttl_seconds: int,
+    *,
+    program: str = DEFAULT_PROGRAM,
 ) -> LinkClaims:
-    """What a link to `user_id`'s portal page, valid for `ttl_seconds`, claims."""
+    """What a link to `user_id`'s portal page in `program`, valid for `ttl_seconds`,
+    claims (the page is the code's, and codes are the program's)."""
     if not MIN_TTL_SECONDS <= ttl_seconds <= max_ttl_seconds:
         raise InvalidInput(f"ttl_seconds must be between {MIN_TTL_SECONDS} and {max_ttl_seconds}")
     with store.read() as uow:
-        referrer = uow.referrers.get(user_id)
+        referrer = uow.referrers.get(user_id, program=program)
     if referrer is None:
         raise NotFound(f"no referrer {user_id!r}")
     # Whole seconds: the token holds unix seconds, and the answer says the same instant.
@@ -44,10 +51,15 @@ def link_claims(
 
 
 def open_portal(
-    store: Store, clock: Clock, rules: RuleVersion, code: str, claims: LinkClaims | None
+    store: Store,
+    clock: Clock,
+    rules: Callable[[str], RuleVersion],
+    code: str,
+    claims: LinkClaims | None,
 ) -> PortalView:
     """The page of the referrer whose `code` is in the path, if the link's `claims` (None:
-    no valid, unexpired link) are theirs.
+    no valid, unexpired link) are theirs; `rules`: a program's version in force (its
+    next tier is shown).
 
     NotFound for a code no referrer has (codes are public: they are shared to be
     used), then InvalidLink for no claims, or claims for another code or user.
@@ -63,8 +75,10 @@ def open_portal(
             raise InvalidLink("the link is missing, not valid or expired")
         if normalize_code(claims.code) != normalize_code(code) or claims.user_id != owner.user_id:
             raise InvalidLink("the link is for another referrer")
-        stats = stats_of(uow, clock, rules, owner)
+        stats = stats_of(uow, clock, rules(owner.program_id), owner)
         # Ordinals run 1..n without gaps, so the last ones are those after n - RECENT.
         after = max(owner.referral_count - RECENT_REFERRALS, 0)
-        recent = uow.referrals.for_referrer(owner.user_id, after, RECENT_REFERRALS)
+        recent = uow.referrals.for_referrer(
+            owner.user_id, after, RECENT_REFERRALS, program=owner.program_id
+        )
     return PortalView(stats, list(reversed(recent)), datetime.fromtimestamp(claims.expires_at, UTC))

@@ -33,7 +33,7 @@ from referrals.domain.program import (
     in_force,
     next_version,
 )
-from referrals.ports import Clock, Store
+from referrals.ports import Clock, Store, UnitOfWork
 from referrals.services.audit import add_entry
 from referrals.services.retry import retry_on_conflict
 
@@ -103,10 +103,15 @@ def create_program(
 
 def get_program(store: Store, program_id: str) -> ProgramView:
     with store.read() as uow:
-        program = uow.programs.get(program_id)
-        if program is None:
-            raise ProgramNotFound(f"no program has the id {program_id!r}")
-        return ProgramView(program, tuple(uow.programs.versions(program_id)))
+        return program_in(uow, program_id)
+
+
+def program_in(uow: UnitOfWork, program_id: str) -> ProgramView:
+    """The program and its versions, read in the caller's unit of work."""
+    program = uow.programs.get(program_id)
+    if program is None:
+        raise ProgramNotFound(f"no program has the id {program_id!r}")
+    return ProgramView(program, tuple(uow.programs.versions(program_id)))
 
 
 def list_programs(store: Store) -> Sequence[ProgramView]:
@@ -223,15 +228,18 @@ class RulesBook:
             ensure_default_program(self._store, self._clock, self._seed, self._share_url_template)
             self._default_ensured = True
 
-    def view(self, program_id: str) -> ProgramView:
+    def view(self, program_id: str, uow: UnitOfWork | None = None) -> ProgramView:
+        """The program as this book keeps it, read again if it is `ttl` old: through
+        `uow` if given (a signup's: it already holds a connection, and waiting for a
+        second one from the same pool could wait forever under load)."""
         with self._lock:
             kept = self._views.get(program_id)
         if kept is not None and kept[0] > time.monotonic():
             return kept[1]
-        if program_id == DEFAULT_PROGRAM:
-            self.ensure_default()
+        if program_id == DEFAULT_PROGRAM and uow is None:
+            self.ensure_default()  # a signup's entry point has made sure of it before
         read_at = time.monotonic()
-        view = get_program(self._store, program_id)
+        view = program_in(uow, program_id) if uow else get_program(self._store, program_id)
         with self._lock:
             self._views[program_id] = (read_at + self._ttl, view)
         return view
@@ -241,8 +249,8 @@ class RulesBook:
         with self._lock:
             self._views.pop(program_id, None)
 
-    def in_force(self, program_id: str, at: datetime) -> RuleVersion:
-        view = self.view(program_id)
+    def in_force(self, program_id: str, at: datetime, uow: UnitOfWork | None = None) -> RuleVersion:
+        view = self.view(program_id, uow)
         version = view.current(at)
         if version is None:
             first = view.versions[0].effective_from.isoformat() if view.versions else "never"
@@ -251,12 +259,14 @@ class RulesBook:
             )
         return version
 
-    def for_signup(self, program_id: str, at: datetime) -> RuleVersion:
+    def for_signup(
+        self, program_id: str, at: datetime, uow: UnitOfWork | None = None
+    ) -> RuleVersion:
         """The version that prices a signup at `at`; refused if the program is paused."""
-        view = self.view(program_id)
+        view = self.view(program_id, uow)
         if not view.program.takes_signups:
             raise ProgramPaused(f"program {program_id!r} is {view.program.status.value}")
-        return self.in_force(program_id, at)
+        return self.in_force(program_id, at, uow)
 
     def current(self, clock: Clock, program_id: str = DEFAULT_PROGRAM) -> RuleVersion:
         return self.in_force(program_id, clock.now())

@@ -7,7 +7,14 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from referrals.domain.errors import InvalidInput, NotFound
-from referrals.domain.model import Earnings, Referral, ReferralStatus, Referrer, Reward
+from referrals.domain.model import (
+    DEFAULT_PROGRAM,
+    Earnings,
+    Referral,
+    ReferralStatus,
+    Referrer,
+    Reward,
+)
 from referrals.domain.program import RuleVersion
 from referrals.domain.tiers import Tier
 from referrals.ports import Clock, Store, UnitOfWork
@@ -34,8 +41,9 @@ class Page(Generic[T]):
 
 
 def referrer_stats(store: Store, clock: Clock, rules: RuleVersion, user_id: str) -> ReferrerStats:
+    """`user_id`'s stats as a referrer of the program of `rules` (its version in force)."""
     with store.read() as uow:
-        referrer = uow.referrers.get(user_id)
+        referrer = uow.referrers.get(user_id, program=rules.program_id)
         if referrer is None:
             raise NotFound(f"no referrer {user_id!r}")
         return stats_of(uow, clock, rules, referrer)
@@ -45,7 +53,7 @@ def stats_of(
     uow: UnitOfWork, clock: Clock, rules: RuleVersion, referrer: Referrer
 ) -> ReferrerStats:
     """A referrer's stats, read in the caller's unit of work."""
-    earnings = uow.referrers.earnings(referrer.user_id, clock.now())
+    earnings = uow.referrers.earnings(referrer.user_id, clock.now(), program=referrer.program_id)
     return ReferrerStats(referrer, earnings, rules.tiers.next_tier(referrer.referral_count))
 
 
@@ -58,16 +66,24 @@ def referral_with_entries(store: Store, referral_id: str) -> tuple[Referral, Seq
         return referral, uow.rewards.for_referral(referral_id)
 
 
-def referrals_of(store: Store, user_id: str, limit: int, cursor: str | None) -> Page[Referral]:
+def referrals_of(
+    store: Store,
+    user_id: str,
+    limit: int,
+    cursor: str | None,
+    *,
+    program: str = DEFAULT_PROGRAM,
+) -> Page[Referral]:
     after = decode_cursor(cursor)
     # Ordinals are positive integers that a database column can hold.
     if after is not None and not (after.isdigit() and after.isascii() and int(after) < 2**31):
         raise InvalidInput("invalid cursor")
     check_limit(limit)
     with store.read() as uow:
-        if uow.referrers.get(user_id) is None:
+        if uow.referrers.get(user_id, program=program) is None:
             raise NotFound(f"no referrer {user_id!r}")
-        rows = uow.referrals.for_referrer(user_id, int(after) if after else None, limit + 1)
+        position = int(after) if after else None
+        rows = uow.referrals.for_referrer(user_id, position, limit + 1, program=program)
     return page(rows, limit, lambda last: str(last.ordinal))
 
 
@@ -77,11 +93,13 @@ def search_referrals(
     cursor: str | None,
     status: ReferralStatus | None = None,
     referrer_id: str | None = None,
+    *,
+    program: str | None = None,
 ) -> Page[Referral]:
     check_limit(limit)
     after = decode_cursor(cursor)
     with store.read() as uow:
-        rows = uow.referrals.search(status, referrer_id, after, limit + 1)
+        rows = uow.referrals.search(status, referrer_id, after, limit + 1, program=program)
     return page(rows, limit, lambda last: last.id)
 
 

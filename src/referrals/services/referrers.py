@@ -4,8 +4,15 @@ from dataclasses import dataclass
 
 from referrals.domain.checks import Fingerprint, Fingerprints
 from referrals.domain.codes import generate_code, is_valid_code, is_valid_user_id, normalize_code
-from referrals.domain.errors import CodeTaken, InvalidInput, ReferrerExists
-from referrals.domain.model import Referrer
+from referrals.domain.errors import (
+    CodeTaken,
+    InvalidInput,
+    ProgramArchived,
+    ProgramNotFound,
+    ReferrerExists,
+)
+from referrals.domain.model import DEFAULT_PROGRAM, Referrer
+from referrals.domain.program import ProgramStatus
 from referrals.ports import Clock, Store, UnitOfWork
 from referrals.services.retry import retry_on_conflict
 
@@ -26,8 +33,10 @@ def enroll(
     device_id: str | None = None,
     *,
     fingerprints: Fingerprints | None = None,
+    program: str = DEFAULT_PROGRAM,
 ) -> Enrollment:
-    """Make `user_id` a referrer with a generated or vanity code.
+    """Make `user_id` a referrer of `program` with a generated or vanity code (codes
+    are unique across programs: a signup finds the program by its code).
 
     `ip` and `device_id`, if given, are kept as keyed `fingerprints` (required
     then): a referee signing up from the same one is flagged for review.
@@ -43,18 +52,33 @@ def enroll(
 
     def attempt() -> Enrollment:
         with store.unit_of_work() as uow:
-            existing = uow.referrers.get(user_id)
+            existing = uow.referrers.get(user_id, program=program)
             if existing is not None:
                 if code is not None and normalize_code(code) != normalize_code(existing.code):
                     raise ReferrerExists(f"{user_id} is already a referrer with another code")
                 return Enrollment(existing, created=False)
+            _require_open(uow, program)
             if code is not None and uow.referrers.by_code(code) is not None:
                 raise CodeTaken(f"the code {code} is taken")
-            referrer = add_referrer(uow, clock, user_id, email, ip_hash, device_hash, code)
+            referrer = add_referrer(
+                uow, clock, user_id, email, ip_hash, device_hash, code, program=program
+            )
             uow.commit()
             return Enrollment(referrer, created=True)
 
     return retry_on_conflict(attempt)
+
+
+def _require_open(uow: UnitOfWork, program_id: str) -> None:
+    """A program takes new referrers unless archived. The default program always
+    exists (it is made on first need, see services.programs), so it is not read."""
+    if program_id == DEFAULT_PROGRAM:
+        return
+    program = uow.programs.get(program_id)
+    if program is None:
+        raise ProgramNotFound(f"no program has the id {program_id!r}")
+    if program.status is ProgramStatus.ARCHIVED:
+        raise ProgramArchived(f"program {program_id!r} is archived")
 
 
 def fingerprints_of(
@@ -80,6 +104,8 @@ def add_referrer(
     ip_hash: str | None = None,
     device_hash: str | None = None,
     code: str | None = None,
+    *,
+    program: str = DEFAULT_PROGRAM,
 ) -> Referrer:
     """Insert a referrer with `code`, or a freshly drawn one.
 
@@ -95,6 +121,7 @@ def add_referrer(
         created_at=clock.now(),
         ip_hash=ip_hash,
         device_hash=device_hash,
+        program_id=program,
     )
     uow.referrers.add(referrer)
     return referrer

@@ -94,14 +94,14 @@ def reverse(store: Store, clock: Clock, actor: str, referral_id: str, reason: st
                 raise Conflict("the referral changed meanwhile")  # retried
             give_back_earned(uow, referral)
             if changed.status is CLAWED_BACK:
-                _claw_back(uow, referral_id, referral.referrer_id, referral.reward_cents, now)
+                _claw_back(uow, referral, referral.referrer_id, referral.reward_cents, now)
             for e in entries:
                 if e.status not in REVERSIBLE:
                     continue
                 if uow.rewards.transition(e.id, {e.status}, _reversal(e.status), reason) is None:
                     raise Conflict("the referee's reward changed meanwhile")
                 if e.status is PAID:
-                    _claw_back(uow, referral_id, e.user_id, e.cents, now)
+                    _claw_back(uow, referral, e.user_id, e.cents, now)
             add_entry(uow, clock, actor, "referral.reverse", f"referral:{referral_id}", reason)
             uow.outbox.add(events.referral_reviewed(events.REFERRAL_REVERSED, changed, reason, now))
             uow.commit()
@@ -157,10 +157,21 @@ def _review(
     return retry_on_conflict(attempt)
 
 
-def _claw_back(uow: UnitOfWork, referral_id: str, user_id: str, cents: int, now: datetime) -> None:
+def _claw_back(
+    uow: UnitOfWork, referral: Referral, user_id: str, cents: int, now: datetime
+) -> None:
     if not cents:  # a reward the caps cut to nothing: there is nothing to take back
         return
-    clawback = Reward(new_id(now), referral_id, user_id, CLAWBACK, -cents, PENDING, now)
+    clawback = Reward(
+        new_id(now),
+        referral.id,
+        user_id,
+        CLAWBACK,
+        -cents,
+        PENDING,
+        now,
+        program_id=referral.program_id,
+    )
     uow.rewards.add(clawback)
 
 

@@ -2,11 +2,19 @@
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from referrals.domain import events
 from referrals.domain.checks import Fingerprint, Fingerprints, signup_checks, velocity_check
 from referrals.domain.codes import is_valid_code, is_valid_user_id
-from referrals.domain.errors import AlreadyReferred, CodeNotFound, InvalidInput, SelfReferral
+from referrals.domain.errors import (
+    AlreadyReferred,
+    CodeNotFound,
+    DomainError,
+    InvalidInput,
+    ProgramNotFound,
+    SelfReferral,
+)
 from referrals.domain.model import (
     Receipt,
     Referral,
@@ -24,6 +32,17 @@ from referrals.services.referrers import add_referrer, fingerprints_of, stored
 from referrals.services.retry import retry_on_conflict
 
 AWAITING_RULE = "awaiting conversion"
+
+
+class RulesFor(Protocol):
+    """The rule version that prices a signup in a program at a moment, refusing one in
+    a program that takes no signups (RulesBook.for_signup). A signup finds its program
+    by its code, so the version is chosen after the code is read, in the signup's unit
+    of work, which is where any reading it needs must go."""
+
+    def __call__(self, program_id: str, at: datetime, uow: UnitOfWork) -> RuleVersion: ...
+
+
 # Payout periods start in 1970 (times are stored as microseconds since the epoch).
 EARLIEST_IMPORT = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -53,7 +72,7 @@ class _Signup:
 def sign_up(
     store: Store,
     clock: Clock,
-    rules: RuleVersion,
+    rules: RuleVersion | RulesFor,
     user_id: str,
     referral_code: str,
     email: str | None = None,
@@ -72,6 +91,8 @@ def sign_up(
     review, and the receipt keeps every verdict. `ip` and `device_id` are compared
     and kept only as keyed `fingerprints` (required with either). A program that pays on
     conversion records the referral as awaiting: `record_conversion` earns it.
+    `rules`: the version in force in the code's program, or one fixed version (which
+    prices signups in its own program only).
     """
     ip_print, device_print = fingerprints_of(fingerprints, ip, device_id)
     if not is_valid_user_id(user_id):
@@ -82,10 +103,11 @@ def sign_up(
         signed_up_at = _imported_moment(signed_up_at, clock.now())
 
     signup = _Signup(user_id, referral_code, email, signed_up_at, ip_print, device_print)
+    rules_for = _fixed(rules) if isinstance(rules, RuleVersion) else rules
 
     def record() -> SignupResult:
         with store.unit_of_work() as uow:
-            result = _record(uow, clock, rules, signup)
+            result = _record(uow, clock, rules_for, signup)
             if not result.replayed:  # a replay wrote nothing worth keeping
                 uow.commit()
             return result
@@ -93,7 +115,16 @@ def sign_up(
     return retry_on_conflict(record)
 
 
-def _record(uow: UnitOfWork, clock: Clock, rules: RuleVersion, signup: _Signup) -> SignupResult:
+def _fixed(version: RuleVersion) -> RulesFor:
+    def rules_for(program_id: str, at: datetime, uow: UnitOfWork) -> RuleVersion:
+        if program_id != version.program_id:
+            raise ProgramNotFound(f"no rules for the program {program_id!r}")
+        return version
+
+    return rules_for
+
+
+def _record(uow: UnitOfWork, clock: Clock, rules_for: RulesFor, signup: _Signup) -> SignupResult:
     """One signup, in `uow`: refused or replayed (its count given back), or recorded."""
     user_id, referral_code, email = signup.user_id, signup.referral_code, signup.email
     signed_up_at = signup.signed_up_at
@@ -105,13 +136,17 @@ def _record(uow: UnitOfWork, clock: Clock, rules: RuleVersion, signup: _Signup) 
     profile, earlier, referee = parties.referrer, parties.earlier, parties.referee
     if profile is None:
         raise CodeNotFound(f"no referrer has the code {referral_code!r}")
+    program = profile.program_id
     try:
+        # A replay answers as the first time did, even once the program is paused.
         replay = _replay(profile, earlier, referee, user_id, email)
-    except (AlreadyReferred, SelfReferral):
-        uow.referrers.give_back_count(profile.user_id)
+        if replay is None:
+            rules = rules_for(program, signed_up_at or clock.now(), uow)
+    except DomainError:
+        uow.referrers.give_back_count(profile.user_id, program=program)
         raise
     if replay is not None:
-        uow.referrers.give_back_count(profile.user_id)
+        uow.referrers.give_back_count(profile.user_id, program=program)
         return replay
 
     checks = signup_checks(rules.checks, profile, email, signup.ip, signup.device)
@@ -119,7 +154,7 @@ def _record(uow: UnitOfWork, clock: Clock, rules: RuleVersion, signup: _Signup) 
     ordinal = profile.referral_count
     limit = rules.checks.velocity_per_hour
     if rules.checks.velocity_runs and signed_up_at is None:  # an import is history
-        earlier = _referral_by_ordinal(uow, profile.user_id, ordinal - limit)
+        earlier = _referral_by_ordinal(uow, profile, ordinal - limit)
         checks.append(velocity_check(limit, earlier, clock.now(), rules.checks.velocity))
     tier = rules.tiers.tier_of(ordinal)
     created_at = signed_up_at or clock.now()
@@ -152,12 +187,13 @@ def _record(uow: UnitOfWork, clock: Clock, rules: RuleVersion, signup: _Signup) 
         created_at=created_at,
         hold=rules.hold,
         receipt=receipt,
+        program_id=program,
     )
     if earned:
         count_earned(uow, referral, profile)
     if referee is None and rules.auto_enroll_referees:
         ip_hash, device_hash = stored(signup.ip), stored(signup.device)
-        referee = add_referrer(uow, clock, user_id, email, ip_hash, device_hash)
+        referee = add_referrer(uow, clock, user_id, email, ip_hash, device_hash, program=program)
     uow.referrals.add(referral)
     if earned:
         add_referee_reward(uow, rules, referral, referral.created_at, clock.now())
@@ -190,9 +226,9 @@ def _earning_rule(uow: UnitOfWork, rules: RuleVersion, user_id: str) -> str:
     signup takes the slot, so a conversion racing it retries and finds the referral)."""
     if rules.trigger is Trigger.SIGNUP:
         return "signup"
-    slot = uow.conversions.signup_slot(user_id)
+    slot = uow.conversions.signup_slot(user_id, program=rules.program_id)
     if slot is None:
-        uow.conversions.take_signup_slot(SignupSlot(user_id, None))
+        uow.conversions.take_signup_slot(SignupSlot(user_id, None, rules.program_id))
         return AWAITING_RULE
     early = uow.conversions.get(slot.external_id) if slot.external_id else None
     if early is not None and rules.qualifies(
@@ -217,7 +253,11 @@ def count_earned(uow: UnitOfWork, referral: Referral, priced_from: Referrer) -> 
     that priced it, which must still hold when this commits."""
     if referral.reward_cents:
         uow.referrers.add_earned(
-            referral.referrer_id, month_of(referral.earned_at), referral.reward_cents, priced_from
+            referral.referrer_id,
+            month_of(referral.earned_at),
+            referral.reward_cents,
+            priced_from,
+            program=referral.program_id,
         )
 
 
@@ -225,7 +265,10 @@ def give_back_earned(uow: UnitOfWork, referral: Referral) -> None:
     """A rejected or reversed reward no longer counts toward its referrer's caps."""
     if referral.reward_cents and referral.status is not ReferralStatus.AWAITING:
         uow.referrers.add_earned(
-            referral.referrer_id, month_of(referral.earned_at), -referral.reward_cents
+            referral.referrer_id,
+            month_of(referral.earned_at),
+            -referral.reward_cents,
+            program=referral.program_id,
         )
 
 
@@ -246,14 +289,17 @@ def add_referee_reward(
             status=referral.status,
             created_at=earned_at,
             hold=rules.hold,
+            program_id=referral.program_id,
         )
     )
 
 
-def _referral_by_ordinal(uow: UnitOfWork, referrer_id: str, ordinal: int) -> Referral | None:
+def _referral_by_ordinal(uow: UnitOfWork, referrer: Referrer, ordinal: int) -> Referral | None:
     if ordinal < 1:
         return None
-    found = uow.referrals.for_referrer(referrer_id, ordinal - 1, 1)
+    found = uow.referrals.for_referrer(
+        referrer.user_id, ordinal - 1, 1, program=referrer.program_id
+    )
     return found[0] if found else None
 
 

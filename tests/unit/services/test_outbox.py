@@ -45,7 +45,7 @@ def test_signup_writes_its_event_in_the_same_transaction(
 def test_a_refused_signup_writes_no_event(
     store: MemoryStore, clock: FixedClock, signed_up: str
 ) -> None:
-    code = store.state.referrers["alice"].code
+    code = store.state.referrers["default", "alice"].code
     with pytest.raises(Exception, match="refer themselves"):
         sign_up(store, clock, RuleVersion(), "alice", code)
     sign_up(store, clock, RuleVersion(), "bob", code)  # a replay

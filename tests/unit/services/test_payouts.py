@@ -292,7 +292,7 @@ def test_a_total_below_the_minimum_is_carried_to_a_later_run(
         clock,
         RuleVersion(),
         "alice-ref-1",
-        store.state.referrers["alice"].code,
+        store.state.referrers["default", "alice"].code,
         signed_up_at=datetime(2026, 10, 3, tzinfo=UTC),
     )
     october = payouts.run_payout(store, reports, clock, OCT, minimum_cents=1500)
@@ -306,7 +306,7 @@ def test_a_dry_run_shows_what_it_would_carry_and_what_is_held(
 ) -> None:
     seed(store, clock, "alice", [datetime(2026, 10, 9, tzinfo=UTC)])
     seed(store, clock, "bob", [datetime(2026, 10, 9, tzinfo=UTC)] * 2)
-    code = store.state.referrers["bob"].code
+    code = store.state.referrers["default", "bob"].code
     held = sign_up(store, clock, RuleVersion(), "carol", code, "carol@yopmail.com").referral
     preview = payouts.preview_payout(store, clock, OCT, minimum_cents=1500)
     assert [(line.referrer_id, line.amount_cents) for line in preview.lines] == [("bob", 2000)]

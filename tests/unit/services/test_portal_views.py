@@ -35,7 +35,7 @@ def test_a_links_claims_open_the_referrers_page(
 ) -> None:
     link = claims(store, clock)
     assert (link.user_id, link.code) == ("alice", code)
-    view = portal_views.open_portal(store, clock, program, code, link)
+    view = portal_views.open_portal(store, clock, lambda _: program, code, link)
     assert view.stats.referrer.user_id == "alice"
     assert view.stats.referrer.referral_count == 3
     assert view.stats.earnings.payable_cents == 3 * 1000
@@ -54,7 +54,9 @@ def test_the_link_expires_after_its_ttl_in_whole_seconds(
 def test_the_code_in_the_path_matches_in_any_case(
     store: MemoryStore, clock: FixedClock, program: RuleVersion, code: str
 ) -> None:
-    view = portal_views.open_portal(store, clock, program, code.lower(), claims(store, clock))
+    view = portal_views.open_portal(
+        store, clock, lambda _: program, code.lower(), claims(store, clock)
+    )
     assert view.stats.referrer.user_id == "alice"
 
 
@@ -76,7 +78,7 @@ def test_the_most_recent_referrals_come_first_and_are_bounded(
     extra = portal_views.RECENT_REFERRALS + 2
     for i in range(extra):
         sign_up(store, clock, program, f"more-{i}", code)
-    view = portal_views.open_portal(store, clock, program, code, claims(store, clock))
+    view = portal_views.open_portal(store, clock, lambda _: program, code, claims(store, clock))
     ordinals = [r.ordinal for r in view.recent]
     total = 3 + extra
     assert ordinals == list(range(total, total - portal_views.RECENT_REFERRALS, -1))
@@ -87,21 +89,21 @@ def test_a_code_no_referrer_has_is_not_found(
     store: MemoryStore, clock: FixedClock, program: RuleVersion, code: str, path_code: str
 ) -> None:
     with pytest.raises(NotFound):
-        portal_views.open_portal(store, clock, program, path_code, claims(store, clock))
+        portal_views.open_portal(store, clock, lambda _: program, path_code, claims(store, clock))
 
 
 def test_a_code_no_referrer_has_is_not_found_without_a_link_too(
     store: MemoryStore, clock: FixedClock, program: RuleVersion, code: str
 ) -> None:
     with pytest.raises(NotFound):
-        portal_views.open_portal(store, clock, program, "NOSUCHCODE", None)
+        portal_views.open_portal(store, clock, lambda _: program, "NOSUCHCODE", None)
 
 
 def test_no_valid_link_is_refused(
     store: MemoryStore, clock: FixedClock, program: RuleVersion, code: str
 ) -> None:
     with pytest.raises(InvalidLink):
-        portal_views.open_portal(store, clock, program, code, None)
+        portal_views.open_portal(store, clock, lambda _: program, code, None)
 
 
 def test_a_link_for_another_code_is_refused(
@@ -109,7 +111,7 @@ def test_a_link_for_another_code_is_refused(
 ) -> None:
     bob_code = enroll(store, clock, "bob").referrer.code
     with pytest.raises(InvalidLink):
-        portal_views.open_portal(store, clock, program, bob_code, claims(store, clock))
+        portal_views.open_portal(store, clock, lambda _: program, bob_code, claims(store, clock))
 
 
 def test_a_link_naming_the_code_but_another_user_is_refused(
@@ -118,4 +120,4 @@ def test_a_link_naming_the_code_but_another_user_is_refused(
     enroll(store, clock, "bob")
     forged = replace(claims(store, clock), user_id="bob")
     with pytest.raises(InvalidLink):
-        portal_views.open_portal(store, clock, program, code, forged)
+        portal_views.open_portal(store, clock, lambda _: program, code, forged)

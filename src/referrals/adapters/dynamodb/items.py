@@ -14,6 +14,7 @@ from referrals.adapters.dynamodb.expressions import Values
 from referrals.adapters.times import from_micros, to_micros
 from referrals.domain.codes import normalize_code
 from referrals.domain.model import (
+    DEFAULT_PROGRAM,
     ApiKey,
     AuditEntry,
     Conversion,
@@ -57,21 +58,33 @@ def _int(item: Values, name: str) -> int:
 # Keys ------------------------------------------------------------------------------
 
 
-def referrer_pk(user_id: str) -> str:
-    return f"REFERRER#{user_id}"
+def in_program(key: str, program_id: str) -> str:
+    """`key` for a record of `program_id`. The default program's keys are those from
+    before programs existed, so a table made then needs no rewrite; `#` is in neither
+    user ids nor program ids, so the keys of two programs never meet."""
+    return key if program_id == DEFAULT_PROGRAM else f"{key}#{program_id}"
 
 
-def referrer_key(user_id: str) -> Values:
-    return {"pk": referrer_pk(user_id), "sk": "PROFILE"}
+def referrer_pk(user_id: str, program_id: str) -> str:
+    return in_program(f"REFERRER#{user_id}", program_id)
+
+
+def referrer_key(user_id: str, program_id: str) -> Values:
+    # A user's profiles in every program are one item collection.
+    return {"pk": f"REFERRER#{user_id}", "sk": in_program("PROFILE", program_id)}
 
 
 def code_key(code: str) -> Values:
     return {"pk": f"CODE#{normalize_code(code)}", "sk": "CODE"}
 
 
-def referral_key(referee_id: str) -> Values:
-    # The referral item is also the referee's claim: one referral per referee.
-    return {"pk": f"REFEREE#{referee_id}", "sk": "REFERRAL"}
+def referral_key(referee_id: str, program_id: str) -> Values:
+    # The referral item is also the referee's claim: one referral per referee and program.
+    return {"pk": f"REFEREE#{referee_id}", "sk": in_program("REFERRAL", program_id)}
+
+
+def signup_slot_key(user_id: str, program_id: str) -> Values:
+    return {"pk": f"SLOT#{user_id}", "sk": in_program("SLOT", program_id)}
 
 
 def referral_claim_key(referral_id: str) -> Values:
@@ -125,7 +138,8 @@ def item_key(item: Values) -> Values:
 
 def referrer_item(r: Referrer) -> Values:
     return {
-        **referrer_key(r.user_id),
+        **referrer_key(r.user_id, r.program_id),
+        "program_id": r.program_id,
         "user_id": r.user_id,
         "code": r.code,
         "referral_count": r.referral_count,
@@ -148,17 +162,19 @@ def referrer(item: Values) -> Referrer:
         cap_lifetime_cents=_int(item, "cap_lifetime_cents"),
         cap_month=item.get("cap_month"),
         cap_month_cents=_int(item, "cap_month_cents"),
+        program_id=program_of(item),
     )
 
 
 def referral_item(r: Referral) -> Values:
     return {
-        **referral_key(r.referee_id),
+        **referral_key(r.referee_id, r.program_id),
         "kind": "REFERRAL",
         "id": r.id,
+        "program_id": r.program_id,
         "referee_id": r.referee_id,
         "referrer_id": r.referrer_id,
-        "referrer_pk": referrer_pk(r.referrer_id),
+        "referrer_pk": referrer_pk(r.referrer_id, r.program_id),
         "code": r.code,
         "ordinal": r.ordinal,
         "reward_cents": r.reward_cents,
@@ -185,6 +201,7 @@ def referral(item: Values) -> Referral:
         hold=hold(item),
         receipt=Receipt.from_dict(json.loads(item["receipt"])) if "receipt" in item else None,
         note=item.get("note"),
+        program_id=program_of(item),
     )
 
 
@@ -192,10 +209,11 @@ def entry_item(e: Reward) -> Values:
     return {
         **entry_key(e.referral_id, e.id),
         "id": e.id,
+        "program_id": e.program_id,
         "referral_id": e.referral_id,
         "user_id": e.user_id,
         # The beneficiary's partition of `by_referrer_id`, for their earnings.
-        "referrer_pk": referrer_pk(e.user_id),
+        "referrer_pk": referrer_pk(e.user_id, e.program_id),
         # Not `kind`: that attribute is the partition key of the `by_id` index of referrals.
         "entry_kind": e.kind.value,
         "reward_cents": e.cents,
@@ -217,7 +235,14 @@ def reward(item: Values) -> Reward:
         hold=hold(item),
         payout_period=item.get("payout_period"),
         note=item.get("note"),
+        program_id=program_of(item),
     )
+
+
+def program_of(item: Values) -> str:
+    """An item's program; one written before programs existed is the default's."""
+    program: str = item.get("program_id", DEFAULT_PROGRAM)
+    return program
 
 
 def _payout_attributes(payee: str, entry: Referral | Reward) -> Values:
@@ -273,6 +298,7 @@ def conversion_item(c: Conversion) -> Values:
         "value_cents": c.value_cents,
         "referral_id": c.referral_id,
         "awaits_signup": True if c.awaits_signup else None,
+        "program_id": c.program_id,
     }
 
 
@@ -286,6 +312,7 @@ def conversion(item: Values) -> Conversion:
         created_at=from_micros(int(item["created_at"])),
         referral_id=item.get("referral_id"),
         awaits_signup="awaits_signup" in item,
+        program_id=program_of(item),
     )
 
 

@@ -19,7 +19,14 @@ from referrals.adapters.dynamodb.expressions import Values, Write, check, update
 from referrals.adapters.dynamodb.referrers import DynamoReferrers
 from referrals.adapters.dynamodb.transaction import Transaction
 from referrals.adapters.times import to_micros
-from referrals.domain.model import Receipt, Referral, ReferralStatus, Reward, SignupParties
+from referrals.domain.model import (
+    DEFAULT_PROGRAM,
+    Receipt,
+    Referral,
+    ReferralStatus,
+    Reward,
+    SignupParties,
+)
 
 
 def status_update(
@@ -57,21 +64,31 @@ class DynamoReferrals:
         _, current = self._current(referral_id)
         return current
 
-    def by_referee(self, referee_id: str) -> Referral | None:
-        item = self._tables.get(self._tables.main, items.referral_key(referee_id))
+    def by_referee(self, referee_id: str, *, program: str = DEFAULT_PROGRAM) -> Referral | None:
+        item = self._tables.get(self._tables.main, items.referral_key(referee_id, program))
         return items.referral(item) if item else None
 
     def parties_counted(self, code: str, referee_id: str) -> SignupParties:
         referrer = self._referrers.by_code(code)
-        counted = self._referrers.increment_referral_count(referrer.user_id) if referrer else None
-        return SignupParties(counted, self.by_referee(referee_id), self._referrers.get(referee_id))
+        if referrer is None:
+            return SignupParties(None, None, None)
+        program = referrer.program_id
+        return SignupParties(
+            self._referrers.increment_referral_count(referrer.user_id, program=program),
+            self.by_referee(referee_id, program=program),
+            self._referrers.get(referee_id, program=program),
+        )
 
     def add(self, referral: Referral) -> None:
         main = self._tables.main
         self._tx.create(main, items.referral_item(referral))
-        claim = {**items.referral_claim_key(referral.id), "referee_id": referral.referee_id}
+        claim = {
+            **items.referral_claim_key(referral.id),
+            "referee_id": referral.referee_id,
+            "program_id": referral.program_id,
+        }
         self._tx.create(main, claim)  # a taken id makes the commit a Conflict
-        referrer_key = items.referrer_key(referral.referrer_id)
+        referrer_key = items.referrer_key(referral.referrer_id, referral.program_id)
         # A transaction may touch an item once: the signup's counter update already
         # proves the referrer exists; otherwise check it explicitly.
         if not self._tx.touches(main, referrer_key):
@@ -133,7 +150,7 @@ class DynamoReferrals:
     def _key(self, referral_id: str) -> Values | None:
         claim = self._tables.get(self._tables.main, items.referral_claim_key(referral_id))
         if claim is not None:
-            return items.referral_key(claim["referee_id"])
+            return items.referral_key(claim["referee_id"], items.program_of(claim))
         # A referral written before id claims existed has none: its key comes from
         # the `by_id` index, eventually consistent, which such an old item is in.
         indexed = self._tables.query(
@@ -143,7 +160,10 @@ class DynamoReferrals:
             project="referee_id",
             limit=1,
         )
-        return next((items.referral_key(item["referee_id"]) for item in indexed), None)
+        # Such an item is from before programs too: the default program's.
+        return next(
+            (items.referral_key(item["referee_id"], DEFAULT_PROGRAM) for item in indexed), None
+        )
 
     def _check_untouched(self, key: Values, referral_id: str) -> None:
         if self._tx.touches(self._tables.main, key):
@@ -151,9 +171,14 @@ class DynamoReferrals:
             raise ValueError(f"referral {referral_id} is already written in this unit of work")
 
     def for_referrer(
-        self, referrer_id: str, after_ordinal: int | None, limit: int
+        self,
+        referrer_id: str,
+        after_ordinal: int | None,
+        limit: int,
+        *,
+        program: str = DEFAULT_PROGRAM,
     ) -> Sequence[Referral]:
-        key = Key("referrer_pk").eq(items.referrer_pk(referrer_id))
+        key = Key("referrer_pk").eq(items.referrer_pk(referrer_id, program))
         if after_ordinal is not None:
             key &= Key("ordinal").gt(after_ordinal)
         found = self._tables.query(self._tables.main, key, index="by_referrer", limit=limit)
@@ -165,9 +190,12 @@ class DynamoReferrals:
         referrer_id: str | None,
         after_id: str | None,
         limit: int,
+        *,
+        program: str | None = None,
     ) -> Sequence[Referral]:
         if referrer_id is not None:
-            index, key = "by_referrer_id", Key("referrer_pk").eq(items.referrer_pk(referrer_id))
+            member = items.referrer_pk(referrer_id, program or DEFAULT_PROGRAM)
+            index, key = "by_referrer_id", Key("referrer_pk").eq(member)
         elif status is not None:
             index, key = "by_status", Key("status_pk").eq(status.value)
         else:
@@ -176,10 +204,12 @@ class DynamoReferrals:
             key &= Key("id").gt(after_id)
         rows: list[Referral] = []
         for item in self._tables.query(self._tables.main, key, index=index):
-            if item["sk"] != "REFERRAL":
+            if item.get("kind") != "REFERRAL":
                 continue  # an entry paid to the user, in the same indexes
             referral = items.referral(item)
-            if status is None or referral.status is status:
+            if (status is None or referral.status is status) and (
+                program is None or referral.program_id == program
+            ):
                 rows.append(referral)
                 if len(rows) == limit:
                     break

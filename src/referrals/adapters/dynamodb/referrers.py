@@ -17,64 +17,76 @@ from referrals.adapters.dynamodb.expressions import Write, all_of, update
 from referrals.adapters.dynamodb.transaction import Transaction
 from referrals.adapters.times import to_micros
 from referrals.domain.errors import Conflict
-from referrals.domain.model import Earnings, LineKind, Referrer
+from referrals.domain.model import DEFAULT_PROGRAM, Earnings, LineKind, Referrer
 
 
 class DynamoReferrers:
     def __init__(self, tables: Tables, tx: Transaction) -> None:
         self._tables = tables
         self._tx = tx
-        # Per user: the profile as read and as this unit of work will write it, and the
-        # Update queued for it (a transaction writes an item once).
-        self._profiles: dict[str, tuple[Referrer, Referrer]] = {}
-        self._profile_writes: dict[str, Write] = {}
+        # Per referrer (program, user): the profile as read and as this unit of work
+        # will write it, and the Update queued for it (a transaction writes an item once).
+        self._profiles: dict[tuple[str, str], tuple[Referrer, Referrer]] = {}
+        self._profile_writes: dict[tuple[str, str], Write] = {}
 
-    def get(self, user_id: str) -> Referrer | None:
-        item = self._tables.get(self._tables.main, items.referrer_key(user_id))
+    def get(self, user_id: str, *, program: str = DEFAULT_PROGRAM) -> Referrer | None:
+        item = self._tables.get(self._tables.main, items.referrer_key(user_id, program))
         return items.referrer(item) if item else None
 
     def by_code(self, code: str) -> Referrer | None:
         claim = self._tables.get(self._tables.main, items.code_key(code))
-        return self.get(claim["user_id"]) if claim else None
+        return self.get(claim["user_id"], program=items.program_of(claim)) if claim else None
 
     def add(self, referrer: Referrer) -> None:
         self._tx.create(self._tables.main, items.referrer_item(referrer))
-        claim = {**items.code_key(referrer.code), "user_id": referrer.user_id}
+        claim = {
+            **items.code_key(referrer.code),
+            "user_id": referrer.user_id,
+            "program_id": referrer.program_id,
+        }
         self._tx.create(self._tables.main, claim)
 
-    def increment_referral_count(self, user_id: str) -> Referrer:
-        _, pending = self._profile(user_id)
+    def increment_referral_count(self, user_id: str, *, program: str = DEFAULT_PROGRAM) -> Referrer:
+        _, pending = self._profile(program, user_id)
         updated = replace(pending, referral_count=pending.referral_count + 1)
-        self._update_profile(user_id, updated)
+        self._update_profile(updated)
         return updated
 
-    def give_back_count(self, user_id: str) -> None:
-        _, pending = self._profile(user_id)
-        self._update_profile(user_id, replace(pending, referral_count=pending.referral_count - 1))
+    def give_back_count(self, user_id: str, *, program: str = DEFAULT_PROGRAM) -> None:
+        _, pending = self._profile(program, user_id)
+        self._update_profile(replace(pending, referral_count=pending.referral_count - 1))
 
     def add_earned(
-        self, user_id: str, month: str, cents: int, seen: Referrer | None = None
+        self,
+        user_id: str,
+        month: str,
+        cents: int,
+        seen: Referrer | None = None,
+        *,
+        program: str = DEFAULT_PROGRAM,
     ) -> None:
-        read, pending = self._profile(user_id)
+        read, pending = self._profile(program, user_id)
         if seen is not None and seen.cap_counters != read.cap_counters:
             raise Conflict("the referrer's earnings changed meanwhile")
-        self._update_profile(user_id, pending.counting(month, cents))
+        self._update_profile(pending.counting(month, cents))
 
-    def _profile(self, user_id: str) -> tuple[Referrer, Referrer]:
+    def _profile(self, program: str, user_id: str) -> tuple[Referrer, Referrer]:
         """The profile as read (consistently) and as this unit of work will write it."""
-        if user_id not in self._profiles:
-            current = self.get(user_id)
+        member = (program, user_id)
+        if member not in self._profiles:
+            current = self.get(user_id, program=program)
             if current is None:
-                raise Conflict(f"no referrer {user_id!r}")
-            self._profiles[user_id] = (current, current)
-        return self._profiles[user_id]
+                raise Conflict(f"no referrer {user_id!r} in {program!r}")
+            self._profiles[member] = (current, current)
+        return self._profiles[member]
 
-    def _update_profile(self, user_id: str, updated: Referrer) -> None:
+    def _update_profile(self, updated: Referrer) -> None:
         """One Update of the profile per unit of work, rebuilt as the signup or review adds
         to it, conditioned on what was read."""
-        read, _ = self._profiles[user_id]
-        self._profiles[user_id] = (read, updated)
-        queued = self._profile_writes.pop(user_id, None)
+        member = (updated.program_id, updated.user_id)
+        read, _ = self._profiles[member]
+        self._profiles[member] = (read, updated)
+        queued = self._profile_writes.pop(member, None)
         if queued is not None:
             self._tx.unwrite(queued)
         changes: dict[str, object] = {}
@@ -92,20 +104,20 @@ class DynamoReferrers:
             return  # back to what was read (a count given back): nothing to write
         write = update(
             self._tables.main,
-            items.referrer_key(user_id),
+            items.referrer_key(updated.user_id, updated.program_id),
             set=changes,
             condition=all_of(*conditions),
         )
-        self._profile_writes[user_id] = write
+        self._profile_writes[member] = write
         self._tx.write(write)
 
-    def earnings(self, user_id: str, now: datetime) -> Earnings:
+    def earnings(self, user_id: str, now: datetime, *, program: str = DEFAULT_PROGRAM) -> Earnings:
         # The user's referral rewards and the entries paid to them share the
         # `by_referrer_id` partition of the user (entries carry no ordinal, so they
         # stay out of `by_referrer`).
         found = self._tables.query(
             self._tables.main,
-            Key("referrer_pk").eq(items.referrer_pk(user_id)),
+            Key("referrer_pk").eq(items.referrer_pk(user_id, program)),
             index="by_referrer_id",
             project="status_pk, reward_cents, created_at, hold_micros, entry_kind",
         )

@@ -7,7 +7,7 @@ the beneficiary's `referrer_pk`, `reward_cents`), so the payout steps walk
 referrals and entries alike.
 
 A conversion is `CONVERSION#<external_id>` / `CONVERSION`: the key records each
-external id once. A user's signup slot is `SLOT#<user_id>` / `SLOT`, created once.
+external id once. A user's signup slot in a program (`items.signup_slot_key`) is created once.
 Both are created by the conditional Put of the commit, so a second one is a Conflict.
 """
 
@@ -21,7 +21,7 @@ from referrals.adapters.dynamodb.access import Tables
 from referrals.adapters.dynamodb.expressions import Values
 from referrals.adapters.dynamodb.referrals import status_update
 from referrals.adapters.dynamodb.transaction import Transaction
-from referrals.domain.model import Conversion, ReferralStatus, Reward, SignupSlot
+from referrals.domain.model import DEFAULT_PROGRAM, Conversion, ReferralStatus, Reward, SignupSlot
 
 
 class DynamoRewards:
@@ -81,10 +81,6 @@ class DynamoConversions:
         self._tables = tables
         self._tx = tx
 
-    @staticmethod
-    def _slot_key(user_id: str) -> Values:
-        return {"pk": f"SLOT#{user_id}", "sk": "SLOT"}
-
     def add(self, conversion: Conversion) -> None:
         # Recorded before: the commit is a Conflict.
         self._tx.create(self._tables.main, items.conversion_item(conversion))
@@ -93,10 +89,11 @@ class DynamoConversions:
         item = self._tables.get(self._tables.main, items.conversion_key(external_id))
         return items.conversion(item) if item else None
 
-    def signup_slot(self, user_id: str) -> SignupSlot | None:
-        item = self._tables.get(self._tables.main, self._slot_key(user_id))
-        return SignupSlot(user_id, item.get("external_id")) if item else None
+    def signup_slot(self, user_id: str, *, program: str = DEFAULT_PROGRAM) -> SignupSlot | None:
+        item = self._tables.get(self._tables.main, items.signup_slot_key(user_id, program))
+        return SignupSlot(user_id, item.get("external_id"), program) if item else None
 
     def take_signup_slot(self, slot: SignupSlot) -> None:
-        item = {**self._slot_key(slot.user_id), "external_id": slot.external_id}
+        key = items.signup_slot_key(slot.user_id, slot.program_id)
+        item = {**key, "external_id": slot.external_id}
         self._tx.create(self._tables.main, item)  # taken meanwhile: the commit is a Conflict

@@ -25,10 +25,11 @@ from referrals.domain.program import Program, RuleVersion
 
 @dataclass
 class State:
-    referrers: dict[str, Referrer] = field(default_factory=dict)
-    codes: dict[str, str] = field(default_factory=dict)  # code key -> user id
+    # Keyed by (program, user): a user is a referrer, and is referred, once per program.
+    referrers: dict[tuple[str, str], Referrer] = field(default_factory=dict)
+    codes: dict[str, tuple[str, str]] = field(default_factory=dict)  # code key -> referrer
     referrals: dict[str, Referral] = field(default_factory=dict)
-    referees: dict[str, str] = field(default_factory=dict)  # referee id -> referral id
+    referees: dict[tuple[str, str], str] = field(default_factory=dict)  # -> referral id
     api_keys: dict[str, ApiKey] = field(default_factory=dict)  # hash -> key
     sessions: dict[tuple[str, str], DashboardSession] = field(default_factory=dict)
     runs: dict[str, PayoutRun] = field(default_factory=dict)
@@ -36,7 +37,7 @@ class State:
     audit: dict[str, AuditEntry] = field(default_factory=dict)
     rewards: dict[str, Reward] = field(default_factory=dict)
     conversions: dict[str, Conversion] = field(default_factory=dict)
-    signup_slots: dict[str, SignupSlot] = field(default_factory=dict)
+    signup_slots: dict[tuple[str, str], SignupSlot] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
     programs: dict[str, Program] = field(default_factory=dict)
     rule_versions: dict[str, list[RuleVersion]] = field(default_factory=dict)  # by number

@@ -1,6 +1,8 @@
 """Bring a SQL database to the latest schema with Alembic."""
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -23,15 +25,37 @@ def upgrade(engine: Engine) -> None:
     """
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
+    with engine.connect() as connection, _foreign_keys_off(connection), connection.begin():
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_MIGRATION_LOCK})
         config.attributes["connection"] = connection
         before = _revision(connection)
         command.upgrade(config, "head")
         after = _revision(connection)
+        if connection.dialect.name == "sqlite":
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").first()
+            if broken is not None:
+                raise RuntimeError(f"the migration broke a foreign key: {tuple(broken)}")
     if after != before:
         logger.info("migrated the database from %s to %s", before or "empty", after)
+
+
+@contextmanager
+def _foreign_keys_off(connection: Connection) -> Iterator[None]:
+    """SQLite rebuilds a table to change its keys, and a rebuild drops the table that
+    others reference: its procedure for that turns foreign keys off, which only works
+    outside a transaction (so on the driver's connection, before SQLAlchemy's BEGIN),
+    and checks them with `foreign_key_check` before the commit (`upgrade` does)."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    driver.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+    finally:
+        driver.execute("PRAGMA foreign_keys=ON")
 
 
 def _revision(connection: Connection) -> str | None:

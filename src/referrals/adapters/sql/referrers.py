@@ -33,6 +33,7 @@ from referrals.adapters.sql.repository import Repository
 from referrals.adapters.sql.schema import conversions, referrals, referrers, rewards, signup_slots
 from referrals.domain.codes import normalize_code
 from referrals.domain.model import (
+    DEFAULT_PROGRAM,
     Conversion,
     Earnings,
     Receipt,
@@ -45,29 +46,34 @@ from referrals.domain.model import (
     SignupSlot,
 )
 
-_REFERRER_BY_ID = select(referrers).where(referrers.c.user_id == bindparam("key"))
+# A referrer's row: the user (`key`) in the program (`program`).
+_THE_REFERRER = and_(
+    referrers.c.program_id == bindparam("program"), referrers.c.user_id == bindparam("key")
+)
+_REFERRER_BY_ID = select(referrers).where(_THE_REFERRER)
 _REFERRER_BY_CODE = select(referrers).where(referrers.c.code_key == bindparam("key"))
 _REFERRAL_BY_ID = select(referrals).where(referrals.c.id == bindparam("key"))
-_REFERRAL_BY_REFEREE = select(referrals).where(referrals.c.referee_id == bindparam("key"))
+_REFERRAL_BY_REFEREE = select(referrals).where(
+    referrals.c.program_id == bindparam("program"), referrals.c.referee_id == bindparam("key")
+)
 # One statement: the row lock (PostgreSQL) or the write lock (SQLite) makes the
 # read of the old count and the write of the new one indivisible.
 _INCREMENT_COUNT = (
     update(referrers)
-    .where(referrers.c.user_id == bindparam("key"))
+    .where(_THE_REFERRER)
     .values(referral_count=referrers.c.referral_count + 1)
     .returning(*referrers.c)
 )
 _GIVE_BACK_COUNT = (
-    update(referrers)
-    .where(referrers.c.user_id == bindparam("key"))
-    .values(referral_count=referrers.c.referral_count - 1)
+    update(referrers).where(_THE_REFERRER).values(referral_count=referrers.c.referral_count - 1)
 )
 _referee = referrers.alias("referee")
 
 
 def _signup_parties(holder: Any, found: Any) -> Select[Any]:
     """A signup's three reads in one statement: each LEFT JOIN finds its row or NULLs.
-    `holder`, the code's referrer, is the row for which `found` holds."""
+    `holder`, the code's referrer, is the row for which `found` holds; the referee's
+    referral and profile are those in the holder's program."""
     return select(
         *(column.label(f"r_{column.name}") for column in holder.c),
         *(column.label(f"p_{column.name}") for column in referrals.c),
@@ -76,8 +82,20 @@ def _signup_parties(holder: Any, found: Any) -> Select[Any]:
         select(literal(1).label("one"))
         .subquery("one")
         .outerjoin(holder, found)
-        .outerjoin(referrals, referrals.c.referee_id == bindparam("referee"))
-        .outerjoin(_referee, _referee.c.user_id == bindparam("referee"))
+        .outerjoin(
+            referrals,
+            and_(
+                referrals.c.program_id == holder.c.program_id,
+                referrals.c.referee_id == bindparam("referee"),
+            ),
+        )
+        .outerjoin(
+            _referee,
+            and_(
+                _referee.c.program_id == holder.c.program_id,
+                _referee.c.user_id == bindparam("referee"),
+            ),
+        )
     )
 
 
@@ -107,7 +125,7 @@ def _at_least_zero(value: Any) -> Any:
 
 _ADD_EARNED = (
     update(referrers)
-    .where(referrers.c.user_id == bindparam("key"))
+    .where(_THE_REFERRER)
     .values(
         cap_lifetime_cents=_at_least_zero(referrers.c.cap_lifetime_cents + _cents),
         cap_month=case((_new_month, _month), else_=referrers.c.cap_month),
@@ -126,7 +144,9 @@ _ADD_EARNED_IF_UNCHANGED = _ADD_EARNED.where(
 _INSERT_REFERRER, _INSERT_REFERRAL, _INSERT_REWARD, _INSERT_CONVERSION, _INSERT_SIGNUP_SLOT = (
     insert(table) for table in (referrers, referrals, rewards, conversions, signup_slots)
 )
-_SIGNUP_SLOT = select(signup_slots).where(signup_slots.c.user_id == bindparam("key"))
+_SIGNUP_SLOT = select(signup_slots).where(
+    signup_slots.c.program_id == bindparam("program"), signup_slots.c.user_id == bindparam("key")
+)
 _CLAWBACK = RewardKind.CLAWBACK.value
 
 
@@ -134,7 +154,7 @@ def _earnings_rows(table: Table, user: Any, cents: Any, clawback: Any) -> Select
     later = case((table.c.payable_at > bindparam("now"), 1), else_=0)
     return select(
         clawback.label("clawback"), table.c.status, later.label("later"), cents.label("cents")
-    ).where(user == bindparam("user"))
+    ).where(user == bindparam("user"), table.c.program_id == bindparam("program"))
 
 
 # A user's entries by state, in one statement: their rewards as a referrer and the
@@ -152,8 +172,8 @@ _EARNINGS = select(
 
 
 class SqlReferrers(Repository):
-    def get(self, user_id: str) -> Referrer | None:
-        row = self._execute(_REFERRER_BY_ID, {"key": user_id}).first()
+    def get(self, user_id: str, *, program: str = DEFAULT_PROGRAM) -> Referrer | None:
+        row = self._execute(_REFERRER_BY_ID, {"key": user_id, "program": program}).first()
         return rows.referrer(row) if row else None
 
     def by_code(self, code: str) -> Referrer | None:
@@ -162,6 +182,7 @@ class SqlReferrers(Repository):
 
     def add(self, referrer: Referrer) -> None:
         values = {
+            "program_id": referrer.program_id,
             "user_id": referrer.user_id,
             "code": referrer.code,
             "code_key": normalize_code(referrer.code),
@@ -173,16 +194,29 @@ class SqlReferrers(Repository):
         }
         self._execute(_INSERT_REFERRER, values)
 
-    def increment_referral_count(self, user_id: str) -> Referrer:
-        return rows.referrer(self._execute(_INCREMENT_COUNT, {"key": user_id}).one())
+    def increment_referral_count(self, user_id: str, *, program: str = DEFAULT_PROGRAM) -> Referrer:
+        found = self._execute(_INCREMENT_COUNT, {"key": user_id, "program": program})
+        return rows.referrer(found.one())
 
-    def give_back_count(self, user_id: str) -> None:
-        self._change_one(_GIVE_BACK_COUNT, {"key": user_id}, f"no referrer {user_id!r}")
+    def give_back_count(self, user_id: str, *, program: str = DEFAULT_PROGRAM) -> None:
+        values = {"key": user_id, "program": program}
+        self._change_one(_GIVE_BACK_COUNT, values, f"no referrer {user_id!r}")
 
     def add_earned(
-        self, user_id: str, month: str, cents: int, seen: Referrer | None = None
+        self,
+        user_id: str,
+        month: str,
+        cents: int,
+        seen: Referrer | None = None,
+        *,
+        program: str = DEFAULT_PROGRAM,
     ) -> None:
-        values: dict[str, object] = {"key": user_id, "month": month, "cents": cents}
+        values: dict[str, object] = {
+            "key": user_id,
+            "program": program,
+            "month": month,
+            "cents": cents,
+        }
         statement = _ADD_EARNED
         if seen is not None:
             statement = _ADD_EARNED_IF_UNCHANGED
@@ -193,8 +227,8 @@ class SqlReferrers(Repository):
             }
         self._change_one(statement, values, "the referrer's earnings changed meanwhile")
 
-    def earnings(self, user_id: str, now: datetime) -> Earnings:
-        found = self._execute(_EARNINGS, {"user": user_id, "now": now})
+    def earnings(self, user_id: str, now: datetime, *, program: str = DEFAULT_PROGRAM) -> Earnings:
+        found = self._execute(_EARNINGS, {"user": user_id, "now": now, "program": program})
         return Earnings.tally(
             (bool(clawback), status, bool(later), int(cents))
             for clawback, status, later, cents in found
@@ -206,8 +240,9 @@ class SqlReferrals(Repository):
         row = self._execute(_REFERRAL_BY_ID, {"key": referral_id}).first()
         return rows.referral(row) if row else None
 
-    def by_referee(self, referee_id: str) -> Referral | None:
-        row = self._execute(_REFERRAL_BY_REFEREE, {"key": referee_id}).first()
+    def by_referee(self, referee_id: str, *, program: str = DEFAULT_PROGRAM) -> Referral | None:
+        values = {"key": referee_id, "program": program}
+        row = self._execute(_REFERRAL_BY_REFEREE, values).first()
         return rows.referral(row) if row else None
 
     def parties_counted(self, code: str, referee_id: str) -> SignupParties:
@@ -217,12 +252,16 @@ class SqlReferrals(Repository):
         parties = rows.parties(self._execute(_PARTIES, values).one())
         if parties.referrer is None:
             return parties
-        counted = SqlReferrers(self._conn).increment_referral_count(parties.referrer.user_id)
+        holder = parties.referrer
+        counted = SqlReferrers(self._conn).increment_referral_count(
+            holder.user_id, program=holder.program_id
+        )
         return SignupParties(counted, parties.earlier, parties.referee)
 
     def add(self, referral: Referral) -> None:
         values = {
             "id": referral.id,
+            "program_id": referral.program_id,
             "referee_id": referral.referee_id,
             "referrer_id": referral.referrer_id,
             "code": referral.code,
@@ -274,9 +313,16 @@ class SqlReferrals(Repository):
         return rows.referral(row) if row else None
 
     def for_referrer(
-        self, referrer_id: str, after_ordinal: int | None, limit: int
+        self,
+        referrer_id: str,
+        after_ordinal: int | None,
+        limit: int,
+        *,
+        program: str = DEFAULT_PROGRAM,
     ) -> Sequence[Referral]:
-        query = select(referrals).where(referrals.c.referrer_id == referrer_id)
+        query = select(referrals).where(
+            referrals.c.program_id == program, referrals.c.referrer_id == referrer_id
+        )
         if after_ordinal is not None:
             query = query.where(referrals.c.ordinal > after_ordinal)
         query = query.order_by(referrals.c.ordinal).limit(limit)
@@ -288,8 +334,14 @@ class SqlReferrals(Repository):
         referrer_id: str | None,
         after_id: str | None,
         limit: int,
+        *,
+        program: str | None = None,
     ) -> Sequence[Referral]:
+        if referrer_id is not None and program is None:
+            program = DEFAULT_PROGRAM
         query = select(referrals)
+        if program is not None:
+            query = query.where(referrals.c.program_id == program)
         if status is not None:
             query = query.where(referrals.c.status == status.value)
         if referrer_id is not None:
@@ -304,6 +356,7 @@ class SqlRewards(Repository):
     def add(self, reward: Reward) -> None:
         values = {
             "id": reward.id,
+            "program_id": reward.program_id,
             "referral_id": reward.referral_id,
             "user_id": reward.user_id,
             "kind": reward.kind.value,
@@ -345,6 +398,7 @@ class SqlConversions(Repository):
             "created_at": conversion.created_at,
             "referral_id": conversion.referral_id,
             "awaits_signup": conversion.awaits_signup,
+            "program_id": conversion.program_id,
         }
         self._execute(_INSERT_CONVERSION, values)
 
@@ -353,10 +407,14 @@ class SqlConversions(Repository):
         row = self._execute(query).first()
         return rows.conversion(row) if row else None
 
-    def signup_slot(self, user_id: str) -> SignupSlot | None:
-        row = self._execute(_SIGNUP_SLOT, {"key": user_id}).first()
-        return SignupSlot(row.user_id, row.external_id) if row else None
+    def signup_slot(self, user_id: str, *, program: str = DEFAULT_PROGRAM) -> SignupSlot | None:
+        row = self._execute(_SIGNUP_SLOT, {"key": user_id, "program": program}).first()
+        return SignupSlot(row.user_id, row.external_id, row.program_id) if row else None
 
     def take_signup_slot(self, slot: SignupSlot) -> None:
-        values = {"user_id": slot.user_id, "external_id": slot.external_id}
+        values = {
+            "program_id": slot.program_id,
+            "user_id": slot.user_id,
+            "external_id": slot.external_id,
+        }
         self._execute(_INSERT_SIGNUP_SLOT, values)

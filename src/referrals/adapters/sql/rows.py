@@ -44,6 +44,7 @@ def referrer(row: Row) -> Referrer:
         cap_lifetime_cents=row.cap_lifetime_cents,
         cap_month=row.cap_month,
         cap_month_cents=row.cap_month_cents,
+        program_id=row.program_id,
     )
 
 
@@ -62,6 +63,7 @@ def referral(row: Row) -> Referral:
         hold=row.payable_at - row.created_at,
         receipt=Receipt.from_dict(json.loads(row.receipt)) if row.receipt else None,
         note=row.note,
+        program_id=row.program_id,
     )
 
 
@@ -106,6 +108,7 @@ def reward(row: Row) -> Reward:
         hold=row.payable_at - row.created_at,
         payout_period=row.payout_period,
         note=row.note,
+        program_id=row.program_id,
     )
 
 
@@ -118,6 +121,7 @@ def conversion(row: Row) -> Conversion:
         created_at=row.created_at,
         referral_id=row.referral_id,
         awaits_signup=bool(row.awaits_signup),
+        program_id=row.program_id,
     )
 
 

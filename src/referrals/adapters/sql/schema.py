@@ -6,6 +6,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -20,9 +21,20 @@ from referrals.adapters.sql.types import MicrosTime
 
 metadata = MetaData()
 
+
+def _program_id(*, primary_key: bool = False) -> Column[str]:
+    # Rows from before programs existed are the default program's (migration 0012).
+    return Column(
+        "program_id", String(64), primary_key=primary_key, nullable=False, server_default="default"
+    )
+
+
+# A user is a referrer once per program; a code is unique across programs, so a
+# signup's code finds its program.
 referrers = Table(
     "referrers",
     metadata,
+    _program_id(primary_key=True),
     Column("user_id", String(128), primary_key=True),
     Column("code", String(32), nullable=False),
     # Codes match case-insensitively: the upper-cased code is the unique key.
@@ -43,9 +55,9 @@ referrals = Table(
     "referrals",
     metadata,
     Column("id", String(26), primary_key=True),
-    # One referral per referee, enforced by the database, not by a read.
-    Column("referee_id", String(128), nullable=False, unique=True),
-    Column("referrer_id", String(128), ForeignKey("referrers.user_id"), nullable=False),
+    _program_id(),
+    Column("referee_id", String(128), nullable=False),
+    Column("referrer_id", String(128), nullable=False),
     Column("code", String(32), nullable=False),
     Column("email", String(254)),
     Column("ordinal", Integer, nullable=False),
@@ -57,7 +69,14 @@ referrals = Table(
     Column("payable_at", MicrosTime, nullable=False),
     Column("receipt", Text),  # how the reward was priced and checked, compact JSON
     Column("note", Text),  # the reason given by the last review or reversal
-    UniqueConstraint("referrer_id", "ordinal", name="uq_referrals_referrer_ordinal"),
+    # One referral per referee in a program, enforced by the database, not by a read.
+    UniqueConstraint("program_id", "referee_id", name="uq_referrals_program_referee"),
+    ForeignKeyConstraint(
+        ["program_id", "referrer_id"],
+        ["referrers.program_id", "referrers.user_id"],
+        name="fk_referrals_referrer",
+    ),
+    UniqueConstraint("program_id", "referrer_id", "ordinal", name="uq_referrals_referrer_ordinal"),
     # A run walks the pending rewards in id order through this index and filters
     # payable_at on the row: ids grow with created_at and holds are short and
     # mostly equal, so nearly every pending row it visits before the cutoff is
@@ -77,6 +96,7 @@ rewards = Table(
     Column("id", String(26), primary_key=True),
     Column("referral_id", String(26), ForeignKey("referrals.id"), nullable=False),
     Column("user_id", String(128), nullable=False),  # the user paid: not always a referrer
+    _program_id(),  # its referral's
     Column("kind", String(16), nullable=False),
     Column("cents", BigInteger, nullable=False),
     Column("status", String(16), nullable=False),
@@ -130,15 +150,17 @@ conversions = Table(
     # Not a foreign key: a conversion is recorded as reported, whatever it qualified.
     Column("referral_id", String(26)),
     Column("awaits_signup", Boolean, nullable=False, server_default=false()),
+    _program_id(),
 )
 
-# One per user in a conversion program, taken by whichever comes first: a conversion
+# One per user and conversion program, taken by whichever comes first: a conversion
 # before the user's signup (its external id) or the signup (NULL). The primary key
 # makes a concurrent conversion and signup of one user collide, so neither misses
 # the other.
 signup_slots = Table(
     "signup_slots",
     metadata,
+    _program_id(primary_key=True),
     Column("user_id", String(128), primary_key=True),
     Column("external_id", String(128)),
 )

@@ -37,6 +37,13 @@ UserId = Annotated[
     str,
     StringConstraints(strict=True, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@+-]+$"),
 ]
+# A program's id: a slug (domain.program checks the same).
+ProgramId = Annotated[
+    str,
+    StringConstraints(
+        strict=True, min_length=1, max_length=64, pattern=r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$"
+    ),
+]
 
 
 Code = Annotated[

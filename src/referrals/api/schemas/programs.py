@@ -17,7 +17,7 @@ from pydantic import (
     model_validator,
 )
 
-from referrals.api.schemas.common import VISIBLE_TEXT, RequestBody, WholeNumber
+from referrals.api.schemas.common import VISIBLE_TEXT, ProgramId, RequestBody, WholeNumber
 from referrals.domain.checks import CheckMode
 from referrals.domain.errors import InvalidInput
 from referrals.domain.program import (
@@ -41,12 +41,6 @@ def _known_currency(code: str) -> str:
 
 
 Cents = Annotated[int, Field(strict=True, ge=0, le=10**12), WholeNumber]
-ProgramId = Annotated[
-    str,
-    StringConstraints(
-        strict=True, min_length=1, max_length=64, pattern=r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$"
-    ),
-]
 Name = Annotated[
     str, StringConstraints(strict=True, min_length=1, max_length=MAX_NAME, pattern=VISIBLE_TEXT)
 ]

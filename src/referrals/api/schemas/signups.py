@@ -12,11 +12,12 @@ from referrals.api.schemas.common import (
     Dollars,
     Email,
     IpAddress,
+    ProgramId,
     RequestBody,
     UserId,
     WholeNumber,
 )
-from referrals.domain.model import Referral, ReferralStatus
+from referrals.domain.model import DEFAULT_PROGRAM, Referral, ReferralStatus
 from referrals.services.queries import Page, ReferrerStats
 
 
@@ -70,6 +71,9 @@ class ConversionRequest(RequestBody):
     external_id: Annotated[
         str, StringConstraints(strict=True, min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")
     ] = Field(description="Your id for this event: sending it again is a safe replay")
+    program_id: ProgramId = Field(
+        DEFAULT_PROGRAM, description="The program whose referral of the user it may qualify"
+    )
 
 
 class NextTier(BaseModel):
@@ -100,6 +104,7 @@ class ReferrerSummary(BaseModel):
     request sent it (admin keys get the whole `ReferrerOut`)."""
 
     user_id: str
+    program_id: str
     code: str
     email: str | None = Field(description="the email the request sent, if it is the one kept")
     referral_count: int
@@ -107,9 +112,10 @@ class ReferrerSummary(BaseModel):
 
 
 class ReferrerOut(IngestAnswer):
-    """A referrer with their earnings, as an admin key reads it."""
+    """A referrer with their earnings in the program, as an admin key reads it."""
 
     user_id: str
+    program_id: str
     code: str
     email: str | None
     referral_count: int
@@ -127,6 +133,7 @@ class ReferrerOut(IngestAnswer):
         r, e, tier = stats.referrer, stats.earnings, stats.next_tier
         return cls(
             user_id=r.user_id,
+            program_id=r.program_id,
             code=r.code,
             email=r.email,
             referral_count=r.referral_count,
@@ -145,6 +152,7 @@ class ReferrerOut(IngestAnswer):
     def for_ingest(self, sent_email: str | None) -> ReferrerSummary:
         return ReferrerSummary(
             user_id=self.user_id,
+            program_id=self.program_id,
             code=self.code,
             email=sent_back(self.email, sent_email),
             referral_count=self.referral_count,
@@ -154,6 +162,7 @@ class ReferrerOut(IngestAnswer):
 
 class ReferralOut(IngestAnswer):
     id: str
+    program_id: str
     referee_id: str
     referrer_id: str
     code: str
@@ -171,6 +180,7 @@ class ReferralOut(IngestAnswer):
     def of(cls, r: Referral) -> "ReferralOut":
         return cls(
             id=r.id,
+            program_id=r.program_id,
             referee_id=r.referee_id,
             referrer_id=r.referrer_id,
             code=r.code,

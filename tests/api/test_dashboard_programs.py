@@ -20,7 +20,7 @@ def test_the_programs_page_shows_each_version_and_which_is_in_force(
     partners = {
         "id": "partners",
         "name": "Partner program",
-        "currency": "EUR",
+        "currency": "USD",
         "rules": {"tiers": [{"threshold": 1, "reward_cents": 2000}], "hold_days": 14},
     }
     assert client.post("/v1/programs", json=partners, headers=admin).status_code == 201

@@ -20,7 +20,7 @@ from tests.clocks import FixedClock
 PARTNERS = {
     "id": "partners",
     "name": "Partner program",
-    "currency": "EUR",
+    "currency": "USD",
     "share_url_template": "https://example.com/join?ref={code}",
     "rules": {"tiers": [{"threshold": 1, "reward_cents": 500}], "hold_days": 7},
 }
@@ -75,7 +75,7 @@ def test_a_program_is_created_once_and_listed(client: TestClient, admin: Headers
     created = client.post("/v1/programs", json=PARTNERS, headers=admin)
     assert created.status_code == 201, created.text
     body = created.json()
-    assert (body["id"], body["currency"], body["status"]) == ("partners", "EUR", "active")
+    assert (body["id"], body["currency"], body["status"]) == ("partners", "USD", "active")
     assert body["current"]["version"] == 1
     assert body["current"]["rules"]["tiers"] == [{"threshold": 1, "reward_cents": 500}]
     again = client.post("/v1/programs", json=PARTNERS | {"name": "Other"}, headers=admin)
@@ -108,6 +108,8 @@ def test_a_program_is_created_once_and_listed(client: TestClient, admin: Headers
         ({"rules": {"trigger": "click"}}, "trigger"),
         ({"currency": "XYZ"}, "currency"),
         ({"currency": "usd"}, "currency"),
+        # A real currency, but not the one runs pay in: a run never sums two currencies.
+        ({"currency": "EUR"}, "currency"),
         ({"id": "Has Spaces"}, "id"),
         ({"share_url_template": "https://example.com/no-code"}, "share_url_template"),
     ],

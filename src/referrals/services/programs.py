@@ -24,6 +24,7 @@ from referrals.domain.errors import (
     ProgramNotFound,
     ProgramPaused,
 )
+from referrals.domain.money import DEFAULT_CURRENCY
 from referrals.domain.program import (
     BEGINNING,
     DEFAULT_PROGRAM,
@@ -85,7 +86,16 @@ def create_program(
     rules: RuleVersion,
 ) -> ProgramView:
     """Create `program` with `rules` as its first version, in force at once (nothing
-    can have been priced by a program that did not exist)."""
+    can have been priced by a program that did not exist).
+
+    Its currency must be the one payout runs pay in: a run's totals are one sum, and
+    a run never sums amounts of different currencies."""
+    if program.currency != DEFAULT_CURRENCY:
+        raise InvalidInput(
+            f"currency: payout runs pay in {DEFAULT_CURRENCY}, and a run never sums "
+            "different currencies",
+            field="currency",
+        )
     now = clock.now()
     program = replace(program, status=ProgramStatus.ACTIVE, created_at=now)
     first = replace(rules, program_id=program.id, version=1, effective_from=now, created_at=now)

@@ -74,7 +74,7 @@ def test_demo_backdate_pays_the_month_just_ended_and_shows_its_report_and_manife
     assert (manifest["period"], manifest["referral_count"]) == (period, 51)
     assert manifest["total_cents"] == 44_000 + 46_500
     lines = report.decode().splitlines()
-    assert lines[0] == "period,referrer_id,referral_count,amount_cents,amount,currency"
+    assert lines[0] == "period,referrer_id,referral_count,amount_cents,amount,currency,program"
     assert [line.split(",")[3] for line in lines[1:]] == ["44000", "46500"]
     with services.store.read() as uow:
         referrals = list(uow.referrals.search(None, None, None, 100))

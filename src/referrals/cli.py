@@ -411,9 +411,7 @@ def payout_run(
     try:
         chosen = Period.parse(period) if period else last_ended_period(started)
         if dry_run:
-            preview = payouts.preview_payout(
-                svc.store, svc.clock, chosen, svc.rules.current(svc.clock).minimum_payout_cents
-            )
+            preview = payouts.preview_payout(svc.store, svc.clock, chosen, svc.rules.minimums())
             _print_lines(preview.period, preview.lines)
             if preview.status is RunStatus.COMPLETED:
                 done = preview.completed_at
@@ -473,7 +471,7 @@ def _pay(
         period,
         owner=attempt_owner(svc.clock.now()),
         batch_size=svc.settings.payout_batch_size,
-        minimum_cents=svc.rules.current(svc.clock).minimum_payout_cents,
+        minimum_cents=svc.rules.minimums(),
         on_progress=on_progress,
     )
     audit.record(svc.store, svc.clock, CLI_ACTOR, "payout.run", f"payout:{run.period}")

@@ -14,6 +14,7 @@ from referrals.domain.model import (
     Earnings,
     Event,
     EventStatus,
+    Minimums,
     PayoutLine,
     PayoutRun,
     Receipt,
@@ -360,21 +361,23 @@ class PayoutRepository(Protocol):
         """
         ...
 
-    def release(self, period: str, minimum_cents: int) -> tuple[int, int]:
-        """Carry forward: every entry assigned to `period` of a user whose total in it is
-        below `minimum_cents` or negative goes back to pending, for a later run. (A
-        total of zero with no minimum settles: a clawback offset by a new reward.)
+    def release(self, period: str, minimums: Minimums) -> tuple[int, int]:
+        """Carry forward: every entry assigned to `period` of a user whose total in it in
+        a program is below that program's minimum (`minimums.floor`) or negative goes
+        back to pending, for a later run. (A total of zero with no minimum settles: a
+        clawback offset by a new reward.)
 
-        Returns how many users were released and the sum of their positive totals
-        (what was deferred; a debt carried is not money that was due); LeaseLost as
-        `assign_batch`. Runs after
-        the last batch is assigned, in a unit of work that renewed the lease.
+        Returns how many (user, program) totals were released and the sum of the
+        positive ones (what was deferred; a debt carried is not money that was due);
+        LeaseLost as `assign_batch`. Runs after the last batch is assigned, in a unit of
+        work that renewed the lease.
         """
         ...
 
     def lines(self, period: str) -> Iterator[PayoutLine]:
-        """Per-user totals of the entries assigned to `period` (paid, or clawed back since),
-        a reward line and a clawback line per user as they have them, streamed in order."""
+        """Per-user and program totals of the entries assigned to `period` (paid, or
+        clawed back since), a reward line and a clawback line per user and program as
+        they have them, streamed in PayoutLine order."""
         ...
 
     def preview(self, period: str, cutoff: datetime) -> Iterator[PayoutLine]:

@@ -78,7 +78,7 @@ class BackgroundWorker:
                 svc.reports,
                 svc.clock,
                 svc.settings.payout_batch_size,
-                svc.rules.current(svc.clock).minimum_payout_cents,
+                svc.rules.minimums(),
                 owner=attempt_owner(svc.clock.now()),
             )
 

@@ -429,7 +429,7 @@ def test_the_report_downloads_as_the_api_serves_it(
     assert report.status_code == 200 and report.headers["content-type"].startswith("text/csv")
     assert 'filename="payouts-2026-10.csv"' in report.headers["content-disposition"]
     assert report.content == signed_in.get("/v1/payouts/2026-10/report", headers=admin).content
-    assert report.text.splitlines()[1] == "2026-10,alice,1,1000,10.00,USD"
+    assert report.text.splitlines()[1] == "2026-10,alice,1,1000,10.00,USD,default"
 
 
 @pytest.mark.parametrize(("period", "status"), [("2026-09", 404), ("2026-13", 404), ("x", 404)])

@@ -58,7 +58,13 @@ def test_dry_run_shows_lines_and_writes_nothing(
     assert response.status_code == 200
     preview = response.json()
     assert preview["lines"] == [
-        {"referrer_id": "alice", "referral_count": 3, "amount_cents": 3000, "kind": "reward"}
+        {
+            "referrer_id": "alice",
+            "referral_count": 3,
+            "amount_cents": 3000,
+            "kind": "reward",
+            "program_id": "default",
+        }
     ]
     assert preview["total_cents"] == 3000 and "status" not in preview
     assert preview["run_status"] is None and preview["completed_at"] is None
@@ -116,6 +122,7 @@ def test_report_is_csv_matching_the_run(client: TestClient, admin: Headers, rewa
             "amount_cents": "3000",
             "amount": "30.00",
             "currency": "USD",
+            "program": "default",
         }
     ]
     assert client.get("/v1/payouts/2026-01/report", headers=admin).status_code == 404

@@ -140,8 +140,16 @@ def test_download_a_payout_report(page: Page, live: LiveServer) -> None:
     with open(download.path(), encoding="utf-8") as report:
         rows = list(csv.reader(io.StringIO(report.read())))
     assert rows == [
-        ["period", "referrer_id", "referral_count", "amount_cents", "amount", "currency"],
-        ["2026-10", "alice", "2", "2000", "20.00", "USD"],
+        [
+            "period",
+            "referrer_id",
+            "referral_count",
+            "amount_cents",
+            "amount",
+            "currency",
+            "program",
+        ],
+        ["2026-10", "alice", "2", "2000", "20.00", "USD", "default"],
     ]
 
 

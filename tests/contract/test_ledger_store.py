@@ -11,6 +11,7 @@ from referrals.domain.model import (
     Conversion,
     Earnings,
     LineKind,
+    Minimums,
     PayoutLine,
     Receipt,
     Referral,
@@ -207,7 +208,7 @@ def test_preview_counts_eligible_entries_before_any_run(store: Store, ledger: di
 def release(store: Store, minimum: int) -> tuple[int, int]:
     with store.unit_of_work() as uow:
         assert uow.payouts.renew("2026-10", "one", NOW + LEASE)
-        released = uow.payouts.release("2026-10", minimum)
+        released = uow.payouts.release("2026-10", Minimums({}, minimum))
         uow.commit()
     return released
 

@@ -341,12 +341,12 @@ def expected_rewards() -> dict[str, list[int]]:
 
 
 def expected_report(period: str, paid: dict[str, list[int]]) -> bytes:
-    rows = ["period,referrer_id,referral_count,amount_cents,amount,currency"]
+    rows = ["period,referrer_id,referral_count,amount_cents,amount,currency,program"]
     for referrer in sorted(paid, key=lambda r: r.encode()):
         count, cents = len(paid[referrer]), sum(paid[referrer])
         cell = "'" + referrer if referrer[0] in "=+-@" else referrer
         amount = f"{cents // 100}.{cents % 100:02d}"
-        rows.append(f"{period},{cell},{count},{cents},{amount},USD")
+        rows.append(f"{period},{cell},{count},{cents},{amount},USD,default")
     return ("\n".join(rows) + "\n").encode()
 
 

@@ -80,12 +80,12 @@ def tier_cents(ordinal: int) -> int:
 
 
 def expected_report() -> bytes:
-    rows = ["period,referrer_id,referral_count,amount_cents,amount,currency"]
+    rows = ["period,referrer_id,referral_count,amount_cents,amount,currency,program"]
     for referrer in sorted(REFERRERS):
         count = REFERRERS[referrer]
         cents = sum(tier_cents(n) for n in range(1, count + 1))
         cell = "'" + referrer if referrer[0] in "=+-@" else referrer
-        rows.append(f"{PERIOD},{cell},{count},{cents},{cents // 100}.{cents % 100:02d},USD")
+        rows.append(f"{PERIOD},{cell},{count},{cents},{cents // 100}.{cents % 100:02d},USD,default")
     return ("\n".join(rows) + "\n").encode()
 
 

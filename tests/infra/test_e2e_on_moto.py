@@ -101,6 +101,7 @@ def test_signup_payout_report_and_notifications(deployed: Any) -> None:
             "amount_cents": "8500",
             "amount": "85.00",
             "currency": "USD",
+            "program": "default",
         }
     ]
 

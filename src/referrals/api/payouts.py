@@ -45,9 +45,7 @@ def run_payout(
     period = Period.parse(body.period) if body.period else last_ended_period(svc.clock.now())
     if body.dry_run:
         return PayoutPreviewOut.of(
-            payouts.preview_payout(
-                svc.store, svc.clock, period, svc.rules.current(svc.clock).minimum_payout_cents
-            )
+            payouts.preview_payout(svc.store, svc.clock, period, svc.rules.minimums())
         )
     run = metrics_of(request).payout(
         svc.clock,
@@ -57,7 +55,7 @@ def run_payout(
             svc.clock,
             period,
             batch_size=svc.settings.payout_batch_size,
-            minimum_cents=svc.rules.current(svc.clock).minimum_payout_cents,
+            minimum_cents=svc.rules.minimums(),
         ),
     )
     audit.record(svc.store, svc.clock, key.id, "payout.run", f"payout:{run.period}")

@@ -2,7 +2,7 @@
 
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -408,6 +408,18 @@ def payout_floor(minimum_cents: int) -> int:
     return max(minimum_cents, 0)
 
 
+@dataclass(frozen=True, slots=True)
+class Minimums:
+    """Each program's minimum payout (its rules' `minimum_payout_cents`): a user's total
+    in a program below it carries forward. A program not named has `otherwise`."""
+
+    by_program: Mapping[str, int] = field(default_factory=dict)
+    otherwise: int = 0
+
+    def floor(self, program_id: str) -> int:
+        return payout_floor(self.by_program.get(program_id, self.otherwise))
+
+
 class LineKind(StrEnum):
     REWARD = "reward"
     CLAWBACK = "clawback"
@@ -415,15 +427,25 @@ class LineKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class PayoutLine:
-    """What one user is paid in one run (a clawback line: what is taken back, negative).
+    """What one user is paid in one program in one run (a clawback line: what is taken
+    back, negative).
 
-    Lines sort by user id (bytes), a user's reward line before their clawback line.
+    Lines sort by user id (bytes), then program id (bytes), a user's reward line in a
+    program before their clawback line there.
     """
 
     referrer_id: str  # the user paid: a referrer, or a referee in a double-sided program
     referral_count: int  # entries in the line
     amount_cents: int
     kind: LineKind = LineKind.REWARD
+    program_id: str = DEFAULT_PROGRAM
+
+
+def line_order(key: tuple[str, str, LineKind]) -> tuple[bytes, bytes, int]:
+    """The order of PayoutLine's (user, program, kind): user and program by bytes (as the
+    stores sort them), a reward line before a clawback line."""
+    user, program, kind = key
+    return user.encode(), program.encode(), list(LineKind).index(kind)
 
 
 class EventStatus(StrEnum):

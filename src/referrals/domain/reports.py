@@ -10,7 +10,16 @@ from collections.abc import Iterable, Iterator
 from referrals.domain.model import PayoutLine, PayoutRun
 from referrals.domain.money import DEFAULT_CURRENCY, format_cents
 
-HEADER = ("period", "referrer_id", "referral_count", "amount_cents", "amount", "currency")
+# `program` last: a reader of the columns before programs existed finds them in place.
+HEADER = (
+    "period",
+    "referrer_id",
+    "referral_count",
+    "amount_cents",
+    "amount",
+    "currency",
+    "program",
+)
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -63,7 +72,8 @@ def render_csv(period: str, lines: Iterable[PayoutLine]) -> Iterator[bytes]:
                 line.referral_count,
                 line.amount_cents,
                 format_cents(line.amount_cents),
-                DEFAULT_CURRENCY,
+                DEFAULT_CURRENCY,  # every program's (services.programs.create_program)
+                line.program_id,
             )
         )
         if n % 1000 == 0:

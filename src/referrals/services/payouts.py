@@ -35,13 +35,13 @@ from referrals.domain.errors import (
 from referrals.domain.model import (
     REPORT_UNPUBLISHED,
     LineKind,
+    Minimums,
     PayoutLine,
     PayoutRun,
     Referral,
     ReferralStatus,
     RunStatus,
     new_id,
-    payout_floor,
 )
 from referrals.domain.periods import Period
 from referrals.domain.reports import (
@@ -91,16 +91,18 @@ def run_payout(
     *,
     owner: str | None = None,
     batch_size: int = BATCH_SIZE,
-    minimum_cents: int = 0,
+    minimum_cents: int | Minimums = 0,
     on_progress: Callable[[int], None] | None = None,
     checkpoint: Callable[[str], None] = _no_checkpoint,
     keep_going: Callable[[], bool] | None = None,
 ) -> PayoutRun:
     """Pay every unpaid reward earned before the period's cutoff; see the module doc.
 
-    A user whose total in the run is below `minimum_cents`, or negative (clawbacks
-    beyond their rewards), is carried forward: their entries wait for a later run.
-    A total of zero settles (a clawback offset by new rewards).
+    A user whose total in a program in the run is below the program's minimum
+    (`minimum_cents`: one for every program, or each program's, see
+    `programs.minimum_payouts`), or negative (clawbacks beyond their rewards), is
+    carried forward: their entries there wait for a later run. A total of zero
+    settles (a clawback offset by new rewards).
 
     `owner` names this attempt in the lease (the entry points pass one naming the
     machine and process, `adapters.host.attempt_owner`); by default a fresh id.
@@ -139,7 +141,7 @@ def run_payout(
         ):
             return get_run(store, period)
         checkpoint("assigned")
-        carried = _carry_forward(store, clock, name, owner, minimum_cents)
+        carried = _carry_forward(store, clock, name, owner, _minimums(minimum_cents))
         checkpoint("carried_forward")
         with reports.scratch() as report:
             totals = _render_report(store, name, report)
@@ -253,7 +255,11 @@ def _assign(
             return False
 
 
-def _carry_forward(store: Store, clock: Clock, period: str, owner: str, minimum: int) -> int:
+def _minimums(minimum_cents: int | Minimums) -> Minimums:
+    return minimum_cents if isinstance(minimum_cents, Minimums) else Minimums({}, minimum_cents)
+
+
+def _carry_forward(store: Store, clock: Clock, period: str, owner: str, minimums: Minimums) -> int:
     """Send back to pending the entries of users who will not be paid this time.
 
     Runs after every batch is assigned, so a resumed run releases the same users
@@ -262,7 +268,7 @@ def _carry_forward(store: Store, clock: Clock, period: str, owner: str, minimum:
     with store.unit_of_work() as uow:
         if not uow.payouts.renew(period, owner, clock.now() + LEASE):
             raise LeaseLost(period)
-        _, cents = uow.payouts.release(period, minimum)
+        _, cents = uow.payouts.release(period, minimums)
         uow.commit()
     return cents
 
@@ -447,7 +453,7 @@ def _put_manifest(reports: ReportStore, run: PayoutRun) -> None:
 
 
 def preview_payout(
-    store: Store, clock: Clock, period: Period, minimum_cents: int = 0
+    store: Store, clock: Clock, period: Period, minimum_cents: int | Minimums = 0
 ) -> PayoutPreview:
     """What a run would pay now, computed without writing anything: the lines, the
     users carried forward, and the rewards held for review that it would leave out.
@@ -461,7 +467,7 @@ def preview_payout(
         if run is not None and run.status is RunStatus.COMPLETED:
             return _paid(run, list(uow.payouts.lines(str(period))))
         lines, carried, deferred = _split_carried(
-            uow.payouts.preview(str(period), period.cutoff), minimum_cents
+            uow.payouts.preview(str(period), period.cutoff), _minimums(minimum_cents)
         )
         held = list(uow.referrals.search(ReferralStatus.HELD, None, None, HELD_SHOWN + 1))
     return PayoutPreview(
@@ -500,17 +506,18 @@ def _paid(run: PayoutRun, lines: list[PayoutLine]) -> PayoutPreview:
 
 
 def _split_carried(
-    lines: Iterable[PayoutLine], minimum_cents: int
+    lines: Iterable[PayoutLine], minimums: Minimums
 ) -> tuple[list[PayoutLine], list[PayoutLine], int]:
     """Lines a run would pay, lines of users it would carry forward, and the money
-    deferred: as `release` counts it, the carried users' totals, debts aside."""
+    deferred: as `release` counts it, the carried users' totals per program, debts
+    aside."""
     paid: list[PayoutLine] = []
     carried: list[PayoutLine] = []
     deferred = 0
-    for _, group in groupby(lines, key=lambda line: line.referrer_id):
+    for (_, program), group in groupby(lines, key=lambda line: (line.referrer_id, line.program_id)):
         user_lines = list(group)
         total = sum(line.amount_cents for line in user_lines)
-        if total < payout_floor(minimum_cents):
+        if total < minimums.floor(program):
             carried.extend(user_lines)
             deferred += max(total, 0)
         else:

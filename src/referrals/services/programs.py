@@ -24,6 +24,7 @@ from referrals.domain.errors import (
     ProgramNotFound,
     ProgramPaused,
 )
+from referrals.domain.model import Minimums
 from referrals.domain.money import DEFAULT_CURRENCY
 from referrals.domain.program import (
     BEGINNING,
@@ -127,6 +128,18 @@ def program_in(uow: UnitOfWork, program_id: str) -> ProgramView:
 def list_programs(store: Store) -> Sequence[ProgramView]:
     with store.read() as uow:
         return [ProgramView(p, tuple(uow.programs.versions(p.id))) for p in uow.programs.list()]
+
+
+def minimum_payouts(store: Store, clock: Clock) -> Minimums:
+    """Each program's minimum payout in its rules in force now, for a payout run (which
+    pays every program's users, carrying forward each total below its program's)."""
+    now = clock.now()
+    minimums = {}
+    for view in list_programs(store):
+        version = view.current(now)
+        if version is not None:
+            minimums[view.program.id] = version.minimum_payout_cents
+    return Minimums(minimums)
 
 
 def update_program(
@@ -277,6 +290,11 @@ class RulesBook:
         if not view.program.takes_signups:
             raise ProgramPaused(f"program {program_id!r} is {view.program.status.value}")
         return self.in_force(program_id, at, uow)
+
+    def minimums(self) -> Minimums:
+        """Every program's minimum payout now (read afresh: a run is rare)."""
+        self.ensure_default()
+        return minimum_payouts(self._store, self._clock)
 
     def current(self, clock: Clock, program_id: str = DEFAULT_PROGRAM) -> RuleVersion:
         return self.in_force(program_id, clock.now())

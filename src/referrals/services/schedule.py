@@ -5,7 +5,7 @@ import logging
 from datetime import datetime
 
 from referrals.domain.errors import EarlierRunFailed, PayoutInProgress
-from referrals.domain.model import PayoutRun, RunStatus
+from referrals.domain.model import Minimums, PayoutRun, RunStatus
 from referrals.domain.periods import Period, last_ended_period
 from referrals.ports import Clock, ReportStore, Store
 from referrals.services.payouts import BATCH_SIZE, publish_pending, run_payout, unfinished
@@ -18,7 +18,7 @@ def run_due_payout(
     reports: ReportStore,
     clock: Clock,
     batch_size: int = BATCH_SIZE,
-    minimum_cents: int = 0,
+    minimum_cents: int | Minimums = 0,
     owner: str | None = None,
 ) -> PayoutRun | None:
     """Run the payout the schedule owes now, if any (see `due_period`): one run a check.

@@ -41,8 +41,8 @@ def test_report_has_header_and_a_line_per_referrer() -> None:
     rows = list(csv.reader(io.StringIO(data.decode())))
     assert tuple(rows[0]) == HEADER
     assert rows[1:] == [
-        ["2026-10", "alice", "2", "2000", "20.00", "USD"],
-        ["2026-10", "bob", "5", "5500", "55.00", "USD"],
+        ["2026-10", "alice", "2", "2000", "20.00", "USD", "default"],
+        ["2026-10", "bob", "5", "5500", "55.00", "USD", "default"],
     ]
 
 

@@ -111,8 +111,8 @@ def test_the_clawback_is_taken_in_the_next_run_on_a_line_of_its_own(
     report = reports.get("payouts/2026-04/report.csv")
     assert report is not None
     assert report.decode().splitlines()[1:] == [
-        "2026-04,alice,1,1000,10.00,USD",
-        "2026-04,alice,1,-1000,-10.00,USD",
+        "2026-04,alice,1,1000,10.00,USD,default",
+        "2026-04,alice,1,-1000,-10.00,USD,default",
     ]
 
 

@@ -14,9 +14,10 @@ assign, release or pay a reward (LeaseLost).
 
 import random
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
-from itertools import groupby
+from itertools import chain, groupby
 
 from boto3.dynamodb.conditions import Attr, ConditionBase, Key
 
@@ -24,7 +25,14 @@ from referrals.adapters.dynamodb import items
 from referrals.adapters.dynamodb.access import Tables, TransactionCancelled
 from referrals.adapters.dynamodb.expressions import Values, Write, update
 from referrals.domain.errors import Conflict
-from referrals.domain.model import LineKind, PayoutLine, ReferralStatus, RunStatus, payout_floor
+from referrals.domain.model import (
+    LineKind,
+    Minimums,
+    PayoutLine,
+    ReferralStatus,
+    RunStatus,
+    line_order,
+)
 from referrals.ports import LeaseLost
 
 PAYOUT_CHUNK = 99  # item writes per transaction, plus the lease condition
@@ -76,11 +84,12 @@ class RunEntries:
             condition=Attr("status_pk").eq(PENDING),
         )
 
-    def release(self, owner: str, minimum_cents: int) -> tuple[int, int]:
-        """Send back to pending every item of the users whose total is below the minimum
-        or negative; how many users, and their positive totals.
+    def release(self, owner: str, minimums: Minimums) -> tuple[int, int]:
+        """Send back to pending every item of the users whose total in a program is below
+        its minimum or negative; how many (user, program) totals, and the positive ones.
 
-        One pass over `by_period`: a user's total is known when the next user starts.
+        One pass over `by_period`: a user's totals are known when the next user starts
+        (a user's items are together in the index, whatever their programs).
         Released items go back into `unpaid` at their payable time and leave the
         period, in fenced transactions that also take them off the run's `assigned`
         count, so that waiting for the index expects what is left.
@@ -89,21 +98,26 @@ class RunEntries:
         released_users = released_cents = 0
         chunk: list[Values] = []
         for user, group in groupby(self._items(), key=items.payee):
-            total = count = 0
+            totals: dict[str, int] = defaultdict(int)  # by program
+            count = 0
             settled = False  # some of it is paid already (a completion cut short)
             kept: list[Values] = []
             for item in group:
-                total += int(item["reward_cents"])
+                totals[items.program_of(item)] += int(item["reward_cents"])
                 count += 1
                 settled = settled or item["status_pk"] != PROCESSING
                 if count <= RELEASE_BUFFER:
                     kept.append(item)
-            if settled or total >= payout_floor(minimum_cents):
+            below = {p for p, total in totals.items() if total < minimums.floor(p)}
+            if settled or not below:
                 continue
-            released_users += 1
-            released_cents += max(total, 0)  # what was deferred; a debt is not money out
+            released_users += len(below)
+            # What was deferred; a debt is not money out.
+            released_cents += sum(max(totals[p], 0) for p in below)
             # Too many to have kept: read the user's items again, by their key prefix.
             for item in kept if count <= RELEASE_BUFFER else self._user_items(user):
+                if items.program_of(item) not in below:
+                    continue
                 chunk.append(item)
                 if len(chunk) == PAYOUT_CHUNK:
                     self._fenced_writes(owner, chunk, self._released, count_assigned=-1)
@@ -196,23 +210,13 @@ class RunEntries:
         # Every item of the period whatever its state: a reward clawed back after
         # this run paid it stays in its lines (period_pk is never removed once paid).
         self.wait_for_index()
-        return _aggregate(
-            (items.payee(i), items.line_kind(i), int(i["reward_cents"])) for i in self._items()
-        )
+        for _, group in groupby(self._items(), key=items.payee):
+            yield from _lines(group)
 
     def preview(self, cutoff: datetime) -> Iterator[PayoutLine]:
         """The lines of what is assigned to the run and of what it would assign now."""
-        totals: dict[tuple[str, LineKind], list[int]] = {}
         assigned = (i for i in self._items() if i["status_pk"] == PROCESSING)
-        for source in (self.payable(cutoff), assigned):
-            for item in source:
-                line = totals.setdefault((items.payee(item), items.line_kind(item)), [0, 0])
-                line[0] += 1
-                line[1] += int(item["reward_cents"])
-        order = list(LineKind)  # a user's reward line, then their clawback line
-        for user, kind in sorted(totals, key=lambda k: (k[0].encode(), order.index(k[1]))):
-            count, cents = totals[user, kind]
-            yield PayoutLine(user, count, cents, kind)
+        return _lines(chain(self.payable(cutoff), assigned))
 
     def payable(self, cutoff: datetime) -> Iterator[Values]:
         """Pending items payable before `cutoff`, as the `unpaid` index shows them."""
@@ -251,19 +255,15 @@ class RunEntries:
             time.sleep(0.2)
 
 
-def _aggregate(entries: Iterable[tuple[str, LineKind, int]]) -> Iterator[PayoutLine]:
-    """Per-user lines of (user id, line kind, cents) that arrive grouped by user.
-
-    A user's kinds may interleave (the index orders a user's items by id): both
-    totals are kept until the user changes, then the reward line goes first.
-    """
-    for user, group in groupby(entries, key=lambda entry: entry[0]):
-        totals: dict[LineKind, list[int]] = {}
-        for _, kind, amount in group:
-            line = totals.setdefault(kind, [0, 0])
-            line[0] += 1
-            line[1] += amount
-        for kind in LineKind:
-            if kind in totals:
-                count, cents = totals[kind]
-                yield PayoutLine(user, count, cents, kind)
+def _lines(found: Iterable[Values]) -> Iterator[PayoutLine]:
+    """The lines of `found` items, in PayoutLine order. `lines` passes one user's items
+    at a time (their programs and kinds interleave in the index, which orders a user's
+    items by id), so what is held is one user's lines."""
+    totals: dict[tuple[str, str, LineKind], list[int]] = defaultdict(lambda: [0, 0])
+    for item in found:
+        line = totals[items.payee(item), items.program_of(item), items.line_kind(item)]
+        line[0] += 1
+        line[1] += int(item["reward_cents"])
+    for user, program, kind in sorted(totals, key=line_order):
+        count, cents = totals[user, program, kind]
+        yield PayoutLine(user, count, cents, kind, program)

@@ -21,7 +21,7 @@ from referrals.adapters.dynamodb.payout_entries import RunEntries
 from referrals.adapters.dynamodb.transaction import Transaction
 from referrals.adapters.times import to_micros
 from referrals.domain.errors import Conflict
-from referrals.domain.model import PayoutLine, PayoutRun, RunStatus
+from referrals.domain.model import Minimums, PayoutLine, PayoutRun, RunStatus
 
 RUNS = Key("pk").eq("RUNS")
 RUNNING, COMPLETED = RunStatus.RUNNING.value, RunStatus.COMPLETED.value
@@ -114,8 +114,8 @@ class DynamoPayouts:
         moved = RunEntries(self._tables, period).assign(self._owner(period), cutoff, limit)
         return moved, None
 
-    def release(self, period: str, minimum_cents: int) -> tuple[int, int]:
-        return RunEntries(self._tables, period).release(self._owner(period), minimum_cents)
+    def release(self, period: str, minimums: Minimums) -> tuple[int, int]:
+        return RunEntries(self._tables, period).release(self._owner(period), minimums)
 
     def lines(self, period: str) -> Iterator[PayoutLine]:
         return RunEntries(self._tables, period).lines()

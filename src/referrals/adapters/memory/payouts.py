@@ -16,11 +16,12 @@ from referrals.adapters.memory.state import (
 )
 from referrals.domain.model import (
     LineKind,
+    Minimums,
     PayoutLine,
     PayoutRun,
     ReferralStatus,
     RunStatus,
-    payout_floor,
+    line_order,
 )
 from referrals.ports import LeaseLost
 
@@ -89,19 +90,18 @@ class MemoryPayouts:
             )
         return len(eligible), eligible[-1].id if eligible else after
 
-    def release(self, period: str, minimum_cents: int) -> tuple[int, int]:
+    def release(self, period: str, minimums: Minimums) -> tuple[int, int]:
         assigned = [
             e
             for e in entries(self._s)
             if e.payout_period == period and e.status is ReferralStatus.PROCESSING
         ]
-        totals: dict[str, int] = defaultdict(int)
+        totals: dict[tuple[str, str], int] = defaultdict(int)
         for entry in assigned:
-            totals[user_of(entry)] += cents_of(entry)
-        floor = payout_floor(minimum_cents)
-        below = {user for user, cents in totals.items() if cents < floor}
+            totals[user_of(entry), entry.program_id] += cents_of(entry)
+        below = {key for key, cents in totals.items() if cents < minimums.floor(key[1])}
         for entry in assigned:
-            if user_of(entry) in below:
+            if (user_of(entry), entry.program_id) in below:
                 put_entry(
                     self._s, replace(entry, status=ReferralStatus.PENDING, payout_period=None)
                 )
@@ -155,13 +155,12 @@ class MemoryPayouts:
 
 
 def _lines(entries: Iterable[Entry], keep: Callable[[Entry], bool]) -> Iterator[PayoutLine]:
-    counts: dict[tuple[str, LineKind], list[int]] = defaultdict(lambda: [0, 0])
+    counts: dict[tuple[str, str, LineKind], list[int]] = defaultdict(lambda: [0, 0])
     for e in entries:
         if keep(e):
-            totals = counts[user_of(e), kind_of(e)]
+            totals = counts[user_of(e), e.program_id, kind_of(e)]
             totals[0] += 1
             totals[1] += cents_of(e)
-    order = list(LineKind)  # a user's reward line, then their clawback line
-    for user, kind in sorted(counts, key=lambda key: (key[0].encode(), order.index(key[1]))):
-        count, cents = counts[user, kind]
-        yield PayoutLine(user, count, cents, kind)
+    for user, program, kind in sorted(counts, key=line_order):
+        count, cents = counts[user, program, kind]
+        yield PayoutLine(user, count, cents, kind, program)

@@ -39,6 +39,7 @@ from referrals.adapters.sql.schema import payout_runs, referrals, rewards
 from referrals.domain.errors import Conflict
 from referrals.domain.model import (
     LineKind,
+    Minimums,
     PayoutLine,
     PayoutRun,
     ReferralStatus,
@@ -71,9 +72,11 @@ _released = Table(
     "release_totals",
     MetaData(),
     Column("user_id", String(128), primary_key=True),
+    Column("program_id", String(64), primary_key=True),
     Column("cents", BigInteger, nullable=False),
     prefixes=["TEMPORARY"],
 )
+_USER_AND_PROGRAM = itemgetter(0, 1)  # a line's key, in both grouped queries
 # assign_batch's cursor once the referrals are walked: this prefix, then the last entry id.
 _ENTRIES = "rewards:"
 
@@ -209,38 +212,48 @@ class SqlPayouts(Repository):
             # (a review, on PostgreSQL): go on, a short batch would end the run's walk.
         return moved, after, True
 
-    def release(self, period: str, minimum_cents: int) -> tuple[int, int]:
+    def release(self, period: str, minimums: Minimums) -> tuple[int, int]:
         assigned = [
             (referrals, referrals.c.referrer_id, referrals.c.reward_cents),
             (rewards, rewards.c.user_id, rewards.c.cents),
         ]
         per_table = [
-            select(user.label("user_id"), func.sum(cents).label("cents"))
+            select(user.label("user_id"), table.c.program_id, func.sum(cents).label("cents"))
             .where(table.c.payout_period == period, table.c.status == PROCESSING)
-            .group_by(user)
+            .group_by(user, table.c.program_id)
             for table, user, cents in assigned
         ]
         totals = union_all(*per_table).subquery("totals")
         total = func.sum(totals.c.cents)
-        # Below the minimum, or negative whatever the minimum: a total of zero settles
-        # (a clawback offset by new rewards), since paying nothing pays nobody twice.
+        floor = (
+            case(
+                {program: minimums.floor(program) for program in minimums.by_program},
+                value=totals.c.program_id,
+                else_=payout_floor(minimums.otherwise),
+            )
+            if minimums.by_program
+            else literal(payout_floor(minimums.otherwise))
+        )
+        # Below the program's minimum, or negative whatever the minimum: a total of zero
+        # settles (a clawback offset by new rewards), since paying nothing pays nobody twice.
         below = (
-            select(totals.c.user_id, total)
-            .group_by(totals.c.user_id)
-            .having(total < payout_floor(minimum_cents))
+            select(totals.c.user_id, totals.c.program_id, total)
+            .group_by(totals.c.user_id, totals.c.program_id)
+            .having(total < floor)
         )
         # No try/finally: after a failure the unit of work rolls back, and the CREATE
         # with it (PostgreSQL's DDL is transactional; so is SQLite's).
         self._execute(CreateTable(_released))
-        self._execute(insert(_released).from_select(["user_id", "cents"], below))
+        self._execute(insert(_released).from_select(["user_id", "program_id", "cents"], below))
         for table, user, _ in assigned:
+            released = (
+                select(_released.c.user_id)
+                .where(_released.c.user_id == user, _released.c.program_id == table.c.program_id)
+                .exists()
+            )
             self._execute(
                 update(table)
-                .where(
-                    table.c.payout_period == period,
-                    table.c.status == PROCESSING,
-                    user.in_(select(_released.c.user_id)),
-                )
+                .where(table.c.payout_period == period, table.c.status == PROCESSING, released)
                 .values(status=PENDING, payout_period=None)
             )
         positive = case((_released.c.cents > 0, _released.c.cents), else_=0)
@@ -264,40 +277,50 @@ class SqlPayouts(Repository):
 
     def _lines(self, own: Any, other: Any) -> Iterator[PayoutLine]:
         """Two grouped queries in the same order, merged as they stream: the referrals'
-        rewards per referrer (as before entries existed), the entries per user and kind."""
+        rewards per referrer and program (as before entries existed), the entries per
+        user, program and kind."""
         own_query: Select[Any] = (
             select(
                 referrals.c.referrer_id,
+                referrals.c.program_id,
                 literal(LineKind.REWARD.value),
                 func.count(),
                 func.sum(referrals.c.reward_cents),
             )
             .where(own)
-            .group_by(referrals.c.referrer_id)
-            .order_by(self._byte_order(referrals.c.referrer_id))
+            .group_by(referrals.c.referrer_id, referrals.c.program_id)
+            .order_by(
+                self._byte_order(referrals.c.referrer_id), self._byte_order(referrals.c.program_id)
+            )
             .execution_options(yield_per=2000)
         )
         other_query: Select[Any] = (
-            select(rewards.c.user_id, rewards.c.kind, func.count(), func.sum(rewards.c.cents))
+            select(
+                rewards.c.user_id,
+                rewards.c.program_id,
+                rewards.c.kind,
+                func.count(),
+                func.sum(rewards.c.cents),
+            )
             .where(other)
-            .group_by(rewards.c.user_id, rewards.c.kind)
-            .order_by(self._byte_order(rewards.c.user_id))
+            .group_by(rewards.c.user_id, rewards.c.program_id, rewards.c.kind)
+            .order_by(self._byte_order(rewards.c.user_id), self._byte_order(rewards.c.program_id))
             .execution_options(yield_per=2000)
         )
         # Both are in byte order, which is Python's order of str (code points, as UTF-8).
         merged = heapq.merge(
-            self._execute(own_query), self._execute(other_query), key=itemgetter(0)
+            self._execute(own_query), self._execute(other_query), key=_USER_AND_PROGRAM
         )
-        for user, groups in groupby(merged, key=itemgetter(0)):
+        for (user, program), groups in groupby(merged, key=_USER_AND_PROGRAM):
             count, cents = [0, 0], [0, 0]  # the reward line, the clawback line
-            for _, kind, n, total in groups:
+            for _, _, kind, n, total in groups:
                 line = int(kind == CLAWBACK)
                 count[line] += int(n)
                 cents[line] += int(total)
             if count[0]:
-                yield PayoutLine(user, count[0], cents[0])
+                yield PayoutLine(user, count[0], cents[0], LineKind.REWARD, program)
             if count[1]:
-                yield PayoutLine(user, count[1], cents[1], LineKind.CLAWBACK)
+                yield PayoutLine(user, count[1], cents[1], LineKind.CLAWBACK, program)
 
     def complete(self, run: PayoutRun, owner: str) -> int:
         done = self._execute(

@@ -84,8 +84,9 @@ referrals = Table(
     # The review queue (held, by id) reads it too.
     Index("ix_referrals_status_id", "status", "id"),
     Index("ix_referrals_referrer_status", "referrer_id", "status"),
-    # A run aggregates and completes its rewards through this index, never a scan.
-    Index("ix_referrals_period_referrer", "payout_period", "referrer_id"),
+    # A run aggregates its lines (per user and program) and completes its rewards
+    # through this index, never a scan.
+    Index("ix_referrals_period_referrer", "payout_period", "referrer_id", "program_id"),
 )
 
 # Payout entries besides a referral's own reward: a referee's reward (positive) and
@@ -107,7 +108,7 @@ rewards = Table(
     # The same access paths as referrals': a run walks the pending entries by id,
     # then aggregates, releases and completes its own through (period, user).
     Index("ix_rewards_status_id", "status", "id"),
-    Index("ix_rewards_period_user", "payout_period", "user_id"),
+    Index("ix_rewards_period_user", "payout_period", "user_id", "program_id"),
     Index("ix_rewards_referral", "referral_id"),
     Index("ix_rewards_user", "user_id"),  # a user's earnings
 )

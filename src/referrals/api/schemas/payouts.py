@@ -79,6 +79,7 @@ class PayoutLineOut(BaseModel):
     referral_count: int
     amount_cents: int
     kind: LineKind
+    program_id: str
 
 
 class HeldOut(BaseModel):

@@ -20,6 +20,7 @@ from pydantic import (
 from referrals.api.schemas.common import VISIBLE_TEXT, ProgramId, RequestBody, WholeNumber
 from referrals.domain.checks import CheckMode
 from referrals.domain.errors import InvalidInput
+from referrals.domain.money import DEFAULT_CURRENCY
 from referrals.domain.program import (
     MAX_NAME,
     MAX_TEMPLATE,
@@ -53,8 +54,10 @@ Currency = Annotated[
     str,
     Field(
         strict=True,
-        description="ISO 4217; every amount of the program is in its minor unit",
-        json_schema_extra={"enum": sorted(currencies())},
+        description="ISO 4217; every amount of the program is in its minor unit. For now "
+        f"{DEFAULT_CURRENCY} only: the currency payout runs pay in (a run never sums "
+        "different currencies)",
+        json_schema_extra={"enum": [DEFAULT_CURRENCY]},
     ),
     AfterValidator(_known_currency),
 ]

@@ -2,7 +2,8 @@
 
 Referrers are keyed by (program, user); a referral's referee is unique per program,
 its ordinal per referrer in the program; rewards, conversions and signup slots name
-their program. Every row already here is the `default` program's (the column's
+their program, and a run's lines are per user and program (indexes in that order).
+Every row already here is the `default` program's (the column's
 server default), which the service makes as it starts (migration 0011).
 
 SQLite cannot change a key in place: `batch_alter_table` rebuilds those tables, with
@@ -35,6 +36,11 @@ def _program_id() -> sa.Column[str]:
     return sa.Column("program_id", sa.String(64), nullable=False, server_default="default")
 
 
+def _reindex(table: str, index: str, *columns: str) -> None:
+    op.drop_index(index, table_name=table)
+    op.create_index(index, table, ["payout_period", *columns])
+
+
 def upgrade() -> None:
     with op.batch_alter_table("referrals", naming_convention=NAMES) as referrals:
         referrals.drop_constraint("referrals_referrer_id_fkey", type_="foreignkey")
@@ -60,6 +66,9 @@ def upgrade() -> None:
         )
     op.add_column("rewards", _program_id())
     op.add_column("conversions", _program_id())
+    # A run's lines are per user and program, read in that order through these.
+    _reindex("referrals", "ix_referrals_period_referrer", "referrer_id", "program_id")
+    _reindex("rewards", "ix_rewards_period_user", "user_id", "program_id")
     with op.batch_alter_table("signup_slots", naming_convention=NAMES) as slots:
         slots.add_column(_program_id())
         slots.drop_constraint("signup_slots_pkey", type_="primary")
@@ -79,6 +88,8 @@ def downgrade() -> None:
         slots.drop_constraint("signup_slots_pkey", type_="primary")
         slots.create_primary_key("signup_slots_pkey", ["user_id"])
         slots.drop_column("program_id")
+    _reindex("referrals", "ix_referrals_period_referrer", "referrer_id")
+    _reindex("rewards", "ix_rewards_period_user", "user_id")
     op.drop_column("conversions", "program_id")
     op.drop_column("rewards", "program_id")
     with op.batch_alter_table("referrals", naming_convention=NAMES) as referrals:

@@ -7,7 +7,7 @@ export UV_PYTHON_DOWNLOADS := never
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_DEPRECATED := fail
 
-.PHONY: run test lint typecheck pytest install install-runtime checkov peer tools bench clean
+.PHONY: run test lint typecheck pytest install install-runtime checkov peer tools bench clean lambda-lock
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -23,9 +23,20 @@ $(VENV)/.installed-runtime: $(BIN)/uv requirements.lock pyproject.toml
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $@
 
-$(VENV)/.installed: $(VENV)/.installed-runtime requirements-dev.lock
+# The Lambda set's lock pins the same versions (`-c requirements.lock`) and adds what only
+# Lambda has (snapshot-restore-py, SnapStart's hooks), which the tests of the handlers import.
+$(VENV)/.installed: $(VENV)/.installed-runtime requirements-dev.lock requirements-lambda.lock
 	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements-dev.lock
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements-lambda.lock
 	touch $@
+
+# The Lambda functions' own set (infra/lambda_asset.py bundles it): the `lambda` extra
+# alone, not the project's dependencies (the server's), resolved for Lambda's Python
+# and platform with the pins of requirements.lock. Run after changing either.
+lambda-lock: $(BIN)/uv
+	$(BIN)/python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["lambda"], sep="\n")' \
+		| $(BIN)/uv pip compile --quiet --python-version 3.12 --python-platform x86_64-manylinux_2_28 \
+			-c requirements.lock --custom-compile-command "make lambda-lock" - -o requirements-lambda.lock
 
 install-runtime: $(VENV)/.installed-runtime
 install: $(VENV)/.installed

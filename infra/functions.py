@@ -1,6 +1,15 @@
-"""The three Lambda functions: one asset, three handlers, each with its own role and log group."""
+"""The three Lambda functions: one asset, three handlers, each with its own role and log group.
 
-from aws_cdk import Duration, RemovalPolicy
+Each function runs with SnapStart on its published versions, behind the alias `live`:
+Lambda initializes a version once, when it is published (the handler's import and its
+before-snapshot hooks, see referrals.aws.runtime), and resumes every new instance from
+that snapshot. Only a version has a snapshot, so every invoker (API Gateway, the
+EventBridge rules, the state machine, the outbox stream) invokes the alias, never the
+function itself ($LATEST, which would start cold). Each deploy that changes the code or
+the configuration publishes a new version and moves the alias to it.
+"""
+
+from aws_cdk import Annotations, Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -12,6 +21,7 @@ from infra.settings import StageSettings
 
 RUNTIME = lambda_.Runtime.PYTHON_3_12
 ARCHITECTURE = lambda_.Architecture.X86_64
+ALIAS = "live"
 
 _RETENTION = {7: logs.RetentionDays.ONE_WEEK, 14: logs.RetentionDays.TWO_WEEKS}
 
@@ -38,10 +48,11 @@ def encrypted_log_group(
 
 
 class ServiceFunction(Construct):
-    """A function of the service with a role that starts empty.
+    """A function of the service with a role that starts empty, and its alias.
 
     The role gets no managed policy: it may write to its own log group and
     nothing else until the stack grants it exactly what its handler uses.
+    Invokers get `alias`, whose version has a SnapStart snapshot.
     """
 
     def __init__(
@@ -89,6 +100,22 @@ class ServiceFunction(Construct):
             environment=environment,
             environment_encryption=key,
             dead_letter_queue=dead_letter_queue,
+            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS,
+            # Each version's snapshot is billed while it is cached: a deploy deletes the
+            # version it replaces (once the alias has moved), rather than keep it.
+            current_version_options=lambda_.VersionOptions(removal_policy=RemovalPolicy.DESTROY),
+        )
+        # The CDK warns that SnapStart applies to published versions only: it is
+        # published, right below, and the alias is what is invoked.
+        Annotations.of(self.function).acknowledge_warning(
+            "@aws-cdk/aws-lambda:snapStartRequirePublish", "published, behind the alias"
+        )
+        self.alias = lambda_.Alias(
+            self,
+            "Alias",
+            alias_name=ALIAS,
+            version=self.function.current_version,
+            description=f"{name}: the published version invokers call (SnapStart)",
         )
         # Environment variables are encrypted with the key; the role reads them.
         key.grant(self.role, "kms:Decrypt")

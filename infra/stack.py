@@ -189,7 +189,7 @@ class ReferralsStack(Stack):
         self._grant_table(self.notify_function, storage.outbox_table, *OUTBOX_UPDATE, *OUTBOX_PRUNE)
         storage.topic.grant_publish(self.notify_function.role)
         storage.outbox_table.grant_stream_read(self.notify_function.role)
-        self.outbox_stream = self.notify_function.function.add_event_source_mapping(
+        self.outbox_stream = self.notify_function.alias.add_event_source_mapping(
             "OutboxStream",
             event_source_arn=storage.outbox_table.table_stream_arn,
             starting_position=lambda_.StartingPosition.TRIM_HORIZON,
@@ -214,25 +214,26 @@ class ReferralsStack(Stack):
             schedule=events.Schedule.rate(Duration.minutes(1)),
             targets=[
                 targets.LambdaFunction(
-                    self.notify_function.function,
+                    self.notify_function.alias,
                     retry_attempts=2,
                     max_event_age=Duration.minutes(10),
                 )
             ],
         )
 
+        # Every invoker calls a function's alias (SnapStart: infra/functions.py).
         self.api = ReferralsApi(
             self,
             "Api",
             settings=settings,
-            function=self.api_function.function,
+            function=self.api_function.alias,
             key=storage.key,
         )
         self.payouts = PayoutSchedule(
             self,
             "Payouts",
             settings=settings,
-            function=self.payout_function.function,
+            function=self.payout_function.alias,
             key=storage.key,
         )
         self.monitoring = Monitoring(

@@ -120,6 +120,16 @@ def arn(template_json: Json, resource_type: str, **properties: Any) -> Json:
     return {"Fn::GetAtt": [find(template_json, resource_type, **properties)[0], "Arn"]}
 
 
+def alias(template_json: Json, short: str) -> tuple[str, Json]:
+    """The `live` alias of the function `short` (its Ref is its ARN): (logical id, resource)."""
+    function = ref(template_json, "AWS::Lambda::Function", FunctionName=f"{PREFIX}-{short}")
+    return find(template_json, "AWS::Lambda::Alias", FunctionName=function, Name="live")
+
+
+def alias_ref(template_json: Json, short: str) -> Json:
+    return {"Ref": alias(template_json, short)[0]}
+
+
 # Resources whose Ref is the name they are given.
 _NAMES = {
     "AWS::Lambda::Function": "FunctionName",
@@ -130,16 +140,25 @@ _NAMES = {
 
 
 def render(value: Any, template_json: Json) -> str:
-    """A string built with Fn::Join, with each Ref as the named resource's name."""
+    """A string built with Fn::Join (or Fn::Select of an Fn::Split), with each Ref as
+    the named resource's name, and an alias's Ref as its ARN (what Ref gives)."""
     if isinstance(value, str):
         return value
     if "Fn::Join" in value:
         separator, parts = value["Fn::Join"]
         return str(separator).join(render(part, template_json) for part in parts)
+    if "Fn::Select" in value:
+        index, listed = value["Fn::Select"]
+        separator, text = listed["Fn::Split"]
+        return render(text, template_json).split(separator)[index]
     if "Ref" in value:
         resource = template_json["Resources"].get(value["Ref"])
         if resource and resource["Type"] in _NAMES:
             return str(resource["Properties"][_NAMES[resource["Type"]]])
+        if resource and resource["Type"] == "AWS::Lambda::Alias":
+            function = render(resource["Properties"]["FunctionName"], template_json)
+            name = resource["Properties"]["Name"]
+            return f"arn:aws:lambda:<region>:<account>:function:{function}:{name}"
         return f"<{value['Ref']}>"
     if "Fn::GetAtt" in value:
         return "<{}.{}>".format(*value["Fn::GetAtt"])

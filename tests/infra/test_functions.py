@@ -4,7 +4,20 @@ import json
 
 import pytest
 
-from tests.infra.conftest import FUNCTIONS, PREFIX, Json, arn, find, find_bucket, ref, resources
+from tests.infra.conftest import (
+    FUNCTIONS,
+    PREFIX,
+    Json,
+    alias,
+    alias_ref,
+    arn,
+    as_list,
+    find,
+    find_bucket,
+    ref,
+    resources,
+    statements,
+)
 
 
 @pytest.mark.parametrize("short", FUNCTIONS)
@@ -77,3 +90,44 @@ def test_functions_share_one_code_asset(template_json: Json) -> None:
         for r in resources(template_json, "AWS::Lambda::Function").values()
     }
     assert len(codes) == 1
+
+
+# --- SnapStart: published versions behind the alias every invoker calls ---------------
+
+
+@pytest.mark.parametrize("short", FUNCTIONS)
+def test_function_snapstarts_its_published_versions(template_json: Json, short: str) -> None:
+    function_id, function = find(
+        template_json, "AWS::Lambda::Function", FunctionName=f"{PREFIX}-{short}"
+    )
+    assert function["Properties"]["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    # SnapStart snapshots python3.12 and later.
+    assert function["Properties"]["Runtime"] in {"python3.12", "python3.13"}
+    ((version_id, version),) = [
+        (logical_id, version)
+        for logical_id, version in resources(template_json, "AWS::Lambda::Version").items()
+        if version["Properties"]["FunctionName"] == {"Ref": function_id}
+    ]
+    # A replaced version goes, and with it the cost of its cached snapshot.
+    assert version["DeletionPolicy"] == "Delete"
+    _, live = alias(template_json, short)
+    assert live["Properties"]["FunctionVersion"] == {"Fn::GetAtt": [version_id, "Version"]}
+    # No traffic split: every request goes to the one version that has a snapshot.
+    assert "RoutingConfig" not in live["Properties"]
+
+
+def test_every_invocation_permission_is_on_an_alias(template_json: Json) -> None:
+    permissions = resources(template_json, "AWS::Lambda::Permission")
+    aliases = {short: alias_ref(template_json, short) for short in FUNCTIONS if short != "payout"}
+    assert len(permissions) >= 7  # API Gateway's six methods, the notify sweep's rule
+    for permission in permissions.values():
+        assert permission["Properties"]["FunctionName"] in aliases.values()
+
+
+def test_the_state_machine_may_invoke_the_payout_alias_only(template_json: Json) -> None:
+    invoking = [
+        statement
+        for _, _, statement in statements(template_json)
+        if "lambda:InvokeFunction" in as_list(statement["Action"])
+    ]
+    assert [statement["Resource"] for statement in invoking] == [alias_ref(template_json, "payout")]

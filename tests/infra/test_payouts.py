@@ -4,7 +4,7 @@ import json
 
 from aws_cdk.assertions import Match, Template
 
-from tests.infra.conftest import PREFIX, Json, arn, find, ref, render
+from tests.infra.conftest import PREFIX, Json, alias_ref, arn, find, ref, render
 
 
 def test_monthly_rule_starts_the_payout_state_machine(
@@ -60,8 +60,9 @@ def test_state_machine_loops_the_payout_function_until_done(template_json: Json)
     start = _definition(template_json)["StartAt"]
     task = states[start]
     assert task["Type"] == "Task"
-    payout, _ = find(template_json, "AWS::Lambda::Function", FunctionName=f"{PREFIX}-payout")
-    assert task["Resource"] == f"<{payout}.Arn>"
+    # The alias, whose published version has a SnapStart snapshot; never the function.
+    assert task["Resource"] == render(alias_ref(template_json, "payout"), template_json)
+    assert task["Resource"].endswith(f":function:{PREFIX}-payout:live")
     choice = states[task["Next"]]
     assert choice["Type"] == "Choice"
     assert choice["Choices"] == [

@@ -1,4 +1,11 @@
-"""Powertools for the handlers: JSON logs with a correlation id, X-Ray traces, EMF metrics."""
+"""Powertools for the handlers: JSON logs with a correlation id, X-Ray traces, EMF metrics.
+
+Traces patch botocore alone: every call the functions make leaves through it (DynamoDB,
+S3, SNS, Secrets Manager). Patching every library the X-Ray SDK knows would import, at
+each cold start, each of them that is installed (sqlite3 among them), and record each AWS
+call twice (its HTTP request again, through http.client). On Lambda the SDK samples
+locally (the Lambda service decides): it makes no X-Ray client of its own.
+"""
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
@@ -8,7 +15,7 @@ from referrals.domain.model import Event
 from referrals.ports import Notifier
 
 logger = Logger(service="referrals")
-tracer = Tracer(service="referrals")
+tracer = Tracer(service="referrals", patch_modules=["botocore"])
 metrics = Metrics(namespace="Referrals", service="referrals")
 
 

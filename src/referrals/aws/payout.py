@@ -52,7 +52,7 @@ def step(event: dict[str, Any], remaining_ms: Any) -> dict[str, Any]:
             target,
             owner=owner,
             batch_size=svc.settings.payout_batch_size,
-            minimum_cents=svc.rules.current(svc.clock).minimum_payout_cents,
+            minimum_cents=svc.rules.minimums(),
             keep_going=lambda: remaining_ms() > SAFETY_MARGIN_MS,
         )
     except PayoutInProgress:

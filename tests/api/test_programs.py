@@ -236,6 +236,32 @@ def test_a_shadow_check_keeps_its_verdict_without_holding_the_reward(
     }
 
 
+def test_a_check_switched_from_shadow_to_hold_holds_only_what_is_earned_after_the_switch(
+    client: TestClient, admin: Headers, ingest: Headers, alice_code: str, clock: FixedClock
+) -> None:
+    throwaway = "@mailinator.com"
+    for mode in ("shadow", "hold"):
+        checks = {"disposable_email": mode}
+        starts = clock.now() + timedelta(seconds=5)
+        assert (
+            schedule(client, admin, starts.isoformat(), rules(1000, checks=checks)).status_code
+            == 201
+        )
+        if mode == "hold":
+            before = signup(client, ingest, "carol", alice_code, email="carol" + throwaway)
+        clock.advance(seconds=5)
+        if mode == "shadow":
+            shadowed = signup(client, ingest, "bob", alice_code, email="bob" + throwaway)
+    after = signup(client, ingest, "dave", alice_code, email="dave" + throwaway)
+    assert (shadowed["status"], before["status"], after["status"]) == ("pending", "pending", "held")
+    for earned in (shadowed, before):  # never held afterwards: a version never reprices
+        assert detail(client, admin, earned["id"])["status"] == "pending"
+    receipt = detail(client, admin, after["id"])["receipt"]
+    assert receipt["rule_version"] == 3
+    check = next(c for c in receipt["checks"] if c["name"] == "disposable_email")
+    assert (check["passed"], check["shadow"]) == (False, False)
+
+
 def test_a_process_built_without_migrating_lists_the_default_program(tmp_path: Path) -> None:
     # As a Lambda function: the tables exist, nothing has needed the default program yet.
     url = f"sqlite:///{tmp_path}/fresh.db"

@@ -201,7 +201,13 @@ def test_signup_slots_are_taken_once_per_program(store: Store) -> None:
 
 
 DEFAULT_RULES = RuleVersion(tiers=TierSchedule((Tier(1, 1000), Tier(5, 1500))))
-PARTNER_RULES = RuleVersion(program_id=PARTNERS, tiers=TierSchedule((Tier(1, 5000), Tier(3, 7500))))
+# A monthly cap off any sum of rewards: the reward that crosses it is cut to what is left.
+PARTNER_CAP = 32_500
+PARTNER_RULES = RuleVersion(
+    program_id=PARTNERS,
+    tiers=TierSchedule((Tier(1, 5000), Tier(3, 7500))),
+    monthly_cap_cents=PARTNER_CAP,
+)
 
 
 def _rules_for(program: str, _at: datetime, _uow: UnitOfWork) -> RuleVersion:
@@ -210,7 +216,9 @@ def _rules_for(program: str, _at: datetime, _uow: UnitOfWork) -> RuleVersion:
 
 def test_ordinals_and_tiers_are_exact_per_program_under_concurrency(store: Store) -> None:
     """One referrer in two programs; referees sign up in both at once, some of them in
-    both programs: each program's ordinals are 1..n and each reward its tier's."""
+    both programs: each program's ordinals are 1..n, each reward priced by its tier,
+    and the partner program's monthly cap reached exactly, the default program's
+    rewards untouched by it."""
     add(store, member("alice", "ALICE"), member("alice", "ALICE-P", PARTNERS))
     clock = FixedClock(T0)
     signups = [(f"u{n}", code) for n in range(24) for code in ("ALICE", "ALICE-P") if n % 3]
@@ -226,8 +234,13 @@ def test_ordinals_and_tiers_are_exact_per_program_under_concurrency(store: Store
     for program, rules in (("default", DEFAULT_RULES), (PARTNERS, PARTNER_RULES)):
         mine = [r for r in made if r.program_id == program]
         assert sorted(r.ordinal for r in mine) == list(range(1, len(mine) + 1))
-        assert all(r.reward_cents == rules.tiers.tier_of(r.ordinal).reward_cents for r in mine)
+        tiers = [rules.tiers.tier_of(r.ordinal).reward_cents for r in mine]
+        assert [r.receipt.tier_cents for r in mine if r.receipt] == tiers
         assert all(r.receipt is not None and r.receipt.program == program for r in mine)
+        if program == PARTNERS:
+            assert sum(r.reward_cents for r in mine) == PARTNER_CAP < sum(tiers)
+        else:
+            assert [r.reward_cents for r in mine] == tiers
         with store.read() as uow:
             profile = uow.referrers.get("alice", program=program)
             stored = uow.referrals.for_referrer("alice", None, 100, program=program)

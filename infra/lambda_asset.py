@@ -32,7 +32,7 @@ PYTHON_VERSION = "3.12"
 PYTHON_PLATFORM = "x86_64-manylinux_2_28"
 # The AWS services the handlers make clients for (referrals.bootstrap, aws.runtime),
 # and X-Ray, which the X-Ray SDK makes a client for when it runs outside Lambda.
-SERVICES = ("dynamodb", "s3", "secretsmanager", "sns", "xray")
+SERVICES = ("dynamodb", "s3", "secretsmanager", "sns", "stepfunctions", "xray")
 # Unzipped, as Lambda counts it: the sum of the files' sizes.
 SIZE_LIMIT_BYTES = 30 * 1024 * 1024
 

@@ -1,5 +1,6 @@
 """The monthly payout: an EventBridge schedule starts a state machine that calls the
-payout function until the run says it is done.
+payout function until the run says it is done. `POST /v1/payouts` starts it too (the
+API function's grant is in stack.py), with `{period}` as the input.
 
 Each invocation works for a slice of its time limit and returns
 `{period, owner, done}`; the next one continues the same run (the lease owner)

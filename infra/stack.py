@@ -236,6 +236,13 @@ class ReferralsStack(Stack):
             function=self.payout_function.alias,
             key=storage.key,
         )
+        # POST /v1/payouts starts the state machine and answers 202: a run may take far
+        # longer than API Gateway waits (29 s). Only StartExecution, on this machine:
+        # repeated starts are told apart by execution name (adapters/stepfunctions.py).
+        self.payouts.state_machine.grant_start_execution(self.api_function.role)
+        self.api_function.function.add_environment(
+            "REFERRALS_PAYOUT_STATE_MACHINE_ARN", self.payouts.state_machine.state_machine_arn
+        )
         self.monitoring = Monitoring(
             self,
             "Monitoring",

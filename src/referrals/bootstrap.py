@@ -11,7 +11,7 @@ from referrals.derived_keys import FINGERPRINT, secret_for
 from referrals.domain.checks import CheckMode, Fingerprints, FraudChecks
 from referrals.domain.program import RuleVersion, Trigger
 from referrals.domain.tiers import TierSchedule
-from referrals.ports import Clock, Notifier, ReportStore, Store
+from referrals.ports import Clock, Notifier, PayoutStarter, ReportStore, Store
 from referrals.services.kept_secret import kept_secret
 from referrals.services.outbox import RetryPolicy
 from referrals.services.programs import RulesBook
@@ -35,6 +35,9 @@ class Services:
     # interpreter lock from those working, while an overflowing pool opens and closes
     # connections; BENCHMARKS.md). None: the thread pool's default (40).
     request_threads: int | None = None
+    # Where POST /v1/payouts starts a run and answers at once (AWS: the state machine);
+    # None: the request runs it to completion.
+    payout_starter: PayoutStarter | None = None
 
 
 def build(
@@ -59,6 +62,7 @@ def build(
         retry_policy=RetryPolicy(max_attempts=settings.notify_max_attempts),
         fingerprints=Fingerprints(secret_for(settings, FINGERPRINT)),
         request_threads=store.concurrency_limit,
+        payout_starter=build_payout_starter(settings.payout_state_machine_arn),
     )
 
 
@@ -170,6 +174,16 @@ def build_notifier(settings: Settings) -> Notifier:
     from referrals.adapters.notify.log import LogNotifier
 
     return LogNotifier()
+
+
+def build_payout_starter(state_machine_arn: str) -> PayoutStarter | None:
+    if not state_machine_arn:
+        return None
+    from referrals.adapters.stepfunctions import StepFunctionsPayoutStarter
+
+    # arn:aws:states:REGION:ACCOUNT:stateMachine:NAME
+    region = state_machine_arn.split(":")[3]
+    return StepFunctionsPayoutStarter(_boto3_client("stepfunctions", region), state_machine_arn)
 
 
 def _boto3_client(service: str, region: str | None = None) -> Any:

@@ -94,6 +94,10 @@ class Settings(BaseSettings):
     # On AWS: a Secrets Manager secret whose value is the secret_key, read by the Lambda
     # runtime at each cold start when secret_key itself is empty.
     secret_key_arn: str = ""
+    # On AWS: the payout state machine. Set, POST /v1/payouts starts an execution of it
+    # and answers 202 (a run may take longer than API Gateway waits); empty, it runs
+    # the payout to completion within the request.
+    payout_state_machine_arn: str = ""
     # Where a referrer's share link points, `{code}` replaced by their code.
     share_url: str = "https://example.com/signup?ref={code}"
     # How long a portal link opens the referrer's page.
@@ -122,6 +126,25 @@ class Settings(BaseSettings):
     def _valid_notify_url(cls, value: str) -> str:
         if value and not value.startswith(("https://", "http://", "arn:aws:sns:")):
             raise ValueError("notify_url must be empty, an http(s) URL or an SNS topic ARN")
+        return value
+
+    @field_validator("payout_state_machine_arn")
+    @classmethod
+    def _state_machine_arn(cls, value: str) -> str:
+        parts = value.split(":")
+        machine = (
+            len(parts) == 7
+            and parts[0] == "arn"
+            and parts[1].startswith("aws")  # aws, aws-cn, aws-us-gov
+            and parts[2] == "states"
+            and parts[3] != ""
+            and parts[5] == "stateMachine"
+        )
+        if value and not machine:
+            raise ValueError(
+                "payout_state_machine_arn must be empty or a state machine's ARN"
+                " (arn:aws:states:REGION:ACCOUNT:stateMachine:NAME)"
+            )
         return value
 
     @field_validator("webhook_secret")

@@ -585,6 +585,18 @@ class Notifier(Protocol):
         ...
 
 
+class PayoutStarter(Protocol):
+    """Starts a period's payout run somewhere else and returns at once: on AWS, an
+    execution of the payout state machine, which loops the payout function until the
+    run completes (a run can outlast a request by far)."""
+
+    def start(self, period: str) -> str:
+        """Start the run of `period` (`YYYY-MM`, ended), or find its start still under
+        way: calling again while it runs starts nothing new. Returns what names the
+        start (the execution's ARN)."""
+        ...
+
+
 class StatsRepository(Protocol):
     """The dashboard's aggregates. Each reads an index range, never every referral, so a
     page view costs the same with a million referrals as with a thousand (but for the

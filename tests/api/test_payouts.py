@@ -215,3 +215,30 @@ def test_a_dry_run_lists_the_rewards_held_for_review_and_why(
     assert shown["reasons"] == ["yopmail.com is a disposable domain"]
     run = client.post("/v1/payouts", json={"period": "2026-10"}, headers=admin).json()
     assert (run["total_cents"], run["clawback_cents"], run["carried_forward_cents"]) == (3000, 0, 0)
+
+
+def test_openapi_documents_the_completed_run_and_the_started_one(client: TestClient) -> None:
+    # 200 where the request runs the payout (and for a completed period everywhere); 202
+    # where a run is started off the request path (AWS), with its URL in Location.
+    operation = client.get("/openapi.json").json()["paths"]["/v1/payouts"]["post"]
+    answers = operation["responses"]
+    assert {
+        s["$ref"] for s in answers["200"]["content"]["application/json"]["schema"]["anyOf"]
+    } == {
+        "#/components/schemas/PayoutRunOut",
+        "#/components/schemas/PayoutPreviewOut",
+    }
+    started = answers["202"]
+    assert started["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/PayoutStartedOut"
+    }
+    assert set(started["headers"]) == {"Location"}
+
+
+def test_without_a_state_machine_a_run_still_completes_within_the_request(
+    client: TestClient, admin: Headers, rewards: None
+) -> None:
+    assert client.app.state.services.payout_starter is None  # type: ignore[attr-defined]
+    response = client.post("/v1/payouts", json={"period": "2026-10"}, headers=admin)
+    assert response.status_code == 200 and "location" not in response.headers
+    assert response.json()["status"] == "completed"

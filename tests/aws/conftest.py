@@ -92,6 +92,34 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         api._adapter = None
 
 
+@dataclass
+class PayoutMachine:
+    """The payout state machine in moto: it records executions, and runs none of them
+    (a test drives the payout function with an execution's input, as the machine would)."""
+
+    client: Any
+    arn: str
+
+    def executions(self) -> list[dict[str, Any]]:
+        """Every execution, each described (its name, status and input)."""
+        listed = self.client.list_executions(stateMachineArn=self.arn)["executions"]
+        return [self.client.describe_execution(executionArn=e["executionArn"]) for e in listed]
+
+
+@pytest.fixture
+def payout_machine(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> PayoutMachine:
+    """A state machine named as the stack names it, and the API function told of it, as
+    the stack tells it (REFERRALS_PAYOUT_STATE_MACHINE_ARN)."""
+    client = boto3.client("stepfunctions", region_name=REGION)
+    arn = client.create_state_machine(
+        name=f"{PREFIX}-payout",
+        definition=json.dumps({"StartAt": "Paid", "States": {"Paid": {"Type": "Succeed"}}}),
+        roleArn=f"arn:aws:iam::{ACCOUNT}:role/{PREFIX}-payout-states",
+    )["stateMachineArn"]
+    monkeypatch.setenv("REFERRALS_PAYOUT_STATE_MACHINE_ARN", arn)
+    return PayoutMachine(client, arn)
+
+
 def rest_event(
     method: str, path: str, body: object | None = None, headers: dict[str, str] | None = None
 ) -> dict[str, Any]:

@@ -48,6 +48,9 @@ def test_priming_builds_nothing_and_calls_no_aws(monkeypatch: pytest.MonkeyPatch
         "REFERRALS_REPORTS_URL": "s3://referrals-test-reports/",
         "REFERRALS_NOTIFY_URL": f"arn:aws:sns:{REGION}:123456789012:referrals-test-events",
         "REFERRALS_SECRET_KEY_ARN": f"arn:aws:secretsmanager:{REGION}:123456789012:secret:s-AbC",
+        "REFERRALS_PAYOUT_STATE_MACHINE_ARN": (
+            f"arn:aws:states:{REGION}:123456789012:stateMachine:referrals-test-payout"
+        ),
     }.items():
         monkeypatch.setenv(name, value)
     services.cache_clear()

@@ -1,9 +1,11 @@
 """The deployed shape end to end on moto, built from the synthesized template itself.
 
-Tables, bucket, topic and secret are created from the template's own resource
-definitions, the functions get the template's own environment, then a signup
-goes through the API handler, the payout handler runs with a tiny time budget
-(so it must continue, as the state machine loops it), the report lands in S3,
+Tables, bucket, topic, secret and the payout state machine are created from the
+template's own resource definitions, the functions get the template's own
+environment, then a signup goes through the API handler, `POST /v1/payouts`
+answers 202 and starts an execution of the state machine, whose synthesized
+definition is run on that execution's input: the payout handler runs with a tiny
+time budget (so it must continue, as the machine loops it), the report lands in S3,
 and the notifications are read back through an SQS subscription to the topic.
 """
 
@@ -22,8 +24,13 @@ from referrals.aws import api, notify, payout
 from referrals.aws.runtime import services
 from referrals.domain.model import Role
 from referrals.services.keys import create_key
-from tests.aws.conftest import REGION, LambdaContext, rest_event, scheduled_event
-from tests.infra.deployment import Resolver, create_from_template, function_environment
+from tests.aws.conftest import REGION, LambdaContext, rest_event
+from tests.infra.deployment import (
+    Resolver,
+    create_from_template,
+    function_environment,
+    run_execution,
+)
 
 
 @pytest.fixture
@@ -52,7 +59,12 @@ def deployed(template_json: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> 
 def call_api(method: str, path: str, key: str | None, body: object = None) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     response = api.handler(rest_event(method, path, body, headers), LambdaContext())
-    return {"status": response["statusCode"], "body": json.loads(response["body"])}
+    headers = {k.lower(): v for k, v in response.get("headers", {}).items()}
+    return {
+        "status": response["statusCode"],
+        "body": json.loads(response["body"]),
+        "location": headers.get("location"),
+    }
 
 
 def out_of_time() -> LambdaContext:
@@ -60,8 +72,20 @@ def out_of_time() -> LambdaContext:
     return LambdaContext(remaining_ms=1)
 
 
-def test_signup_payout_report_and_notifications(deployed: Any) -> None:
-    clients, _ = deployed
+def _payout_alias(template_json: dict[str, Any]) -> str:
+    (logical_id,) = [
+        logical_id
+        for logical_id, resource in template_json["Resources"].items()
+        if resource["Type"] == "AWS::Lambda::Alias"
+        and resource["Properties"]["FunctionName"]["Ref"].startswith("PayoutFunction")
+    ]
+    return str(logical_id)
+
+
+def test_signup_payout_report_and_notifications(
+    deployed: Any, template_json: dict[str, Any]
+) -> None:
+    clients, resolve = deployed
     key, _ = create_key(services().store, SystemClock(), Role.ADMIN)
     assert (
         call_api("POST", "/v1/referrers", key, {"user_id": "alice", "code": "ALICE"})["status"]
@@ -79,16 +103,40 @@ def test_signup_payout_report_and_notifications(deployed: Any) -> None:
     legacy = call_api("POST", "/signup", key, {"userId": "late", "referralCode": "ALICE"})
     assert legacy["status"] == 200 and legacy["body"]["referralCount"] == 8
 
-    # The state machine: first the scheduled event, then the loop until done.
-    state = payout.handler(scheduled_event("2026-11-01T00:00:00Z"), out_of_time())
-    invocations = 1
-    while not state["done"]:
-        state = payout.handler({"period": state["period"], "owner": state["owner"]}, out_of_time())
-        invocations += 1
-    assert invocations == 3  # 7 rewards in batches of 3: it had to continue twice
+    # The API starts the state machine (it would not finish within API Gateway's 29 s).
+    started = call_api("POST", "/v1/payouts", key, {"period": "2026-10"})
+    assert started["status"] == 202 and started["location"] == "/v1/payouts/2026-10"
+    machines = clients["stepfunctions"]
+    execution = machines.describe_execution(executionArn=started["body"]["execution_arn"])
+    assert execution["status"] == "RUNNING"
+    assert call_api("GET", "/v1/payouts/2026-10", key)["status"] == 404  # nothing paid yet
+
+    # The execution, as Step Functions runs the synthesized definition: its task invokes
+    # the payout function's alias with the execution's input, then loops until done.
+    definition = machines.describe_state_machine(stateMachineArn=execution["stateMachineArn"])
+    invoked = []
+
+    def invoke(resource: str, state: dict[str, Any]) -> dict[str, Any]:
+        invoked.append(resource)
+        answer: dict[str, Any] = payout.handler(state, out_of_time())
+        return answer
+
+    path = run_execution(definition["definition"], json.loads(execution["input"]), invoke)
+    assert path[-1] == "Paid"
+    # 7 rewards in batches of 3: it had to continue twice.
+    assert invoked == [resolve.refs[_payout_alias(template_json)]] * 3
+    assert invoked[0].endswith(":function:referrals-prod-payout:live")
 
     run = call_api("GET", "/v1/payouts/2026-10", key)["body"]
     assert run["status"] == "completed" and run["referral_count"] == 7
+    # Posted again once paid: the stored run, and no second execution.
+    assert call_api("POST", "/v1/payouts", key, {"period": "2026-10"}) == {
+        "status": 200,
+        "body": run,
+        "location": None,
+    }
+    listed = machines.list_executions(stateMachineArn=execution["stateMachineArn"])
+    assert len(listed["executions"]) == 1
     assert run["total_cents"] == 4 * 1000 + 3 * 1500
     bucket = services().settings.reports_url.removeprefix("s3://").rstrip("/")
     report = clients["s3"].get_object(Bucket=bucket, Key="payouts/2026-10/report.csv")

@@ -39,9 +39,15 @@ def test_function_environment(template_json: Json, short: str) -> None:
     variables = function["Properties"]["Environment"]["Variables"]
     reports_bucket, _ = find_bucket(template_json, "reports")
     # Only the API signs links and sessions: only it learns where the secret is.
-    signing = {"REFERRALS_SECRET_KEY_ARN": ref(template_json, "AWS::SecretsManager::Secret")}
+    # And only the API starts payout runs (202; stack.py): only it learns the machine.
+    only_api = {
+        "REFERRALS_SECRET_KEY_ARN": ref(template_json, "AWS::SecretsManager::Secret"),
+        "REFERRALS_PAYOUT_STATE_MACHINE_ARN": ref(
+            template_json, "AWS::StepFunctions::StateMachine"
+        ),
+    }
     assert variables == {
-        **(signing if short == "api" else {}),
+        **(only_api if short == "api" else {}),
         "REFERRALS_DATABASE_URL": f"dynamodb://{PREFIX}",
         "REFERRALS_REPORTS_URL": {"Fn::Join": ["", ["s3://", {"Ref": reports_bucket}, "/"]]},
         "REFERRALS_NOTIFY_URL": ref(template_json, "AWS::SNS::Topic"),

@@ -232,6 +232,23 @@ def test_api_and_payout_grants(template_json: Json) -> None:
     }
 
 
+def test_only_the_api_may_start_the_payout_state_machine_and_only_that(
+    template_json: Json,
+) -> None:
+    machine = render(ref(template_json, "AWS::StepFunctions::StateMachine"), template_json)
+    granted = _role_actions(template_json, "api")
+    assert granted[machine] == {"states:StartExecution"}
+    # No other Step Functions action, on anything, for any function.
+    for short in ("api", "payout", "notify"):
+        states = {
+            (resource, action)
+            for resource, actions in _role_actions(template_json, short).items()
+            for action in actions
+            if action.startswith("states:")
+        }
+        assert states == ({(machine, "states:StartExecution")} if short == "api" else set())
+
+
 def test_notify_grants(template_json: Json) -> None:
     granted = _role_actions(template_json, "notify")
     outbox_id, _ = find(template_json, "AWS::DynamoDB::Table", TableName=f"{PREFIX}-outbox")

@@ -3,10 +3,10 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from referrals.api import auth
-from referrals.api.deps import PROBLEMS, ServicesDep, metrics_of
+from referrals.api.deps import PROBLEMS, ServicesDep, metrics_of, mount_point
 from referrals.api.schemas.payouts import (
     EventList,
     EventOut,
@@ -14,15 +14,29 @@ from referrals.api.schemas.payouts import (
     PayoutRequest,
     PayoutRunList,
     PayoutRunOut,
+    PayoutStartedOut,
 )
-from referrals.domain.model import ApiKey, EventStatus
+from referrals.bootstrap import Services
+from referrals.domain.model import ApiKey, EventStatus, PayoutRun
 from referrals.domain.periods import PERIOD_REGEX, Period, last_ended_period
 from referrals.domain.reports import HEADER
-from referrals.services import audit, outbox, payouts
+from referrals.ports import PayoutStarter
+from referrals.services import audit, outbox, payout_start, payouts
 
 router = APIRouter(tags=["payouts"])
 PeriodPath = Annotated[str, Path(pattern=f"^{PERIOD_REGEX}$")]
 EventId = Annotated[str, Path(pattern=r"^[0-9A-Z]{26}$")]
+
+
+STARTED = {
+    "model": PayoutStartedOut,
+    "description": "Where runs work off the request path (AWS: the payout state machine):"
+    " the run is started, or was already under way; a completed period answers 200. A"
+    " month before it whose run stopped is completed first, by the same execution",
+    "headers": {
+        "Location": {"description": "the run: /v1/payouts/{period}", "schema": {"type": "string"}}
+    },
+}
 
 
 @router.post(
@@ -30,23 +44,33 @@ EventId = Annotated[str, Path(pattern=r"^[0-9A-Z]{26}$")]
     response_model=PayoutRunOut | PayoutPreviewOut,
     responses=PROBLEMS
     | {
+        200: {
+            "description": "The completed run (run to completion within the request, or"
+            " completed before), or with `dry_run` the preview"
+        },
+        202: STARTED,
         409: {
-            "description": "payout_in_progress, or earlier_run_failed: an earlier month's run"
-            " failed or stopped, and holds its rewards until it completes (run it first)"
+            "description": "Only where the request runs the payout: payout_in_progress, or"
+            " earlier_run_failed: an earlier month's run failed or stopped, and holds its"
+            " rewards until it completes (run it first)"
         },
         503: {},
     },
 )
 def run_payout(
     body: PayoutRequest, svc: ServicesDep, request: Request, key: ApiKey = Depends(auth.admin)
-) -> PayoutRunOut | PayoutPreviewOut:
+) -> PayoutRunOut | PayoutPreviewOut | JSONResponse:
     """Run the payout for a period to completion (or preview it with `dry_run`: of a
-    completed period, the preview says so in `status` and shows what the run paid)."""
+    completed period, the preview says so in `status` and shows what the run paid).
+    On AWS a run is started instead, and the answer is 202 with its URL; a dry run is
+    answered at once everywhere (it reads, and is bounded)."""
     period = Period.parse(body.period) if body.period else last_ended_period(svc.clock.now())
     if body.dry_run:
         return PayoutPreviewOut.of(
             payouts.preview_payout(svc.store, svc.clock, period, svc.rules.minimums())
         )
+    if svc.payout_starter is not None:
+        return _start(svc, svc.payout_starter, period, request, key)
     run = metrics_of(request).payout(
         svc.clock,
         lambda: payouts.run_payout(
@@ -60,6 +84,20 @@ def run_payout(
     )
     audit.record(svc.store, svc.clock, key.id, "payout.run", f"payout:{run.period}")
     return PayoutRunOut.of(run)
+
+
+def _start(
+    svc: Services, starter: PayoutStarter, period: Period, request: Request, key: ApiKey
+) -> PayoutRunOut | JSONResponse:
+    started = payout_start.start_payout(svc.store, svc.reports, svc.clock, starter, period)
+    if isinstance(started, PayoutRun):
+        return PayoutRunOut.of(started)
+    audit.record(svc.store, svc.clock, key.id, "payout.start", f"payout:{started.period}")
+    url = f"{mount_point(request)}/v1/payouts/{started.period}"
+    body = PayoutStartedOut(
+        period=started.period, status="started", url=url, execution_arn=started.execution
+    )
+    return JSONResponse(body.model_dump(mode="json"), status_code=202, headers={"Location": url})
 
 
 @router.get("/v1/payouts", response_model=PayoutRunList, responses=PROBLEMS)

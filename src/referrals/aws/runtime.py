@@ -85,12 +85,18 @@ def prime() -> None:
     The adapters are built and dropped: building them makes their clients, which
     loads botocore's models into its default session, and opens no connection.
     """
-    from referrals.bootstrap import build_notifier, build_reports, build_store
+    from referrals.bootstrap import (
+        build_notifier,
+        build_payout_starter,
+        build_reports,
+        build_store,
+    )
 
     settings = Settings()
     build_store(settings.database_url, settings.pool_size)
     build_reports(settings.reports_url)
     build_notifier(settings)
+    build_payout_starter(settings.payout_state_machine_arn)  # the API function's only
     if settings.secret_key_arn:
         _client("secretsmanager", _region_of(settings.secret_key_arn))
 

@@ -2,6 +2,7 @@
 
 from dataclasses import asdict
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field, StrictBool
 
@@ -72,6 +73,19 @@ class PayoutRunOut(BaseModel):
             error=run.error,
             report_published=run.report_published,
         )
+
+
+class PayoutStartedOut(BaseModel):
+    """A run started where it can outlast the request (AWS: the payout state machine)."""
+
+    period: str
+    status: Literal["started"] = Field(
+        description="the run is started, or was already under way: `url` shows it, 404"
+        " until its first step claims the period (seconds), then `running` until"
+        " `completed` (or `failed`, retried hourly)"
+    )
+    url: str = Field(description="the run: GET it until its status is completed (Location)")
+    execution_arn: str = Field(description="the payout state machine's execution doing the run")
 
 
 class PayoutLineOut(BaseModel):

@@ -255,7 +255,9 @@ def problem_details(ctx: CheckContext, response: Response, case: Case) -> None:
 # Left to state or the clock, so excused: a self-referral (422, see `_config`), a cursor
 # the server never issued, a period not ended, a `signed_up_at` before 1970 or to come,
 # a rule version's `effective_from` less than 5 s ahead; and, as no JSON Schema states an
-# order across a list's items, tiers whose thresholds do not rise strictly from 1.
+# order across a list's items, tiers whose thresholds do not rise strictly from 1; nor one
+# across two fields: a simulation's or checks report's window (`to` after `from`, by at
+# most 366 days).
 
 # Payout periods and imported signups start here (services/signups.py).
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -272,7 +274,8 @@ def positive_data_accepted(ctx: CheckContext, response: Response, case: Case) ->
       future, an `effective_from` less than 5 s ahead: bounds that move with the clock
       (§5: 400), described in the fields' text;
     - a program's tiers out of order: thresholds must rise strictly from 1, an order
-      across the list's items that JSON Schema cannot state (the field's text says it).
+      across the list's items that JSON Schema cannot state (the field's text says it);
+    - a window whose `to` is not after its `from`, or more than 366 days after it.
     """
     positive = case.meta is not None and case.meta.generation.mode.is_positive
     if (
@@ -297,6 +300,9 @@ def _refused_for_the_clock_or_a_cursor(case: Case, response: Response) -> bool:
         "effective_from"
     ]:
         return True
+    window = case.operation.label.endswith(("/rules/simulate", "/checks/report"))
+    if window and response.json().get("errors", [{}])[0].get("loc") == ["to"]:
+        return True  # a window's `to` after its `from`, by at most 366 days: two fields
     tiers = (body.get("rules") or {}).get("tiers") if isinstance(body.get("rules"), dict) else None
     if isinstance(tiers, list) and tiers and all(isinstance(t, dict) for t in tiers):
         thresholds = [t.get("threshold") for t in tiers]

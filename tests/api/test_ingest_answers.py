@@ -213,6 +213,23 @@ ROUTES: dict[str, tuple[Access, Calls]] = {
         Access.REFUSED,
         lambda w: [Call("PATCH", "/v1/programs/default", {"status": "paused"})],
     ),
+    "POST /v1/programs/{program_id}/rules/simulate": (
+        Access.REFUSED,
+        lambda w: [
+            _post(
+                "/v1/programs/default/rules/simulate",
+                {"from": "2026-01-01T00:00:00Z", "to": "2026-02-01T00:00:00Z"},
+            )
+        ],
+    ),
+    "GET /v1/programs/{program_id}/checks/report": (
+        Access.REFUSED,
+        lambda w: [
+            _get(
+                "/v1/programs/default/checks/report?from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z"
+            )
+        ],
+    ),
     "GET /v1/programs/{program_id}/rules": (
         Access.REFUSED,
         lambda w: [_get("/v1/programs/default/rules")],
@@ -260,6 +277,10 @@ ROUTES: dict[str, tuple[Access, Calls]] = {
     ),
     "GET /dashboard/notifications": (Access.REFUSED, lambda w: [_get("/dashboard/notifications")]),
     "GET /dashboard/programs": (Access.REFUSED, lambda w: [_get("/dashboard/programs")]),
+    "GET /dashboard/programs/{program_id}/simulate": (
+        Access.REFUSED,
+        lambda w: [_get("/dashboard/programs/default/simulate")],
+    ),
     "POST /dashboard/notifications/{event_id}/retry": (
         Access.REFUSED,
         lambda w: [_post(f"/dashboard/notifications/{w.event_id}/retry")],

@@ -108,6 +108,7 @@ JSON_ROUTES = [
     "/v1/programs/default/rules",
     "/v1/programs/default",  # PATCH
     "/v1/programs/default/referrers",
+    "/v1/programs/default/rules/simulate",
 ]
 PATCHED = {"/v1/programs/default"}
 

@@ -24,10 +24,10 @@ Bad input is a 4xx page, never a 500.
 
 import re
 import time
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -43,7 +43,7 @@ from referrals.domain.periods import PERIOD_REGEX, Period
 from referrals.services import audit, dashboard_overview, outbox, payouts, programs, reviews
 from referrals.services import sessions as records
 from referrals.services.keys import authenticate, record_use
-from referrals.web import templates, tokens
+from referrals.web import program_pages, templates, tokens
 from referrals.web.charts import bar_chart
 from referrals.web.tokens import Session
 
@@ -449,13 +449,38 @@ async def retry(event_id: str, request: Request, svc: ServicesDep) -> Response:
 
 @router.get("/programs")
 def programs_page(request: Request, svc: ServicesDep) -> Response:
-    """Every program and its chain of rule versions: the one in force, those to come."""
+    """Every program and its chain of rule versions: the one in force, those to come;
+    each program's checks report, and a form to simulate other tiers."""
     session = _session(request, svc)
     if session is None:
         return _to_login(request)
     svc.rules.ensure_default()
-    views = programs.list_programs(svc.store)
+    views, now = programs.list_programs(svc.store), svc.clock.now()
+    kept = request.app.state.__dict__.setdefault("checks_reports", {})
+    context = program_pages.programs_context(svc.store, views, now, kept)
     page = _signed_in(svc, session, "programs", "Programs")
-    return _render(
-        request, "programs", **page, views=views, now=svc.clock.now(), cents=format_cents
-    )
+    return _render(request, "programs", **page, **context, views=views, now=now, cents=format_cents)
+
+
+@router.get("/programs/{program_id}/simulate")
+def simulation_page(
+    program_id: str,
+    request: Request,
+    svc: ServicesDep,
+    tiers: str = "",
+    monthly_cap: str = "",
+    start: Annotated[str, Query(alias="from")] = "",
+    end: Annotated[str, Query(alias="to")] = "",
+) -> Response:
+    """A proposal's before/after: read only, so a GET form (it can be bookmarked)."""
+    session = _session(request, svc)
+    if session is None:
+        return _to_login(request)
+    try:
+        view = programs.get_program(svc.store, program_id)
+    except DomainError as error:
+        return _message(request, 404, "No such program", error.detail)
+    form = program_pages.Proposal(tiers, monthly_cap, start, end)
+    status, context = program_pages.simulation_context(svc.store, view, svc.clock.now(), form)
+    page = _signed_in(svc, session, "programs", f"Simulate: {view.program.name}")
+    return _render(request, "simulation", status, **(page | context), cents=format_cents)

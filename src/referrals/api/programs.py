@@ -2,7 +2,8 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, status
+from fastapi import APIRouter, Depends, Path, Query, status
+from pydantic import AwareDatetime
 
 from referrals.api import auth
 from referrals.api.deps import PROBLEMS, ServicesDep, default_program
@@ -15,8 +16,10 @@ from referrals.api.schemas.programs import (
     RuleVersionList,
     RuleVersionOut,
 )
+from referrals.api.schemas.simulations import ChecksReportOut, SimulationOut, SimulationRequest
 from referrals.domain.model import ApiKey
-from referrals.services import programs
+from referrals.domain.simulation import Window
+from referrals.services import programs, simulations
 
 router = APIRouter(tags=["programs"], dependencies=[Depends(default_program)])
 ProgramId = Annotated[str, Path(max_length=64, pattern=r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")]
@@ -113,3 +116,44 @@ def list_rules(
     """Every version, oldest first."""
     view = programs.get_program(svc.store, program_id)
     return RuleVersionList(items=[RuleVersionOut.of(v) for v in view.versions])
+
+
+@router.post(
+    "/v1/programs/{program_id}/rules/simulate",
+    response_model=SimulationOut,
+    responses=PROBLEMS | NOT_FOUND,
+)
+def simulate_rules(
+    program_id: ProgramId,
+    body: SimulationRequest,
+    svc: ServicesDep,
+    _: ApiKey = Depends(auth.admin),
+) -> SimulationOut:
+    """What the rewards earned from `from` to `to` would have been under the proposed
+    rules, beside what they were: totals and the referrers whose rewards change most.
+    Read only. The program's referrals up to `to` are read (the caps price each reward
+    against what its referrer earned before it); without `rules`, the versions that
+    priced the window price it again, which reproduces what was earned."""
+    window = Window.of(body.start, body.end)
+    proposal = body.rules.version() if body.rules is not None else None
+    result = simulations.simulate(svc.store, program_id, window, proposal, body.limit)
+    return SimulationOut.of(program_id, result, backtest=proposal is None)
+
+
+@router.get(
+    "/v1/programs/{program_id}/checks/report",
+    response_model=ChecksReportOut,
+    responses=PROBLEMS | NOT_FOUND,
+)
+def checks_report(
+    program_id: ProgramId,
+    svc: ServicesDep,
+    start: Annotated[AwareDatetime, Query(alias="from", description="RFC 3339, with a time zone")],
+    end: Annotated[AwareDatetime, Query(alias="to", description="Excluded; at most 366 days on")],
+    _: ApiKey = Depends(auth.admin),
+) -> ChecksReportOut:
+    """Per fraud check and mode, the rewards signed up in the window it flagged and
+    passed, by the outcome of their reviews: its precision (flagged rewards rejected or
+    reversed, of those decided) beside the same share among those it passed."""
+    report = simulations.checks_report(svc.store, program_id, Window.of(start, end))
+    return ChecksReportOut.of(program_id, report)

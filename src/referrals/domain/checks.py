@@ -17,6 +17,7 @@ DISPOSABLE_EMAIL = "disposable_email"
 SAME_DEVICE = "same_device"
 VELOCITY = "velocity"
 VELOCITY_WINDOW = timedelta(hours=1)
+_CHECK_NAMES = frozenset({EMAIL_ALIAS, DISPOSABLE_EMAIL, SAME_DEVICE, VELOCITY})
 
 # Providers that deliver "a.b+tag@" to "ab@": the local part is normalised for them only,
 # since elsewhere dots and plus signs may tell two real people apart.
@@ -73,6 +74,12 @@ class FraudChecks:
         }
         per_hour = data.get("velocity_per_hour", 0)
         return cls(**modes, velocity_per_hour=int(per_hour))  # type: ignore[call-overload]
+
+    def mode_of(self, name: str) -> CheckMode:
+        """The mode of the check called `name`; OFF for a name it does not know (a
+        verdict recorded by a check since retired judges nothing)."""
+        mode = getattr(self, name, None) if name in _CHECK_NAMES else None
+        return mode if isinstance(mode, CheckMode) else CheckMode.OFF
 
     @property
     def velocity_runs(self) -> bool:

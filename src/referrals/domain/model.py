@@ -5,7 +5,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from referrals.domain.codes import crockford
 
@@ -107,6 +107,41 @@ def _check_dict(check: Check) -> dict[str, object]:
     return {"name": check.name, "passed": check.passed, "detail": check.detail, **shadow}
 
 
+class CapCounted(Protocol):
+    """What the caps price against: a referrer's profile, or the replay's copy of its
+    counters (domain.simulation), so both are priced by the same code."""
+
+    @property
+    def cap_lifetime_cents(self) -> int: ...
+
+    def earned_in(self, month: str) -> int | None: ...
+
+
+def month_earned(cap_month: str | None, cap_month_cents: int, month: str) -> int | None:
+    """What a month counter (`cap_month`, `cap_month_cents`) says was earned in `month`:
+    0 for a later month, None for an earlier one (the counter keeps one month)."""
+    if cap_month is None or month > cap_month:
+        return 0
+    return cap_month_cents if month == cap_month else None
+
+
+def counted(
+    counters: tuple[int, str | None, int], month: str, cents: int
+) -> tuple[int, str | None, int]:
+    """Cap counters (lifetime, month, month's cents) with `cents` earned in `month` counted.
+
+    Negative cents give back a cancelled reward; counters never go below zero
+    (a reward earned before the counters existed is given back from nothing).
+    """
+    lifetime_was, cap_month, month_cents = counters
+    lifetime = max(0, lifetime_was + cents)
+    if cents > 0 and (cap_month is None or month > cap_month):
+        return lifetime, month, cents
+    if month == cap_month:
+        return lifetime, cap_month, max(0, month_cents + cents)
+    return lifetime, cap_month, month_cents
+
+
 @dataclass(frozen=True, slots=True)
 class Referrer:
     user_id: str
@@ -130,25 +165,15 @@ class Referrer:
     def earned_in(self, month: str) -> int | None:
         """What the monthly cap has counted in `month`; None for a month before the
         counter's (it keeps the latest month only)."""
-        if self.cap_month is None or month > self.cap_month:
-            return 0
-        return self.cap_month_cents if month == self.cap_month else None
+        return month_earned(self.cap_month, self.cap_month_cents, month)
 
     def counting(self, month: str, cents: int) -> "Referrer":
-        """The profile with `cents` earned in `month` counted toward the caps.
-
-        Negative cents give back a cancelled reward; counters never go below zero
-        (a reward earned before the counters existed is given back from nothing).
-        """
-        lifetime = max(0, self.cap_lifetime_cents + cents)
-        if cents > 0 and (self.cap_month is None or month > self.cap_month):
-            return replace(
-                self, cap_lifetime_cents=lifetime, cap_month=month, cap_month_cents=cents
-            )
-        if month == self.cap_month:
-            month_cents = max(0, self.cap_month_cents + cents)
-            return replace(self, cap_lifetime_cents=lifetime, cap_month_cents=month_cents)
-        return replace(self, cap_lifetime_cents=lifetime)
+        """The profile with `cents` earned in `month` counted toward the caps (see
+        `counted`)."""
+        lifetime, cap_month, month_cents = counted(self.cap_counters, month, cents)
+        return replace(
+            self, cap_lifetime_cents=lifetime, cap_month=cap_month, cap_month_cents=month_cents
+        )
 
     @property
     def cap_counters(self) -> tuple[int, str | None, int]:

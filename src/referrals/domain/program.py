@@ -17,7 +17,7 @@ from typing import Any
 from referrals.domain.checks import FraudChecks
 from referrals.domain.errors import InvalidInput
 from referrals.domain.model import DEFAULT_PROGRAM as DEFAULT_PROGRAM
-from referrals.domain.model import Referrer
+from referrals.domain.model import CapCounted
 from referrals.domain.tiers import DEFAULT_TIERS, Tier, TierSchedule
 
 # The default program's first version prices everything recorded before programs
@@ -86,7 +86,7 @@ class RuleVersion:
         _require(len(self.tiers.tiers) <= MAX_TIERS, "tiers", f"at most {MAX_TIERS} tiers")
         _require(0 < len(self.conversion_event) <= 64, "conversion_event", "1-64 characters")
 
-    def capped(self, cents: int, referrer: Referrer, month: str) -> tuple[int, str | None]:
+    def capped(self, cents: int, referrer: CapCounted, month: str) -> tuple[int, str | None]:
         """What a reward of `cents` earned in `month` pays under the caps, given what
         `referrer` has earned, and the cap that cut it (None if none did).
 

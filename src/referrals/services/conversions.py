@@ -1,15 +1,16 @@
 """Conversions: the qualifying events that earn referrals their rewards, once per id."""
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from referrals.domain import events
 from referrals.domain.codes import is_valid_user_id
 from referrals.domain.errors import Conflict, ConversionConflict, InvalidInput, NotFound
 from referrals.domain.model import Conversion, Referral, ReferralStatus, SignupSlot
+from referrals.domain.pricing import CONVERSION_RULE, month_of, price
 from referrals.domain.program import RuleVersion
 from referrals.ports import Clock, Store
 from referrals.services.retry import retry_on_conflict
-from referrals.services.signups import add_referee_reward, count_earned, earned_status, month_of
+from referrals.services.signups import add_referee_reward, count_earned
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,21 +70,17 @@ def record_conversion(
                 profile = uow.referrers.get(referral.referrer_id, program=program)
                 if profile is None:
                     raise NotFound(f"no referrer {referral.referrer_id!r}")  # never deleted
-                tier = rules.tiers.tier_of(referral.ordinal)
-                cents, cap = rules.capped(tier.reward_cents, profile, month_of(now))
-                receipt = replace(
-                    referral.receipt,
-                    rule=f"conversion:{event}",
-                    tier_threshold=tier.threshold,
-                    tier_cents=tier.reward_cents,
-                    hold_days=rules.hold.days,
-                    cap=cap,
-                    program=rules.program_id,
-                    rule_version=rules.version,
+                priced = price(
+                    rules,
+                    referral.ordinal,
+                    profile,
+                    f"{CONVERSION_RULE}{event}",
+                    referral.receipt.checks,  # the signup's verdicts stand
+                    month_of(now),
                 )
                 hold = now - referral.created_at + rules.hold
                 qualified = uow.referrals.qualify(
-                    referral.id, earned_status(receipt), hold, receipt, cents
+                    referral.id, priced.status, hold, priced.receipt, priced.cents
                 )
                 if qualified is not None:
                     count_earned(uow, qualified, profile)

@@ -16,7 +16,6 @@ from referrals.domain.errors import (
     SelfReferral,
 )
 from referrals.domain.model import (
-    Receipt,
     Referral,
     ReferralStatus,
     Referrer,
@@ -25,13 +24,14 @@ from referrals.domain.model import (
     SignupSlot,
     new_id,
 )
-from referrals.domain.periods import Period
+from referrals.domain.pricing import AWAITING_RULE as AWAITING_RULE
+from referrals.domain.pricing import earned_status as earned_status
+from referrals.domain.pricing import month_of as month_of
+from referrals.domain.pricing import price
 from referrals.domain.program import RuleVersion, Trigger
 from referrals.ports import Clock, Store, UnitOfWork
 from referrals.services.referrers import add_referrer, fingerprints_of, stored
 from referrals.services.retry import retry_on_conflict
-
-AWAITING_RULE = "awaiting conversion"
 
 
 class RulesFor(Protocol):
@@ -156,25 +156,11 @@ def _record(uow: UnitOfWork, clock: Clock, rules_for: RulesFor, signup: _Signup)
     if rules.checks.velocity_runs and signed_up_at is None:  # an import is history
         earlier = _referral_by_ordinal(uow, profile, ordinal - limit)
         checks.append(velocity_check(limit, earlier, clock.now(), rules.checks.velocity))
-    tier = rules.tiers.tier_of(ordinal)
     created_at = signed_up_at or clock.now()
     earned = rule != AWAITING_RULE
     # A conversion program prices the caps when the reward is earned.
-    cents, cap = (
-        rules.capped(tier.reward_cents, profile, month_of(created_at))
-        if earned
-        else (tier.reward_cents, None)
-    )
-    receipt = Receipt(
-        rule=rule,
-        tier_threshold=tier.threshold,
-        tier_cents=tier.reward_cents,
-        hold_days=rules.hold.days,
-        checks=tuple(checks),
-        cap=cap,
-        program=rules.program_id,
-        rule_version=rules.version,
-    )
+    month = month_of(created_at) if earned else None
+    priced = price(rules, ordinal, profile, rule, tuple(checks), month)
     referral = Referral(
         id=new_id(clock.now()),
         referee_id=user_id,
@@ -182,11 +168,11 @@ def _record(uow: UnitOfWork, clock: Clock, rules_for: RulesFor, signup: _Signup)
         code=profile.code,
         email=email,
         ordinal=ordinal,
-        reward_cents=cents,
-        status=earned_status(receipt) if earned else ReferralStatus.AWAITING,
+        reward_cents=priced.cents,
+        status=priced.status,
         created_at=created_at,
         hold=rules.hold,
-        receipt=receipt,
+        receipt=priced.receipt,
         program_id=program,
     )
     if earned:
@@ -236,15 +222,6 @@ def _earning_rule(uow: UnitOfWork, rules: RuleVersion, user_id: str) -> str:
     ):
         return f"conversion:{early.event}"
     return AWAITING_RULE
-
-
-def earned_status(receipt: Receipt) -> ReferralStatus:
-    """A reward that failed a fraud check waits for review."""
-    return ReferralStatus.HELD if receipt.failed else ReferralStatus.PENDING
-
-
-def month_of(moment: datetime) -> str:
-    return str(Period.containing(moment))
 
 
 def count_earned(uow: UnitOfWork, referral: Referral, priced_from: Referrer) -> None:

@@ -13,6 +13,7 @@ from moto import mock_aws
 
 from referrals.adapters import stepfunctions
 from referrals.adapters.stepfunctions import StepFunctionsPayoutStarter
+from referrals.domain.errors import Unavailable
 
 REGION = "us-east-2"
 # A definition moto stores: the executions are what these tests look at, not its states.
@@ -86,10 +87,12 @@ def test_once_the_periods_execution_ended_the_next_start_is_a_new_one(machine: M
     assert [e["name"] for e in machine.executions("RUNNING")] == ["payout-2026-10-2"]
 
 
-def test_an_error_other_than_an_existing_name_is_raised(machine: Machine) -> None:
+def test_an_error_other_than_an_existing_name_is_unavailable(machine: Machine) -> None:
+    # A 503 to the API's caller, whose request was fine; the cause stays chained.
     missing = machine.arn.replace("referrals-test-payout", "no-such-machine")
-    with pytest.raises(ClientError, match="StateMachineDoesNotExist"):
+    with pytest.raises(Unavailable, match="StateMachineDoesNotExist") as raised:
         StepFunctionsPayoutStarter(machine.client, missing).start("2026-10")
+    assert isinstance(raised.value.__cause__, ClientError)
 
 
 def test_a_period_whose_executions_all_ended_stops_trying(

@@ -165,3 +165,15 @@ def test_the_api_function_starts_runs_only_when_told_the_state_machine(
 def test_a_setting_that_is_not_a_state_machine_arn_is_refused(value: str) -> None:
     with pytest.raises(ValidationError, match="payout_state_machine_arn"):
         Settings(payout_state_machine_arn=value)
+
+
+def test_a_state_machine_that_cannot_start_is_a_503_and_starts_nothing(
+    aws: Aws, payout_machine: PayoutMachine
+) -> None:
+    headers = with_october_rewards(aws)
+    payout_machine.client.delete_state_machine(stateMachineArn=payout_machine.arn)
+    response = call("POST", "/v1/payouts", headers, {"period": OCTOBER})
+    assert response["statusCode"] == 503  # the request was fine: a retry may succeed
+    assert json.loads(response["body"])["code"] == "unavailable"
+    with aws.store.read() as uow:
+        assert uow.payouts.get(OCTOBER) is None

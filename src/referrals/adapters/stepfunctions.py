@@ -13,7 +13,9 @@ every caller, so two requests at once still start one execution.
 import json
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
+
+from referrals.domain.errors import Unavailable
 
 # Ended executions of one period before giving up: each one is a run that stopped
 # and was started again, far more than a month ever sees.
@@ -41,9 +43,13 @@ class StepFunctionsPayoutStarter:
                     input=payload,
                 )
             except ClientError as error:
-                if error.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
-                    raise
+                code = error.response.get("Error", {}).get("Code")
+                if code != "ExecutionAlreadyExists":
+                    # Throttled, refused or missing: the client sent nothing wrong (503).
+                    raise Unavailable(f"the payout could not be started: {code}") from error
                 continue
+            except BotoCoreError as error:  # no answer (the network, the endpoint)
+                raise Unavailable(f"the payout could not be started: {error}") from error
             return str(started["executionArn"])
         raise RuntimeError(
             f"{MAX_ATTEMPTS} executions of {self.state_machine_arn} for {period} have ended"

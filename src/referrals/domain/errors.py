@@ -94,6 +94,13 @@ class KeyNotActive(DomainError):
     code = "key_not_active"
 
 
+class Unavailable(DomainError):
+    """A service the request needs did not do its part (an AWS API refused or failed):
+    nothing was started, and a retry may succeed."""
+
+    code = "unavailable"
+
+
 class StorageUnavailable(DomainError):
     """The storage cannot take writes now (disk full, read-only, I/O error); nothing was
     written, and a retry succeeds once an operator frees it."""

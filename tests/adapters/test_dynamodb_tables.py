@@ -9,7 +9,7 @@ from moto import mock_aws
 
 from referrals.adapters.clock import SystemClock
 from referrals.adapters.dynamodb.store import DynamoStore
-from referrals.adapters.dynamodb.tables import DynamoSetupError, main_table
+from referrals.adapters.dynamodb.tables import TTL_ATTRIBUTE, DynamoSetupError, main_table
 from referrals.domain.model import Role
 from referrals.services.keys import create_key
 from tests.adapters.conftest import AWS_REGION
@@ -98,3 +98,23 @@ def test_an_index_beyond_the_design_is_accepted(client: Any) -> None:
     client.create_table(**definition)
     DynamoStore(client, PREFIX).create_tables()
     assert tables(client) == [f"{PREFIX}-main", f"{PREFIX}-outbox"]
+
+
+def time_to_live(client: Any, table: str) -> dict[str, Any]:
+    described: dict[str, Any] = client.describe_time_to_live(TableName=table)
+    return described["TimeToLiveDescription"]
+
+
+def test_create_tables_turns_on_time_to_live_as_the_stack_does(client: Any) -> None:
+    DynamoStore(client, PREFIX).create_tables()
+    assert time_to_live(client, f"{PREFIX}-main") == {
+        "TimeToLiveStatus": "ENABLED",
+        "AttributeName": TTL_ATTRIBUTE,
+    }
+
+
+def test_create_tables_turns_it_on_for_a_table_made_without_it(client: Any) -> None:
+    client.create_table(**main_table(PREFIX))  # as an earlier `db upgrade` made it
+    assert time_to_live(client, f"{PREFIX}-main")["TimeToLiveStatus"] == "DISABLED"
+    DynamoStore(client, PREFIX).create_tables()
+    assert time_to_live(client, f"{PREFIX}-main")["TimeToLiveStatus"] == "ENABLED"

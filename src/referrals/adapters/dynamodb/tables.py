@@ -199,6 +199,26 @@ def ensure_tables(client: Any, prefix: str, *, create: bool) -> None:
                 f"DynamoDB table {name} in region {region} is not the table referrals "
                 f"expects: {'; '.join(differences)}"
             )
+    if create:
+        _expire_items(client, main_table(prefix)["TableName"])
+
+
+def _expire_items(client: Any, name: str) -> None:
+    """Turn on Time to Live for `TTL_ATTRIBUTE` on the main table, as the stack does:
+    without it the items that expire (failure counts) would stay for good. Also on a
+    table an earlier `db upgrade` made without it."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        described = client.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+        if described.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
+            return
+        client.update_time_to_live(
+            TableName=name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
+        )
+    except (BotoCoreError, ClientError) as error:
+        raise _unreadable(client, name, error, "turn on Time to Live of") from error
 
 
 def _create(client: Any, definition: dict[str, Any]) -> None:

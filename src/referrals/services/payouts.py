@@ -119,6 +119,9 @@ def run_payout(
 
     with store.unit_of_work() as uow:
         existing = uow.payouts.get(name)
+        # What the attempt before this one failed with, if it failed: the same failure
+        # again is not news (the schedule retries a failing month every minute).
+        failed_with = existing.error if existing and existing.status is RunStatus.FAILED else None
         if existing is not None and existing.status is RunStatus.COMPLETED:
             done: PayoutRun | None = existing
         else:
@@ -176,7 +179,7 @@ def run_payout(
             # publishes it from the rewards.
             return _unpublished(store, completed, error)
         _drop_staged(reports, name, staged)
-        _record_failure(store, clock, name, owner, _describe(error))
+        _record_failure(store, clock, name, owner, _describe(error), failed_with)
         raise PayoutFailed(
             f"the payout run for {name} failed and can be run again: {error}"
         ) from error
@@ -355,10 +358,18 @@ def _complete(
     return completed
 
 
-def _record_failure(store: Store, clock: Clock, period: str, owner: str, error: str) -> None:
+def _record_failure(
+    store: Store, clock: Clock, period: str, owner: str, error: str, failed_with: str | None
+) -> None:
+    """The run is failed with `error`; `payout.failed` is sent unless the attempt before
+    failed with the same error (`failed_with`): one notice per failure, not per retry."""
+    error = error[:1000]
     with store.unit_of_work() as uow:
-        uow.payouts.fail(period, owner, error[:1000])
-        uow.outbox.add(events.payout_failed(period, error[:1000], clock.now()))
+        uow.payouts.fail(period, owner, error)
+        if error != failed_with:
+            uow.outbox.add(events.payout_failed(period, error, clock.now()))
+        else:
+            logger.warning("payout %s failed again: %s", period, error)
         uow.commit()
 
 

@@ -135,6 +135,33 @@ def test_an_expired_lease_is_taken_over_and_the_run_resumed(
     assert all(s == (ReferralStatus.PAID, "2026-10") for s in statuses(store).values())
 
 
+def test_a_run_failing_again_the_same_way_sends_no_second_notice(
+    store: MemoryStore, clock: FixedClock, reports: MemoryReports
+) -> None:
+    """The schedule retries a failing month every minute: one payout.failed per
+    failure, not per retry; a different failure is news again."""
+    seed(store, clock, "alice", [datetime(2026, 10, 5, tzinfo=UTC)])
+
+    def failures() -> int:
+        return [e.type for e in store.state.outbox.values()].count("payout.failed")
+
+    reports.failing = True
+    for _ in range(3):
+        with pytest.raises(PayoutFailed):
+            payouts.run_payout(store, reports, clock, OCT)
+    assert failures() == 1
+    reports.failing = False
+
+    def other_failure(step: str) -> None:
+        if step == "assigned":
+            raise RuntimeError("the database went away")
+
+    with pytest.raises(PayoutFailed):
+        payouts.run_payout(store, reports, clock, OCT, checkpoint=other_failure)
+    assert failures() == 2
+    assert payouts.run_payout(store, reports, clock, OCT).status is RunStatus.COMPLETED
+
+
 def test_report_store_failure_fails_the_run_and_a_rerun_completes(
     store: MemoryStore, clock: FixedClock, reports: MemoryReports
 ) -> None:

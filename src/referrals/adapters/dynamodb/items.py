@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from referrals.adapters.dynamodb.expressions import Values
+from referrals.adapters.receipts import parse_receipt
 from referrals.adapters.times import from_micros, to_micros
 from referrals.domain.codes import normalize_code
 from referrals.domain.model import (
@@ -199,7 +200,7 @@ def referral(item: Values) -> Referral:
         created_at=from_micros(int(item["created_at"])),
         payout_period=item.get("payout_period"),
         hold=hold(item),
-        receipt=Receipt.from_dict(json.loads(item["receipt"])) if "receipt" in item else None,
+        receipt=parse_receipt(item["receipt"]) if "receipt" in item else None,
         note=item.get("note"),
         program_id=program_of(item),
     )

@@ -8,6 +8,7 @@ the reward is payable at, which is what a payout run filters on.
 import json
 from typing import Any
 
+from referrals.adapters.receipts import parse_receipt
 from referrals.domain.model import (
     ApiKey,
     AuditEntry,
@@ -61,7 +62,7 @@ def referral(row: Row) -> Referral:
         created_at=row.created_at,
         payout_period=row.payout_period,
         hold=row.payable_at - row.created_at,
-        receipt=Receipt.from_dict(json.loads(row.receipt)) if row.receipt else None,
+        receipt=parse_receipt(row.receipt) if row.receipt else None,
         note=row.note,
         program_id=row.program_id,
     )

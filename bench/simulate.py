@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bench.payout import PG_SERVER, admin_sql, peak_rss_mb
+from bench.payout import PG_SERVER, admin_sql, copy_into, peak_rss_mb
 
 START = datetime(2025, 12, 1, tzinfo=UTC)
 SPAN = timedelta(days=360)
@@ -133,20 +133,14 @@ def seed_sqlite(path: Path, size: int, per_referrer: int) -> str:
 
 
 def seed_postgresql(name: str, size: int, per_referrer: int) -> str:
-    import psycopg
-
     admin_sql(f'CREATE DATABASE "{name}"')
     url = f"{PG_SERVER}/{name}"
     default_program(url)
-    with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{name}") as conn:
-        with conn.cursor().copy(f"COPY referrers ({REFERRER_COLUMNS}) FROM STDIN") as copy:
-            for row in referrer_rows(size, per_referrer):
-                copy.write_row(row)
-        with conn.cursor().copy(f"COPY referrals ({REFERRAL_COLUMNS}) FROM STDIN") as copy:
-            for row in referral_rows(size, per_referrer):
-                copy.write_row(row)
-    with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{name}", autocommit=True) as conn:
-        conn.execute("VACUUM ANALYZE")
+    copy_into(
+        name,
+        ("referrers", REFERRER_COLUMNS, referrer_rows(size, per_referrer)),
+        ("referrals", REFERRAL_COLUMNS, referral_rows(size, per_referrer)),
+    )
     return url
 
 

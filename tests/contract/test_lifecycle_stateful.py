@@ -34,13 +34,14 @@ from referrals.bootstrap import build_store
 from referrals.domain.errors import DomainError, NotHeld, NotReversible
 from referrals.domain.model import Referral, ReferralStatus
 from referrals.domain.periods import last_ended_period
+from referrals.domain.pricing import month_of
 from referrals.domain.program import RuleVersion, Trigger
 from referrals.ports import Store
 from referrals.services import reviews
 from referrals.services.conversions import record_conversion
 from referrals.services.payouts import run_payout
 from referrals.services.referrers import enroll
-from referrals.services.signups import month_of, sign_up
+from referrals.services.signups import sign_up
 from tests.clocks import FixedClock
 from tests.fakes import MemoryReports
 

@@ -7,8 +7,9 @@ from each other.
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Path, Query, Request
 
+from referrals.api.schemas.common import ProgramId
 from referrals.bootstrap import Services
 from referrals.metrics import Metrics
 from referrals.services import queries
@@ -59,3 +60,9 @@ def default_program(svc: ServicesDep) -> None:
     process built without migrating (a Lambda function) makes it on first need, here,
     before the route's unit of work begins (a signup reads its program in its own)."""
     svc.rules.ensure_default()
+
+
+# A program's id in a path (the routes under /v1/programs/{program_id}), and the answer
+# to one that names no program.
+InProgram = Annotated[ProgramId, Path(description="The program's id")]
+PROGRAM_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "program_not_found"}}

@@ -1,12 +1,12 @@
 """Programs and their rule versions (admin only)."""
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, status
+from fastapi import APIRouter, Depends, Query, status
 from pydantic import AwareDatetime
 
 from referrals.api import auth
-from referrals.api.deps import PROBLEMS, ServicesDep, default_program
+from referrals.api.deps import PROBLEMS, PROGRAM_NOT_FOUND, InProgram, ServicesDep, default_program
 from referrals.api.schemas.programs import (
     ProgramChange,
     ProgramCreate,
@@ -22,8 +22,6 @@ from referrals.domain.simulation import Window
 from referrals.services import programs, simulations
 
 router = APIRouter(tags=["programs"], dependencies=[Depends(default_program)])
-ProgramId = Annotated[str, Path(max_length=64, pattern=r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")]
-NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "program_not_found"}}
 
 
 @router.post(
@@ -48,9 +46,11 @@ def list_programs(svc: ServicesDep, _: ApiKey = Depends(auth.admin)) -> ProgramL
     return ProgramList(items=[ProgramOut.of(v, now) for v in programs.list_programs(svc.store)])
 
 
-@router.get("/v1/programs/{program_id}", response_model=ProgramOut, responses=PROBLEMS | NOT_FOUND)
+@router.get(
+    "/v1/programs/{program_id}", response_model=ProgramOut, responses=PROBLEMS | PROGRAM_NOT_FOUND
+)
 def get_program(
-    program_id: ProgramId, svc: ServicesDep, _: ApiKey = Depends(auth.admin)
+    program_id: InProgram, svc: ServicesDep, _: ApiKey = Depends(auth.admin)
 ) -> ProgramOut:
     return ProgramOut.of(programs.get_program(svc.store, program_id), svc.clock.now())
 
@@ -58,10 +58,10 @@ def get_program(
 @router.patch(
     "/v1/programs/{program_id}",
     response_model=ProgramOut,
-    responses=PROBLEMS | NOT_FOUND | {409: {"description": "program_archived"}},
+    responses=PROBLEMS | PROGRAM_NOT_FOUND | {409: {"description": "program_archived"}},
 )
 def change_program(
-    program_id: ProgramId,
+    program_id: InProgram,
     body: ProgramChange,
     svc: ServicesDep,
     key: ApiKey = Depends(auth.admin),
@@ -88,10 +88,10 @@ def change_program(
     "/v1/programs/{program_id}/rules",
     response_model=RuleVersionOut,
     status_code=status.HTTP_201_CREATED,
-    responses=PROBLEMS | NOT_FOUND,
+    responses=PROBLEMS | PROGRAM_NOT_FOUND,
 )
 def schedule_rules(
-    program_id: ProgramId,
+    program_id: InProgram,
     body: RulesSchedule,
     svc: ServicesDep,
     key: ApiKey = Depends(auth.admin),
@@ -108,10 +108,10 @@ def schedule_rules(
 @router.get(
     "/v1/programs/{program_id}/rules",
     response_model=RuleVersionList,
-    responses=PROBLEMS | NOT_FOUND,
+    responses=PROBLEMS | PROGRAM_NOT_FOUND,
 )
 def list_rules(
-    program_id: ProgramId, svc: ServicesDep, _: ApiKey = Depends(auth.admin)
+    program_id: InProgram, svc: ServicesDep, _: ApiKey = Depends(auth.admin)
 ) -> RuleVersionList:
     """Every version, oldest first."""
     view = programs.get_program(svc.store, program_id)
@@ -121,10 +121,10 @@ def list_rules(
 @router.post(
     "/v1/programs/{program_id}/rules/simulate",
     response_model=SimulationOut,
-    responses=PROBLEMS | NOT_FOUND,
+    responses=PROBLEMS | PROGRAM_NOT_FOUND,
 )
 def simulate_rules(
-    program_id: ProgramId,
+    program_id: InProgram,
     body: SimulationRequest,
     svc: ServicesDep,
     _: ApiKey = Depends(auth.admin),
@@ -143,10 +143,10 @@ def simulate_rules(
 @router.get(
     "/v1/programs/{program_id}/checks/report",
     response_model=ChecksReportOut,
-    responses=PROBLEMS | NOT_FOUND,
+    responses=PROBLEMS | PROGRAM_NOT_FOUND,
 )
 def checks_report(
-    program_id: ProgramId,
+    program_id: InProgram,
     svc: ServicesDep,
     start: Annotated[AwareDatetime, Query(alias="from", description="RFC 3339, with a time zone")],
     end: Annotated[AwareDatetime, Query(alias="to", description="Excluded; at most 366 days on")],

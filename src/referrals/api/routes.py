@@ -5,7 +5,7 @@ import threading
 from typing import Annotated, Any
 
 from anyio import CapacityLimiter, fail_after, to_thread
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel
 from starlette.requests import Request as StarletteRequest
@@ -13,7 +13,9 @@ from starlette.requests import Request as StarletteRequest
 from referrals.api import auth
 from referrals.api.deps import (
     PROBLEMS,
+    PROGRAM_NOT_FOUND,
     Cursor,
+    InProgram,
     Limit,
     ServicesDep,
     default_program,
@@ -149,8 +151,6 @@ async def index(request: Request) -> RedirectResponse:
 
 # Program routes: a referrer is a user in a program. The routes without a program in
 # their path act on the default program, as before programs existed.
-InProgram = Annotated[ProgramId, Path(description="The program's id")]
-PROGRAM_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "program_not_found"}}
 
 
 @router.post(

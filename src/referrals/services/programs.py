@@ -273,23 +273,17 @@ class RulesBook:
             self._views.pop(program_id, None)
 
     def in_force(self, program_id: str, at: datetime, uow: UnitOfWork | None = None) -> RuleVersion:
-        view = self.view(program_id, uow)
-        version = view.current(at)
-        if version is None:
-            first = view.versions[0].effective_from.isoformat() if view.versions else "never"
-            raise InvalidInput(
-                f"program {program_id!r} has no rules before {first}", field="signed_up_at"
-            )
-        return version
+        return _version_at(self.view(program_id, uow), at)
 
     def for_signup(
         self, program_id: str, at: datetime, uow: UnitOfWork | None = None
     ) -> RuleVersion:
-        """The version that prices a signup at `at`; refused if the program is paused."""
+        """The version that prices a signup at `at`; refused if the program is paused.
+        One look at the book: the status and the version come from the same read."""
         view = self.view(program_id, uow)
         if not view.program.takes_signups:
             raise ProgramPaused(f"program {program_id!r} is {view.program.status.value}")
-        return self.in_force(program_id, at, uow)
+        return _version_at(view, at)
 
     def minimums(self) -> Minimums:
         """Every program's minimum payout now (read afresh: a run is rare)."""
@@ -298,3 +292,13 @@ class RulesBook:
 
     def current(self, clock: Clock, program_id: str = DEFAULT_PROGRAM) -> RuleVersion:
         return self.in_force(program_id, clock.now())
+
+
+def _version_at(view: ProgramView, at: datetime) -> RuleVersion:
+    version = view.current(at)
+    if version is None:
+        first = view.versions[0].effective_from.isoformat() if view.versions else "never"
+        raise InvalidInput(
+            f"program {view.program.id!r} has no rules before {first}", field="signed_up_at"
+        )
+    return version

@@ -24,10 +24,7 @@ from referrals.domain.model import (
     SignupSlot,
     new_id,
 )
-from referrals.domain.pricing import AWAITING_RULE as AWAITING_RULE
-from referrals.domain.pricing import earned_status as earned_status
-from referrals.domain.pricing import month_of as month_of
-from referrals.domain.pricing import price
+from referrals.domain.pricing import AWAITING_RULE, month_of, price
 from referrals.domain.program import RuleVersion, Trigger
 from referrals.ports import Clock, Store, UnitOfWork
 from referrals.services.referrers import add_referrer, fingerprints_of, stored

@@ -1,0 +1,42 @@
+"""The ports use cases depend on; adapters implement them. One module per concern;
+import from here."""
+
+from referrals.ports.access import (
+    ApiKeyRepository,
+    AuditRepository,
+    SecretRepository,
+    SessionRepository,
+)
+from referrals.ports.ledger import (
+    ConversionRepository,
+    ReferralRepository,
+    ReferrerRepository,
+    RewardRepository,
+)
+from referrals.ports.outbox import Notifier, OutboxRepository
+from referrals.ports.payouts import LeaseLost, PayoutRepository, PayoutStarter, ReportStore
+from referrals.ports.programs import ProgramRepository
+from referrals.ports.stats import StatsRepository
+from referrals.ports.store import Clock, Store, UnitOfWork
+
+__all__ = [
+    "ApiKeyRepository",
+    "AuditRepository",
+    "Clock",
+    "ConversionRepository",
+    "LeaseLost",
+    "Notifier",
+    "OutboxRepository",
+    "PayoutRepository",
+    "PayoutStarter",
+    "ProgramRepository",
+    "ReferralRepository",
+    "ReferrerRepository",
+    "ReportStore",
+    "RewardRepository",
+    "SecretRepository",
+    "SessionRepository",
+    "StatsRepository",
+    "Store",
+    "UnitOfWork",
+]

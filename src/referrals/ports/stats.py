@@ -1,0 +1,38 @@
+"""The dashboard's aggregates."""
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from referrals.domain.model import (
+    ReferrerTally,
+    SignupTally,
+    StateTally,
+)
+
+
+class StatsRepository(Protocol):
+    """The dashboard's aggregates. Each reads an index range, never every referral, so a
+    page view costs the same with a million referrals as with a thousand (but for the
+    window's own rows)."""
+
+    def signups(self, since: datetime) -> Sequence[SignupTally]:
+        """Referrals created at or after `since`, counted by UTC day of `created_at`,
+        reward amount and state, in no particular order.
+
+        A referral's id is minted when it is written: at its `created_at` (within
+        ID_SLACK), or later for an import with an older `signed_up_at`. So a store
+        may read only the ids minted since `since - ID_SLACK`, then filter on
+        `created_at`.
+        """
+        ...
+
+    def top_referrers(self, since: datetime, limit: int) -> Sequence[ReferrerTally]:
+        """The `limit` referrers with the most referrals created since `since`, most
+        first, ties by referrer id (bytes); read like `signups`."""
+        ...
+
+    def unsettled(self) -> Sequence[StateTally]:
+        """What is owed and not paid yet, per UNSETTLED state that has any: referrals'
+        rewards and other entries (referee rewards, clawbacks) together."""
+        ...

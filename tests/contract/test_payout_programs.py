@@ -2,6 +2,7 @@
 a line per user and program (sorted by user, then program), each program's minimum
 payout applied to the user's total in it, and the report naming each line's program."""
 
+import json
 from datetime import UTC, datetime, timedelta
 
 from referrals.domain.model import LineKind, Minimums, PayoutLine, ReferralStatus, Referrer
@@ -68,6 +69,18 @@ def test_a_run_pays_a_line_per_user_and_program(store: Store) -> None:
         "2026-10,alice,2,2500,25.00,USD,default",
         "2026-10,alice,1,2000,20.00,USD,partners",
         "2026-10,bob,1,2000,20.00,USD,partners",
+    ]
+
+
+def test_the_manifest_sums_each_programs_lines_in_its_currency(store: Store) -> None:
+    seed(store)
+    reports = MemoryReports()
+    run_payout(store, reports, FixedClock(NOW), OCTOBER)
+    manifest = reports.get("payouts/2026-10/manifest.json")
+    assert manifest is not None
+    assert json.loads(manifest)["programs"] == [
+        {"program": "default", "currency": "USD", "lines": 1, "total_cents": 2500},
+        {"program": PARTNERS, "currency": "USD", "lines": 2, "total_cents": 4000},
     ]
 
 

@@ -5,7 +5,8 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 
 from referrals.domain.model import PayoutLine, PayoutRun
 from referrals.domain.money import DEFAULT_CURRENCY, format_cents
@@ -83,8 +84,22 @@ def render_csv(period: str, lines: Iterable[PayoutLine]) -> Iterator[bytes]:
     yield buffer.getvalue().encode()
 
 
-def render_manifest(run: PayoutRun) -> bytes:
+@dataclass(frozen=True, slots=True)
+class ProgramTotal:
+    """What a run pays in one program: its lines and their sum, in its currency."""
+
+    program: str
+    currency: str
+    lines: int
+    total_cents: int
+
+
+def render_manifest(run: PayoutRun, programs: Sequence[ProgramTotal] = ()) -> bytes:
     """The run's totals and the report's sha256, linked to earlier reports both ways.
+
+    `programs` sums the report's lines per program (sorted by program), each in its
+    own currency: a run pays every program, and a reader checking one program's
+    payments, or a currency's, needs not read the CSV.
 
     `previous_period`/`previous_sha256` name the run completed just before this one,
     whatever its month, so every report is in one chain by completion order.
@@ -108,5 +123,14 @@ def render_manifest(run: PayoutRun) -> bytes:
         "previous_month_sha256": run.previous_month_sha256,
         "previous_period": run.previous_period,
         "previous_sha256": run.previous_sha256,
+        "programs": [
+            {
+                "program": total.program,
+                "currency": total.currency,
+                "lines": total.lines,
+                "total_cents": total.total_cents,
+            }
+            for total in programs
+        ],
     }
     return json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"

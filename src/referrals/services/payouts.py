@@ -43,15 +43,17 @@ from referrals.domain.model import (
     RunStatus,
     new_id,
 )
+from referrals.domain.money import DEFAULT_CURRENCY
 from referrals.domain.periods import Period
 from referrals.domain.reports import (
+    ProgramTotal,
     manifest_key,
     render_csv,
     render_manifest,
     report_key,
     staged_key,
 )
-from referrals.ports import Clock, LeaseLost, ReportStore, Store
+from referrals.ports import Clock, LeaseLost, ReportStore, Store, UnitOfWork
 from referrals.services.retry import retry_on_conflict
 
 logger = logging.getLogger("referrals.payouts")
@@ -166,7 +168,7 @@ def run_payout(
             report.seek(0)
             reports.put(report_key(name), report, "text/csv")
         checkpoint("report_published")
-        _put_manifest(reports, completed)
+        _put_manifest(reports, completed, totals.programs)
         checkpoint("manifest_written")
         return _mark_published(store, reports, completed)
     except LeaseLost:
@@ -283,12 +285,15 @@ class _Totals:
     total_cents: int  # what the run pays out: rewards less clawbacks
     clawback_cents: int
     sha256: str
+    programs: tuple[ProgramTotal, ...]  # the same lines, summed per program
 
 
 def _render_report(store: Store, period: str, out: IO[bytes]) -> _Totals:
     digest = hashlib.sha256()
     users = entries = total = clawed = 0
     last_user: str | None = None
+    # Per program, not per user: as many entries as programs, whatever the run's size.
+    per_program: dict[str, list[int]] = {}
 
     def counted(lines: Iterator[PayoutLine]) -> Iterator[PayoutLine]:
         nonlocal users, entries, total, clawed, last_user
@@ -300,14 +305,26 @@ def _render_report(store: Store, period: str, out: IO[bytes]) -> _Totals:
             total += line.amount_cents
             if line.kind is LineKind.CLAWBACK:
                 clawed -= line.amount_cents
+            sums = per_program.setdefault(line.program_id, [0, 0])
+            sums[0] += 1
+            sums[1] += line.amount_cents
             yield line
 
     with store.read() as uow:
         for chunk in render_csv(period, counted(uow.payouts.lines(period))):
             digest.update(chunk)
             out.write(chunk)
+        programs = tuple(
+            ProgramTotal(program, _currency(uow, program), lines, cents)
+            for program, (lines, cents) in sorted(per_program.items())
+        )
     out.flush()
-    return _Totals(users, entries, total, clawed, digest.hexdigest())
+    return _Totals(users, entries, total, clawed, digest.hexdigest(), programs)
+
+
+def _currency(uow: UnitOfWork, program_id: str) -> str:
+    program = uow.programs.get(program_id)
+    return program.currency if program else DEFAULT_CURRENCY
 
 
 def _complete(
@@ -390,7 +407,7 @@ def publish(store: Store, reports: ReportStore, run: PayoutRun) -> PayoutRun:
                 raise RuntimeError(f"the rewards of {run.period} no longer match its report")
             report.seek(0)
             reports.put(report_key(run.period), report, "text/csv")
-        _put_manifest(reports, run)
+        _put_manifest(reports, run, totals.programs)
     return _mark_published(store, reports, run)
 
 
@@ -459,8 +476,9 @@ def _published_sha256(manifest: bytes | None) -> str | None:
         return None  # unreadable: published again
 
 
-def _put_manifest(reports: ReportStore, run: PayoutRun) -> None:
-    reports.put(manifest_key(run.period), io.BytesIO(render_manifest(run)), "application/json")
+def _put_manifest(reports: ReportStore, run: PayoutRun, programs: tuple[ProgramTotal, ...]) -> None:
+    manifest = io.BytesIO(render_manifest(run, programs))
+    reports.put(manifest_key(run.period), manifest, "application/json")
 
 
 def preview_payout(

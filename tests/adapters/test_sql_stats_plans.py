@@ -58,7 +58,11 @@ REFERRAL_INSERT = (
 )
 
 
-def dashboard_statements(store: SqlStore) -> list[tuple[str, Any]]:
+# An overview of every program, and of one.
+PROGRAMS = pytest.mark.parametrize("program", [None, "default"])
+
+
+def dashboard_statements(store: SqlStore, program: str | None) -> list[tuple[str, Any]]:
     """The statements (and parameters) the stats adapter sends for one overview."""
     sent: list[tuple[str, Any]] = []
 
@@ -70,9 +74,9 @@ def dashboard_statements(store: SqlStore) -> list[tuple[str, Any]]:
     event.listen(engine, "before_cursor_execute", record)
     try:
         with store.read() as uow:
-            assert uow.stats.signups(SINCE)
-            assert uow.stats.top_referrers(SINCE, 10)
-            assert uow.stats.unsettled()
+            assert uow.stats.signups(SINCE, program=program)
+            assert uow.stats.top_referrers(SINCE, 10, program=program)
+            assert uow.stats.unsettled(program=program)
     finally:
         event.remove(engine, "before_cursor_execute", record)
     assert len(sent) == 3
@@ -108,10 +112,11 @@ def test_the_sqlite_checker_sees_a_full_scan(sqlite_store: SqlStore, tmp_path: P
         assert sqlite_full_scans(db, UNBOUNDED, ()) != []
 
 
+@PROGRAMS
 def test_sqlite_runs_the_dashboard_queries_on_index_ranges(
-    sqlite_store: SqlStore, tmp_path: Path
+    sqlite_store: SqlStore, tmp_path: Path, program: str | None
 ) -> None:
-    statements = dashboard_statements(sqlite_store)
+    statements = dashboard_statements(sqlite_store, program)
     with sqlite3.connect(tmp_path / "plans.db") as db:
         for statement, parameters in statements:
             assert sqlite_full_scans(db, statement, parameters) == [], statement
@@ -174,13 +179,14 @@ def test_the_postgresql_checker_sees_a_full_scan(pg_explain: psycopg.Connection[
     assert pg_unbounded_reads(pg_explain, UNBOUNDED, None) != []
 
 
+@PROGRAMS
 def test_postgresql_runs_the_dashboard_queries_on_index_ranges(
-    pg_url: str, pg_explain: psycopg.Connection[Any]
+    pg_url: str, pg_explain: psycopg.Connection[Any], program: str | None
 ) -> None:
     store = build_store(pg_url)
     assert isinstance(store, SqlStore)
     try:
-        statements = dashboard_statements(store)
+        statements = dashboard_statements(store, program)
     finally:
         store.dispose()
     for statement, parameters in statements:

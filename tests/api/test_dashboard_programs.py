@@ -3,8 +3,10 @@
 import re
 from datetime import UTC, datetime
 
+import pytest
 from fastapi.testclient import TestClient
 
+from referrals.api import dashboard_routes
 from referrals.bootstrap import Services
 from referrals.domain.model import Role
 from referrals.services.keys import create_key
@@ -43,3 +45,38 @@ def test_the_programs_page_shows_each_version_and_which_is_in_force(
     assert "in force" in rows["1"] and "1: 20.00" in rows["1"] and ">14<" in rows["1"]
     assert "scheduled" in rows["2"] and "2099-01-01 00:00:00 UTC" in rows["2"]
     assert "velocity: shadow" in rows["2"] and "velocity: hold" in rows["1"]
+
+
+def test_the_overview_shows_one_programs_figures_or_every_programs(
+    client: TestClient, services: Services, admin: Headers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dashboard_routes, "OVERVIEW_TTL_S", 0.0)  # signing in showed one
+    plaintext, _ = create_key(services.store, services.clock, Role.ADMIN)
+    assert client.post("/dashboard/login", data={"key": plaintext}).is_success
+    partners = {"id": "partners", "name": "Partners", "currency": "USD"}
+    assert client.post("/v1/programs", json=partners, headers=admin).status_code == 201
+    codes = {}
+    for program in ("default", "partners"):
+        enrolled = client.post(
+            f"/v1/programs/{program}/referrers", json={"user_id": "alice"}, headers=admin
+        )
+        codes[program] = enrolled.json()["code"]
+    for user, program in (("u1", "partners"), ("u2", "partners"), ("u3", "default")):
+        body = {"user_id": user, "referral_code": codes[program]}
+        assert client.post("/v1/signups", json=body, headers=admin).status_code == 201
+
+    def signups_shown(query: str) -> str:
+        page = client.get("/dashboard" + query)
+        assert page.status_code == 200
+        found = re.search(r"Signups per day: (\d+) in", page.text)
+        assert found is not None
+        return found.group(1)
+
+    assert signups_shown("") == "3"
+    assert signups_shown("?program=partners") == "2"
+    assert signups_shown("?program=default") == "1"
+    page = client.get("/dashboard?program=partners").text
+    assert '<option value="partners" selected>' in page
+    assert re.search(r'class="referrer">alice</td><td class="num count">2</td>', page)
+    missing = client.get("/dashboard?program=nope")
+    assert missing.status_code == 404 and "No such program" in missing.text

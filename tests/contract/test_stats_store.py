@@ -1,5 +1,6 @@
 """The dashboard's aggregates (StatsRepository): the same numbers from every store."""
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -172,3 +173,47 @@ def test_a_completed_run_takes_its_rewards_out_of_the_unsettled_money(
     assert not any(t.status is PAID for t in signups(store))
     with store.read() as uow:
         assert uow.referrals.get(ledger["b2"].id).status is PAID  # type: ignore[union-attr]
+
+
+def test_a_programs_figures_count_only_its_own_records(
+    store: Store, ledger: dict[str, Referral]
+) -> None:
+    """Alice refers in `partners` too: her referral and entry there count in its figures,
+    and in every program's, never in the default program's."""
+    add_referrer(store, replace(referrer("alice", "ALICE-P"), program_id="partners"))
+    partner = referral(
+        "alice", "p1", 1, created_at=at(23), reward_cents=4000, program_id="partners"
+    )
+    seed(store, [partner])
+    with store.unit_of_work() as uow:
+        uow.rewards.add(
+            Reward(
+                new_id(datetime.now(UTC)),
+                partner.id,
+                "p1",
+                RewardKind.REFEREE,
+                500,
+                PENDING,
+                at(23),
+                program_id="partners",
+            )
+        )
+        uow.commit()
+    with store.read() as uow:
+        assert set(uow.stats.signups(SINCE, program="partners")) == {
+            SignupTally(date(2026, 11, 23), 4000, PENDING, 1)
+        }
+        assert SignupTally(date(2026, 11, 23), 4000, PENDING, 1) in set(uow.stats.signups(SINCE))
+        assert not any(t.reward_cents == 4000 for t in uow.stats.signups(SINCE, program="default"))
+        assert list(uow.stats.top_referrers(SINCE, 10, program="partners")) == [
+            ReferrerTally("alice", 1, 4000)
+        ]
+        assert list(uow.stats.top_referrers(SINCE, 1, program="default")) == [
+            ReferrerTally("alice", 3, 2500)
+        ]
+        assert list(uow.stats.unsettled(program="partners")) == [StateTally(PENDING, 2, 4500)]
+        assert list(uow.stats.unsettled(program="default")) == [
+            StateTally(AWAITING, 1, 1000),
+            StateTally(PENDING, 6, 5100),
+            StateTally(HELD, 1, 1500),
+        ]

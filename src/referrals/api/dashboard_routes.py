@@ -36,7 +36,7 @@ from referrals.api.deps import ServicesDep, mount_point
 from referrals.api.problems import STATUS_BY_CODE
 from referrals.bootstrap import Services
 from referrals.domain.errors import DomainError
-from referrals.domain.model import EventStatus, ReferralStatus, Role
+from referrals.domain.model import DEFAULT_PROGRAM, EventStatus, ReferralStatus, Role
 from referrals.domain.money import format_cents
 from referrals.domain.money import format_dollars as dollars
 from referrals.domain.periods import PERIOD_REGEX, Period
@@ -251,23 +251,37 @@ async def logout(request: Request, svc: ServicesDep) -> Response:
 # Overview
 
 
-def _overview(request: Request, svc: Services) -> dashboard_overview.Overview:
-    cached: tuple[float, dashboard_overview.Overview] | None = getattr(
-        request.app.state, "dashboard_overview", None
+def _overview(
+    request: Request, svc: Services, program: str | None
+) -> dashboard_overview.Overview:
+    kept: dict[str | None, tuple[float, dashboard_overview.Overview]] = (
+        getattr(request.app.state, "dashboard_overview", None) or {}
     )
+    cached = kept.get(program)
     if cached is not None and time.monotonic() - cached[0] < OVERVIEW_TTL_S:
         return cached[1]
-    fresh = dashboard_overview.overview(svc.store, svc.clock, svc.rules.current(svc.clock).tiers)
-    request.app.state.dashboard_overview = (time.monotonic(), fresh)
+    # A program's own tiers name its rewards; every program's, the default's (and a
+    # program whose first rules are still to come has none: the default's, too).
+    try:
+        tiers = svc.rules.current(svc.clock, program or DEFAULT_PROGRAM).tiers
+    except DomainError:
+        tiers = svc.rules.current(svc.clock).tiers
+    fresh = dashboard_overview.overview(svc.store, svc.clock, tiers, program)
+    request.app.state.dashboard_overview = kept | {program: (time.monotonic(), fresh)}
     return fresh
 
 
 @router.get("")
-def overview_page(request: Request, svc: ServicesDep) -> Response:
+def overview_page(request: Request, svc: ServicesDep, program: str = "") -> Response:
+    """Every program's figures, or with `?program=` one program's."""
     session = _session(request, svc)
     if session is None:
         return _to_login(request)
-    data = _overview(request, svc)
+    svc.rules.ensure_default()
+    choices = [view.program.id for view in programs.list_programs(svc.store)]
+    if program and program not in choices:
+        return _message(request, 404, "No such program", f"There is no program {program!r}.")
+    data = _overview(request, svc, program or None)
     signups = bar_chart(
         [(day.isoformat(), count) for day, count in data.days],
         label_every=7,
@@ -279,6 +293,7 @@ def overview_page(request: Request, svc: ServicesDep) -> Response:
         "overview",
         **_signed_in(svc, session, "overview", "Overview"),
         overview=data,
+        programs=choices,
         window_days=dashboard_overview.WINDOW_DAYS,
         signups_chart=signups,
         tier_chart=tiers,

@@ -14,9 +14,10 @@ from referrals.domain.model import (
 class StatsRepository(Protocol):
     """The dashboard's aggregates. Each reads an index range, never every referral, so a
     page view costs the same with a million referrals as with a thousand (but for the
-    window's own rows)."""
+    window's own rows). With `program`, only that program's records count; without,
+    every program's."""
 
-    def signups(self, since: datetime) -> Sequence[SignupTally]:
+    def signups(self, since: datetime, *, program: str | None = None) -> Sequence[SignupTally]:
         """Referrals created at or after `since`, counted by UTC day of `created_at`,
         reward amount and state, in no particular order.
 
@@ -27,12 +28,14 @@ class StatsRepository(Protocol):
         """
         ...
 
-    def top_referrers(self, since: datetime, limit: int) -> Sequence[ReferrerTally]:
+    def top_referrers(
+        self, since: datetime, limit: int, *, program: str | None = None
+    ) -> Sequence[ReferrerTally]:
         """The `limit` referrers with the most referrals created since `since`, most
         first, ties by referrer id (bytes); read like `signups`."""
         ...
 
-    def unsettled(self) -> Sequence[StateTally]:
+    def unsettled(self, *, program: str | None = None) -> Sequence[StateTally]:
         """What is owed and not paid yet, per UNSETTLED state that has any: referrals'
         rewards and other entries (referee rewards, clawbacks) together."""
         ...

@@ -44,6 +44,7 @@ class Overview:
     paid_cents: int  # what completed payout runs paid (net of clawbacks)
     paid_runs: int
     top: Sequence[ReferrerTally]
+    program: str | None  # the program the figures are of; None: every program's
 
     @property
     def signups(self) -> int:
@@ -55,14 +56,18 @@ class Overview:
         return sum(state.cents for state in self.unsettled if state.status not in UNEARNED)
 
 
-def overview(store: Store, clock: Clock, tiers: TierSchedule) -> Overview:
+def overview(
+    store: Store, clock: Clock, tiers: TierSchedule, program: str | None = None
+) -> Overview:
+    """The last WINDOW_DAYS of `program` (every program's if None), its rewards named by
+    the tiers of `tiers`. What payout runs paid is every program's: a run pays them all."""
     now = clock.now()
     first_day = now.astimezone(UTC).date() - timedelta(days=WINDOW_DAYS - 1)
     since = datetime.combine(first_day, time(), UTC)
     with store.read() as uow:
-        tallies = uow.stats.signups(since)
-        top = uow.stats.top_referrers(since, TOP_REFERRERS)
-        unsettled = uow.stats.unsettled()
+        tallies = uow.stats.signups(since, program=program)
+        top = uow.stats.top_referrers(since, TOP_REFERRERS, program=program)
+        unsettled = uow.stats.unsettled(program=program)
         runs = uow.payouts.list()
     per_day: Counter[date] = Counter()
     per_amount: dict[int, list[int]] = defaultdict(lambda: [0, 0])
@@ -84,6 +89,7 @@ def overview(store: Store, clock: Clock, tiers: TierSchedule) -> Overview:
         paid_cents=sum(run.total_cents for run in completed),
         paid_runs=len(completed),
         top=top,
+        program=program,
     )
 
 

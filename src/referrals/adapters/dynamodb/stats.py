@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from boto3.dynamodb.conditions import Attr, Key
 
 from referrals.adapters.dynamodb.access import Tables
+from referrals.adapters.dynamodb.items import program_of
 from referrals.adapters.times import from_micros, to_micros
 from referrals.domain.model import (
     ID_SLACK,
@@ -30,8 +31,8 @@ from referrals.domain.model import (
     first_id_at,
 )
 
-# (created_at in microseconds, reward cents, status, referrer id) of one referral.
-Row = tuple[int, int, ReferralStatus, str]
+# (created_at in microseconds, reward cents, status, referrer id, program) of one referral.
+Row = tuple[int, int, ReferralStatus, str, str]
 
 
 class DynamoStats:
@@ -40,22 +41,27 @@ class DynamoStats:
         # One unit of work reads a window once, for both the days and the leaderboard.
         self._windows: dict[datetime, list[Row]] = {}
 
-    def signups(self, since: datetime) -> Sequence[SignupTally]:
+    def signups(self, since: datetime, *, program: str | None = None) -> Sequence[SignupTally]:
         counts = Counter(
             (from_micros(created).astimezone(UTC).date(), cents, status)
-            for created, cents, status, _ in self._window(since)
+            for created, cents, status, _, in_program in self._window(since)
+            if program in (None, in_program)
         )
         return [SignupTally(*key, count) for key, count in counts.items()]
 
-    def top_referrers(self, since: datetime, limit: int) -> Sequence[ReferrerTally]:
+    def top_referrers(
+        self, since: datetime, limit: int, *, program: str | None = None
+    ) -> Sequence[ReferrerTally]:
         totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-        for _, cents, status, user in self._window(since):
+        for _, cents, status, user, in_program in self._window(since):
+            if program not in (None, in_program):
+                continue
             totals[user][0] += 1
             totals[user][1] += 0 if status in UNEARNED else cents
         ranked = sorted(totals.items(), key=lambda item: (-item[1][0], item[0].encode()))
         return [ReferrerTally(user, n, cents) for user, (n, cents) in ranked[:limit]]
 
-    def unsettled(self) -> Sequence[StateTally]:
+    def unsettled(self, *, program: str | None = None) -> Sequence[StateTally]:
         tallies = []
         for status in UNSETTLED:
             count = cents = 0
@@ -63,8 +69,10 @@ class DynamoStats:
                 self._tables.main,
                 Key("status_pk").eq(status.value),
                 index="by_status",
-                project="reward_cents",
+                project="reward_cents, program_id",
             ):
+                if program not in (None, program_of(item)):
+                    continue
                 count += 1
                 cents += int(item["reward_cents"])
             if count:
@@ -82,7 +90,7 @@ class DynamoStats:
             Key("kind").eq("REFERRAL") & Key("id").gte(first_id_at(since - ID_SLACK)),
             index="by_id",
             filter=Attr("created_at").gte(to_micros(since)),
-            project="created_at, reward_cents, status_pk, referrer_id",
+            project="created_at, reward_cents, status_pk, referrer_id, program_id",
         )
         for item in items:
             yield (
@@ -90,4 +98,5 @@ class DynamoStats:
                 int(item["reward_cents"]),
                 ReferralStatus(item["status_pk"]),
                 item["referrer_id"],
+                program_of(item),
             )

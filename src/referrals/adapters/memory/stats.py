@@ -21,27 +21,29 @@ class MemoryStats:
     def __init__(self, state: State) -> None:
         self._s = state
 
-    def signups(self, since: datetime) -> Sequence[SignupTally]:
+    def signups(self, since: datetime, *, program: str | None = None) -> Sequence[SignupTally]:
         counts: Counter[tuple[date, int, ReferralStatus]] = Counter(
             (r.created_at.astimezone(UTC).date(), r.reward_cents, r.status)
             for r in self._s.referrals.values()
-            if r.created_at >= since
+            if r.created_at >= since and program in (None, r.program_id)
         )
         return [SignupTally(*key, count) for key, count in counts.items()]
 
-    def top_referrers(self, since: datetime, limit: int) -> Sequence[ReferrerTally]:
+    def top_referrers(
+        self, since: datetime, limit: int, *, program: str | None = None
+    ) -> Sequence[ReferrerTally]:
         totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         for r in self._s.referrals.values():
-            if r.created_at >= since:
+            if r.created_at >= since and program in (None, r.program_id):
                 totals[r.referrer_id][0] += 1
                 totals[r.referrer_id][1] += 0 if r.status in UNEARNED else r.reward_cents
         ranked = sorted(totals.items(), key=lambda item: (-item[1][0], item[0].encode()))
         return [ReferrerTally(user, n, cents) for user, (n, cents) in ranked[:limit]]
 
-    def unsettled(self) -> Sequence[StateTally]:
+    def unsettled(self, *, program: str | None = None) -> Sequence[StateTally]:
         totals: dict[ReferralStatus, list[int]] = defaultdict(lambda: [0, 0])
         for entry in entries(self._s):
-            if entry.status in UNSETTLED:
+            if entry.status in UNSETTLED and program in (None, entry.program_id):
                 totals[entry.status][0] += 1
                 totals[entry.status][1] += cents_of(entry)
         return [StateTally(s, *totals[s]) for s in UNSETTLED if s in totals]

@@ -10,7 +10,7 @@ No query of the dashboard reads every referral; tests/adapters/test_sql_stats_pl
 holds the query plans to that on SQLite and PostgreSQL.
 """
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -53,9 +53,9 @@ _IN_WINDOW = (
     referrals.c.created_at >= bindparam("since"),
 )
 _SIGNUPS = (
-    select(_DAY, referrals.c.reward_cents, referrals.c.status, func.count())
+    select(_DAY, referrals.c.reward_cents, referrals.c.status, referrals.c.program_id, func.count())
     .where(*_IN_WINDOW)
-    .group_by(_DAY, referrals.c.reward_cents, referrals.c.status)
+    .group_by(_DAY, referrals.c.reward_cents, referrals.c.status, referrals.c.program_id)
 )
 _UNEARNED = sorted(status.value for status in UNEARNED)
 _EARNED_CENTS = func.sum(
@@ -63,40 +63,61 @@ _EARNED_CENTS = func.sum(
 )
 _UNSETTLED = [status.value for status in UNSETTLED]
 _UNPAID = union_all(
-    select(referrals.c.status, func.count(), func.sum(referrals.c.reward_cents))
-    .where(referrals.c.status.in_(_UNSETTLED))
-    .group_by(referrals.c.status),
-    select(rewards.c.status, func.count(), func.sum(rewards.c.cents))
-    .where(rewards.c.status.in_(_UNSETTLED))
-    .group_by(rewards.c.status),
+    *(
+        select(table.c.status, table.c.program_id, func.count(), func.sum(cents))
+        .where(table.c.status.in_(_UNSETTLED))
+        .group_by(table.c.status, table.c.program_id)
+        for table, cents in ((referrals, referrals.c.reward_cents), (rewards, rewards.c.cents))
+    )
 )
 
 
 class SqlStats(Repository):
-    def signups(self, since: datetime) -> Sequence[SignupTally]:
-        rows = self._execute(_SIGNUPS, _window(since))
+    """A program's figures are its groups: the program is grouped by, never filtered on
+    in SQL, since a filter on `program_id` would tempt the planner (SQLite's without
+    statistics) into the program's whole index rather than the window's id range."""
+
+    def signups(self, since: datetime, *, program: str | None = None) -> Sequence[SignupTally]:
+        counts: Counter[tuple[int, int, str]] = Counter()
+        for day, cents, status, in_program, count in self._execute(_SIGNUPS, _window(since)):
+            if program in (None, in_program):
+                counts[int(day), int(cents), status] += int(count)
         return [
-            SignupTally(_day(int(day)), int(cents), ReferralStatus(status), int(count))
-            for day, cents, status, count in rows
+            SignupTally(_day(day), cents, ReferralStatus(status), count)
+            for (day, cents, status), count in counts.items()
         ]
 
-    def top_referrers(self, since: datetime, limit: int) -> Sequence[ReferrerTally]:
+    def top_referrers(
+        self, since: datetime, limit: int, *, program: str | None = None
+    ) -> Sequence[ReferrerTally]:
         count = func.count().label("referrals")
+        query = select(referrals.c.referrer_id, count, _EARNED_CENTS).where(*_IN_WINDOW)
+        ranking = (count.desc(), self._byte_order(referrals.c.referrer_id))
+        if program is None:
+            query = query.group_by(referrals.c.referrer_id).order_by(*ranking).limit(limit)
+            rows = self._execute(query, _window(since))
+            return [ReferrerTally(user, int(n), int(cents or 0)) for user, n, cents in rows]
+        # The program's groups rank first, so the first `limit` hold all of its top ones.
+        theirs = referrals.c.program_id == bindparam("program")
         query = (
-            select(referrals.c.referrer_id, count, _EARNED_CENTS)
-            .where(*_IN_WINDOW)
-            .group_by(referrals.c.referrer_id)
-            .order_by(count.desc(), self._byte_order(referrals.c.referrer_id))
+            query.add_columns(referrals.c.program_id)
+            .group_by(referrals.c.referrer_id, referrals.c.program_id)
+            .order_by(case((theirs, 0), else_=1), *ranking)
             .limit(limit)
         )
-        rows = self._execute(query, _window(since))
-        return [ReferrerTally(user, int(n), int(cents or 0)) for user, n, cents in rows]
+        rows = self._execute(query, _window(since) | {"program": program})
+        return [
+            ReferrerTally(user, int(n), int(cents or 0))
+            for user, n, cents, in_program in rows
+            if in_program == program
+        ]
 
-    def unsettled(self) -> Sequence[StateTally]:
+    def unsettled(self, *, program: str | None = None) -> Sequence[StateTally]:
         totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-        for status, count, cents in self._execute(_UNPAID):
-            totals[status][0] += int(count)
-            totals[status][1] += int(cents or 0)
+        for status, in_program, count, cents in self._execute(_UNPAID):
+            if program in (None, in_program):
+                totals[status][0] += int(count)
+                totals[status][1] += int(cents or 0)
         return [
             StateTally(ReferralStatus(status), *totals[status.value])
             for status in UNSETTLED

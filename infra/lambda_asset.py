@@ -8,6 +8,11 @@ folder and starts the handlers from it, so what is measured is what is deployed.
   x86_64 CPython 3.12 wheels whatever the build machine is, so nothing is compiled.
 - botocore keeps the models of the services the functions call (SERVICES) and of
   none of the 400 others: its data is most of its size.
+- stripe keeps the modules its webhook signature check imports (found by running the
+  check with Lambda's Python, `STRIPE_CHECK`), and none of its typed classes of the
+  whole Stripe API (9 MB): the functions use it for nothing else. Without an API
+  client to serve, requests (with charset_normalizer and certifi) goes too; stripe
+  falls back on the standard library's urllib, and botocore keeps its own CA bundle.
 - Byte code is compiled here by a CPython 3.12, because Lambda cannot write it:
   its code folder is read-only, so without it every cold start compiles every
   module it imports (about 0.3 s for the API handler). The dependencies ship as
@@ -17,6 +22,7 @@ folder and starts the handlers from it, so what is measured is what is deployed.
   times the files get in the zip and on Lambda.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -33,6 +39,27 @@ PYTHON_PLATFORM = "x86_64-manylinux_2_28"
 # The AWS services the handlers make clients for (referrals.bootstrap, aws.runtime),
 # and X-Ray, which the X-Ray SDK makes a client for when it runs outside Lambda.
 SERVICES = ("dynamodb", "s3", "secretsmanager", "sns", "stepfunctions", "xray")
+# Installed as stripe's dependencies, used only by its API client (which no function uses).
+STRIPE_ONLY = ("requests", "charset_normalizer", "certifi")
+# What api/stripe_webhook.py asks of stripe: a good signature passes, a bad one raises.
+STRIPE_CHECK = """
+import hashlib, hmac, json, sys, time
+import stripe
+secret, payload, at = "whsec_check", '{"id": "evt_1"}', int(time.time())
+mac = hmac.new(secret.encode(), f"{at}.{payload}".encode(), hashlib.sha256).hexdigest()
+tolerance = stripe.Webhook.DEFAULT_TOLERANCE
+stripe.WebhookSignature.verify_header(payload.encode(), f"t={at},v1={mac}", secret, tolerance)
+try:
+    stripe.WebhookSignature.verify_header(payload, f"t={at},v1=00", secret, tolerance)
+except stripe.SignatureVerificationError as error:
+    error.user_message
+else:
+    sys.exit("a bad signature passed")
+print(json.dumps(sorted(
+    m.__file__ for m in list(sys.modules.values())
+    if m.__name__.partition(".")[0] == "stripe" and getattr(m, "__file__", None)
+)))
+"""
 # Unzipped, as Lambda counts it: the sum of the files' sizes.
 SIZE_LIMIT_BYTES = 30 * 1024 * 1024
 
@@ -95,6 +122,7 @@ def build(output_dir: Path, project_root: Path = PROJECT_ROOT) -> None:
     for model in (output_dir / "botocore" / "data").iterdir():
         if model.is_dir() and model.name not in SERVICES:
             shutil.rmtree(model)
+    _trim_stripe(python, output_dir)
     _compile(python, output_dir, output_dir, legacy=True)
     for source in output_dir.rglob("*.py"):
         source.unlink()
@@ -104,6 +132,31 @@ def build(output_dir: Path, project_root: Path = PROJECT_ROOT) -> None:
         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
     )
     _compile(python, output_dir, output_dir / PACKAGE, legacy=False)
+
+
+def _trim_stripe(python: str, output_dir: Path) -> None:
+    """Keep of stripe what its signature check imports, and drop what only its API
+    client would use (see the module's docstring)."""
+    for name in STRIPE_ONLY:
+        for found in output_dir.glob(f"{name}*"):  # the package and its dist-info
+            shutil.rmtree(found) if found.is_dir() else found.unlink()
+    checked = subprocess.run(
+        [python, "-s", "-B", "-c", STRIPE_CHECK],
+        cwd=output_dir,
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(output_dir)},
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    used = {Path(file).resolve() for file in json.loads(checked.stdout.splitlines()[-1])}
+    package = output_dir / "stripe"
+    for module in package.rglob("*.py"):
+        if module.resolve() not in used:
+            module.unlink()
+    for folder in sorted(package.rglob("*"), reverse=True):  # the deepest first
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+    shutil.rmtree(package / "data", ignore_errors=True)  # CA certificates for API calls
 
 
 def _compile(python: str, root: Path, folder: Path, *, legacy: bool) -> None:

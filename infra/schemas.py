@@ -54,6 +54,10 @@ def _convert(node: Mapping[str, Any], definitions: Mapping[str, Any]) -> dict[st
         name = str(node["$ref"]).removeprefix("#/$defs/")
         return _convert({**definitions[name], **_without(node, "$ref")}, definitions)
     if "anyOf" in node:
+        if all("required" in branch for branch in node["anyOf"]):
+            # "One of these fields is required" (a signup's code or click id): dropped,
+            # the app checks it.
+            return _convert(_without(node, "anyOf"), definitions)
         if {"type": "null"} not in node["anyOf"]:
             return _convert(_one_type(node), definitions)
         return _convert(_nullable(node), definitions)

@@ -40,6 +40,11 @@ PROGRAM_SETTINGS = (
     "check_disposable_email",
     "check_same_device",
     "velocity_per_hour",
+    "stripe_program",
+)
+# An existing secret's complete ARN (its name ends in six random characters).
+_SECRET_ARN = re.compile(
+    r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+-[A-Za-z0-9]{6}$"
 )
 
 
@@ -104,6 +109,9 @@ class StageSettings:
     notify_timeout_seconds: int = 60
     # REFERRALS_* variables of the program settings chosen by context (validated).
     program_environment: Mapping[str, str] = field(default_factory=dict)
+    # The Secrets Manager secret holding the Stripe webhook's signing secret (empty: the
+    # webhook is off); the API function gets its ARN and may read it.
+    stripe_webhook_secret_arn: str = ""
 
     def __post_init__(self) -> None:
         if not _STAGE.match(self.stage):
@@ -112,6 +120,12 @@ class StageSettings:
             )
         if not _REGION.match(self.region):
             raise ContextError(f"region {self.region!r} is not an AWS region name")
+        if self.stripe_webhook_secret_arn and not _SECRET_ARN.match(self.stripe_webhook_secret_arn):
+            raise ContextError(
+                f"stripe_webhook_secret_arn {self.stripe_webhook_secret_arn!r}: the complete "
+                "ARN of a Secrets Manager secret (arn:aws:secretsmanager:REGION:ACCOUNT:"
+                "secret:NAME-XXXXXX)"
+            )
 
     @property
     def prefix(self) -> str:
@@ -127,4 +141,10 @@ class StageSettings:
         region = node.try_get_context("region") or DEFAULT_REGION
         given = {name: node.try_get_context(name) for name in PROGRAM_SETTINGS}
         program = program_environment({k: v for k, v in given.items() if v is not None})
-        return cls(stage=str(stage), region=str(region), program_environment=program)
+        stripe = str(node.try_get_context("stripe_webhook_secret_arn") or "")
+        return cls(
+            stage=str(stage),
+            region=str(region),
+            program_environment=program,
+            stripe_webhook_secret_arn=stripe,
+        )

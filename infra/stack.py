@@ -180,6 +180,16 @@ class ReferralsStack(Stack):
         self.api_function.function.add_environment(
             "REFERRALS_SECRET_KEY_ARN", self.signing_secret.secret_arn
         )
+        if settings.stripe_webhook_secret_arn:
+            # Stripe's signing secret of the webhook endpoint: the operator's secret (the
+            # value comes from Stripe), given to the API function by ARN, never by value.
+            stripe_secret = secretsmanager.Secret.from_secret_complete_arn(
+                self, "StripeWebhookSecret", settings.stripe_webhook_secret_arn
+            )
+            stripe_secret.grant_read(self.api_function.role)
+            self.api_function.function.add_environment(
+                "REFERRALS_STRIPE_WEBHOOK_SECRET_ARN", settings.stripe_webhook_secret_arn
+            )
         # Payout: claims, assigns, aggregates, writes the report, completes.
         self._grant_table(self.payout_function, storage.main_table, *TABLE_READ, *TABLE_WRITE)
         self._grant_table(self.payout_function, storage.outbox_table, *OUTBOX_APPEND)

@@ -11,7 +11,7 @@ from rich.table import Table
 from referrals.api.schemas.programs import ProgramOut, Rules
 from referrals.cli_common import console, refused, services
 from referrals.domain.errors import DomainError
-from referrals.domain.program import Program, ProgramStatus
+from referrals.domain.program import DEFAULT_ATTRIBUTION_DAYS, Attribution, Program, ProgramStatus
 from referrals.services import programs
 from referrals.services.keys import CLI_ACTOR
 
@@ -24,6 +24,18 @@ RulesFile = Annotated[
         dir_okay=False,
         help="A JSON file of rules, as `programs show` prints them.",
     ),
+]
+LandingUrl = Annotated[
+    str | None,
+    typer.Option(help="Where its tracked links (/l/CODE) send visitors (http or https)."),
+]
+WindowDays = Annotated[
+    int | None,
+    typer.Option(help="Days a click can still be credited with a signup (1-365; default 30)."),
+]
+AttributionOption = Annotated[
+    Attribution | None,
+    typer.Option(help="Which of a visitor's clicks is credited (default: first)."),
 ]
 
 
@@ -75,11 +87,24 @@ def programs_create(
     currency: Annotated[str, typer.Option(help="ISO 4217.")] = "USD",
     share_url: Annotated[str | None, typer.Option(help="With {code} in it.")] = None,
     rules: RulesFile | None = None,
+    landing_url: LandingUrl = None,
+    window_days: WindowDays = None,
+    attribution: AttributionOption = None,
 ) -> None:
     """Create a program, its rules (default: the default tiers) in force at once."""
     svc = services()
     try:
-        program = Program(program_id, name, currency, share_url_template=share_url)
+        program = Program(
+            program_id,
+            name,
+            currency,
+            share_url_template=share_url,
+            landing_url=landing_url,
+            attribution_window_days=DEFAULT_ATTRIBUTION_DAYS
+            if window_days is None
+            else window_days,
+            attribution=attribution or Attribution.FIRST,
+        )
         programs.create_program(svc.store, svc.clock, CLI_ACTOR, program, _rules(rules).version())
     except DomainError as error:
         raise refused(error) from None
@@ -133,3 +158,35 @@ def programs_resume(program_id: str) -> None:
 def programs_archive(program_id: str) -> None:
     """Pause for good."""
     _set_status(program_id, ProgramStatus.ARCHIVED)
+
+
+@programs_app.command("links")
+def programs_links(
+    program_id: str,
+    landing_url: LandingUrl = None,
+    no_landing_url: Annotated[
+        bool, typer.Option("--no-landing-url", help="Turn its tracked links off.")
+    ] = False,
+    window_days: WindowDays = None,
+    attribution: AttributionOption = None,
+) -> None:
+    """Set where the program's tracked links lead, and how clicks are credited."""
+    svc = services()
+    try:
+        view = programs.update_program(
+            svc.store,
+            svc.clock,
+            CLI_ACTOR,
+            program_id,
+            landing_url=landing_url,
+            clear_landing_url=no_landing_url,
+            attribution_window_days=window_days,
+            attribution=attribution,
+        )
+    except DomainError as error:
+        raise refused(error) from None
+    p = view.program
+    console.print(
+        f"{program_id}: links lead to {p.landing_url or 'nowhere (no landing URL)'}; "
+        f"{p.attribution.value} click within {p.attribution_window_days} days"
+    )

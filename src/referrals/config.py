@@ -6,11 +6,12 @@ import ipaddress
 from typing import Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from referrals.domain.errors import InvalidInput
+from referrals.domain.program import is_valid_program_id
 from referrals.domain.tiers import TierSchedule
 
 
@@ -110,6 +111,16 @@ class Settings(BaseSettings):
     rate_limit_window_seconds: int = Field(60, ge=1, le=3600)
     auth_failure_limit: int = Field(20, ge=0)
     public_rate_limit: int = Field(300, ge=0)
+    # Stripe's signing secret of the webhook endpoint (whsec_..., on the endpoint's page in
+    # Stripe's dashboard): POST /v1/integrations/stripe/webhook verifies each event with
+    # it. Empty: the route is off and answers 404.
+    stripe_webhook_secret: SecretStr = SecretStr("")
+    # On AWS: a Secrets Manager secret whose value is the stripe_webhook_secret, read by
+    # the Lambda runtime at each cold start when stripe_webhook_secret itself is empty.
+    stripe_webhook_secret_arn: str = ""
+    # The program Stripe's sales and refunds go to, unless an object's metadata
+    # `referrals_program` names another.
+    stripe_program: str = "default"
 
     @field_validator("database_url")
     @classmethod
@@ -226,6 +237,13 @@ class Settings(BaseSettings):
         # secret could be guessed offline from one, and would forge admin sessions.
         if value and len(value) < 32:
             raise ValueError("secret_key must be at least 32 characters (or empty)")
+        return value
+
+    @field_validator("stripe_program")
+    @classmethod
+    def _stripe_program_slug(cls, value: str) -> str:
+        if not is_valid_program_id(value):
+            raise ValueError("stripe_program must be a program id (a slug: a-z, 0-9 and -)")
         return value
 
     @field_validator("tiers")

@@ -9,13 +9,14 @@ import json
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, event, text
 
 from referrals.adapters.sql.migrate import MIGRATIONS
 from referrals.adapters.sql.schema import metadata
@@ -30,6 +31,7 @@ from tests.postgresql import locale_database
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     if request.param == "sqlite":
         engine = create_engine(f"sqlite:///{tmp_path}/migrations.db")
+        transactional_ddl(engine)
         yield engine
         engine.dispose()
         return
@@ -37,6 +39,20 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
         engine = create_engine(url)
         yield engine
         engine.dispose()
+
+
+def transactional_ddl(engine: Engine) -> None:
+    """BEGIN issued by SQLAlchemy, as the service's own SQLite engine does (adapters/sql/
+    engine.py): the driver begins no transaction before DDL by itself, so the first
+    statements of a migration that then fails would stay."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN")
 
 
 def migrate(engine: Engine, revision: str, *, down: bool = False) -> None:

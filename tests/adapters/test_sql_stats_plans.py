@@ -77,9 +77,10 @@ def dashboard_statements(store: SqlStore, program: str | None) -> list[tuple[str
             assert uow.stats.signups(SINCE, program=program)
             assert uow.stats.top_referrers(SINCE, 10, program=program)
             assert uow.stats.unsettled(program=program)
+            assert uow.stats.referral_days(program or "default", SINCE, NOW)  # the funnel's
     finally:
         event.remove(engine, "before_cursor_execute", record)
-    assert len(sent) == 3
+    assert len(sent) == 4
     return sent
 
 

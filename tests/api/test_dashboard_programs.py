@@ -80,3 +80,28 @@ def test_the_overview_shows_one_programs_figures_or_every_programs(
     assert re.search(r'class="referrer">alice</td><td class="num count">2</td>', page)
     missing = client.get("/dashboard?program=nope")
     assert missing.status_code == 404 and "No such program" in missing.text
+
+
+def test_the_funnel_page_charts_each_stage_and_lists_the_referrers(
+    client: TestClient, services: Services, admin: Headers
+) -> None:
+    plaintext, _ = create_key(services.store, services.clock, Role.ADMIN)
+    assert client.post("/dashboard/login", data={"key": plaintext}).is_success
+    shop = {"id": "shop", "name": "Shop", "landing_url": "https://shop.example/"}
+    assert client.post("/v1/programs", json=shop, headers=admin).status_code == 201
+    code = client.post(
+        "/v1/programs/shop/referrers", json={"user_id": "alice"}, headers=admin
+    ).json()["code"]
+    body = {"user_id": "bob", "referral_code": code}
+    assert client.post("/v1/signups", json=body, headers=admin).status_code == 201
+
+    page = client.get("/dashboard/programs/shop/funnel")
+    assert page.status_code == 200, page.text
+    assert re.search(r'data-stage="signups"><td>Signups</td><td class="num">1<', page.text)
+    assert page.text.count('<svg class="chart"') == 4  # clicks, signups, conversions, revenue
+    assert 'data-referrer="alice"' in page.text
+    assert "/dashboard/programs/shop/funnel" in client.get("/dashboard/programs").text
+    bad = client.get("/dashboard/programs/shop/funnel", params={"from": "2026-13-01"})
+    assert bad.status_code == 400 and "a day, YYYY-MM-DD" in bad.text
+    missing = client.get("/dashboard/programs/nope/funnel")
+    assert missing.status_code == 404

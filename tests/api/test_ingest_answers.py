@@ -35,7 +35,7 @@ STORED_EMAILS = (ALICE, BOB, CAROL, DAVE)
 # A key holding money. An ingest caller may read back only the reward of the referral
 # its request named (its backend shows it to the user it signed up) and a conversion's
 # own value (`Call.money`); never a referrer's totals, nor a payout's.
-MONEY = re.compile(r"(?i)(cents|amount)$")
+MONEY = re.compile(r"(?i)(cents|amount|minor)$")
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,19 @@ class Access(Enum):
 SIGNUP_REWARD = frozenset({"reward_cents"})
 LEGACY_REWARD = frozenset({"rewardCents", "rewardAmount"})
 CONVERSION = frozenset({"value_cents", "reward_cents"})
+# A sale's answer: what it sent, what its refunds took, and the share the sale earned.
+SALE = frozenset(
+    {"amount_minor", "refunded_minor", "awarded_minor", "ceiling_minor", "tier_cents"}
+    | {"reversed_minor"}
+)
+BOB_SALE = {
+    "external_id": "in-ingest-1",
+    "user_id": "bob",
+    "amount_minor": 4999,
+    "currency": "USD",
+    "occurred_at": "2026-01-20T12:00:00Z",
+    "kind": "purchase",
+}
 
 
 KEY_ID = "01J0000000000000000000000K"  # the shape of a key's id: refused before any lookup
@@ -169,6 +182,28 @@ ROUTES: dict[str, tuple[Access, Calls]] = {
             ),
         ],
     ),
+    "POST /v1/sales": (
+        Access.INGEST,
+        lambda w: [
+            _post("/v1/sales", BOB_SALE, SALE),
+            _post("/v1/sales", BOB_SALE, SALE),  # a replay
+            _post("/v1/sales", BOB_SALE | {"external_id": "in-ingest-2", "user_id": "zoe"}, SALE),
+        ],
+    ),
+    "POST /v1/refunds": (
+        Access.INGEST,
+        lambda w: [
+            _post(
+                "/v1/refunds",
+                {"sale_external_id": "in-ingest-1", "amount_minor": 999, "external_id": "re-1"},
+                SALE,
+            )
+        ],
+    ),
+    "GET /v1/programs/{program_id}/funnel": (
+        Access.REFUSED,
+        lambda w: [_get("/v1/programs/default/funnel")],
+    ),
     "GET /v1/referrals": (Access.REFUSED, lambda w: [_get("/v1/referrals")]),
     "POST /v1/payouts": (
         Access.REFUSED,
@@ -259,6 +294,20 @@ ROUTES: dict[str, tuple[Access, Calls]] = {
     "GET /r/{code:path}": (Access.PUBLIC, lambda w: [_get(f"/r/{w.code}")]),
     "GET /metrics": (Access.REFUSED, lambda w: [_get("/metrics")]),
     "GET /dashboard/login": (Access.PUBLIC, lambda w: [_get("/dashboard/login")]),
+    # Tracking: a tracked link redirects anyone (a click has no key), and the snippet is
+    # a static file for the product's pages.
+    "GET /l/{code}": (Access.PUBLIC, lambda w: [_get(f"/l/{w.code}"), _get("/l/NOBODY")]),
+    "HEAD /l/{code}": (Access.PUBLIC, lambda w: [Call("HEAD", f"/l/{w.code}")]),
+    "GET /v1/snippet.js": (Access.PUBLIC, lambda w: [_get("/v1/snippet.js")]),
+    # Stripe's events carry their own signature: an unsigned one is refused, keys or not.
+    "POST /v1/integrations/stripe/webhook": (
+        Access.PUBLIC,
+        lambda w: [_post("/v1/integrations/stripe/webhook", {"type": "invoice.paid"})],
+    ),
+    "GET /dashboard/programs/{program_id}/funnel": (
+        Access.REFUSED,
+        lambda w: [_get("/dashboard/programs/default/funnel")],
+    ),
     "POST /dashboard/login": (
         Access.REFUSED,
         lambda w: [Call("POST", "/dashboard/login", form={"key": w.ingest_key})],
@@ -327,7 +376,8 @@ def world(client: TestClient, admin: Headers, ingest: Headers) -> World:
 def route_keys(app: FastAPI) -> set[str]:
     keys = set()
     for route in iter_route_contexts(app.routes):
-        methods = (route.methods or set()) - {"HEAD"}
+        # HEAD beside GET is the GET's; a HEAD route of its own is listed as such.
+        methods = (route.methods or set()) - {"HEAD"} or (route.methods or set())
         keys |= {f"{m} {route.path}" for m in methods} if methods else {f"MOUNT {route.path}"}
     return keys
 

@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from referrals.api.app import create_app
 from referrals.bootstrap import Services
+from referrals.domain.clicks import Click, new_click_id
 from referrals.domain.links import LinkClaims
 from referrals.web import tokens
 from tests.clocks import FixedClock
@@ -313,3 +314,16 @@ def test_no_input_makes_the_page_fail(app: TestClient, code: str, url: str) -> N
     assert response.status_code in (403, 404)
     assert response.headers["cache-control"] == "no-store"
     assert "<script>" not in response.text
+
+
+def test_the_page_shows_the_clicks_on_the_referrers_link_in_the_last_30_days(
+    app: TestClient, services: Services, clock: FixedClock, ingest: dict[str, str], code: str
+) -> None:
+    now = clock.now()
+    with services.store.unit_of_work() as uow:
+        for referrer, days_ago in (("alice", 1), ("alice", 29), ("alice", 31), ("referee-0", 1)):
+            at = now - timedelta(days=days_ago)
+            uow.clicks.add(Click(new_click_id(), "default", code, referrer, at))
+        uow.commit()
+    html = app.get(issue(app, ingest)).text
+    assert text_of(html, "clicks") == "2 clicks on your link in the last 30 days."

@@ -109,6 +109,8 @@ JSON_ROUTES = [
     "/v1/programs/default",  # PATCH
     "/v1/programs/default/referrers",
     "/v1/programs/default/rules/simulate",
+    "/v1/sales",
+    "/v1/refunds",
 ]
 PATCHED = {"/v1/programs/default"}
 

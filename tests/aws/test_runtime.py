@@ -11,7 +11,7 @@ import pytest
 from referrals import derived_keys
 from referrals.adapters.clock import SystemClock
 from referrals.aws import api
-from referrals.aws.runtime import SecretKeyUnavailable, services
+from referrals.aws.runtime import SecretKeyUnavailable, StripeSecretUnavailable, services
 from referrals.domain.model import Role
 from referrals.services.kept_secret import SECRET_KEY
 from referrals.services.keys import create_key
@@ -139,4 +139,25 @@ def test_an_empty_secret_fails_the_cold_start(aws: Aws, monkeypatch: pytest.Monk
     arn = client.create_secret(Name="referrals-test-binary", SecretBinary=b"\x00\x01")["ARN"]
     monkeypatch.setenv("REFERRALS_SECRET_KEY_ARN", arn)
     with pytest.raises(SecretKeyUnavailable, match="has no string value"):
+        services()
+
+
+STRIPE_SECRET = "whsec_test0stripe0endpoint0secret"
+
+
+def test_the_stripe_webhook_secret_is_read_from_its_secret(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = boto3.client("secretsmanager", region_name=REGION)
+    arn = client.create_secret(Name="referrals-test-stripe", SecretString=STRIPE_SECRET)["ARN"]
+    monkeypatch.setenv("REFERRALS_STRIPE_WEBHOOK_SECRET_ARN", arn)
+    assert services().settings.stripe_webhook_secret.get_secret_value() == STRIPE_SECRET
+
+
+def test_an_unreadable_stripe_webhook_secret_fails_the_cold_start(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    arn = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:referrals-test-stripe-AbCdEf"
+    monkeypatch.setenv("REFERRALS_STRIPE_WEBHOOK_SECRET_ARN", arn)
+    with pytest.raises(StripeSecretUnavailable, match="REFERRALS_STRIPE_WEBHOOK_SECRET_ARN"):
         services()

@@ -5,6 +5,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from referrals.domain.funnel import ReferralDay
 from referrals.domain.model import (
     Referral,
     ReferralStatus,
@@ -217,3 +218,24 @@ def test_a_programs_figures_count_only_its_own_records(
             StateTally(PENDING, 6, 5100),
             StateTally(HELD, 1, 1500),
         ]
+
+
+def test_a_programs_referral_days_count_signups_and_earnings_per_day_and_referrer(
+    store: Store, ledger: dict[str, Referral]
+) -> None:
+    """The funnel's referral stage: [since, until) of one program, by UTC day of the
+    signup and referrer; rejected and awaiting rewards earn nothing."""
+    add_referrer(store, replace(referrer("alice", "ALICE-P"), program_id="partners"))
+    seed(
+        store,
+        [referral("alice", "p1", 1, created_at=at(23), reward_cents=4000, program_id="partners")],
+    )
+    with store.read() as uow:
+        days = set(uow.stats.referral_days("default", SINCE, at(24, 10)))
+        partners = set(uow.stats.referral_days("partners", SINCE, NOW))
+    assert days == {
+        ReferralDay(date(2026, 11, 20), "alice", 1, 0),  # a3, rejected
+        ReferralDay(date(2026, 11, 20), "bob", 1, 1000),
+        ReferralDay(date(2026, 10, 27), "Zed", 1, 0),  # z2, awaiting a conversion
+    }  # a1 (at 10:00 on the 24th) is at the window's end: left out
+    assert partners == {ReferralDay(date(2026, 11, 23), "alice", 1, 4000)}

@@ -176,3 +176,36 @@ def test_each_handler_imports_from_the_asset_what_it_uses(asset: Path, short: st
         assert {"fastapi", "mangum"} <= modules
     else:  # the payout and notify functions answer events, not HTTP
         assert not modules & {"fastapi", "starlette", "mangum", "jinja2", "prometheus_client"}
+
+
+STRIPE_WEBHOOK = """
+import hashlib, hmac, sys, time
+from referrals.api.problems import ApiError
+from referrals.api.stripe_webhook import verify
+secret, payload, at = "whsec_asset", b'{"id": "evt_1"}', int(time.time())
+mac = hmac.new(secret.encode(), str(at).encode() + b"." + payload, hashlib.sha256).hexdigest()
+verify(payload, f"t={at},v1={mac}", secret)
+try:
+    verify(payload, f"t={at - 301},v1={mac}", secret)
+except ApiError as error:
+    print(error.code)
+print(sorted({name.split(".")[0] for name in sys.modules} & {"requests", "certifi"}))
+"""
+
+
+def test_the_api_function_checks_stripe_signatures_with_the_trimmed_library(asset: Path) -> None:
+    out = subprocess.run(
+        [lambda_python(), "-s", "-B", "-c", STRIPE_WEBHOOK],
+        cwd=asset,
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(asset)},
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    assert out.stdout.splitlines() == ["invalid_signature", "[]"]
+
+
+def test_stripe_keeps_only_what_its_signature_check_imports(asset: Path) -> None:
+    assert size_bytes(asset / "stripe") < 1024 * 1024  # of 9 MB installed
+    assert not [p for p in asset.iterdir() if p.name.startswith(("requests", "certifi"))]
+    assert not (asset / "stripe" / "params").exists()

@@ -3,7 +3,12 @@
 import pytest
 from aws_cdk.assertions import Template
 
-from referrals.adapters.dynamodb.tables import TTL_ATTRIBUTE, main_table, outbox_table
+from referrals.adapters.dynamodb.tables import (
+    KEYS_ONLY_GSIS,
+    TTL_ATTRIBUTE,
+    main_table,
+    outbox_table,
+)
 from referrals.domain.reports import STAGED_PREFIX
 from tests.infra.conftest import PREFIX, Json, arn, as_list, find, find_bucket, statements
 
@@ -24,7 +29,9 @@ def test_table_keys_and_indexes_are_the_store_design(template_json: Json, defini
         definition["GlobalSecondaryIndexes"], key=lambda i: i[by_name]
     )
     assert all(
-        i["Projection"] == {"ProjectionType": "ALL"} for i in props["GlobalSecondaryIndexes"]
+        i["Projection"]
+        == {"ProjectionType": "KEYS_ONLY" if i["IndexName"] in KEYS_ONLY_GSIS else "ALL"}
+        for i in props["GlobalSecondaryIndexes"]
     )
     assert props["BillingMode"] == "PAY_PER_REQUEST"
 

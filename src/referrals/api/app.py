@@ -12,8 +12,11 @@ from fastapi_offline import FastAPIOffline
 from referrals import __version__
 from referrals.api import (
     auth,
+    dashboard_programs,
     dashboard_routes,
+    funnel,
     keys,
+    links,
     metrics_routes,
     payouts,
     portal_routes,
@@ -21,6 +24,8 @@ from referrals.api import (
     programs,
     ratelimits,
     reviews,
+    sales,
+    stripe_webhook,
 )
 from referrals.api.limits import BodySizeLimit
 from referrals.api.request_id import RequestId
@@ -73,10 +78,15 @@ def create_app(services: Services | None = None, *, background: bool = False) ->
     app.include_router(payouts.router)
     app.include_router(reviews.router)
     app.include_router(programs.router)
+    app.include_router(funnel.router)
     app.include_router(keys.router)
     app.include_router(portal_routes.router)
     app.include_router(metrics_routes.router)
     app.include_router(dashboard_routes.router)
+    app.include_router(dashboard_programs.router)
+    app.include_router(links.router)
+    app.include_router(sales.router)
+    app.include_router(stripe_webhook.router)
     # The last added runs first: the request id is set before anything logs, requests
     # refused for their size (413) or a limit (429) are counted, and a refused address's
     # body is not even read.

@@ -24,63 +24,59 @@ Bad input is a 4xx page, never a 500.
 
 import re
 import time
-from typing import Annotated, Any
-from urllib.parse import parse_qs
+from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 
 from referrals.api import ratelimits
+from referrals.api.dashboard_kit import (
+    COOKIE,
+    Refused,
+    authorized,
+    message,
+    read_form,
+    redirect,
+    render,
+    session_of,
+    signed_in,
+    to_login,
+)
 from referrals.api.deps import ServicesDep, mount_point
 from referrals.api.problems import STATUS_BY_CODE
 from referrals.bootstrap import Services
 from referrals.domain.errors import DomainError
 from referrals.domain.model import DEFAULT_PROGRAM, EventStatus, ReferralStatus, Role
-from referrals.domain.money import format_cents
 from referrals.domain.money import format_dollars as dollars
 from referrals.domain.periods import PERIOD_REGEX, Period
 from referrals.services import audit, dashboard_overview, outbox, payouts, programs, reviews
 from referrals.services import sessions as records
 from referrals.services.keys import authenticate, record_use
-from referrals.web import program_pages, templates, tokens
+from referrals.web import tokens
 from referrals.web.charts import bar_chart
 from referrals.web.tokens import Session
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 
-COOKIE = "referrals_dashboard"
-LOGIN = "/dashboard/login"
+
 # An overview reads the last 30 days of referrals: a few seconds of reuse keeps a
 # dashboard left open (or many) from reading them on every refresh.
 OVERVIEW_TTL_S = 5.0
-MAX_FORM_FIELDS = 10
-HEADERS = {
-    "Cache-Control": "no-store",
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self';"
-        " frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",  # see the templates: a post must carry its Origin
-}
+
 ULID = re.compile(r"^[0-9A-Z]{26}$")
+
 PERIOD = re.compile(f"^{PERIOD_REGEX}$")
+
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-NAV = {
-    "overview": "/dashboard",
-    "payouts": "/dashboard/payouts",
-    "reviews": "/dashboard/reviews",
-    "notifications": "/dashboard/notifications",
-    "programs": "/dashboard/programs",
-}
+
 # Messages after a redirect are chosen by a fixed word: the page never echoes the URL.
 NOTICES = {
     "approved": "Approved: the next payout run pays it (once its hold is over).",
     "rejected": "Rejected: it will never be paid.",
     "retried": "Queued for delivery again.",
 }
+
 STATE_LABELS = {
     ReferralStatus.AWAITING.value: "Awaiting a conversion",
     ReferralStatus.PENDING.value: "Pending: the next run pays it (or its hold ends first)",
@@ -89,124 +85,30 @@ STATE_LABELS = {
 }
 
 
-class Refused(Exception):
-    """A request the dashboard answers with a page of its own: a 4xx and a message."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def _render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-    html = templates.get_template(f"dashboard/{template}.html").render(
-        dollars=dollars, root=mount_point(request), **context
-    )
-    return HTMLResponse(html, status, headers=HEADERS)
-
-
-def _message(request: Request, status: int, title: str, error: str) -> HTMLResponse:
-    return _render(request, "message", status, page_title=title, error=error)
-
-
-def _redirect(request: Request, path: str) -> RedirectResponse:
-    return RedirectResponse(mount_point(request) + path, 303, headers={"Cache-Control": "no-store"})
-
-
-def _session(request: Request, svc: Services) -> Session | None:
-    """The request's live session, or None. Reads the store (not in the event loop)."""
-    session = tokens.verify_session(svc.settings, request.cookies.get(COOKIE), svc.clock.now())
-    if session is None:
-        return None
-    key = records.live_key(svc.store, svc.clock, session.key_id, session.id)
-    return session if key is not None else None
-
-
-def _to_login(request: Request) -> RedirectResponse:
-    return _redirect(request, LOGIN)
-
-
-def _signed_in(
-    svc: Services, session: Session, page: str, title: str, **context: Any
-) -> dict[str, Any]:
-    """What every signed-in page shows around its content, with a banner for each payout
-    run that failed or whose report is not published (read from the store: not in the
-    event loop)."""
-    return {
-        "page_title": title,
-        "current": NAV[page],
-        "key_id": session.key_id,
-        "csrf": tokens.csrf_token(svc.settings, session),
-        "notice": None,
-        "error": None,
-        "payout_alerts": payouts.alerts(svc.store),
-        **context,
-    }
-
-
-def _same_origin(request: Request) -> bool:
-    """No Origin (an older browser, a same-origin GET), or one naming this host.
-
-    The host is compared, not the scheme: behind a proxy that ends TLS, the app sees
-    http for a page the browser loaded over https.
-    """
-    origin = request.headers.get("origin")
-    if origin is None:
-        return True
-    host = request.headers.get("host", "")
-    return bool(host) and origin.partition("://")[2] == host
-
-
-async def _form(request: Request) -> dict[str, str]:
-    """The posted form's fields (the first value of each)."""
-    if not _same_origin(request):
-        raise Refused(403, "This form was posted from another site.")
-    kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if kind != "application/x-www-form-urlencoded":
-        raise Refused(415, "Forms are posted as application/x-www-form-urlencoded.")
-    try:
-        body = (await request.body()).decode("utf-8")
-        fields = parse_qs(body, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
-    except (UnicodeDecodeError, ValueError):
-        raise Refused(400, "The form could not be read.") from None
-    return {name: values[0] for name, values in fields.items()}
-
-
-async def _authorized(request: Request, svc: Services) -> tuple[Session, dict[str, str]]:
-    """The session and form of a POST that may change something, or Refused."""
-    session = await run_in_threadpool(_session, request, svc)
-    if session is None:
-        raise Refused(403, "Your session has expired or is not valid: sign in again.")
-    form = await _form(request)
-    if not tokens.csrf_valid(svc.settings, session, form.get("csrf")):
-        raise Refused(403, "This form is out of date or was not sent by the dashboard.")
-    return session, form
-
-
 # Sign-in
 
 
 @router.get("/login")
 def login_page(request: Request, svc: ServicesDep) -> Response:
-    if _session(request, svc) is not None:
-        return _redirect(request, "/dashboard")
-    return _render(request, "login", error=None)
+    if session_of(request, svc) is not None:
+        return redirect(request, "/dashboard")
+    return render(request, "login", error=None)
 
 
 @router.post("/login")
 async def login(request: Request, svc: ServicesDep) -> Response:
     try:
-        form = await _form(request)
+        form = await read_form(request)
     except Refused as refused:
-        return _render(request, "login", refused.status, error=refused.message)
+        return render(request, "login", refused.status, error=refused.message)
     now = svc.clock.now()
     key = await run_in_threadpool(authenticate, svc.store, form.get("key", "").strip(), now)
     if key is None:
         if (too_many := await run_in_threadpool(ratelimits.count_failure, request)) is not None:
             return too_many
-        return _render(request, "login", 401, error="This key is not valid.")
+        return render(request, "login", 401, error="This key is not valid.")
     if key.role is not Role.ADMIN:
-        return _render(request, "login", 403, error=f"An {key.role} key cannot open the dashboard.")
+        return render(request, "login", 403, error=f"An {key.role} key cannot open the dashboard.")
     session = tokens.issue_session(svc.settings, key.id, now, until=key.expires_at)
 
     def start() -> None:
@@ -214,7 +116,7 @@ async def login(request: Request, svc: ServicesDep) -> Response:
         record_use(svc.store, svc.clock, key)
 
     await run_in_threadpool(start)
-    response = _redirect(request, "/dashboard")
+    response = redirect(request, "/dashboard")
     response.set_cookie(
         COOKIE,
         session.token,
@@ -230,14 +132,14 @@ async def login(request: Request, svc: ServicesDep) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request, svc: ServicesDep) -> Response:
-    if await run_in_threadpool(_session, request, svc) is not None:
+    if await run_in_threadpool(session_of, request, svc) is not None:
         try:  # a live session ends only by its own form
-            session, _ = await _authorized(request, svc)
+            session, _ = await authorized(request, svc)
         except Refused as refused:
-            return _message(request, refused.status, "Not signed out", refused.message)
+            return message(request, refused.status, "Not signed out", refused.message)
         # On the server: a copy of the cookie is refused from now on, on every server.
         await run_in_threadpool(records.end, svc.store, svc.clock, session.key_id, session.id)
-    response = _to_login(request)
+    response = to_login(request)
     response.delete_cookie(
         COOKIE,
         path=mount_point(request) + "/dashboard",
@@ -251,9 +153,7 @@ async def logout(request: Request, svc: ServicesDep) -> Response:
 # Overview
 
 
-def _overview(
-    request: Request, svc: Services, program: str | None
-) -> dashboard_overview.Overview:
+def _overview(request: Request, svc: Services, program: str | None) -> dashboard_overview.Overview:
     kept: dict[str | None, tuple[float, dashboard_overview.Overview]] = (
         getattr(request.app.state, "dashboard_overview", None) or {}
     )
@@ -274,13 +174,13 @@ def _overview(
 @router.get("")
 def overview_page(request: Request, svc: ServicesDep, program: str = "") -> Response:
     """Every program's figures, or with `?program=` one program's."""
-    session = _session(request, svc)
+    session = session_of(request, svc)
     if session is None:
-        return _to_login(request)
+        return to_login(request)
     svc.rules.ensure_default()
     choices = [view.program.id for view in programs.list_programs(svc.store)]
     if program and program not in choices:
-        return _message(request, 404, "No such program", f"There is no program {program!r}.")
+        return message(request, 404, "No such program", f"There is no program {program!r}.")
     data = _overview(request, svc, program or None)
     signups = bar_chart(
         [(day.isoformat(), count) for day, count in data.days],
@@ -288,10 +188,10 @@ def overview_page(request: Request, svc: ServicesDep, program: str = "") -> Resp
         shorten=lambda iso: iso[5:],
     )
     tiers = bar_chart([(dollars(row.reward_cents), row.count) for row in data.tiers], width=400)
-    return _render(
+    return render(
         request,
         "overview",
-        **_signed_in(svc, session, "overview", "Overview"),
+        **signed_in(svc, session, "overview", "Overview"),
         overview=data,
         programs=choices,
         window_days=dashboard_overview.WINDOW_DAYS,
@@ -306,28 +206,26 @@ def overview_page(request: Request, svc: ServicesDep, program: str = "") -> Resp
 
 @router.get("/payouts")
 def payouts_page(request: Request, svc: ServicesDep) -> Response:
-    session = _session(request, svc)
+    session = session_of(request, svc)
     if session is None:
-        return _to_login(request)
+        return to_login(request)
     runs = payouts.list_runs(svc.store)
-    return _render(
-        request, "payouts", **_signed_in(svc, session, "payouts", "Payout runs"), runs=runs
+    return render(
+        request, "payouts", **signed_in(svc, session, "payouts", "Payout runs"), runs=runs
     )
 
 
 @router.get("/payouts/{period}/report")
 def report(period: str, request: Request, svc: ServicesDep) -> Response:
-    session = _session(request, svc)
+    session = session_of(request, svc)
     if session is None:
-        return _to_login(request)
+        return to_login(request)
     if not PERIOD.match(period):
-        return _message(request, 404, "No such report", "A period is written YYYY-MM.")
+        return message(request, 404, "No such report", "A period is written YYYY-MM.")
     try:
         data = payouts.get_report(svc.store, svc.reports, Period.parse(period))
     except DomainError as error:
-        return _message(
-            request, STATUS_BY_CODE.get(error.code, 400), "No such report", error.detail
-        )
+        return message(request, STATUS_BY_CODE.get(error.code, 400), "No such report", error.detail)
     headers = {
         "Content-Disposition": f'attachment; filename="payouts-{period}.csv"',
         "Cache-Control": "no-store",
@@ -353,12 +251,12 @@ def _reviews(
         page = reviews.review_queue(svc.store, 50, None)
         context["error"], status = error.detail, 400
     recent = audit.audit_log(svc.store, 20, None).items
-    signed_in = _signed_in(svc, session, "reviews", "Review queue")
-    return _render(
+    frame = signed_in(svc, session, "reviews", "Review queue")
+    return render(
         request,
         "reviews",
         status,
-        **(signed_in | context),
+        **(frame | context),
         held=page.items,
         next_cursor=page.next_cursor,
         audit=recent,
@@ -369,18 +267,18 @@ def _reviews(
 def reviews_page(
     request: Request, svc: ServicesDep, cursor: str | None = None, done: str | None = None
 ) -> Response:
-    session = _session(request, svc)
+    session = session_of(request, svc)
     if session is None:
-        return _to_login(request)
+        return to_login(request)
     return _reviews(request, svc, session, cursor, notice=NOTICES.get(done or ""))
 
 
 @router.post("/reviews/{referral_id}/{decision}")
 async def review(referral_id: str, decision: str, request: Request, svc: ServicesDep) -> Response:
     try:
-        session, form = await _authorized(request, svc)
+        session, form = await authorized(request, svc)
     except Refused as refused:
-        return _message(request, refused.status, "Not done", refused.message)
+        return message(request, refused.status, "Not done", refused.message)
     reason = form.get("reason", "").strip() or None
     try:
         if decision not in ("approve", "reject") or not ULID.match(referral_id):
@@ -405,7 +303,7 @@ async def review(referral_id: str, decision: str, request: Request, svc: Service
             _reviews, request, svc, session, None, status, error=f"Not done: {error.detail}."
         )
     done = "approved" if decision == "approve" else "rejected"
-    return _redirect(request, f"/dashboard/reviews?done={done}")
+    return redirect(request, f"/dashboard/reviews?done={done}")
 
 
 # Notifications
@@ -414,11 +312,11 @@ async def review(referral_id: str, decision: str, request: Request, svc: Service
 def _notifications(
     request: Request, svc: Services, session: Session, status: int = 200, **context: Any
 ) -> HTMLResponse:
-    return _render(
+    return render(
         request,
         "notifications",
         status,
-        **(_signed_in(svc, session, "notifications", "Notifications") | context),
+        **(signed_in(svc, session, "notifications", "Notifications") | context),
         dead=outbox.list_events(svc.store, EventStatus.DEAD, 50),
         recent=outbox.list_events(svc.store, None, 50),
     )
@@ -426,18 +324,18 @@ def _notifications(
 
 @router.get("/notifications")
 def notifications_page(request: Request, svc: ServicesDep, done: str | None = None) -> Response:
-    session = _session(request, svc)
+    session = session_of(request, svc)
     if session is None:
-        return _to_login(request)
+        return to_login(request)
     return _notifications(request, svc, session, notice=NOTICES.get(done or ""))
 
 
 @router.post("/notifications/{event_id}/retry")
 async def retry(event_id: str, request: Request, svc: ServicesDep) -> Response:
     try:
-        session, _ = await _authorized(request, svc)
+        session, _ = await authorized(request, svc)
     except Refused as refused:
-        return _message(request, refused.status, "Not done", refused.message)
+        return message(request, refused.status, "Not done", refused.message)
 
     def requeue() -> None:
         # As the API does: send it again, and log who did in the same transaction.
@@ -456,46 +354,4 @@ async def retry(event_id: str, request: Request, svc: ServicesDep) -> Response:
         return await run_in_threadpool(
             _notifications, request, svc, session, status, error=f"Not done: {error.detail}."
         )
-    return _redirect(request, "/dashboard/notifications?done=retried")
-
-
-# Programs
-
-
-@router.get("/programs")
-def programs_page(request: Request, svc: ServicesDep) -> Response:
-    """Every program and its chain of rule versions: the one in force, those to come;
-    each program's checks report, and a form to simulate other tiers."""
-    session = _session(request, svc)
-    if session is None:
-        return _to_login(request)
-    svc.rules.ensure_default()
-    views, now = programs.list_programs(svc.store), svc.clock.now()
-    kept = request.app.state.__dict__.setdefault("checks_reports", {})
-    context = program_pages.programs_context(svc.store, views, now, kept)
-    page = _signed_in(svc, session, "programs", "Programs")
-    return _render(request, "programs", **page, **context, views=views, now=now, cents=format_cents)
-
-
-@router.get("/programs/{program_id}/simulate")
-def simulation_page(
-    program_id: str,
-    request: Request,
-    svc: ServicesDep,
-    tiers: str = "",
-    monthly_cap: str = "",
-    start: Annotated[str, Query(alias="from")] = "",
-    end: Annotated[str, Query(alias="to")] = "",
-) -> Response:
-    """A proposal's before/after: read only, so a GET form (it can be bookmarked)."""
-    session = _session(request, svc)
-    if session is None:
-        return _to_login(request)
-    try:
-        view = programs.get_program(svc.store, program_id)
-    except DomainError as error:
-        return _message(request, 404, "No such program", error.detail)
-    form = program_pages.Proposal(tiers, monthly_cap, start, end)
-    status, context = program_pages.simulation_context(svc.store, view, svc.clock.now(), form)
-    page = _signed_in(svc, session, "programs", f"Simulate: {view.program.name}")
-    return _render(request, "simulation", status, **(page | context), cents=format_cents)
+    return redirect(request, "/dashboard/notifications?done=retried")

@@ -67,8 +67,9 @@ def change_program(
     key: ApiKey = Depends(auth.admin),
 ) -> ProgramOut:
     """Rename it, pause it (new signups get 409 `program_paused`; what was earned is still
-    paid), resume or archive it (for good), or change its share link. Every server
-    sees a change within 2 s."""
+    paid), resume or archive it (for good), or change its share link, its tracked
+    links' landing URL or its attribution settings. Every server sees a change within
+    2 s."""
     sent = body.model_fields_set
     view = programs.update_program(
         svc.store,
@@ -79,6 +80,10 @@ def change_program(
         status=body.status,
         share_url_template=body.share_url_template,
         clear_share_url="share_url_template" in sent and body.share_url_template is None,
+        landing_url=body.landing_url,
+        clear_landing_url="landing_url" in sent and body.landing_url is None,
+        attribution_window_days=body.attribution_window_days,
+        attribution=body.attribution,
     )
     svc.rules.forget(program_id)
     return ProgramOut.of(view, svc.clock.now())

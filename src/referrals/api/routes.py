@@ -171,6 +171,7 @@ def legacy_signup(
         body.userId,
         body.referralCode,
         body.email,
+        click_id=body.clickId,
     )
     metrics_of(request).signed_up(result)
     answer = LegacySignupResponse(
@@ -321,15 +322,17 @@ def list_program_referrer_referrals(
     status_code=status.HTTP_201_CREATED,
     tags=["signups"],
     responses=PROBLEMS
-    | {200: {"model": SignupOut, "description": "Replay of a recorded signup"}, 404: {}}
-    | {409: {"description": "already_referred, program_paused"}, 422: {}},
+    | {200: {"model": SignupOut, "description": "Replay of a recorded signup"}}
+    | {404: {"description": "code_not_found, click_not_found"}}
+    | {409: {"description": "already_referred, program_paused, click_mismatch"}, 422: {}},
     dependencies=[Depends(default_program)],
 )
 def create_signup(
     body: SignupRequest, svc: ServicesDep, request: Request, key: ApiKey = Depends(auth.ingest)
 ) -> Response:
-    """Record a signup with a referrer's code: in the code's program, priced by its rules
-    in force (a paused program refuses it with 409 `program_paused`)."""
+    """Record a signup with a referrer's code, or the click id of their tracked link: in
+    the code's program, priced by its rules in force (a paused program refuses it with
+    409 `program_paused`)."""
     if body.signed_up_at is not None and key.role is not Role.ADMIN:
         raise ApiError("forbidden", "only admin keys may import signups with signed_up_at")
     result = sign_up(
@@ -343,6 +346,7 @@ def create_signup(
         body.ip,
         body.device_id,
         fingerprints=svc.fingerprints,
+        click_id=body.click_id,
     )
     metrics_of(request).signed_up(result)
     referral = result.referral

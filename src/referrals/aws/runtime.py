@@ -23,6 +23,7 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
+from pydantic import SecretStr
 from snapshot_restore_py import (  # type: ignore[import-untyped]
     register_after_restore,
     register_before_snapshot,
@@ -39,7 +40,7 @@ class SecretKeyUnavailable(RuntimeError):
 @cache
 def services() -> Services:
     """Adapters from the environment, built on the first invocation, never at import."""
-    return build(with_secret_key(Settings()))
+    return build(with_stripe_webhook_secret(with_secret_key(Settings())))
 
 
 def with_secret_key(settings: Settings) -> Settings:
@@ -66,6 +67,34 @@ def with_secret_key(settings: Settings) -> Settings:
     if not isinstance(value, str) or not value:
         raise SecretKeyUnavailable(f"the signing secret {arn} has no string value")
     return settings.model_copy(update={"secret_key": value})
+
+
+class StripeSecretUnavailable(RuntimeError):
+    """The Stripe webhook's signing secret named by `stripe_webhook_secret_arn` could not
+    be read."""
+
+
+def with_stripe_webhook_secret(settings: Settings) -> Settings:
+    """`settings` with `stripe_webhook_secret` read from Secrets Manager, if only its ARN
+    is set (the stack never puts the value in the template). One that cannot be read
+    fails the cold start, as the signing secret does: an API that took Stripe's events
+    without it would refuse every one of them, quietly."""
+    arn = settings.stripe_webhook_secret_arn
+    if settings.stripe_webhook_secret.get_secret_value() or not arn:
+        return settings
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        client = _client("secretsmanager", _region_of(arn))
+        value = client.get_secret_value(SecretId=arn).get("SecretString")
+    except (BotoCoreError, ClientError) as error:
+        raise StripeSecretUnavailable(
+            f"cannot read the Stripe webhook secret {arn} "
+            f"(REFERRALS_STRIPE_WEBHOOK_SECRET_ARN): {error}"
+        ) from error
+    if not isinstance(value, str) or not value.strip():
+        raise StripeSecretUnavailable(f"the Stripe webhook secret {arn} has no string value")
+    return settings.model_copy(update={"stripe_webhook_secret": SecretStr(value.strip())})
 
 
 def _region_of(arn: str) -> str | None:
@@ -99,6 +128,8 @@ def prime() -> None:
     build_payout_starter(settings.payout_state_machine_arn)  # the API function's only
     if settings.secret_key_arn:
         _client("secretsmanager", _region_of(settings.secret_key_arn))
+    if settings.stripe_webhook_secret_arn:
+        _client("secretsmanager", _region_of(settings.stripe_webhook_secret_arn))
 
 
 def restored() -> None:

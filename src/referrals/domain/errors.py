@@ -126,3 +126,51 @@ class ProgramArchived(DomainError):
     """An archived program stays archived (it can still be renamed)."""
 
     code = "program_archived"
+
+
+class ClickNotFound(NotFound):
+    """A signup's click id names no click recorded within its program's attribution
+    window (forged, mistyped or expired): it attributes nothing."""
+
+    code = "click_not_found"
+    field = "click_id"  # the input it is about, as InvalidInput names one
+
+
+class ClickMismatch(DomainError):
+    """A signup sent a referral code and a click id of another referrer's link."""
+
+    code = "click_mismatch"
+    field = "click_id"
+
+
+class SaleNotFound(NotFound):
+    """A refund or a dispute names a sale never recorded."""
+
+    code = "sale_not_found"
+
+
+class SaleConflict(DomainError):
+    """A sale's external id already recorded with another body."""
+
+    code = "sale_conflict"
+
+
+class RefundConflict(DomainError):
+    """A refund's external id already recorded with another body."""
+
+    code = "refund_conflict"
+
+
+class RefundExceedsSale(DomainError):
+    """The refunds of a sale would add up to more than the sale."""
+
+    code = "refund_exceeds_sale"
+
+
+class CurrencyMismatch(InvalidInput):
+    """A sale in a currency other than its program's: a program never sums currencies."""
+
+    code = "currency_mismatch"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, field="currency")

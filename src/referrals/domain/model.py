@@ -196,6 +196,7 @@ class Referral:
     receipt: Receipt | None = None
     note: str | None = None  # the reason given by the last review or reversal
     program_id: str = DEFAULT_PROGRAM  # the referrer's (and the code's) program
+    click_id: str | None = None  # the tracked link's click it came from, if one
 
     @property
     def payable_at(self) -> datetime:
@@ -240,6 +241,7 @@ class SignupSlot:
 class RewardKind(StrEnum):
     REFEREE = "referee"  # the referred user's own reward, in a double-sided program
     CLAWBACK = "clawback"  # takes back a paid reward that was reversed: negative cents
+    SHARE = "share"  # a share of a referee's sale (domain.sales), paid to the referrer
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +263,8 @@ class Reward:
     payout_period: str | None = None
     note: str | None = None
     program_id: str = DEFAULT_PROGRAM  # its referral's
+    # The sale (its external id) a revenue share, or a clawback of one, came from.
+    sale_id: str | None = None
 
     @property
     def payable_at(self) -> datetime:

@@ -13,6 +13,7 @@ from referrals.domain.checks import VELOCITY, CheckMode, FraudChecks
 from referrals.domain.model import CapCounted, Check, Receipt, ReferralStatus
 from referrals.domain.periods import Period
 from referrals.domain.program import RuleVersion
+from referrals.domain.sales import SHARE_RULE, share_of
 
 AWAITING_RULE = "awaiting conversion"
 CONVERSION_RULE = "conversion:"  # followed by the event that earned the reward
@@ -59,6 +60,41 @@ def price(
     )
     status = earned_status(receipt) if earned_in is not None else ReferralStatus.AWAITING
     return Priced(cents, status, receipt)
+
+
+def price_share(
+    rules: RuleVersion,
+    sale_kind: str,
+    amount_minor: int,
+    referral_count: int,
+    counters: CapCounted,
+    earned_in: str,
+    *,
+    held: bool = False,
+) -> Priced | None:
+    """The revenue share of a sale of `amount_minor` under `rules`, for a referrer with
+    `referral_count` referrals and cap `counters` as they are, earned in `earned_in`
+    (YYYY-MM); None if the rules pay no share at that count. `held`: the referral
+    waits for review, and its shares with it.
+
+    The receipt's tier is the share tier's threshold, and its `tier_cents` what the
+    tier's basis points make of the sale (after the ceiling, before the caps).
+    """
+    tier = rules.share_tiers.tier_of(referral_count)
+    if tier is None or not tier.bps:
+        return None
+    share = share_of(amount_minor, tier.bps, rules.share_ceiling_cents)
+    cents, cap = rules.capped(share, counters, earned_in)
+    receipt = Receipt(
+        rule=f"{SHARE_RULE}{sale_kind}",
+        tier_threshold=tier.threshold,
+        tier_cents=share,
+        hold_days=rules.hold.days,
+        cap=cap,
+        program=rules.program_id,
+        rule_version=rules.version,
+    )
+    return Priced(cents, ReferralStatus.HELD if held else ReferralStatus.PENDING, receipt)
 
 
 def earned_status(receipt: Receipt) -> ReferralStatus:

@@ -18,6 +18,7 @@ from referrals.domain.checks import FraudChecks
 from referrals.domain.errors import InvalidInput
 from referrals.domain.model import DEFAULT_PROGRAM as DEFAULT_PROGRAM
 from referrals.domain.model import CapCounted
+from referrals.domain.sales import MAX_SHARE_MONTHS, NO_SHARE, ShareTier, ShareTiers
 from referrals.domain.tiers import DEFAULT_TIERS, Tier, TierSchedule
 
 # The default program's first version prices everything recorded before programs
@@ -27,11 +28,21 @@ _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 MAX_TIERS = 50
 MAX_NAME = 120
 MAX_TEMPLATE = 500
+MAX_LANDING_URL = 500
+MAX_ATTRIBUTION_DAYS = 365
+DEFAULT_ATTRIBUTION_DAYS = 30
 
 
 class Trigger(StrEnum):
     SIGNUP = "signup"  # a referral earns its reward when the referee signs up
     CONVERSION = "conversion"  # ...when the referee does the qualifying event
+
+
+class Attribution(StrEnum):
+    """Which click a visitor's signup is credited to when they clicked several links."""
+
+    FIRST = "first"  # the first click within the window keeps the credit
+    LAST = "last"  # each new click takes it over
 
 
 class ProgramStatus(StrEnum):
@@ -63,6 +74,13 @@ class RuleVersion:
     # all; 0: no cap. A referral past a cap still counts toward the tiers.
     monthly_cap_cents: int = 0
     lifetime_cap_cents: int = 0
+    # A revenue share (domain.sales): basis points of each sale of a referred user, by
+    # the referrer's referral count (none: no share), for the sales within
+    # `share_months` of the signup (0: for life), at most `share_ceiling_cents` a sale
+    # (0: no ceiling). The caps above apply to it too.
+    share_tiers: ShareTiers = NO_SHARE
+    share_months: int = 0
+    share_ceiling_cents: int = 0
     program_id: str = DEFAULT_PROGRAM
     version: int = 1
     effective_from: datetime = BEGINNING
@@ -79,12 +97,16 @@ class RuleVersion:
             ("lifetime_cap_cents", self.lifetime_cap_cents),
             ("conversion_window_days", self.conversion_window_days),
             ("checks.velocity_per_hour", self.checks.velocity_per_hour),
+            ("share.months", self.share_months),
+            ("share.ceiling_cents", self.share_ceiling_cents),
         )
         for name, amount in amounts:
             _require(amount >= 0, name, "cannot be negative")
         _require(self.hold >= timedelta(0), "hold_days", "cannot be negative")
         _require(len(self.tiers.tiers) <= MAX_TIERS, "tiers", f"at most {MAX_TIERS} tiers")
         _require(0 < len(self.conversion_event) <= 64, "conversion_event", "1-64 characters")
+        months = f"at most {MAX_SHARE_MONTHS}"
+        _require(self.share_months <= MAX_SHARE_MONTHS, "share.months", months)
 
     def capped(self, cents: int, referrer: CapCounted, month: str) -> tuple[int, str | None]:
         """What a reward of `cents` earned in `month` pays under the caps, given what
@@ -138,6 +160,11 @@ class RuleVersion:
             "minimum_payout_cents": self.minimum_payout_cents,
             "auto_enroll_referees": self.auto_enroll_referees,
             "checks": self.checks.to_dict(),
+            "share": {
+                "tiers": [{"threshold": t.threshold, "bps": t.bps} for t in self.share_tiers.tiers],
+                "months": self.share_months,
+                "ceiling_cents": self.share_ceiling_cents,
+            },
         }
 
     @classmethod
@@ -145,6 +172,7 @@ class RuleVersion:
         """Rules from `to_dict`'s shape (validated by the API's schema first), with the
         version's identity (`program_id`, `version`, `effective_from`, `created_at`)."""
         conversion = rules.get("conversion") or {}
+        share = rules.get("share") or {}  # absent from versions stored before shares
         tiers = tuple(Tier(t["threshold"], t["reward_cents"]) for t in rules["tiers"])
         return cls(
             tiers=_schedule(tiers),
@@ -159,6 +187,11 @@ class RuleVersion:
             minimum_payout_cents=rules.get("minimum_payout_cents", 0),
             auto_enroll_referees=rules.get("auto_enroll_referees", True),
             checks=FraudChecks.from_dict(rules.get("checks") or {}),
+            share_tiers=ShareTiers(
+                tuple(ShareTier(t["threshold"], t["bps"]) for t in share.get("tiers", ()))
+            ),
+            share_months=share.get("months", 0),
+            share_ceiling_cents=share.get("ceiling_cents", 0),
             **identity,
         )
 
@@ -172,6 +205,12 @@ class Program:
     # Where a referrer's link points; `{code}` is replaced by their code.
     share_url_template: str | None = None
     created_at: datetime = BEGINNING
+    # Where a tracked link (`/l/{code}`) sends its visitor, with `ref` and `click_id`
+    # added to its query; None: the program has no tracked links.
+    landing_url: str | None = None
+    # How long a click can still be credited with a signup, and which click is.
+    attribution_window_days: int = DEFAULT_ATTRIBUTION_DAYS
+    attribution: Attribution = Attribution.FIRST
 
     def __post_init__(self) -> None:
         _require(
@@ -192,6 +231,13 @@ class Program:
                 template.startswith(("https://", "http://")), "share_url_template", "an http(s) URL"
             )
             _require("{code}" in template, "share_url_template", "must contain {code}")
+        if self.landing_url is not None:
+            _require(is_landing_url(self.landing_url), "landing_url", LANDING_URL_RULE)
+        _require(
+            1 <= self.attribution_window_days <= MAX_ATTRIBUTION_DAYS,
+            "attribution_window_days",
+            f"1-{MAX_ATTRIBUTION_DAYS} days",
+        )
 
     @property
     def takes_signups(self) -> bool:
@@ -200,6 +246,17 @@ class Program:
 
 def is_valid_program_id(value: str) -> bool:
     return bool(_SLUG.match(value))
+
+
+LANDING_URL_RULE = f"an http(s) URL with a host, at most {MAX_LANDING_URL} characters"
+# An absolute http(s) URL: a host, then anything but whitespace and control characters.
+LANDING_URL_PATTERN = r"^https?://[^\s/?#\x00-\x1f\x7f]+[^\s\x00-\x1f\x7f]*$"
+_LANDING_URL = re.compile(LANDING_URL_PATTERN)
+
+
+def is_landing_url(value: str) -> bool:
+    """An absolute http(s) URL with a host and no whitespace: a redirect's Location."""
+    return len(value) <= MAX_LANDING_URL and bool(_LANDING_URL.fullmatch(value))
 
 
 def in_force(versions: Sequence[RuleVersion], at: datetime) -> RuleVersion | None:

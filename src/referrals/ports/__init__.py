@@ -7,6 +7,7 @@ from referrals.ports.access import (
     SecretRepository,
     SessionRepository,
 )
+from referrals.ports.clicks import ClickRepository
 from referrals.ports.ledger import (
     ConversionRepository,
     ReferralRepository,
@@ -16,12 +17,14 @@ from referrals.ports.ledger import (
 from referrals.ports.outbox import Notifier, OutboxRepository
 from referrals.ports.payouts import LeaseLost, PayoutRepository, PayoutStarter, ReportStore
 from referrals.ports.programs import ProgramRepository
+from referrals.ports.sales import SaleRepository
 from referrals.ports.stats import StatsRepository
 from referrals.ports.store import Clock, Store, UnitOfWork
 
 __all__ = [
     "ApiKeyRepository",
     "AuditRepository",
+    "ClickRepository",
     "Clock",
     "ConversionRepository",
     "LeaseLost",
@@ -34,6 +37,7 @@ __all__ = [
     "ReferrerRepository",
     "ReportStore",
     "RewardRepository",
+    "SaleRepository",
     "SecretRepository",
     "SessionRepository",
     "StatsRepository",

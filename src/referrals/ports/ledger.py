@@ -84,6 +84,13 @@ class ReferralRepository(Protocol):
         """The referee's referral in the program: a user is referred once per program."""
         ...
 
+    def by_email(self, email: str, *, program: str = DEFAULT_PROGRAM) -> Referral | None:
+        """The referral in the program whose referee signed up with `email`, compared
+        case-insensitively (ASCII letters at least); of several, the first made. Read
+        through an index (a billing system's customer is matched by it), so a store may
+        see a signup committed a moment ago late."""
+        ...
+
     def parties_counted(self, code: str, referee_id: str) -> SignupParties:
         """The referrer of `code` (case-insensitively), the referee's earlier referral
         and the referee's profile in the code's program, read together, with the

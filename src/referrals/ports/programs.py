@@ -21,8 +21,9 @@ class ProgramRepository(Protocol):
         ...
 
     def update(self, program: Program, status_was: ProgramStatus) -> None:
-        """Replace a program's name, status and share URL template (its id, currency and
-        creation time never change), if its status is still `status_was`; raises
+        """Replace a program's name, status, share URL template, landing URL and
+        attribution settings (its id, currency and creation time never change), if its
+        status is still `status_was`; raises
         Conflict (at the latest on commit) if another change came first."""
         ...
 

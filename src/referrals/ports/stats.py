@@ -4,6 +4,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
+from referrals.domain.funnel import ReferralDay
 from referrals.domain.model import (
     ReferrerTally,
     SignupTally,
@@ -33,6 +34,14 @@ class StatsRepository(Protocol):
     ) -> Sequence[ReferrerTally]:
         """The `limit` referrers with the most referrals created since `since`, most
         first, ties by referrer id (bytes); read like `signups`."""
+        ...
+
+    def referral_days(
+        self, program: str, since: datetime, until: datetime
+    ) -> Sequence[ReferralDay]:
+        """The program's referrals created in [since, until), counted per UTC day of
+        `created_at` and referrer, with what they earned (UNEARNED ones nothing), in no
+        particular order; read like `signups` (the ids minted since `since - ID_SLACK`)."""
         ...
 
     def unsettled(self, *, program: str | None = None) -> Sequence[StateTally]:

@@ -10,6 +10,8 @@ from referrals.ports.access import (
     SecretRepository,
     SessionRepository,
 )
+from referrals.ports.aliases import SaleAliasRepository
+from referrals.ports.clicks import ClickRepository
 from referrals.ports.ledger import (
     ConversionRepository,
     ReferralRepository,
@@ -19,6 +21,7 @@ from referrals.ports.ledger import (
 from referrals.ports.outbox import OutboxRepository
 from referrals.ports.payouts import PayoutRepository
 from referrals.ports.programs import ProgramRepository
+from referrals.ports.sales import SaleRepository
 from referrals.ports.stats import StatsRepository
 
 
@@ -71,6 +74,15 @@ class UnitOfWork(Protocol):
 
     @property
     def stats(self) -> StatsRepository: ...
+
+    @property
+    def sales(self) -> SaleRepository: ...
+
+    @property
+    def clicks(self) -> ClickRepository: ...
+
+    @property
+    def sale_aliases(self) -> SaleAliasRepository: ...
 
     def __enter__(self) -> Self: ...
 

@@ -6,7 +6,7 @@ are made, and checked against the referrer whose code is in the page's path.
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from referrals.domain.codes import is_valid_code, normalize_code
 from referrals.domain.errors import InvalidInput, NotFound
@@ -19,12 +19,14 @@ from referrals.services.queries import ReferrerStats, stats_of
 MIN_TTL_SECONDS = 60
 MAX_TTL_SECONDS = 90 * 24 * 3600  # the most the portal_link_ttl_seconds setting allows
 RECENT_REFERRALS = 50
+CLICK_DAYS = 30  # the clicks shown: those on the referrer's links in the last 30 days
 
 
 @dataclass(frozen=True, slots=True)
 class PortalView:
     stats: ReferrerStats
     recent: Sequence[Referral]  # the most recent first, at most RECENT_REFERRALS
+    clicks: int  # on the referrer's tracked links in the last CLICK_DAYS days
     expires_at: datetime  # when the link that opened it stops working
 
 
@@ -81,4 +83,8 @@ def open_portal(
         recent = uow.referrals.for_referrer(
             owner.user_id, after, RECENT_REFERRALS, program=owner.program_id
         )
-    return PortalView(stats, list(reversed(recent)), datetime.fromtimestamp(claims.expires_at, UTC))
+        now = clock.now()
+        since = now - timedelta(days=CLICK_DAYS)
+        clicks = uow.clicks.count(owner.program_id, owner.user_id, since, now)
+    expires_at = datetime.fromtimestamp(claims.expires_at, UTC)
+    return PortalView(stats, list(reversed(recent)), clicks, expires_at)

@@ -29,6 +29,7 @@ from referrals.domain.money import DEFAULT_CURRENCY
 from referrals.domain.program import (
     BEGINNING,
     DEFAULT_PROGRAM,
+    Attribution,
     Program,
     ProgramStatus,
     RuleVersion,
@@ -152,10 +153,15 @@ def update_program(
     status: ProgramStatus | None = None,
     share_url_template: str | None = None,
     clear_share_url: bool = False,
+    landing_url: str | None = None,
+    clear_landing_url: bool = False,
+    attribution_window_days: int | None = None,
+    attribution: Attribution | None = None,
 ) -> ProgramView:
-    """Rename, pause, resume or archive a program, or change its share URL. An archived
-    program stays archived: the write holds only over the status it read, so a
-    concurrent archive makes a resume read again and be refused."""
+    """Rename, pause, resume or archive a program, or change its share URL, landing URL
+    or attribution settings. An archived program stays archived: the write holds only
+    over the status it read, so a concurrent archive makes a resume read again and be
+    refused."""
 
     def attempt() -> ProgramView:
         with store.unit_of_work() as uow:
@@ -166,11 +172,17 @@ def update_program(
             if archived and status not in (None, ProgramStatus.ARCHIVED):
                 raise ProgramArchived(f"program {program_id!r} is archived, and stays so")
             template = None if clear_share_url else share_url_template or current.share_url_template
+            landing = None if clear_landing_url else landing_url or current.landing_url
             changed = replace(
                 current,
                 name=name if name is not None else current.name,
                 status=status or current.status,
                 share_url_template=template,
+                landing_url=landing,
+                attribution_window_days=current.attribution_window_days
+                if attribution_window_days is None
+                else attribution_window_days,
+                attribution=attribution or current.attribution,
             )
             uow.programs.update(changed, current.status)
             moved = status is not None and status is not current.status

@@ -6,9 +6,12 @@ from typing import Protocol
 
 from referrals.domain import events
 from referrals.domain.checks import Fingerprint, Fingerprints, signup_checks, velocity_check
-from referrals.domain.codes import is_valid_code, is_valid_user_id
+from referrals.domain.clicks import Click, is_valid_click_id
+from referrals.domain.codes import is_valid_code, is_valid_user_id, normalize_code
 from referrals.domain.errors import (
     AlreadyReferred,
+    ClickMismatch,
+    ClickNotFound,
     CodeNotFound,
     DomainError,
     InvalidInput,
@@ -59,11 +62,12 @@ class SignupResult:
 @dataclass(frozen=True, slots=True)
 class _Signup:
     user_id: str
-    referral_code: str
+    referral_code: str | None
     email: str | None
     signed_up_at: datetime | None
     ip: Fingerprint | None
     device: Fingerprint | None
+    click_id: str | None = None
 
 
 def sign_up(
@@ -71,13 +75,14 @@ def sign_up(
     clock: Clock,
     rules: RuleVersion | RulesFor,
     user_id: str,
-    referral_code: str,
+    referral_code: str | None,
     email: str | None = None,
     signed_up_at: datetime | None = None,
     ip: str | None = None,
     device_id: str | None = None,
     *,
     fingerprints: Fingerprints | None = None,
+    click_id: str | None = None,
 ) -> SignupResult:
     """Record that `user_id` signed up with `referral_code` and price the reward.
 
@@ -90,16 +95,24 @@ def sign_up(
     conversion records the referral as awaiting: `record_conversion` earns it.
     `rules`: the version in force in the code's program, or one fixed version (which
     prices signups in its own program only).
+
+    `click_id`, the tracked link's click the visitor came from (instead of the code or
+    beside it), gives the code if it names a click within its program's attribution
+    window, and the referral records it. One that does not attributes nothing: the
+    signup goes on by `referral_code` if given, else `ClickNotFound`. With both, the
+    click must be of the code's link (`ClickMismatch`).
     """
     ip_print, device_print = fingerprints_of(fingerprints, ip, device_id)
     if not is_valid_user_id(user_id):
         raise InvalidInput("user_id must be 1-128 characters of [A-Za-z0-9._:@+-]")
-    if not is_valid_code(referral_code):
+    if referral_code is None and click_id is None:
+        raise InvalidInput("referral_code or click_id is required", field="referral_code")
+    if referral_code is not None and not is_valid_code(referral_code):
         raise CodeNotFound(f"no referrer has the code {referral_code!r}")
     if signed_up_at is not None:
         signed_up_at = _imported_moment(signed_up_at, clock.now())
 
-    signup = _Signup(user_id, referral_code, email, signed_up_at, ip_print, device_print)
+    signup = _Signup(user_id, referral_code, email, signed_up_at, ip_print, device_print, click_id)
     rules_for = _fixed(rules) if isinstance(rules, RuleVersion) else rules
 
     def record() -> SignupResult:
@@ -123,8 +136,13 @@ def _fixed(version: RuleVersion) -> RulesFor:
 
 def _record(uow: UnitOfWork, clock: Clock, rules_for: RulesFor, signup: _Signup) -> SignupResult:
     """One signup, in `uow`: refused or replayed (its count given back), or recorded."""
-    user_id, referral_code, email = signup.user_id, signup.referral_code, signup.email
+    user_id, email = signup.user_id, signup.email
     signed_up_at = signup.signed_up_at
+    # The click is read before the count goes up: a refusal here has nothing to give back.
+    click = _click_of(uow, signup, signed_up_at or clock.now())
+    referral_code = click.code if click and not signup.referral_code else signup.referral_code
+    if referral_code is None:
+        raise ClickNotFound(f"no click {signup.click_id!r} within its attribution window")
     # The referrer's count goes up with the read of the parties, before the signup is
     # judged, so the ordinal is the increment's and never a stale read. The increment
     # locks the referrer's row (PostgreSQL) until the unit ends: signups of one
@@ -171,6 +189,7 @@ def _record(uow: UnitOfWork, clock: Clock, rules_for: RulesFor, signup: _Signup)
         hold=rules.hold,
         receipt=priced.receipt,
         program_id=program,
+        click_id=click.id if click else None,
     )
     if earned:
         count_earned(uow, referral, profile)
@@ -182,6 +201,26 @@ def _record(uow: UnitOfWork, clock: Clock, rules_for: RulesFor, signup: _Signup)
         add_referee_reward(uow, rules, referral, referral.created_at, clock.now())
     uow.outbox.add(events.referral_created(referral, clock.now()))
     return SignupResult(referral, referee.code if referee else None, replayed=False)
+
+
+def _click_of(uow: UnitOfWork, signup: _Signup, at: datetime) -> Click | None:
+    """The click `signup` names, if it was recorded and `at` is within its program's
+    attribution window; None if it names none (a forged, mistyped or expired id
+    attributes nothing). Raises if the signup's code is another referrer's."""
+    if signup.click_id is None or not is_valid_click_id(signup.click_id):
+        return None
+    click = uow.clicks.get(signup.click_id)
+    if click is None:
+        return None
+    program = uow.programs.get(click.program_id)
+    if program is None or not click.attributes_at(at, program.attribution_window_days):
+        return None
+    code = signup.referral_code
+    if code is not None and normalize_code(code) != normalize_code(click.code):
+        raise ClickMismatch(
+            f"click {click.id!r} was on the link of another code than {code!r}: send one of them"
+        )
+    return click
 
 
 def _replay(

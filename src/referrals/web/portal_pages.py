@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from referrals.domain.model import ReferralStatus
 from referrals.domain.money import format_dollars as dollars
-from referrals.services.portal_views import PortalView
+from referrals.services.portal_views import CLICK_DAYS, PortalView
 from referrals.web import templates
 
 # Words a referrer understands; the API's status names are for integrators.
@@ -75,6 +75,8 @@ def render_page(view: PortalView, share_url: str) -> str:
         code=referrer.code,
         share_link=share_link(share_url, referrer.code),
         referral_count=referrer.referral_count,
+        clicks=view.clicks,
+        click_days=CLICK_DAYS,
         rows=rows,
         amounts=[(slug, label, dollars(cents), note) for slug, label, cents, note in amounts],
         earned=dollars(earnings.earned_cents),

@@ -33,7 +33,13 @@ from referrals.domain.model import (
     Role,
     RunStatus,
 )
-from referrals.domain.program import Program, ProgramStatus, RuleVersion
+from referrals.domain.program import (
+    DEFAULT_ATTRIBUTION_DAYS,
+    Attribution,
+    Program,
+    ProgramStatus,
+    RuleVersion,
+)
 
 ONE_MICROSECOND = timedelta(microseconds=1)
 UNPAID = "UNPAID"  # the one partition of the sparse `unpaid` index
@@ -82,6 +88,11 @@ def code_key(code: str) -> Values:
 def referral_key(referee_id: str, program_id: str) -> Values:
     # The referral item is also the referee's claim: one referral per referee and program.
     return {"pk": f"REFEREE#{referee_id}", "sk": in_program("REFERRAL", program_id)}
+
+
+def email_key(email: str, program_id: str) -> str:
+    """The `by_referee_email` index's key of a referee's email: emails match case-insensitively."""
+    return f"{program_id}#{email.lower()}"
 
 
 def signup_slot_key(user_id: str, program_id: str) -> Values:
@@ -183,6 +194,8 @@ def referral_item(r: Referral) -> Values:
         "created_at": to_micros(r.created_at),
         "email": r.email,
         "receipt": receipt_json(r.receipt) if r.receipt is not None else None,
+        "click_id": r.click_id,
+        "email_key": email_key(r.email, r.program_id) if r.email else None,  # by_referee_email
         **_payout_attributes(r.referrer_id, r),
     }
 
@@ -203,6 +216,7 @@ def referral(item: Values) -> Referral:
         receipt=parse_receipt(item["receipt"]) if "receipt" in item else None,
         note=item.get("note"),
         program_id=program_of(item),
+        click_id=item.get("click_id"),
     )
 
 
@@ -220,6 +234,7 @@ def entry_item(e: Reward) -> Values:
         "reward_cents": e.cents,
         "status_pk": e.status.value,
         "created_at": to_micros(e.created_at),
+        "sale_id": e.sale_id,
         **_payout_attributes(e.user_id, e),
     }
 
@@ -237,6 +252,7 @@ def reward(item: Values) -> Reward:
         payout_period=item.get("payout_period"),
         note=item.get("note"),
         program_id=program_of(item),
+        sale_id=item.get("sale_id"),
     )
 
 
@@ -351,6 +367,9 @@ def program_item(p: Program) -> Values:
         "status": p.status.value,
         "share_url_template": p.share_url_template,
         "created_at": to_micros(p.created_at),
+        "landing_url": p.landing_url,
+        "attribution_window_days": p.attribution_window_days,
+        "attribution": p.attribution.value,
     }
 
 
@@ -362,6 +381,10 @@ def program(item: Values) -> Program:
         status=ProgramStatus(item["status"]),
         share_url_template=item.get("share_url_template"),
         created_at=from_micros(int(item["created_at"])),
+        # A program written before tracked links has none, and the default settings.
+        landing_url=item.get("landing_url"),
+        attribution_window_days=int(item.get("attribution_window_days", DEFAULT_ATTRIBUTION_DAYS)),
+        attribution=Attribution(item.get("attribution", Attribution.FIRST.value)),
     )
 
 

@@ -66,6 +66,9 @@ class DynamoPrograms:
                     "program_name": program.name,
                     "status": program.status.value,
                     "share_url_template": program.share_url_template,  # None removes it
+                    "landing_url": program.landing_url,
+                    "attribution_window_days": program.attribution_window_days,
+                    "attribution": program.attribution.value,
                 },
                 # Only over the status read: a concurrent pause and archive cannot both
                 # pass. A missing program fails too (an Update must not create an item).

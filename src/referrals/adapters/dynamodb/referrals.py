@@ -68,6 +68,14 @@ class DynamoReferrals:
         item = self._tables.get(self._tables.main, items.referral_key(referee_id, program))
         return items.referral(item) if item else None
 
+    def by_email(self, email: str, *, program: str = DEFAULT_PROGRAM) -> Referral | None:
+        # KEYS_ONLY: the index gives the item's key, the item is read consistently.
+        match = Key("email_key").eq(items.email_key(email, program))
+        for keys in self._tables.query(self._tables.main, match, index="by_referee_email", limit=1):
+            item = self._tables.get(self._tables.main, {"pk": keys["pk"], "sk": keys["sk"]})
+            return items.referral(item) if item else None
+        return None
+
     def parties_counted(self, code: str, referee_id: str) -> SignupParties:
         referrer = self._referrers.by_code(code)
         if referrer is None:

@@ -13,13 +13,14 @@ dashboard caches an overview for a few seconds rather than read it per view.
 
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from boto3.dynamodb.conditions import Attr, Key
 
 from referrals.adapters.dynamodb.access import Tables
 from referrals.adapters.dynamodb.items import program_of
 from referrals.adapters.times import from_micros, to_micros
+from referrals.domain.funnel import ReferralDay
 from referrals.domain.model import (
     ID_SLACK,
     UNEARNED,
@@ -60,6 +61,18 @@ class DynamoStats:
             totals[user][1] += 0 if status in UNEARNED else cents
         ranked = sorted(totals.items(), key=lambda item: (-item[1][0], item[0].encode()))
         return [ReferrerTally(user, n, cents) for user, (n, cents) in ranked[:limit]]
+
+    def referral_days(
+        self, program: str, since: datetime, until: datetime
+    ) -> Sequence[ReferralDay]:
+        totals: dict[tuple[date, str], list[int]] = defaultdict(lambda: [0, 0])
+        end = to_micros(until)
+        for created, cents, status, user, in_program in self._window(since):
+            if created < end and in_program == program:
+                cell = totals[from_micros(created).astimezone(UTC).date(), user]
+                cell[0] += 1
+                cell[1] += 0 if status in UNEARNED else cents
+        return [ReferralDay(day, user, n, cents) for (day, user), (n, cents) in totals.items()]
 
     def unsettled(self, *, program: str | None = None) -> Sequence[StateTally]:
         tallies = []

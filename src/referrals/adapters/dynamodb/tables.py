@@ -22,6 +22,8 @@ Main table (`pk`, `sk`), one item per fact, every access a GetItem or a Query:
 | program | `PROGRAM#<id>` | `PROGRAM` | |
 | rule version (immutable; `rules`: compact JSON) | `PROGRAM#<id>` | `RULES#<version, 6 digits>` | |
 | program listing (keys only; lists programs by id) | `PROGRAMS` | `<id>` | |
+| click on a tracked link (see `clicks`) | `CLICK#<click id>` | `CLICK` | `by_id` |
+| sale alias (another id of a sale: Stripe's payment of an invoice) | `ALIAS#<alias>` | `ALIAS` | |
 
 An entry carries a referral's payout attributes (`status_pk`, `reward_cents`:
 negative for a clawback, the `unpaid` and `by_period` keys) for the user it pays,
@@ -34,7 +36,8 @@ Indexes (sparse where noted: an item is in the index only while it has the key):
 - `by_referrer` (`referrer_pk`, `ordinal`): a referrer's referrals by ordinal.
 - `by_referrer_id` (`referrer_pk`, `id`): the same in id order, for filtered lists.
 - `by_id` (`kind`, `id`): every referral in id (creation) order; `get(id)` of a
-  referral written before id claims (the claim is read first, consistently).
+  referral written before id claims (the claim is read first, consistently). Also a
+  program's clicks of one UTC day (`kind` = `CLICKS#<program>#<day>`), by time.
 - `by_status` (`status_pk`, `id`): referrals of one status in id order.
 - `unpaid` (`unpaid_pk`, `unpaid_sk`), sparse: pending rewards by the time they
   become payable (created_at + hold), so a payout finds the rewards payable
@@ -44,6 +47,10 @@ Indexes (sparse where noted: an item is in the index only while it has the key):
   and entries assigned to a run, by the user paid, so a run aggregates its lines in
   user order as it reads. Kept once paid, also by a reward clawed back later: a
   completed run's lines never change. A carried-forward item leaves it.
+- `by_referee_email` (`email_key` = `<program>#<lowered email>`, `id`), sparse and KEYS_ONLY:
+  the referral of a referee who signed up with an email, so a billing system's
+  customer is matched by email (services/stripe_sync.py): 1 WCU per signup with an
+  email, written when the referral is and never rewritten (its keys never change).
 
 Outbox table (`id`), with a stream of new items for the notify function, a
 sparse index `due` (`due_pk`, `due_at`) of the events waiting for delivery, and
@@ -66,7 +73,11 @@ MAIN_GSIS: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
     "by_status": (("status_pk", "S"), ("id", "S")),
     "unpaid": (("unpaid_pk", "S"), ("unpaid_sk", "S")),
     "by_period": (("period_pk", "S"), ("period_sk", "S")),
+    "by_referee_email": (("email_key", "S"), ("id", "S")),
 }
+# Indexes whose readers need only the keys (then read the item): written once, when the
+# item is, and never again while its keys stay.
+KEYS_ONLY_GSIS = frozenset({"by_referee_email"})
 OUTBOX_GSIS: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
     "due": (("due_pk", "S"), ("due_at", "N")),
     "by_status": (("status", "S"), ("id", "S")),
@@ -109,7 +120,7 @@ def _definition(
                     {"AttributeName": pk, "KeyType": "HASH"},
                     {"AttributeName": sk, "KeyType": "RANGE"},
                 ],
-                "Projection": {"ProjectionType": "ALL"},
+                "Projection": {"ProjectionType": "KEYS_ONLY" if index in KEYS_ONLY_GSIS else "ALL"},
             }
             for index, ((pk, _), (sk, _)) in gsis.items()
         ],

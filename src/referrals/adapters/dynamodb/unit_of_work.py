@@ -11,6 +11,8 @@ from types import TracebackType
 from typing import Self
 
 from referrals.adapters.dynamodb.access import Tables
+from referrals.adapters.dynamodb.aliases import DynamoSaleAliases
+from referrals.adapters.dynamodb.clicks import DynamoClicks
 from referrals.adapters.dynamodb.keys import DynamoApiKeys, DynamoSecrets, DynamoSessions
 from referrals.adapters.dynamodb.outbox import DynamoAudit, DynamoOutbox
 from referrals.adapters.dynamodb.payouts import DynamoPayouts
@@ -18,6 +20,7 @@ from referrals.adapters.dynamodb.programs import DynamoPrograms
 from referrals.adapters.dynamodb.referrals import DynamoReferrals
 from referrals.adapters.dynamodb.referrers import DynamoReferrers
 from referrals.adapters.dynamodb.rewards import DynamoConversions, DynamoRewards
+from referrals.adapters.dynamodb.sales import DynamoSales
 from referrals.adapters.dynamodb.stats import DynamoStats
 from referrals.adapters.dynamodb.transaction import Transaction
 
@@ -35,6 +38,9 @@ class DynamoUnitOfWork:
     outbox: DynamoOutbox
     audit: DynamoAudit
     stats: DynamoStats
+    sales: DynamoSales
+    clicks: DynamoClicks
+    sale_aliases: DynamoSaleAliases
 
     def __init__(self, tables: Tables) -> None:
         self.tables = tables
@@ -54,6 +60,9 @@ class DynamoUnitOfWork:
         self.outbox = DynamoOutbox(tables, tx)
         self.audit = DynamoAudit(tables, tx)
         self.stats = DynamoStats(tables)
+        self.sales = DynamoSales(tables, tx)
+        self.clicks = DynamoClicks(tables, tx)
+        self.sale_aliases = DynamoSaleAliases(tables, tx)
         return self
 
     def __exit__(

@@ -10,6 +10,8 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Self
 
+from referrals.adapters.memory.aliases import MemorySaleAliases
+from referrals.adapters.memory.clicks import MemoryClicks
 from referrals.adapters.memory.keys import MemoryApiKeys, MemorySecrets, MemorySessions
 from referrals.adapters.memory.outbox import MemoryAudit, MemoryOutbox
 from referrals.adapters.memory.payouts import MemoryPayouts
@@ -20,6 +22,7 @@ from referrals.adapters.memory.referrers import (
     MemoryReferrers,
     MemoryRewards,
 )
+from referrals.adapters.memory.sales import MemorySales
 from referrals.adapters.memory.state import State
 from referrals.adapters.memory.stats import MemoryStats
 
@@ -37,6 +40,9 @@ class MemoryUnitOfWork:
     rewards: MemoryRewards
     conversions: MemoryConversions
     stats: MemoryStats
+    sales: MemorySales
+    clicks: MemoryClicks
+    sale_aliases: MemorySaleAliases
 
     def __init__(self, store: "MemoryStore") -> None:
         self._store = store
@@ -56,6 +62,9 @@ class MemoryUnitOfWork:
         self.rewards = MemoryRewards(self._state)
         self.conversions = MemoryConversions(self._state)
         self.stats = MemoryStats(self._state)
+        self.sales = MemorySales(self._state)
+        self.clicks = MemoryClicks(self._state)
+        self.sale_aliases = MemorySaleAliases(self._state)
         return self
 
     def __exit__(

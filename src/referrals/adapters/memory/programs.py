@@ -33,6 +33,9 @@ class MemoryPrograms:
             name=program.name,
             status=program.status,
             share_url_template=program.share_url_template,
+            landing_url=program.landing_url,
+            attribution_window_days=program.attribution_window_days,
+            attribution=program.attribution,
         )
 
     def add_version(self, version: RuleVersion) -> None:

@@ -84,6 +84,18 @@ class MemoryReferrals:
         referral_id = self._s.referees.get((program, referee_id))
         return self._s.referrals[referral_id] if referral_id else None
 
+    def by_email(self, email: str, *, program: str = DEFAULT_PROGRAM) -> Referral | None:
+        wanted = email.lower()
+        return min(
+            (
+                r
+                for r in self._s.referrals.values()
+                if r.program_id == program and r.email is not None and r.email.lower() == wanted
+            ),
+            key=lambda r: r.id,
+            default=None,
+        )
+
     def parties_counted(self, code: str, referee_id: str) -> SignupParties:
         referrers = MemoryReferrers(self._s)
         referrer = referrers.by_code(code)

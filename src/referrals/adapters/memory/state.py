@@ -5,6 +5,7 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
+from referrals.domain.clicks import Click
 from referrals.domain.model import (
     ApiKey,
     AuditEntry,
@@ -21,6 +22,7 @@ from referrals.domain.model import (
     SignupSlot,
 )
 from referrals.domain.program import Program, RuleVersion
+from referrals.domain.sales import Refund, Sale
 
 
 @dataclass
@@ -41,6 +43,11 @@ class State:
     secrets: dict[str, str] = field(default_factory=dict)
     programs: dict[str, Program] = field(default_factory=dict)
     rule_versions: dict[str, list[RuleVersion]] = field(default_factory=dict)  # by number
+    sales: dict[str, Sale] = field(default_factory=dict)  # by external id
+    refunds: dict[str, Refund] = field(default_factory=dict)  # by id
+    refund_ids: dict[str, str] = field(default_factory=dict)  # refund external id -> id
+    clicks: dict[str, Click] = field(default_factory=dict)  # by id
+    sale_aliases: dict[str, str] = field(default_factory=dict)  # alias -> sale external id
 
 
 Entry = Referral | Reward

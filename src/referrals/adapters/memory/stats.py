@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
 from referrals.adapters.memory.state import State, cents_of, entries
+from referrals.domain.funnel import ReferralDay
 from referrals.domain.model import (
     UNEARNED,
     UNSETTLED,
@@ -39,6 +40,17 @@ class MemoryStats:
                 totals[r.referrer_id][1] += 0 if r.status in UNEARNED else r.reward_cents
         ranked = sorted(totals.items(), key=lambda item: (-item[1][0], item[0].encode()))
         return [ReferrerTally(user, n, cents) for user, (n, cents) in ranked[:limit]]
+
+    def referral_days(
+        self, program: str, since: datetime, until: datetime
+    ) -> Sequence[ReferralDay]:
+        totals: dict[tuple[date, str], list[int]] = defaultdict(lambda: [0, 0])
+        for r in self._s.referrals.values():
+            if since <= r.created_at < until and r.program_id == program:
+                cell = totals[r.created_at.astimezone(UTC).date(), r.referrer_id]
+                cell[0] += 1
+                cell[1] += 0 if r.status in UNEARNED else r.reward_cents
+        return [ReferralDay(day, user, n, cents) for (day, user), (n, cents) in totals.items()]
 
     def unsettled(self, *, program: str | None = None) -> Sequence[StateTally]:
         totals: dict[ReferralStatus, list[int]] = defaultdict(lambda: [0, 0])

@@ -24,6 +24,9 @@ class SqlPrograms(Repository):
             "status": program.status.value,
             "share_url_template": program.share_url_template,
             "created_at": program.created_at,
+            "landing_url": program.landing_url,
+            "attribution_window_days": program.attribution_window_days,
+            "attribution": program.attribution.value,
         }
         self._execute(insert(programs), values)
         self.add_version(first)
@@ -44,6 +47,9 @@ class SqlPrograms(Repository):
                 name=program.name,
                 status=program.status.value,
                 share_url_template=program.share_url_template,
+                landing_url=program.landing_url,
+                attribution_window_days=program.attribution_window_days,
+                attribution=program.attribution.value,
             )
         )
         # Programs are never deleted: no row is a status changed since it was read.

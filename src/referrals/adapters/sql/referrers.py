@@ -56,6 +56,17 @@ _REFERRAL_BY_ID = select(referrals).where(referrals.c.id == bindparam("key"))
 _REFERRAL_BY_REFEREE = select(referrals).where(
     referrals.c.program_id == bindparam("program"), referrals.c.referee_id == bindparam("key")
 )
+# A billing system's customer matched by email: through ix_referrals_program_email,
+# both sides lowered by the database, the first referral made.
+_REFERRAL_BY_EMAIL = (
+    select(referrals)
+    .where(
+        referrals.c.program_id == bindparam("program"),
+        func.lower(referrals.c.email) == func.lower(bindparam("email", type_=String)),
+    )
+    .order_by(referrals.c.id)
+    .limit(1)
+)
 # One statement: the row lock (PostgreSQL) or the write lock (SQLite) makes the
 # read of the old count and the write of the new one indivisible.
 _INCREMENT_COUNT = (
@@ -245,6 +256,10 @@ class SqlReferrals(Repository):
         row = self._execute(_REFERRAL_BY_REFEREE, values).first()
         return rows.referral(row) if row else None
 
+    def by_email(self, email: str, *, program: str = DEFAULT_PROGRAM) -> Referral | None:
+        row = self._execute(_REFERRAL_BY_EMAIL, {"email": email, "program": program}).first()
+        return rows.referral(row) if row else None
+
     def parties_counted(self, code: str, referee_id: str) -> SignupParties:
         values = {"key": normalize_code(code), "referee": referee_id}
         if self._postgresql:
@@ -274,6 +289,7 @@ class SqlReferrals(Repository):
             "payable_at": referral.payable_at,
             "receipt": rows.receipt_json(referral.receipt),
             "note": referral.note,
+            "click_id": referral.click_id,
         }
         self._execute(_INSERT_REFERRAL, values)
 
@@ -366,6 +382,7 @@ class SqlRewards(Repository):
             "payable_at": reward.payable_at,
             "payout_period": reward.payout_period,
             "note": reward.note,
+            "sale_id": reward.sale_id,
         }
         self._execute(_INSERT_REWARD, values)
 

@@ -27,7 +27,7 @@ from referrals.domain.model import (
     RunStatus,
     SignupParties,
 )
-from referrals.domain.program import Program, ProgramStatus, RuleVersion
+from referrals.domain.program import Attribution, Program, ProgramStatus, RuleVersion
 
 # A row: SQLAlchemy's Row, or anything with the columns as attributes (`Prefixed`).
 Row = Any
@@ -65,6 +65,7 @@ def referral(row: Row) -> Referral:
         receipt=parse_receipt(row.receipt) if row.receipt else None,
         note=row.note,
         program_id=row.program_id,
+        click_id=row.click_id,
     )
 
 
@@ -110,6 +111,7 @@ def reward(row: Row) -> Reward:
         payout_period=row.payout_period,
         note=row.note,
         program_id=row.program_id,
+        sale_id=row.sale_id,
     )
 
 
@@ -199,6 +201,9 @@ def program(row: Row) -> Program:
         status=ProgramStatus(row.status),
         share_url_template=row.share_url_template,
         created_at=row.created_at,
+        landing_url=row.landing_url,
+        attribution_window_days=row.attribution_window_days,
+        attribution=Attribution(row.attribution),
     )
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    func,
 )
 
 from referrals.adapters.sql.types import MicrosTime
@@ -69,6 +70,7 @@ referrals = Table(
     Column("payable_at", MicrosTime, nullable=False),
     Column("receipt", Text),  # how the reward was priced and checked, compact JSON
     Column("note", Text),  # the reason given by the last review or reversal
+    Column("click_id", String(32)),  # the tracked link's click it came from (0013)
     # One referral per referee in a program, enforced by the database, not by a read.
     UniqueConstraint("program_id", "referee_id", name="uq_referrals_program_referee"),
     ForeignKeyConstraint(
@@ -89,6 +91,24 @@ referrals = Table(
     Index("ix_referrals_period_referrer", "payout_period", "referrer_id", "program_id"),
 )
 
+# A billing system's customer is matched to the referee who signed up with their email
+# (services/stripe_sync.py): case-insensitively, per program, the first referral first.
+Index(
+    "ix_referrals_program_email",
+    referrals.c.program_id,
+    func.lower(referrals.c.email),
+    referrals.c.id,
+)
+
+# Other ids a sale is known by (ports.aliases): Stripe's payment of an invoice. Not a
+# foreign key: the link may come before the sale it names.
+sale_aliases = Table(
+    "sale_aliases",
+    metadata,
+    Column("alias", String(128), primary_key=True),
+    Column("sale_external_id", String(128), nullable=False),
+)
+
 # Payout entries besides a referral's own reward: a referee's reward (positive) and
 # clawbacks of paid rewards (negative), paid to user_id by the same runs, in the same states.
 rewards = Table(
@@ -105,6 +125,7 @@ rewards = Table(
     Column("payable_at", MicrosTime, nullable=False),  # created_at + the hold
     Column("payout_period", String(7)),
     Column("note", Text),
+    Column("sale_id", String(128)),  # a revenue share's (or its clawback's) sale
     # The same access paths as referrals': a run walks the pending entries by id,
     # then aggregates, releases and completes its own through (period, user).
     Index("ix_rewards_status_id", "status", "id"),
@@ -125,6 +146,10 @@ programs = Table(
     Column("status", String(16), nullable=False),
     Column("share_url_template", String(500)),
     Column("created_at", MicrosTime, nullable=False),
+    # Tracked links and attribution (migration 0013).
+    Column("landing_url", String(500)),
+    Column("attribution_window_days", Integer, nullable=False, server_default="30"),
+    Column("attribution", String(8), nullable=False, server_default="first"),
 )
 
 rule_versions = Table(
@@ -164,6 +189,29 @@ signup_slots = Table(
     _program_id(primary_key=True),
     Column("user_id", String(128), primary_key=True),
     Column("external_id", String(128)),
+)
+
+# Clicks on tracked links (domain/clicks.py), written once. The funnel counts a
+# program's clicks per day and referrer in a window through (program_id, at): a key
+# range, never every click. IP address and user agent only as keyed hashes.
+clicks = Table(
+    "clicks",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("program_id", String(64), nullable=False),
+    Column("code", String(32), nullable=False),
+    Column("referrer_id", String(128), nullable=False),
+    Column("at", MicrosTime, nullable=False),
+    Column("ip_hash", String(64)),
+    Column("ua_hash", String(64)),
+    Column("referring_site", String(253)),
+    Column("utm_source", String(100)),
+    Column("utm_medium", String(100)),
+    Column("utm_campaign", String(100)),
+    Column("utm_term", String(100)),
+    Column("utm_content", String(100)),
+    Index("ix_clicks_program_at", "program_id", "at"),
+    Index("ix_clicks_referrer_at", "program_id", "referrer_id", "at"),
 )
 
 api_keys = Table(
@@ -265,4 +313,46 @@ audit_log = Table(
     Column("action", String(64), nullable=False),
     Column("target", String(200), nullable=False),
     Column("reason", Text),
+)
+
+# Sales and refunds (domain/sales.py), once per external id. A sale's refunded total
+# moves by a conditional update (on the total read), so refunds never exceed it; the
+# funnel's tally reads both by (program, occurred_at), never every row.
+sales = Table(
+    "sales",
+    metadata,
+    Column("external_id", String(128), primary_key=True),
+    _program_id(),
+    Column("user_id", String(128), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("occurred_at", MicrosTime, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("created_at", MicrosTime, nullable=False),
+    Column("referral_id", String(26)),  # None: unattributed
+    Column("referrer_id", String(128)),
+    Column("refunded_minor", BigInteger, nullable=False, server_default="0"),
+    Column("reward_id", String(26)),  # the share entry it earned, if any
+    Column("share_bps", Integer, nullable=False, server_default="0"),
+    Column("share_ceiling_minor", BigInteger, nullable=False, server_default="0"),
+    Column("awarded_minor", BigInteger, nullable=False, server_default="0"),
+    Column("receipt", Text),
+    Index("ix_sales_program_occurred", "program_id", "occurred_at"),
+)
+
+refunds = Table(
+    "refunds",
+    metadata,
+    Column("id", String(26), primary_key=True),
+    Column("sale_external_id", String(128), ForeignKey("sales.external_id"), nullable=False),
+    # The billing system's refund id: unique, so a replay is found and a race collides.
+    Column("external_id", String(128), unique=True),
+    _program_id(),
+    Column("referrer_id", String(128)),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("reversed_minor", BigInteger, nullable=False),
+    Column("occurred_at", MicrosTime, nullable=False),
+    Column("created_at", MicrosTime, nullable=False),
+    Index("ix_refunds_sale", "sale_external_id"),
+    Index("ix_refunds_program_occurred", "program_id", "occurred_at"),
 )

@@ -28,6 +28,7 @@ from sqlalchemy import (
 from referrals.adapters.sql.repository import Repository
 from referrals.adapters.sql.schema import referrals, rewards
 from referrals.adapters.times import EPOCH
+from referrals.domain.funnel import ReferralDay
 from referrals.domain.model import (
     ID_SLACK,
     UNEARNED,
@@ -60,6 +61,12 @@ _SIGNUPS = (
 _UNEARNED = sorted(status.value for status in UNEARNED)
 _EARNED_CENTS = func.sum(
     case((referrals.c.status.in_(_UNEARNED), 0), else_=referrals.c.reward_cents)
+)
+# A program's days by referrer: grouped by program, as the class's docstring says why.
+_REFERRAL_DAYS = (
+    select(_DAY, referrals.c.referrer_id, referrals.c.program_id, func.count(), _EARNED_CENTS)
+    .where(*_IN_WINDOW, referrals.c.created_at < bindparam("until"))
+    .group_by(_DAY, referrals.c.referrer_id, referrals.c.program_id)
 )
 _UNSETTLED = [status.value for status in UNSETTLED]
 _UNPAID = union_all(
@@ -109,6 +116,16 @@ class SqlStats(Repository):
         return [
             ReferrerTally(user, int(n), int(cents or 0))
             for user, n, cents, in_program in rows
+            if in_program == program
+        ]
+
+    def referral_days(
+        self, program: str, since: datetime, until: datetime
+    ) -> Sequence[ReferralDay]:
+        found = self._execute(_REFERRAL_DAYS, _window(since) | {"until": until})
+        return [
+            ReferralDay(_day(int(day)), user, int(n), int(cents or 0))
+            for day, user, in_program, n, cents in found
             if in_program == program
         ]
 

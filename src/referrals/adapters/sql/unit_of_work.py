@@ -13,6 +13,8 @@ from typing import Self
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
+from referrals.adapters.sql.aliases import SqlSaleAliases
+from referrals.adapters.sql.clicks import SqlClicks
 from referrals.adapters.sql.failures import StorageWatch
 from referrals.adapters.sql.keys import SqlApiKeys, SqlSecrets, SqlSessions
 from referrals.adapters.sql.outbox import SqlAudit, SqlOutbox
@@ -20,6 +22,7 @@ from referrals.adapters.sql.payouts import SqlPayouts
 from referrals.adapters.sql.programs import SqlPrograms
 from referrals.adapters.sql.referrers import SqlConversions, SqlReferrals, SqlReferrers, SqlRewards
 from referrals.adapters.sql.repository import lost_race
+from referrals.adapters.sql.sales import SqlSales
 from referrals.adapters.sql.stats import SqlStats
 from referrals.domain.errors import Conflict
 
@@ -37,6 +40,9 @@ class SqlUnitOfWork:
     outbox: SqlOutbox
     audit: SqlAudit
     stats: SqlStats
+    sales: SqlSales
+    clicks: SqlClicks
+    sale_aliases: SqlSaleAliases
     connection: Connection
 
     def __init__(self, engine: Engine, watch: StorageWatch, *, read_only: bool = False) -> None:
@@ -69,6 +75,9 @@ class SqlUnitOfWork:
         self.outbox = SqlOutbox(conn)
         self.audit = SqlAudit(conn)
         self.stats = SqlStats(conn)
+        self.sales = SqlSales(conn)
+        self.clicks = SqlClicks(conn)
+        self.sale_aliases = SqlSaleAliases(conn)
         return self
 
     def __exit__(

@@ -22,15 +22,23 @@ from referrals.domain.checks import CheckMode
 from referrals.domain.errors import InvalidInput
 from referrals.domain.money import DEFAULT_CURRENCY
 from referrals.domain.program import (
+    DEFAULT_ATTRIBUTION_DAYS,
+    LANDING_URL_PATTERN,
+    LANDING_URL_RULE,
+    MAX_ATTRIBUTION_DAYS,
+    MAX_LANDING_URL,
     MAX_NAME,
     MAX_TEMPLATE,
     MAX_TIERS,
+    Attribution,
     Program,
     ProgramStatus,
     RuleVersion,
     Trigger,
     currencies,
+    is_landing_url,
 )
+from referrals.domain.sales import MAX_BPS, MAX_SHARE_MONTHS, MAX_SHARE_TIERS, ShareTier, ShareTiers
 from referrals.domain.tiers import DEFAULT_TIERS, Tier, TierSchedule
 from referrals.services.programs import ProgramView
 
@@ -49,6 +57,39 @@ ShareUrl = Annotated[
     str,
     StringConstraints(strict=True, max_length=MAX_TEMPLATE, pattern=r"^https?://\S*\{code\}\S*$"),
     Field(description="The referrer's share link; `{code}` is replaced by their code"),
+]
+
+
+def _landing_url(url: str) -> str:
+    if not is_landing_url(url):
+        raise ValueError(LANDING_URL_RULE)
+    return url
+
+
+LandingUrl = Annotated[
+    str,
+    StringConstraints(strict=True, max_length=MAX_LANDING_URL, pattern=LANDING_URL_PATTERN),
+    AfterValidator(_landing_url),
+    Field(
+        description="Where a referrer's tracked link (`GET /l/{code}`) sends the visitor, "
+        "with `ref=<code>` and `click_id=<id>` added to its query; without one the "
+        "program has no tracked links"
+    ),
+]
+WindowDays = Annotated[
+    int,
+    Field(
+        strict=True,
+        ge=1,
+        le=MAX_ATTRIBUTION_DAYS,
+        description="How many days after a click a signup is still credited to it (and "
+        "the snippet keeps it)",
+    ),
+    WholeNumber,
+]
+AttributionModel = Annotated[
+    Attribution,
+    Field(description="Which of a visitor's clicks is credited: the first or the last"),
 ]
 Currency = Annotated[
     str,
@@ -89,6 +130,36 @@ class CheckModes(RequestBody):
     )
 
 
+class ShareTierRule(RequestBody):
+    threshold: Annotated[int, Field(strict=True, ge=1, le=1_000_000), WholeNumber]
+    bps: Annotated[int, Field(strict=True, ge=0, le=MAX_BPS), WholeNumber] = Field(
+        description="Basis points of each sale: 1000 is 10 %"
+    )
+
+
+class ShareRule(RequestBody):
+    """A revenue share: basis points of each sale of a referred user (`POST /v1/sales`),
+    by the referrer's referral count; no tiers: no share. The caps apply to it."""
+
+    tiers: list[ShareTierRule] = Field(
+        default_factory=list,
+        max_length=MAX_SHARE_TIERS,
+        description="By referral count, as the reward tiers: from 1, strictly increasing",
+    )
+    months: Annotated[int, Field(strict=True, ge=0, le=MAX_SHARE_MONTHS), WholeNumber] = Field(
+        0, description="Sales within this many months of the signup earn; 0: for life"
+    )
+    ceiling_cents: Cents = Field(0, description="The most one sale earns; 0: no ceiling")
+
+    @model_validator(mode="after")
+    def _tiers_in_order(self) -> Self:
+        try:
+            ShareTiers(tuple(ShareTier(t.threshold, t.bps) for t in self.tiers))
+        except InvalidInput as error:
+            raise ValueError(error.detail) from None
+        return self
+
+
 class Rules(RequestBody):
     """One version of a program's rules. `off` runs no check, `shadow` keeps its verdict
     on the receipt without holding the reward, `hold` holds a flagged reward for review."""
@@ -113,6 +184,7 @@ class Rules(RequestBody):
     minimum_payout_cents: Cents = 0
     auto_enroll_referees: Annotated[bool, Field(strict=True)] = True
     checks: CheckModes = Field(default_factory=CheckModes)
+    share: ShareRule = Field(default_factory=ShareRule)
 
     @model_validator(mode="after")
     def _tiers_in_order(self) -> Self:
@@ -137,20 +209,33 @@ class ProgramCreate(RequestBody):
     name: Name
     currency: Currency = "USD"
     share_url_template: ShareUrl | None = None
+    landing_url: LandingUrl | None = None
+    attribution_window_days: WindowDays = DEFAULT_ATTRIBUTION_DAYS
+    attribution: AttributionModel = Attribution.FIRST
     rules: Rules = Field(default_factory=Rules)
 
     def program(self) -> Program:
         return Program(
-            self.id, self.name, self.currency, share_url_template=self.share_url_template
+            self.id,
+            self.name,
+            self.currency,
+            share_url_template=self.share_url_template,
+            landing_url=self.landing_url,
+            attribution_window_days=self.attribution_window_days,
+            attribution=self.attribution,
         )
 
 
 class ProgramChange(RequestBody):
-    """Only the fields sent change; `share_url_template: null` removes it."""
+    """Only the fields sent change; `share_url_template: null` and `landing_url: null`
+    remove them."""
 
     name: Name | None = None
     status: ProgramStatus | None = None
     share_url_template: ShareUrl | None = None
+    landing_url: LandingUrl | None = None
+    attribution_window_days: WindowDays | None = None
+    attribution: AttributionModel | None = None
 
 
 class RulesSchedule(RequestBody):
@@ -188,6 +273,9 @@ class ProgramOut(BaseModel):
     currency: str
     status: ProgramStatus
     share_url_template: str | None
+    landing_url: str | None
+    attribution_window_days: int
+    attribution: Attribution
     created_at: datetime
     current: RuleVersionOut | None = Field(description="The rule version in force now")
     scheduled: list[RuleVersionOut] = Field(description="Versions that take effect later")
@@ -201,6 +289,9 @@ class ProgramOut(BaseModel):
             currency=p.currency,
             status=p.status,
             share_url_template=p.share_url_template,
+            landing_url=p.landing_url,
+            attribution_window_days=p.attribution_window_days,
+            attribution=p.attribution,
             created_at=p.created_at,
             current=RuleVersionOut.of(current) if current else None,
             scheduled=[RuleVersionOut.of(v) for v in view.scheduled(now)],

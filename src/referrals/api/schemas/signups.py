@@ -4,7 +4,15 @@ and what an ingest key may read of an answer (`IngestAnswer`)."""
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
 from referrals.api.schemas.common import (
     Code,
@@ -17,14 +25,33 @@ from referrals.api.schemas.common import (
     UserId,
     WholeNumber,
 )
+from referrals.domain.clicks import CLICK_ID_LENGTH
 from referrals.domain.model import DEFAULT_PROGRAM, Referral, ReferralStatus
 from referrals.services.queries import Page, ReferrerStats
+
+ClickId = Annotated[
+    str,
+    StringConstraints(
+        strict=True,
+        min_length=CLICK_ID_LENGTH,
+        max_length=CLICK_ID_LENGTH,
+        pattern=r"^[A-Za-z0-9_-]+$",
+    ),
+    Field(
+        description="The tracked link's click the user came from (`click_id` of the landing "
+        "URL, kept by the snippet): it gives the code if it was recorded within the "
+        "program's attribution window, and the referral records it. One that was not "
+        "attributes nothing: 404 `click_not_found` without a code, the code alone "
+        "otherwise. Beside a code, it must be of that code's link: 409 `click_mismatch`."
+    ),
+]
 
 
 class LegacySignupRequest(RequestBody):
     userId: UserId
     referralCode: Code
     email: Email | None = None
+    clickId: ClickId | None = None
 
 
 class LegacySignupResponse(BaseModel):
@@ -51,14 +78,37 @@ class EnrollRequest(Fingerprints):
 
 
 class SignupRequest(Fingerprints):
+    # The schema states what the validator below checks: a code, a click id, or both.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": [name], "properties": {name: {"type": "string"}}}
+                for name in ("referral_code", "click_id")
+            ]
+        }
+    )
+
     user_id: UserId
-    referral_code: Code
+    # Before the code: the code's check reads it (fields are validated in this order).
+    click_id: ClickId | None = None
+    referral_code: Code | None = Field(
+        None, description="Required unless click_id is sent", validate_default=True
+    )
     email: Email | None = None
     signed_up_at: AwareDatetime | None = Field(
         None,
         description="Import a historical signup (admin keys only): from 1970-01-01T00:00:00Z,"
         " not in the future (400 otherwise).",
     )
+
+    @field_validator("referral_code")
+    @classmethod
+    def _code_or_click(cls, code: str | None, info: ValidationInfo) -> str | None:
+        # A missing code is this field's error, unless a click id stands in for it (a
+        # click id that failed its own checks is missing from `data`: its error is enough).
+        if code is None and info.data.get("click_id") is None and "click_id" in info.data:
+            raise ValueError("referral_code or click_id is required")
+        return code
 
 
 class ConversionRequest(RequestBody):
@@ -175,6 +225,7 @@ class ReferralOut(IngestAnswer):
     created_at: datetime
     payout_period: str | None
     payable_at: datetime
+    click_id: str | None = Field(None, description="the tracked link's click it came from")
 
     @classmethod
     def of(cls, r: Referral) -> "ReferralOut":
@@ -191,6 +242,7 @@ class ReferralOut(IngestAnswer):
             created_at=r.created_at,
             payout_period=r.payout_period,
             payable_at=r.payable_at,
+            click_id=r.click_id,
         )
 
     def for_ingest(self, sent_email: str | None) -> "ReferralOut":

@@ -200,6 +200,10 @@ ROUTES: dict[str, tuple[Access, Calls]] = {
             )
         ],
     ),
+    "POST /v1/sales/{external_id}/share/{decision}": (
+        Access.REFUSED,
+        lambda w: [_post("/v1/sales/in-ingest-1/share/approve", {"reason": "settled"})],
+    ),
     "GET /v1/programs/{program_id}/funnel": (
         Access.REFUSED,
         lambda w: [_get("/v1/programs/default/funnel")],

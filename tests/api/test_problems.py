@@ -111,6 +111,7 @@ JSON_ROUTES = [
     "/v1/programs/default/rules/simulate",
     "/v1/sales",
     "/v1/refunds",
+    "/v1/sales/in_1/share/approve",
 ]
 PATCHED = {"/v1/programs/default"}
 
@@ -128,6 +129,8 @@ def test_every_json_route_is_in_the_content_type_tests(client: TestClient) -> No
         .replace("{user_id}", "alice")
         .replace("{key_id}", "01NOSUCHKEY000000000000000")
         .replace("{program_id}", "default")
+        .replace("{external_id}", "in_1")
+        .replace("{decision}", "approve")
         for path in documented
     }
     assert filled == set(JSON_ROUTES)

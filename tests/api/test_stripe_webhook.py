@@ -355,3 +355,20 @@ def test_the_stripe_library_is_not_imported_with_the_app() -> None:
     code = "import sys; import referrals.api.app; print('stripe' in sys.modules)"
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(found.stdout.strip().lower()) is False
+
+
+@pytest.mark.parametrize(("decision", "state"), [("approve", "pending"), ("reject", "rejected")])
+def test_an_admin_decides_a_disputed_share_with_a_reason(
+    client: TestClient, services: Services, admin: Headers, bob: Any, decision: str, state: str
+) -> None:
+    payment(client, services)
+    post(client, s.event("charge.dispute.created", s.dispute("ch_1", "pi_1")))
+    path = f"/v1/sales/pi_1/share/{decision}"
+    assert client.post(path, json={}, headers=admin).status_code == 400  # a reason is needed
+    decided = client.post(path, json={"reason": "the dispute was settled"}, headers=admin)
+    assert decided.status_code == 200, decided.text
+    assert (decided.json()["kind"], decided.json()["status"]) == ("share", state)
+    again = client.post(path, json={"reason": "twice"}, headers=admin)
+    assert (again.status_code, again.json()["code"]) == (409, "not_held")
+    missing = client.post("/v1/sales/pi_none/share/approve", json={"reason": "x"}, headers=admin)
+    assert (missing.status_code, missing.json()["code"]) == (404, "sale_not_found")

@@ -13,6 +13,7 @@ from referrals.domain.program import RuleVersion
 from referrals.domain.sales import Refund, Sale, SaleKind, SaleTally, ShareTier, ShareTiers
 from referrals.domain.tiers import Tier, TierSchedule
 from referrals.ports import Store
+from referrals.services import reviews
 from referrals.services.payouts import run_payout
 from referrals.services.programs import ensure_default_program
 from referrals.services.referrers import enroll
@@ -289,3 +290,33 @@ def test_sales_and_refunds_through_the_use_cases_settle_exactly(store: Store) ->
         assert uow.referrers.earnings("alice", clock.now()).earned_cents == 0
         assert [r.external_id for r in uow.sales.refunds("in_1")] == ["re_1", "re_2"]
         assert uow.sales.get("in_1") == replace(lowered.sale, refunded_minor=10_000)
+
+
+def test_reversing_a_referral_settles_its_shares_in_one_unit_of_work(store: Store) -> None:
+    """The review use case on each store: the referral's reward, its paid share (clawed
+    back) and its unpaid one (reversed), and the caps given back for all three in the one
+    write of the referrer's profile a DynamoDB transaction allows."""
+    clock = FixedClock(DAY)
+    rules = RuleVersion(share_tiers=ShareTiers((ShareTier(1, 1000),)))
+    ensure_default_program(store, clock, rules)
+    code = enroll(store, clock, "alice").referrer.code
+    referral = sign_up(store, clock, rules, "bob", code).referral
+    at = clock.now()
+    record_sale(store, clock, SaleIn("in_1", "bob", 10_000, "USD", at))
+    clock.moment = CUTOFF + timedelta(days=1)
+    run_payout(store, MemoryReports(), clock, Period(2026, 10))  # pays $10 and the $10 share
+    record_sale(store, clock, SaleIn("in_2", "bob", 5_000, "USD", clock.now()))
+    reviews.reverse(store, clock, "admin", referral.id, "a refunded account")
+    with store.read() as uow:
+        entries = uow.rewards.for_referral(referral.id)
+        states = sorted((e.kind, e.status, e.cents) for e in entries)
+        profile = uow.referrers.get("alice")
+    assert states == sorted(
+        [
+            (RewardKind.SHARE, ReferralStatus.CLAWED_BACK, 1000),
+            (RewardKind.SHARE, ReferralStatus.REVERSED, 500),
+            (RewardKind.CLAWBACK, ReferralStatus.PENDING, -1000),  # the referral's reward
+            (RewardKind.CLAWBACK, ReferralStatus.PENDING, -1000),  # the paid share
+        ]
+    )
+    assert profile is not None and profile.cap_lifetime_cents == 0

@@ -1,13 +1,16 @@
 """Sales and refunds reported by the product's backend (ingest and admin keys)."""
 
-from fastapi import APIRouter, Depends, Response, status
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Path, Response, status
 from pydantic import BaseModel
 
 from referrals.api import auth
 from referrals.api.deps import PROBLEMS, ServicesDep, default_program
-from referrals.api.schemas.sales import RefundOut, RefundRequest, SaleOut, SaleRequest
+from referrals.api.schemas.reviews import EntryOut, ReasonRequired
+from referrals.api.schemas.sales import EXTERNAL_ID, RefundOut, RefundRequest, SaleOut, SaleRequest
 from referrals.domain.model import ApiKey
-from referrals.services.sales import record_refund, record_sale
+from referrals.services.sales import record_refund, record_sale, review_share
 
 router = APIRouter(tags=["sales"])
 
@@ -58,3 +61,25 @@ def create_refund(
     outcome = record_refund(svc.store, svc.clock, body.refund())
     status_code = status.HTTP_200_OK if outcome.replayed else status.HTTP_201_CREATED
     return _answer(RefundOut.of(outcome.refund), status_code)
+
+
+@router.post(
+    "/v1/sales/{external_id}/share/{decision}",
+    response_model=EntryOut,
+    tags=["reviews"],
+    responses=PROBLEMS | {404: {"description": "sale_not_found"}, 409: {"description": "not_held"}},
+)
+def decide_share(
+    external_id: Annotated[str, Path(max_length=128, pattern=EXTERNAL_ID)],
+    decision: Literal["approve", "reject"],
+    body: ReasonRequired,
+    svc: ServicesDep,
+    key: ApiKey = Depends(auth.admin),
+) -> EntryOut:
+    """Approve (payable again) or reject (never paid; the caps give it back) the revenue
+    share of a sale held by a dispute, with the reason; logged in the audit log. A share
+    held with its referral is decided with the referral (`/v1/reviews/...`)."""
+    share = review_share(
+        svc.store, svc.clock, key.id, external_id, decision == "approve", body.reason
+    )
+    return EntryOut.model_validate(share)

@@ -17,6 +17,7 @@ from referrals.domain.model import (
     RunStatus,
     new_id,
 )
+from referrals.domain.pricing import month_of
 from referrals.ports import Clock, Store, UnitOfWork
 from referrals.services.audit import add_entry
 from referrals.services.queries import Page, search_referrals
@@ -28,7 +29,11 @@ HELD, PENDING, PAID = ReferralStatus.HELD, ReferralStatus.PENDING, ReferralStatu
 PROCESSING, REVERSED = ReferralStatus.PROCESSING, ReferralStatus.REVERSED
 CLAWED_BACK = ReferralStatus.CLAWED_BACK
 REVERSIBLE = {ReferralStatus.AWAITING, PENDING, HELD, PAID}
-REFEREE, CLAWBACK = RewardKind.REFEREE, RewardKind.CLAWBACK
+REFEREE, CLAWBACK, SHARE = RewardKind.REFEREE, RewardKind.CLAWBACK, RewardKind.SHARE
+# The entries that share their referral's fate: the referee's reward and the referrer's
+# revenue shares of the referee's sales (held with it, approved, rejected or reversed
+# with it).
+FOLLOWERS = {REFEREE, SHARE}
 
 
 def approve(
@@ -77,7 +82,7 @@ def reverse(store: Store, clock: Clock, actor: str, referral_id: str, reason: st
     def attempt() -> Referral:
         with store.unit_of_work() as uow:
             referral = _get(uow, referral_id)
-            entries = [e for e in uow.rewards.for_referral(referral_id) if e.kind is REFEREE]
+            entries = [e for e in uow.rewards.for_referral(referral_id) if e.kind in FOLLOWERS]
             rewards: list[Referral | Reward] = [referral, *entries]
             if any(
                 r.status is PROCESSING or _paid_by_a_running_run(uow, r.status, r.payout_period)
@@ -99,7 +104,8 @@ def reverse(store: Store, clock: Clock, actor: str, referral_id: str, reason: st
                 if e.status not in REVERSIBLE:
                     continue
                 if uow.rewards.transition(e.id, {e.status}, _reversal(e.status), reason) is None:
-                    raise Conflict("the referee's reward changed meanwhile")
+                    raise Conflict("an entry of the referral changed meanwhile")
+                _give_back_share(uow, e)
                 if e.status is PAID:
                     _claw_back(uow, referral, e.user_id, e.cents, now)
             add_entry(uow, clock, actor, "referral.reverse", f"referral:{referral_id}", reason)
@@ -147,14 +153,26 @@ def _review(
             if to is ReferralStatus.REJECTED:
                 give_back_earned(uow, changed)
             for entry in uow.rewards.for_referral(referral_id):
-                if entry.kind is REFEREE:
-                    uow.rewards.transition(entry.id, {HELD}, to, reason)
+                if entry.kind in FOLLOWERS and entry.status is HELD:
+                    if uow.rewards.transition(entry.id, {HELD}, to, reason) is None:
+                        raise Conflict("an entry of the referral changed meanwhile")
+                    if to is ReferralStatus.REJECTED:
+                        _give_back_share(uow, entry)
             add_entry(uow, clock, actor, action, f"referral:{referral_id}", reason)
             uow.outbox.add(events.referral_reviewed(event, changed, reason, clock.now()))
             uow.commit()
             return changed
 
     return retry_on_conflict(attempt)
+
+
+def _give_back_share(uow: UnitOfWork, entry: Reward) -> None:
+    """A revenue share refused or reversed no longer counts toward its referrer's caps
+    (in the month its sale earned it, as services.sales counted it)."""
+    if entry.kind is SHARE and entry.cents:
+        uow.referrers.add_earned(
+            entry.user_id, month_of(entry.created_at), -entry.cents, program=entry.program_id
+        )
 
 
 def _claw_back(

@@ -232,6 +232,64 @@ def test_a_held_referral_holds_its_shares(store: MemoryStore, clock: FixedClock)
     assert outcome.reward is not None and outcome.reward.status is ReferralStatus.HELD
 
 
+def cap_lifetime(store: MemoryStore) -> int:
+    with store.read() as uow:
+        profile = uow.referrers.get("alice")
+    assert profile is not None
+    return profile.cap_lifetime_cents
+
+
+@pytest.mark.parametrize("approve", [True, False])
+def test_a_held_referrals_shares_are_decided_with_it(
+    store: MemoryStore, clock: FixedClock, approve: bool
+) -> None:
+    setup(store, clock)
+    referral = next(iter(store.state.referrals.values()))
+    with store.unit_of_work() as uow:
+        uow.referrals.transition(referral.id, {referral.status}, ReferralStatus.HELD, "check")
+        uow.commit()
+    share = record_sale(store, clock, sale()).reward
+    assert share is not None and share.status is ReferralStatus.HELD
+    counted = cap_lifetime(store)
+    if approve:
+        reviews.approve(store, clock, "admin", referral.id)
+    else:
+        reviews.reject(store, clock, "admin", referral.id, "a fake account")
+    with store.read() as uow:
+        decided = uow.rewards.get(share.id)
+    assert decided is not None
+    assert decided.status is (ReferralStatus.PENDING if approve else ReferralStatus.REJECTED)
+    # Rejected, the referral's reward and its share no longer count toward the caps.
+    assert cap_lifetime(store) == (counted if approve else counted - 1000 - share.cents)
+
+
+def test_reversing_a_referral_reverses_its_unpaid_shares_and_claws_back_paid_ones(
+    store: MemoryStore, clock: FixedClock
+) -> None:
+    setup(store, clock)
+    referral = next(iter(store.state.referrals.values()))
+    paid = record_sale(store, clock, sale("in_1")).reward
+    unpaid = record_sale(store, clock, sale("in_2", amount=5_000)).reward
+    assert paid is not None and unpaid is not None
+    with store.unit_of_work() as uow:
+        uow.rewards.transition(paid.id, {ReferralStatus.PENDING}, ReferralStatus.PAID, None)
+        uow.commit()
+    counted = cap_lifetime(store)
+    reviews.reverse(store, clock, "admin", referral.id, "refunded in full elsewhere")
+    with store.read() as uow:
+        states = {e.id: e.status for e in uow.rewards.for_referral(referral.id)}
+        clawbacks = [
+            e.cents for e in uow.rewards.for_referral(referral.id) if e.kind is RewardKind.CLAWBACK
+        ]
+    assert states[paid.id] is ReferralStatus.CLAWED_BACK
+    assert states[unpaid.id] is ReferralStatus.REVERSED
+    assert clawbacks == [-paid.cents]
+    assert cap_lifetime(store) == counted - 1000 - paid.cents - unpaid.cents
+    # A refund of a reversed share takes nothing more back.
+    refund = record_refund(store, clock, RefundIn("in_2", 5_000))
+    assert refund.refund.reversed_minor == 0 and refund.clawback is None
+
+
 def test_a_reversed_referral_earns_no_share(store: MemoryStore, clock: FixedClock) -> None:
     setup(store, clock)
     referral = next(iter(store.state.referrals.values()))

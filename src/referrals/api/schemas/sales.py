@@ -12,8 +12,9 @@ from referrals.domain.program import currencies
 from referrals.domain.sales import MAX_AMOUNT, Refund, Sale, SaleKind
 from referrals.services.sales import RefundIn, SaleIn
 
+EXTERNAL_ID = r"^[\x21-\x7e]+$"  # the billing system's id: visible ASCII
 ExternalId = Annotated[
-    str, StringConstraints(strict=True, min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")
+    str, StringConstraints(strict=True, min_length=1, max_length=128, pattern=EXTERNAL_ID)
 ]
 
 

@@ -10,7 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from referrals.api.app import create_app
 from referrals.bootstrap import Services, build
 from referrals.config import Settings
 from referrals.domain.model import Role
+from referrals.ports import Clock
 from referrals.services.keys import create_key
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
@@ -58,7 +59,15 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def live(tmp_path: Path, settings_overrides: dict[str, Any]) -> Iterator[LiveServer]:
+def live_clock() -> Clock | None:
+    """The clock the server runs on (override this fixture); None: the system's."""
+    return None
+
+
+@pytest.fixture
+def live(
+    tmp_path: Path, settings_overrides: dict[str, Any], live_clock: Clock | None
+) -> Iterator[LiveServer]:
     """The app served by uvicorn on 127.0.0.1 in a thread, on a SQLite file."""
     settings = Settings(
         database_url=f"sqlite:///{tmp_path}/browser.db",
@@ -68,6 +77,8 @@ def live(tmp_path: Path, settings_overrides: dict[str, Any]) -> Iterator[LiveSer
         **settings_overrides,
     )
     services = build(settings, migrate=True)
+    if live_clock is not None:
+        services = replace(services, clock=live_clock)
     admin, _ = create_key(services.store, services.clock, Role.ADMIN)
     ingest, _ = create_key(services.store, services.clock, Role.INGEST)
     port = _free_port()

@@ -138,7 +138,8 @@ def simulate_rules(
     rules, beside what they were: totals and the referrers whose rewards change most.
     Read only. The program's referrals up to `to` are read (the caps price each reward
     against what its referrer earned before it); without `rules`, the versions that
-    priced the window price it again, which reproduces what was earned."""
+    priced the window price it again, which reproduces what was earned. Referral rewards
+    only: revenue shares of sales are not replayed."""
     window = Window.of(body.start, body.end)
     proposal = body.rules.version() if body.rules is not None else None
     result = simulations.simulate(svc.store, program_id, window, proposal, body.limit)

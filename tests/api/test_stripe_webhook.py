@@ -16,7 +16,7 @@ from pydantic import SecretStr
 
 from referrals.api.app import create_app
 from referrals.bootstrap import Services, seed_rules
-from referrals.domain.model import RewardKind
+from referrals.domain.model import ReferralStatus, RewardKind
 from referrals.domain.program import Program
 from referrals.domain.sales import Sale, ShareTier, ShareTiers
 from referrals.services.programs import create_program
@@ -372,3 +372,52 @@ def test_an_admin_decides_a_disputed_share_with_a_reason(
     assert (again.status_code, again.json()["code"]) == (409, "not_held")
     missing = client.post("/v1/sales/pi_none/share/approve", json={"reason": "x"}, headers=admin)
     assert (missing.status_code, missing.json()["code"]) == (404, "sale_not_found")
+
+
+def closed(status: str, amount: int = 10_000) -> dict[str, Any]:
+    return s.dispute("ch_1", "pi_1", amount=amount) | {"status": status}
+
+
+def test_a_dispute_won_releases_the_share_it_held_once(
+    client: TestClient, services: Services, bob: Any
+) -> None:
+    found = payment(client, services)
+    post(client, s.event("charge.dispute.created", s.dispute("ch_1", "pi_1")))
+    event = s.event("charge.dispute.closed", closed("won"), n=2)
+    assert outcomes(post(client, event)) == [("release", "pi_1", "recorded")]
+    released = share(services, found)
+    assert (released.status.value, released.cents) == ("pending", 1000)
+    assert outcomes(post(client, event)) == [("release", "pi_1", "replayed")]
+
+
+def test_a_dispute_lost_takes_the_disputed_amount_back_as_a_refund(
+    client: TestClient, services: Services, bob: Any
+) -> None:
+    found = payment(client, services)
+    post(client, s.event("charge.dispute.created", s.dispute("ch_1", "pi_1")))
+    event = s.event("charge.dispute.closed", closed("lost", amount=4_000), n=2)
+    assert outcomes(post(client, event)) == [
+        ("release", "pi_1", "recorded"),
+        ("refund", "dp_1QmTdispute0001/lost", "recorded"),
+    ]
+    lowered = share(services, found)
+    assert (lowered.status.value, lowered.cents) == ("pending", 600)  # 10 % of 60.00 kept
+    again = outcomes(post(client, event))
+    assert [result for _, _, result in again] == ["replayed", "replayed"]
+    kept = sale(services, "pi_1")
+    assert kept is not None and kept.refunded_minor == 4_000
+
+
+def test_a_closed_dispute_leaves_a_hold_it_did_not_make(
+    client: TestClient, services: Services, admin: Headers, bob: Any
+) -> None:
+    """A share held with its referral by a fraud check waits for that review."""
+    found = payment(client, services)
+    assert found.reward_id is not None
+    with services.store.unit_of_work() as uow:
+        held = ReferralStatus.HELD
+        uow.rewards.transition(found.reward_id, {ReferralStatus.PENDING}, held, "velocity")
+        uow.commit()
+    event = s.event("charge.dispute.closed", closed("won"), n=2)
+    assert outcomes(post(client, event)) == [("release", "pi_1", "replayed")]
+    assert share(services, found).status.value == "held"

@@ -17,7 +17,8 @@ with the fields earlier versions had read where a payload still carries them:
   idempotent by its id (`re_...`). Since 2022-11-15 Stripe leaves that list out of
   the event unless expanded; then the refund is what `amount_refunded` adds to what
   is recorded for the sale, under an id made of the charge and that total.
-- `charge.dispute.created` holds the reward of the disputed sale.
+- `charge.dispute.created` holds the reward of the disputed sale; `charge.dispute.closed`
+  releases it (won), or records the disputed amount as a refund of the sale (lost).
 - `invoice_payment.paid` (2025-03-31.basil and later) links an invoice's payment to
   the invoice: kept as an alias of the invoice's sale (ports.aliases), so that the
   refunds and disputes of its charge, which name only the payment, find the sale.
@@ -46,7 +47,7 @@ from typing import Any
 
 from referrals.domain.codes import is_valid_user_id
 from referrals.domain.errors import InvalidInput
-from referrals.domain.sales import SaleKind
+from referrals.domain.sales import MAX_AMOUNT, SaleKind
 
 USER_KEY = "referrals_user_id"
 PROGRAM_KEY = "referrals_program"
@@ -105,7 +106,17 @@ class HoldCommand:
     reason: str
 
 
-Command = SaleCommand | RefundCommand | HoldCommand | LinkCommand
+@dataclass(frozen=True, slots=True)
+class ReleaseCommand:
+    """A dispute closed: the share it held (and only a share it held, whose hold reason
+    starts with `held_as`) waits for its payout again."""
+
+    sale_refs: tuple[str, ...]
+    held_as: str
+    reason: str
+
+
+Command = SaleCommand | RefundCommand | HoldCommand | LinkCommand | ReleaseCommand
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,16 +250,42 @@ def _charge_refunded(event: Event, program: str) -> list[Command]:
 
 
 def _dispute_created(event: Event, program: str) -> list[Command]:
-    dispute = event.object
+    dispute_id, _, refs = _disputed(event.object)
+    reason = event.object.get("reason")
+    why = _held_as(dispute_id) + (f" ({reason})" if isinstance(reason, str) else "")
+    return [HoldCommand(refs, why[:200])]
+
+
+def _dispute_closed(event: Event, program: str) -> list[Command]:
+    """Won (or an inquiry closed): the share the dispute held is released. Lost: the
+    disputed amount left the merchant as a refund would, so it is recorded as one (under
+    the dispute's id, once) after the release: the share is lowered, or clawed back if
+    a run paid it before the dispute."""
+    dispute_id, charge_id, refs = _disputed(event.object)
+    status = event.object.get("status")
+    release = ReleaseCommand(refs, _held_as(dispute_id), f"{_held_as(dispute_id)} {status}")
+    if status in ("won", "warning_closed"):
+        return [release]
+    if status != "lost":
+        return []
+    amount = _amount(event.object, "amount", "data.object")
+    lost = RefundCommand(refs, event.created, charge_id, MAX_AMOUNT, f"{dispute_id}/lost", amount)
+    return [release, lost]
+
+
+def _disputed(dispute: Mapping[str, Any]) -> tuple[str, str, tuple[str, ...]]:
+    """A dispute's id, its charge's, and where its sale may be recorded."""
     where = "data.object"
     dispute_id = _id(dispute, "id", where)
     charge_id = _ref(dispute.get("charge"))
     if charge_id is None:
         raise InvalidInput("a dispute names its charge", field=f"{where}.charge")
     refs = tuple(dict.fromkeys(r for r in (_ref(dispute.get("payment_intent")), charge_id) if r))
-    reason = dispute.get("reason")
-    why = f"Stripe dispute {dispute_id}" + (f" ({reason})" if isinstance(reason, str) else "")
-    return [HoldCommand(refs, why[:200])]
+    return dispute_id, charge_id, refs
+
+
+def _held_as(dispute_id: str) -> str:
+    return f"Stripe dispute {dispute_id}"
 
 
 def _invoice_payment_paid(event: Event, program: str) -> list[Command]:
@@ -272,6 +309,7 @@ READERS = {
     "checkout.session.async_payment_succeeded": _checkout_paid,
     "charge.refunded": _charge_refunded,
     "charge.dispute.created": _dispute_created,
+    "charge.dispute.closed": _dispute_closed,
     "invoice_payment.paid": _invoice_payment_paid,
 }
 

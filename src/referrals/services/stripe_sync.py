@@ -20,15 +20,24 @@ from typing import Any
 
 from referrals.domain.codes import is_valid_user_id
 from referrals.domain.errors import DomainError, StorageUnavailable, Unavailable
+from referrals.domain.model import ReferralStatus
 from referrals.domain.sales import Sale
 from referrals.ports import Clock, Store
 from referrals.services.retry import retry_on_conflict
-from referrals.services.sales import RefundIn, SaleIn, hold_sale, record_refund, record_sale
+from referrals.services.sales import (
+    RefundIn,
+    SaleIn,
+    hold_sale,
+    record_refund,
+    record_sale,
+    review_share,
+)
 from referrals.services.stripe_events import (
     Command,
     HoldCommand,
     LinkCommand,
     RefundCommand,
+    ReleaseCommand,
     SaleCommand,
     commands,
     envelope,
@@ -37,6 +46,7 @@ from referrals.services.stripe_events import (
 logger = logging.getLogger("referrals.stripe")
 
 UNMATCHED = "stripe:"  # the user id of a sale whose customer matches no user
+ACTOR = "stripe"  # who releases a share a dispute held, in the audit log
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +54,7 @@ class Outcome:
     """What one command did: `recorded`, `replayed` (nothing changed) or `ignored`
     (with why: a code of the refusal, or a sentence)."""
 
-    action: str  # sale, refund, hold, link (an alias of a sale)
+    action: str  # sale, refund, hold, release (a dispute closed), link (an alias of a sale)
     id: str  # the sale's (or refund's) external id
     result: str
     detail: str | None = None
@@ -80,16 +90,26 @@ def apply_event(store: Store, clock: Clock, payload: Any, program: str) -> Appli
     return Applied(event.id, event.type, outcomes)
 
 
+ACTIONS = {
+    SaleCommand: "sale",
+    RefundCommand: "refund",
+    HoldCommand: "hold",
+    ReleaseCommand: "release",
+}
+
+
 def _apply(store: Store, clock: Clock, command: Command) -> Outcome:
     if isinstance(command, LinkCommand):
         return _link(store, command)
-    action = {SaleCommand: "sale", RefundCommand: "refund", HoldCommand: "hold"}[type(command)]
+    action = ACTIONS[type(command)]
     subject = command.external_id if isinstance(command, SaleCommand) else command.sale_refs[0]
     try:
         if isinstance(command, SaleCommand):
             return _sale(store, clock, command)
         if isinstance(command, RefundCommand):
             return _refund(store, clock, command)
+        if isinstance(command, ReleaseCommand):
+            return _release(store, clock, command)
         return _hold(store, clock, command)
     except (StorageUnavailable, Unavailable):
         raise  # Stripe's retry will find the storage back
@@ -190,3 +210,23 @@ def _hold(store: Store, clock: Clock, command: HoldCommand) -> Outcome:
     if held.held:
         return Outcome("hold", sale.external_id, "recorded")
     return Outcome("hold", sale.external_id, "ignored", "the sale has no share waiting to be paid")
+
+
+def _release(store: Store, clock: Clock, command: ReleaseCommand) -> Outcome:
+    """Release the share the closed dispute held, and no other hold: a share held with
+    its referral by a fraud check waits for that review."""
+    sale = _find_sale(store, command.sale_refs)
+    if sale is None:
+        detail = f"sale_not_found: no sale recorded under {', '.join(command.sale_refs)}"
+        return Outcome("release", command.sale_refs[0], "ignored", detail)
+    with store.read() as uow:
+        share = uow.rewards.get(sale.reward_id) if sale.reward_id else None
+    held_by_it = (
+        share is not None
+        and share.status is ReferralStatus.HELD
+        and (share.note or "").partition(" (")[0] == command.held_as
+    )
+    if not held_by_it:
+        return Outcome("release", sale.external_id, "replayed", "no share held by the dispute")
+    review_share(store, clock, ACTOR, sale.external_id, approve=True, reason=command.reason)
+    return Outcome("release", sale.external_id, "recorded")

@@ -5,6 +5,8 @@ on the state read, so two admins acting at once cannot both win: the loser's
 retry finds the new state and is told so.
 """
 
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from referrals.domain import events
@@ -82,7 +84,8 @@ def reverse(store: Store, clock: Clock, actor: str, referral_id: str, reason: st
     def attempt() -> Referral:
         with store.unit_of_work() as uow:
             referral = _get(uow, referral_id)
-            entries = [e for e in uow.rewards.for_referral(referral_id) if e.kind in FOLLOWERS]
+            everything = uow.rewards.for_referral(referral_id)
+            entries = [e for e in everything if e.kind in FOLLOWERS]
             rewards: list[Referral | Reward] = [referral, *entries]
             if any(
                 r.status is PROCESSING or _paid_by_a_running_run(uow, r.status, r.payout_period)
@@ -105,9 +108,10 @@ def reverse(store: Store, clock: Clock, actor: str, referral_id: str, reason: st
                     continue
                 if uow.rewards.transition(e.id, {e.status}, _reversal(e.status), reason) is None:
                     raise Conflict("an entry of the referral changed meanwhile")
-                _give_back_share(uow, e)
+                kept = e.cents - _clawed_back_by_refunds(everything, e)
+                _give_back_share(uow, replace(e, cents=kept))
                 if e.status is PAID:
-                    _claw_back(uow, referral, e.user_id, e.cents, now)
+                    _claw_back(uow, referral, e.user_id, kept, now)
             add_entry(uow, clock, actor, "referral.reverse", f"referral:{referral_id}", reason)
             uow.outbox.add(events.referral_reviewed(events.REFERRAL_REVERSED, changed, reason, now))
             uow.commit()
@@ -164,6 +168,15 @@ def _review(
             return changed
 
     return retry_on_conflict(attempt)
+
+
+def _clawed_back_by_refunds(entries: Sequence[Reward], entry: Reward) -> int:
+    """What refunds of a paid share's sale took back already, by clawbacks of their own
+    (services.sales): a reversal takes back only the rest. An unpaid share was lowered in
+    place instead, so its cents are what it keeps."""
+    if entry.kind is not SHARE or entry.sale_id is None:
+        return 0
+    return -sum(e.cents for e in entries if e.kind is CLAWBACK and e.sale_id == entry.sale_id)
 
 
 def _give_back_share(uow: UnitOfWork, entry: Reward) -> None:

@@ -1,6 +1,7 @@
 """Revenue shares through payout runs: paid once, refunds after payment clawed back, and
-the money property: whatever the sales, refunds and runs, a referrer earns exactly the
-shares of the revenue kept, and no entry is paid twice."""
+the money property: whatever the sales, refunds, reversals of referrals and runs, a
+referrer earns exactly the shares of the revenue kept by the referrals still standing,
+and no entry is paid twice."""
 
 from collections import defaultdict
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from referrals.domain.periods import Period, last_ended_period
 from referrals.domain.program import RuleVersion
 from referrals.domain.sales import SaleKind, ShareTier, ShareTiers, share_of
 from referrals.domain.tiers import Tier, TierSchedule
-from referrals.services import payouts
+from referrals.services import payouts, reviews
 from referrals.services.programs import ensure_default_program
 from referrals.services.referrers import enroll
 from referrals.services.sales import RefundIn, SaleIn, record_refund, record_sale
@@ -100,12 +101,19 @@ class Pay:
     days: int
 
 
+@dataclass(frozen=True)
+class Reverse:
+    referee: str  # whose referral is reversed (a refunded account): its shares go with it
+    days: int
+
+
 DAYS = st.integers(0, 20)
 STEPS = st.lists(
     st.one_of(
         st.builds(Sell, st.sampled_from(sorted(REFEREES)), st.integers(0, 50_000), DAYS),
         st.builds(Refund, st.integers(0, 100), st.integers(1, 4), DAYS),
         st.builds(Pay, DAYS),
+        st.builds(Reverse, st.sampled_from(sorted(REFEREES)), DAYS),
     ),
     max_size=25,
 )
@@ -114,7 +122,7 @@ STEPS = st.lists(
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps=STEPS, ceiling=st.sampled_from([0, 3000]))
 def test_each_referrer_earns_the_shares_of_the_revenue_kept_and_nothing_twice(
-    steps: list[Sell | Refund | Pay], ceiling: int
+    steps: list[Sell | Refund | Pay | Reverse], ceiling: int
 ) -> None:
     store, clock, reports = MemoryStore(), FixedClock(START), MemoryReports()
     rules = RuleVersion(
@@ -123,21 +131,28 @@ def test_each_referrer_earns_the_shares_of_the_revenue_kept_and_nothing_twice(
         share_ceiling_cents=ceiling,
     )
     setup(store, clock, rules)
-    sold: list[tuple[str, str, int]] = []  # (external id, referrer, amount)
+    sold: list[tuple[str, str, int, str]] = []  # (external id, referrer, amount, referee)
+    reversed_referees: set[str] = set()
     refunded: dict[str, int] = defaultdict(int)
     paid: set[Period] = set()
     for n, step in enumerate(steps):
         clock.advance(days=step.days)
         if isinstance(step, Sell):
             record_sale(store, clock, sale(f"in_{n}", step.user, step.amount, clock.now()))
-            sold.append((f"in_{n}", REFEREES[step.user], step.amount))
+            sold.append((f"in_{n}", REFEREES[step.user], step.amount, step.user))
         elif isinstance(step, Refund) and sold:
-            external_id, _, amount = sold[step.sale % len(sold)]
+            external_id, _, amount, _ = sold[step.sale % len(sold)]
             left = amount - refunded[external_id]
             part = left * step.part // 4
             if part:
                 record_refund(store, clock, RefundIn(external_id, part))
                 refunded[external_id] += part
+        elif isinstance(step, Reverse) and step.referee not in reversed_referees:
+            with store.read() as uow:
+                referral = uow.referrals.by_referee(step.referee)
+            assert referral is not None
+            reviews.reverse(store, clock, "admin", referral.id, "a refunded account")
+            reversed_referees.add(step.referee)
         elif isinstance(step, Pay):
             period = last_ended_period(clock.now())
             if period not in paid:
@@ -145,8 +160,9 @@ def test_each_referrer_earns_the_shares_of_the_revenue_kept_and_nothing_twice(
                 paid.add(period)
 
     expected: dict[str, int] = defaultdict(int)
-    for external_id, referrer, amount in sold:
-        expected[referrer] += share_of(amount - refunded[external_id], BPS[referrer], ceiling)
+    for external_id, referrer, amount, referee in sold:
+        if referee not in reversed_referees:
+            expected[referrer] += share_of(amount - refunded[external_id], BPS[referrer], ceiling)
     with store.read() as uow:
         for referrer in BPS:
             earned = uow.referrers.earnings(referrer, clock.now()).earned_cents

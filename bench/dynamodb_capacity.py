@@ -5,10 +5,12 @@ sends is recorded and priced with DynamoDB's published rules:
 
 - a write costs ceil(item KB) WCU on the table, twice that inside a transaction
   (a ConditionCheck costs like a write); each global secondary index the item
-  enters, leaves or changes in costs ceil(item KB) more, and two when the
-  item's index key changes (a delete and a put);
+  enters or leaves costs ceil(item KB) more, one whose copy of the item changes
+  (an attribute it projects: every one, or the keys alone for KEYS_ONLY) as much,
+  and two when the item's index key changes (a delete and a put);
 - a read costs ceil(bytes / 4 KB) RCU, half of that when eventually consistent
-  (index queries always are), at least one such unit per request.
+  (index queries always are), at least one such unit per request; a BatchGetItem
+  costs each item read as a GetItem would.
 
     python -m bench.dynamodb_capacity [--signups 400] [--referrers 40]
 """
@@ -21,7 +23,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from referrals.adapters.dynamodb.tables import MAIN_GSIS, OUTBOX_GSIS
+from referrals.adapters.dynamodb.tables import KEYS_ONLY_GSIS, MAIN_GSIS, OUTBOX_GSIS
 
 Item = dict[str, dict[str, Any]]
 
@@ -38,9 +40,14 @@ def item_bytes(item: Item | None) -> int:
     return size
 
 
-def gsi_writes(before: Item | None, after: Item | None, gsis: dict[str, Any]) -> int:
+def gsi_writes(
+    before: Item | None,
+    after: Item | None,
+    gsis: dict[str, Any],
+    keys_only: frozenset[str] = frozenset(),
+) -> int:
     units = 0
-    for (pk, _), (sk, _) in gsis.values():
+    for index, ((pk, _), (sk, _)) in gsis.items():
         was = before is not None and pk in before and sk in before
         now = after is not None and pk in after and sk in after
         if not (was or now):
@@ -48,7 +55,11 @@ def gsi_writes(before: Item | None, after: Item | None, gsis: dict[str, Any]) ->
         kb = math.ceil(max(item_bytes(before), item_bytes(after)) / 1024)
         if was and now and (before[pk], before[sk]) != (after[pk], after[sk]):  # type: ignore[index]
             units += 2 * kb
-        elif was != now or before != after:
+        elif was != now:
+            units += kb
+        elif index in keys_only:
+            continue  # its copy holds the keys alone, which did not change
+        elif before != after:
             units += kb
     return units
 
@@ -90,16 +101,33 @@ class Metered:
         result = run()
         after = self._get(table, key)
         self.wcu += factor * max(1, math.ceil(max(item_bytes(before), item_bytes(after)) / 1024))
-        self.wcu += gsi_writes(before, after, self.gsis[table])
+        self.wcu += self._gsi_writes(table, before, after)
         return result
+
+    def _gsi_writes(self, table: str, before: Item | None, after: Item | None) -> int:
+        keys_only = KEYS_ONLY_GSIS if table.endswith("-main") else frozenset()
+        return gsi_writes(before, after, self.gsis[table], keys_only)
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self._client, name)
-        if name not in {"get_item", "put_item", "update_item", "transact_write_items"}:
+        if name not in {
+            "get_item",
+            "batch_get_item",
+            "put_item",
+            "update_item",
+            "transact_write_items",
+        }:
             return method
 
         def call(**kwargs: Any) -> Any:
             self.requests[name] += 1
+            if name == "batch_get_item":
+                result = method(**kwargs)
+                for table, found in result.get("Responses", {}).items():
+                    factor = 1.0 if kwargs["RequestItems"][table].get("ConsistentRead") else 0.5
+                    for item in found:  # each item as a GetItem, projected or not
+                        self.rcu += factor * max(1, math.ceil(item_bytes(item) / 4096))
+                return result
             if name == "get_item":
                 result = method(**kwargs)
                 factor = 1.0 if kwargs.get("ConsistentRead") else 0.5
@@ -122,7 +150,7 @@ class Metered:
             for table, key, before in befores:
                 after = self._get(table, key)
                 kb = max(1, math.ceil(max(item_bytes(before), item_bytes(after)) / 1024))
-                self.wcu += 2 * kb + gsi_writes(before, after, self.gsis[table])
+                self.wcu += 2 * kb + self._gsi_writes(table, before, after)
             return result
 
         return call
@@ -131,11 +159,10 @@ class Metered:
         return self.wcu, self.rcu, Counter(self.requests)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--signups", type=int, default=400)
-    parser.add_argument("--referrers", type=int, default=40)
-    args = parser.parse_args()
+def measure(signups: int, referrers: int) -> dict[str, Any]:
+    """Price `signups` signups over `referrers` referrers (each a new referee, enrolled,
+    no email), then the payout run that pays them all: units per signup and per paid
+    reward."""
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         os.environ.setdefault(name, "bench")
 
@@ -161,27 +188,35 @@ def main() -> None:
             Bucket="bench", CreateBucketConfiguration={"LocationConstraint": "us-east-2"}
         )
         clock = SystemClock()
-        codes = [enroll(store, clock, f"r{n:04d}").referrer.code for n in range(args.referrers)]
+        codes = [enroll(store, clock, f"r{n:04d}").referrer.code for n in range(referrers)]
         w0, r0, q0 = client.snapshot()
         october = datetime(2026, 10, 10, tzinfo=UTC)
-        for n in range(args.signups):
+        for n in range(signups):
             code = codes[n % len(codes)]
             sign_up(store, clock, RuleVersion(), f"u{n:06d}", code, signed_up_at=october)
         w1, r1, q1 = client.snapshot()
         run = run_payout(store, S3ReportStore(s3, "bench"), clock, Period(2026, 10))
         w2, r2, q2 = client.snapshot()
-    assert run.referral_count == args.signups
+    assert run.referral_count == signups
     signup = {
-        "wcu": round((w1 - w0) / args.signups, 2),
-        "rcu": round((r1 - r0) / args.signups, 2),
-        "requests": {k: round(v / args.signups, 2) for k, v in (q1 - q0).items()},
+        "wcu": round((w1 - w0) / signups, 2),
+        "rcu": round((r1 - r0) / signups, 2),
+        "requests": {k: round(v / signups, 2) for k, v in (q1 - q0).items()},
     }
     paid = {
-        "wcu": round((w2 - w1) / args.signups, 2),
-        "rcu": round((r2 - r1) / args.signups, 2),
-        "requests": {k: round(v / args.signups, 3) for k, v in (q2 - q1).items()},
+        "wcu": round((w2 - w1) / signups, 2),
+        "rcu": round((r2 - r1) / signups, 2),
+        "requests": {k: round(v / signups, 3) for k, v in (q2 - q1).items()},
     }
-    print(json.dumps({"per_signup": signup, "per_paid_reward": paid}, indent=2))
+    return {"per_signup": signup, "per_paid_reward": paid}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--signups", type=int, default=400)
+    parser.add_argument("--referrers", type=int, default=40)
+    args = parser.parse_args()
+    print(json.dumps(measure(args.signups, args.referrers), indent=2))
 
 
 if __name__ == "__main__":

@@ -134,8 +134,9 @@ class Storage(Construct):
             )
         )
 
+        definition = main_table(prefix, keep=settings.keep_indexes, defer=settings.defer_indexes)
         self.main_table = table_from_definition(
-            self, "MainTable", main_table(prefix), self.key, time_to_live_attribute=TTL_ATTRIBUTE
+            self, "MainTable", definition, self.key, time_to_live_attribute=TTL_ATTRIBUTE
         )
         self.outbox_table = table_from_definition(
             self, "OutboxTable", outbox_table(prefix), self.key

@@ -9,9 +9,20 @@ from moto import mock_aws
 
 from referrals.adapters.clock import SystemClock
 from referrals.adapters.dynamodb.store import DynamoStore
-from referrals.adapters.dynamodb.tables import TTL_ATTRIBUTE, DynamoSetupError, main_table
+from referrals.adapters.dynamodb.tables import (
+    MAIN_GSIS,
+    REPLACED_BY,
+    RETIRED_GSIS,
+    TTL_ATTRIBUTE,
+    DynamoSetupError,
+    main_table,
+    outbox_table,
+)
 from referrals.domain.model import Role
+from referrals.domain.program import RuleVersion
 from referrals.services.keys import create_key
+from referrals.services.referrers import enroll
+from referrals.services.signups import sign_up
 from tests.adapters.conftest import AWS_REGION
 
 PREFIX = "tables-test"
@@ -72,16 +83,16 @@ def test_a_table_with_other_keys_names_it_and_both_key_schemas(client: Any) -> N
 
 def test_a_missing_index_and_an_index_projecting_less_are_named(client: Any) -> None:
     indexes = main_table(PREFIX)["GlobalSecondaryIndexes"]
-    kept = [i for i in indexes if i["IndexName"] != "unpaid"]
+    kept = [i for i in indexes if i["IndexName"] != "by_period"]
     for index in kept:
         if index["IndexName"] == "by_id":
             index["Projection"] = {"ProjectionType": "KEYS_ONLY"}
     definition = {**main_table(PREFIX), "GlobalSecondaryIndexes": kept}
-    client.create_table(**without_attributes(definition, "unpaid_pk", "unpaid_sk"))
+    client.create_table(**without_attributes(definition, "period_pk", "period_sk"))
     with pytest.raises(DynamoSetupError) as raised:
         DynamoStore(client, PREFIX).require_tables()
     assert str(raised.value).endswith(
-        "expects: index by_id projects KEYS_ONLY, expected ALL; it has no index unpaid"
+        "expects: index by_id projects KEYS_ONLY, expected ALL; it has no index by_period"
     )
 
 
@@ -118,3 +129,52 @@ def test_create_tables_turns_it_on_for_a_table_made_without_it(client: Any) -> N
     assert time_to_live(client, f"{PREFIX}-main")["TimeToLiveStatus"] == "DISABLED"
     DynamoStore(client, PREFIX).create_tables()
     assert time_to_live(client, f"{PREFIX}-main")["TimeToLiveStatus"] == "ENABLED"
+
+
+EARLIER = {"keep": RETIRED_GSIS, "defer": REPLACED_BY}  # the indexes of the earlier design
+
+
+def index_names(client: Any) -> set[str]:
+    described = client.describe_table(TableName=f"{PREFIX}-main")["Table"]
+    return {i["IndexName"] for i in described["GlobalSecondaryIndexes"]}
+
+
+def test_a_table_of_the_earlier_design_is_accepted_and_read_while_it_migrates(
+    client: Any,
+) -> None:
+    client.create_table(**main_table(PREFIX, **EARLIER))
+    client.create_table(**outbox_table(PREFIX))
+    store = DynamoStore(client, PREFIX)
+    store.require_tables()  # the keys-only indexes are not built yet: their twins serve
+    clock = SystemClock()
+    code = enroll(store, clock, "alice").referrer.code
+    sign_up(store, clock, RuleVersion(), "bob", code)
+    with store.read() as uow:  # each of these queries an index the table does not have
+        assert [r.referee_id for r in uow.referrals.for_referrer("alice", None, 10)] == ["bob"]
+        assert [r.referee_id for r in uow.referrals.search(None, "alice", None, 10)] == ["bob"]
+        assert uow.referrers.earnings("alice", clock.now()).earned_cents == 1000
+
+
+def test_db_upgrade_adds_the_new_indexes_to_a_table_of_the_earlier_design(client: Any) -> None:
+    client.create_table(**main_table(PREFIX, **EARLIER))
+    client.create_table(**outbox_table(PREFIX))
+    store = DynamoStore(client, PREFIX)
+    clock = SystemClock()
+    code = enroll(store, clock, "alice").referrer.code
+    sign_up(store, clock, RuleVersion(), "bob", code)
+    store.create_tables()
+    # Added beside the retired ones, which servers of the earlier release may still read.
+    assert index_names(client) == {*MAIN_GSIS, *RETIRED_GSIS}
+    store.require_tables()
+    with store.read() as uow:  # an item written before is in the new index
+        assert [r.referee_id for r in uow.referrals.for_referrer("alice", None, 10)] == ["bob"]
+
+
+def test_the_stack_may_keep_retired_indexes_and_defer_new_ones_by_name() -> None:
+    names = {
+        i["IndexName"]
+        for i in main_table(PREFIX, keep={"unpaid"}, defer={"by_id"})["GlobalSecondaryIndexes"]
+    }
+    assert names == {*MAIN_GSIS, "unpaid"} - {"by_id"}
+    with pytest.raises(ValueError, match="no such index to keep or defer: by_ids"):
+        main_table(PREFIX, defer={"by_ids"})

@@ -178,7 +178,7 @@ def test_a_table_with_other_keys_is_an_error_naming_it(stack: dict[str, str]) ->
     env = {**KEY_ENV, "AWS_DEFAULT_REGION": other}
     expected = (
         f"error: DynamoDB table {MAIN_TABLE} in region {other} is not the table referrals "
-        "expects: its keys are (id S), expected (pk S, sk S); it has no index by_referrer"
+        "expects: its keys are (id S), expected (pk S, sk S); it has no index by_referrer_keys"
     )
     for argv in (KEY_ARGV, [KEY_ARGV[0], "db", "upgrade"]):
         assert one_line_error(cli(argv, env)).startswith(expected)

@@ -5,6 +5,8 @@ from aws_cdk.assertions import Template
 
 from referrals.adapters.dynamodb.tables import (
     KEYS_ONLY_GSIS,
+    MAIN_GSIS,
+    RETIRED_GSIS,
     TTL_ATTRIBUTE,
     main_table,
     outbox_table,
@@ -193,3 +195,34 @@ def test_cloudwatch_may_publish_alarms_to_the_encrypted_topic(template_json: Jso
         s["Effect"] == "Allow" and s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
         for s in topic_statements
     )
+
+
+def test_a_table_migrating_from_the_earlier_design_keeps_and_defers_indexes_by_name() -> None:
+    # One step of infra/README.md's upgrade: the retired indexes kept, one new index built.
+    from aws_cdk import App, Stack
+
+    from infra.settings import StageSettings
+    from infra.storage import Storage
+    from tests.infra.conftest import cdk_context
+
+    app = App(context=cdk_context(keep_indexes="by_referrer,by_referrer_id,unpaid"))
+    settings = StageSettings.from_context(app.node)
+    settings = StageSettings(
+        keep_indexes=settings.keep_indexes, defer_indexes=("by_referrer_id_keys",)
+    )
+    stack = Stack(app, "Migrating")
+    Storage(stack, "Storage", settings=settings)
+    _, table = find(
+        dict(Template.from_stack(stack).to_json()),
+        "AWS::DynamoDB::Table",
+        TableName=f"{settings.prefix}-main",
+    )
+    names = {i["IndexName"] for i in table["Properties"]["GlobalSecondaryIndexes"]}
+    assert names == {*MAIN_GSIS, *RETIRED_GSIS} - {"by_referrer_id_keys"}
+
+
+def test_an_unknown_index_to_keep_or_defer_stops_the_synth() -> None:
+    from infra.settings import ContextError, StageSettings
+
+    with pytest.raises(ContextError, match="no such index to keep or defer: by_referer"):
+        StageSettings(keep_indexes=("by_referer",))

@@ -2,23 +2,33 @@
 
 Base-table reads are strongly consistent; index queries cannot be. Queries walk
 their pages with the client's paginator and stop asking for pages once the caller
-has what it needs. A write sent on its own (not at a unit of work's commit) whose
-condition is false raises ConditionFailed, for the caller to read as "someone else
-got there first"; a transaction cancelled by a condition or by a concurrent
-transaction raises TransactionCancelled, a Conflict that the use case retries.
+has what it needs. An index that projects keys only gives the keys of the items,
+which `hydrate` reads from the table (BatchGetItem, strongly consistent). A query of
+an index that a table migrating from the earlier design has not built yet (or is
+still filling) reads its retired twin, which has the same keys (`tables.REPLACED_BY`).
+A write sent on its own (not at a unit of work's commit) whose condition is false
+raises ConditionFailed, for the caller to read as "someone else got there first"; a
+transaction cancelled by a condition or by a concurrent transaction raises
+TransactionCancelled, a Conflict that the use case retries.
 """
 
-from collections.abc import Iterator, Sequence
+import random
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
 from typing import Any
 
 from boto3.dynamodb.conditions import ConditionBase
 from botocore.exceptions import ClientError
 
 from referrals.adapters.dynamodb.expressions import Values, Write, expression, from_item, to_item
-from referrals.adapters.dynamodb.tables import main_table_name, outbox_table_name
+from referrals.adapters.dynamodb.tables import REPLACED_BY, main_table_name, outbox_table_name
 from referrals.domain.errors import Conflict
 
 MAX_TRANSACTION_ITEMS = 100  # DynamoDB's limit per TransactWriteItems
+MAX_BATCH_GET = 100  # DynamoDB's limit of keys per BatchGetItem
+# How a Query of an index the table lacks, or is still building, is refused.
+NO_SUCH_INDEX = frozenset({"ValidationException", "ResourceNotFoundException"})
 # The reasons a transaction is cancelled by a race (and the "None" of its other writes).
 RACES = frozenset({"None", "ConditionalCheckFailed", "TransactionConflict"})
 
@@ -66,8 +76,7 @@ class Tables:
             params["ProjectionExpression"] = project
         if newest_first:
             params["ScanIndexForward"] = False
-        pages = self.client.get_paginator("query").paginate(**params, PaginationConfig=config)
-        for page in pages:
+        for page in self._pages(params, PaginationConfig=config):
             for item in page["Items"]:
                 yield from_item(item)
 
@@ -76,8 +85,60 @@ class Tables:
     ) -> int:
         """How many items a Query finds (DynamoDB still reads them to count them)."""
         params = self._query(table, key, index, None, consistent)
-        pages = self.client.get_paginator("query").paginate(**params, Select="COUNT")
-        return sum(int(page["Count"]) for page in pages)
+        return sum(int(page["Count"]) for page in self._pages(params, Select="COUNT"))
+
+    def _pages(self, params: dict[str, Any], **extra: Any) -> Iterator[dict[str, Any]]:
+        """The pages of a Query; of the retired twin of its index if the table has not
+        built that index yet (the first page tells)."""
+        paginator = self.client.get_paginator("query")
+        pages = iter(paginator.paginate(**params, **extra))
+        try:
+            first = next(pages, None)
+        except ClientError as error:
+            twin = REPLACED_BY.get(params.get("IndexName", ""))
+            # DynamoDB answers ValidationException (moto: ResourceNotFoundException).
+            if twin is None or error.response["Error"]["Code"] not in NO_SUCH_INDEX:
+                raise
+            pages = iter(paginator.paginate(**{**params, "IndexName": twin}, **extra))
+            first = next(pages, None)
+        if first is not None:
+            yield first
+            yield from pages
+
+    def hydrate(
+        self,
+        table: str,
+        indexed: Iterable[Values],
+        *,
+        chunk: int = MAX_BATCH_GET,
+        project: str | None = None,
+    ) -> Iterator[Values]:
+        """The items whose keys `indexed` gives (from an index that projects keys only), in
+        its order, read `chunk` keys at a time by strongly consistent BatchGetItems; an item
+        deleted meanwhile is skipped."""
+        keys = ({"pk": item["pk"], "sk": item["sk"]} for item in indexed)
+        while batch := list(islice(keys, max(1, min(chunk, MAX_BATCH_GET)))):
+            found = {(i["pk"], i["sk"]): i for i in self._batch_get(table, batch, project)}
+            for key in batch:
+                item = found.get((key["pk"], key["sk"]))
+                if item is not None:
+                    yield item
+
+    def _batch_get(self, table: str, keys: list[Values], project: str | None) -> list[Values]:
+        request: dict[str, Any] = {"Keys": [to_item(k) for k in keys], "ConsistentRead": True}
+        if project is not None:
+            request["ProjectionExpression"] = f"pk, sk, {project}"
+        found: list[Values] = []
+        pending: dict[str, Any] = {table: request}
+        for attempt in range(10):
+            response = self.client.batch_get_item(RequestItems=pending)
+            found += [from_item(i) for i in response.get("Responses", {}).get(table, [])]
+            pending = response.get("UnprocessedKeys") or {}
+            if not pending:
+                return found
+            # Throttled in part: DynamoDB hands back what it did not read; ask again.
+            time.sleep(random.uniform(0, 0.05 * 2**attempt))
+        raise Conflict(f"DynamoDB kept {len(pending[table]['Keys'])} keys unread")
 
     @staticmethod
     def _query(

@@ -10,8 +10,8 @@ One item per click, written once (a Put conditioned on its absence), in the main
 | `click_id`, `program_id`, `code`, `referrer_id`, `at` | the click |
 | `ip_hash`, `ua_hash`, `referring_site`, `utm_*` | when present (None is left out) |
 
-`referrer_pk` = `CLICKS#<program id>#<referrer id>` puts it in `by_referrer_id`
-(`referrer_pk`, `id`) too, in a partition of its own (lists of referrals and entries
+`referrer_pk` = `CLICKS#<program id>#<referrer id>` puts it in `by_referrer_id_keys`
+(`referrer_pk`, `id`, keys only) too, in a partition of its own (lists of referrals and entries
 read `REFERRER#...` partitions, never these): a referrer's count for the portal is one
 Query of a key range, `Select=COUNT`.
 
@@ -23,11 +23,11 @@ alone; never a Scan. A partition per day, not per program: a busy program's clic
 spread over partitions instead of all writing one. The index is eventually
 consistent: a click made a moment ago may be missing from a tally, never from `get`.
 
-A click has none of the other indexes' keys (`status_pk`, `unpaid_pk`, `period_pk`), so
+A click has none of the other indexes' keys (`status_pk`, `period_pk`), so
 lists of referrals and payouts never see it.
 
 A click costs one Put in a transaction of its own (2 WCU for an item under 1 KB)
-plus 1 WCU for each copy, in `by_id` and `by_referrer_id`: 4 WCU.
+plus 1 WCU for each copy, in `by_id` and `by_referrer_id_keys`: 4 WCU.
 """
 
 from collections import Counter
@@ -43,7 +43,7 @@ from referrals.adapters.times import from_micros, to_micros
 from referrals.domain.clicks import Click, ClickCount, day_of, days_between
 
 INDEX = "by_id"
-REFERRER_INDEX = "by_referrer_id"
+REFERRER_INDEX = "by_referrer_id_keys"
 _OPTIONAL = (
     "ip_hash",
     "ua_hash",

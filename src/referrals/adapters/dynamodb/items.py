@@ -42,7 +42,6 @@ from referrals.domain.program import (
 )
 
 ONE_MICROSECOND = timedelta(microseconds=1)
-UNPAID = "UNPAID"  # the one partition of the sparse `unpaid` index
 # The head of the report chain: the run completed last, and a version that every
 # completion moves on in its commit (see `DynamoPayouts.lock_chain`).
 CHAIN_HEAD: Values = {"pk": "CHAIN", "sk": "HEAD"}
@@ -124,18 +123,6 @@ def reward_claim_key(reward_id: str) -> Values:
     return {"pk": f"REWARD#{reward_id}", "sk": "REWARD"}
 
 
-def unpaid_sk(item_id: str, payable_micros: int) -> str:
-    # Zero-padded so that string order is time order: the cutoff is a key condition.
-    # Keyed by when the reward becomes payable (created_at + hold), not when it was
-    # earned, so a run's Query stops at its cutoff and never reads rewards on hold.
-    return f"{payable_micros:020d}#{item_id}"
-
-
-def unpaid_before(cutoff: datetime) -> str:
-    """The `unpaid_sk` bound below which rewards are payable before `cutoff`."""
-    return f"{to_micros(cutoff):020d}"
-
-
 def run_key(period: str) -> Values:
     return {"pk": "RUNS", "sk": period}
 
@@ -200,7 +187,9 @@ def referral_item(r: Referral) -> Values:
     }
 
 
-def referral(item: Values) -> Referral:
+def referral(item: Values, status: ReferralStatus | None = None) -> Referral:
+    """The referral of an item; `status`: its state as read from its run (run_states),
+    if not the one stored."""
     return Referral(
         id=item["id"],
         referee_id=item["referee_id"],
@@ -209,7 +198,7 @@ def referral(item: Values) -> Referral:
         email=item.get("email"),
         ordinal=int(item["ordinal"]),
         reward_cents=int(item["reward_cents"]),
-        status=ReferralStatus(item["status_pk"]),
+        status=status if status is not None else ReferralStatus(item["status_pk"]),
         created_at=from_micros(int(item["created_at"])),
         payout_period=item.get("payout_period"),
         hold=hold(item),
@@ -227,7 +216,7 @@ def entry_item(e: Reward) -> Values:
         "program_id": e.program_id,
         "referral_id": e.referral_id,
         "user_id": e.user_id,
-        # The beneficiary's partition of `by_referrer_id`, for their earnings.
+        # The beneficiary's partition of `by_referrer_id_keys`, for their earnings.
         "referrer_pk": referrer_pk(e.user_id, e.program_id),
         # Not `kind`: that attribute is the partition key of the `by_id` index of referrals.
         "entry_kind": e.kind.value,
@@ -239,14 +228,15 @@ def entry_item(e: Reward) -> Values:
     }
 
 
-def reward(item: Values) -> Reward:
+def reward(item: Values, status: ReferralStatus | None = None) -> Reward:
+    """The entry of an item; `status` as for `referral`."""
     return Reward(
         id=item["id"],
         referral_id=item["referral_id"],
         user_id=item["user_id"],
         kind=RewardKind(item["entry_kind"]),
         cents=int(item["reward_cents"]),
-        status=ReferralStatus(item["status_pk"]),
+        status=status if status is not None else ReferralStatus(item["status_pk"]),
         created_at=from_micros(int(item["created_at"])),
         hold=hold(item),
         payout_period=item.get("payout_period"),
@@ -264,14 +254,11 @@ def program_of(item: Values) -> str:
 
 def _payout_attributes(payee: str, entry: Referral | Reward) -> Values:
     """What the payout steps read and write, alike on referral items and entries."""
-    pending = entry.status is ReferralStatus.PENDING
     period = entry.payout_period
     return {
         # Absent means no hold, as on items written before holds existed.
         "hold_micros": entry.hold // ONE_MICROSECOND if entry.hold else None,
         "note": entry.note,
-        "unpaid_pk": UNPAID if pending else None,
-        "unpaid_sk": unpaid_sk(entry.id, to_micros(entry.payable_at)) if pending else None,
         "payout_period": period,
         "period_pk": period,
         "period_sk": f"{payee}#{entry.id}" if period is not None else None,
@@ -522,7 +509,10 @@ def event_item(event: Event, payload: str) -> Values:
         "type": event.type,
         "payload": payload,
         "created_at": to_micros(event.created_at),
-        "status": event.status.value,
+        # A pending event with a time is listed by the sparse `due` index alone: with no
+        # `status` it is out of `by_status`, which costs its write there (and on delivery,
+        # an entry there instead of a move). `event` reads it as pending.
+        "status": None if due else event.status.value,
         "attempts": event.attempts,
         "next_attempt_at": micros(event.next_attempt_at),
         # Only a pending event with a time is in the sparse `due` index.
@@ -539,7 +529,7 @@ def event(item: Values) -> Event:
         type=item["type"],
         payload=payload,
         created_at=from_micros(int(item["created_at"])),
-        status=EventStatus(item["status"]),
+        status=EventStatus(item.get("status", EventStatus.PENDING.value)),
         attempts=int(item["attempts"]),
         next_attempt_at=_time(item, "next_attempt_at"),
         last_error=item.get("last_error"),

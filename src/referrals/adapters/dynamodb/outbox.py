@@ -4,6 +4,8 @@ Events live in a table of their own (`id`), whose stream of new items wakes the
 notify function. A pending event is in the sparse `due` index by the time it is
 due; a dispatcher claims one by pushing that time past its own deadline, with a
 condition that it is still due, so two dispatchers never deliver it at once.
+A pending event in `due` has no `status` (items.event_item): it enters `by_status`
+once delivered or dead, so listing pending events reads `due` as well.
 
 The audit log is one partition, `AUDIT`, sorted by entry id (a ULID: time order).
 Admin actions are rare (reviews, reversals, payout runs), far below one
@@ -15,7 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from boto3.dynamodb.conditions import Attr, Key
+from boto3.dynamodb.conditions import Attr, ConditionBase, Key
 
 from referrals.adapters.dynamodb import items
 from referrals.adapters.dynamodb.access import ConditionFailed, Tables
@@ -59,7 +61,7 @@ class DynamoOutbox:
                 self._tables.outbox,
                 {"id": item["id"]},
                 set={"due_at": to_micros(until), "next_attempt_at": to_micros(until)},
-                condition=Attr("status").eq(PENDING) & Attr("due_at").lte(to_micros(now)),
+                condition=_pending() & Attr("due_at").lte(to_micros(now)),
             )
             try:
                 claimed.append(items.event(self._tables.send(claim, returning=True)))
@@ -92,8 +94,8 @@ class DynamoOutbox:
 
     def list(self, status: EventStatus | None, limit: int) -> Sequence[Event]:
         statuses = [status] if status is not None else list(EventStatus)
-        events = [
-            items.event(item)
+        found = [
+            item
             for s in statuses
             for item in self._tables.query(
                 self._tables.outbox,
@@ -103,7 +105,11 @@ class DynamoOutbox:
                 limit=limit,
             )
         ]
-        return sorted(events, key=lambda e: e.id, reverse=True)[:limit]
+        if EventStatus.PENDING in statuses:
+            # The backlog, in due time order: read whole (it is what waits for delivery).
+            found += self._tables.query(self._tables.outbox, Key("due_pk").eq(DUE), index="due")
+        events = {item["id"]: items.event(item) for item in found}
+        return sorted(events.values(), key=lambda e: e.id, reverse=True)[:limit]
 
     def requeue(self, event_id: str, now: datetime) -> bool:
         at = to_micros(now)
@@ -111,7 +117,7 @@ class DynamoOutbox:
             self._tables.outbox,
             {"id": event_id},
             set={
-                "status": PENDING,
+                "status": None,  # pending, in `due` (items.event_item)
                 "attempts": 0,
                 "next_attempt_at": at,
                 "due_at": at,
@@ -157,6 +163,11 @@ class DynamoOutbox:
         # requeue or a discard elsewhere meanwhile makes the commit a Conflict.
         self._tx.write(delete(self._tables.outbox, {"id": event_id}, Attr("status").eq(DEAD)))
         return True
+
+
+def _pending() -> ConditionBase:
+    # Written by this release without a status while due; by an earlier one, with it.
+    return Attr("status").not_exists() | Attr("status").eq(PENDING)
 
 
 class DynamoAudit:

@@ -1,11 +1,16 @@
 """The rewards and entries of one payout run on DynamoDB: assigned, released, paid, summed.
 
-A run finds what it may pay in the sparse `unpaid` index (pending rewards by the
-time they become payable) and what it holds in the sparse `by_period` index (by
+A run finds what it may pay in the `by_status` partition of pending rewards (in id
+order, filtered on the time each becomes payable: a run at the start of a month
+reads little it cannot pay) and what it holds in the sparse `by_period` index (by
 the user paid, so a user's items are contiguous). Both are eventually consistent:
 a write conditioned on the state it expects skips an item the index still shows
 in an old state, and before summing, a run waits until `by_period` shows as many
 items as the run item's `assigned` count, which moves in the same transactions.
+
+An assigned item is stored as paid with the run (run_states): it reads as processing
+until the run completes and as paid from then on, so it is written once, not again
+to be paid. Items an earlier release assigned as processing are still paid here.
 
 Items are written in batches of 99, each in one transaction with a write of the
 run item conditioned on the run's lease: a run that lost its lease can never
@@ -22,8 +27,10 @@ from itertools import chain, groupby
 from boto3.dynamodb.conditions import Attr, ConditionBase, Key
 
 from referrals.adapters.dynamodb import items
-from referrals.adapters.dynamodb.access import Tables, TransactionCancelled
+from referrals.adapters.dynamodb.access import ConditionFailed, Tables, TransactionCancelled
 from referrals.adapters.dynamodb.expressions import Values, Write, update
+from referrals.adapters.dynamodb.run_states import PAID_WITH_RUN, in_run, in_run_condition
+from referrals.adapters.times import to_micros
 from referrals.domain.errors import Conflict
 from referrals.domain.model import (
     LineKind,
@@ -51,8 +58,11 @@ class RunEntries:
         self._tables = tables
         self._period = period
 
-    def assign(self, owner: str, cutoff: datetime, limit: int) -> int:
-        """Move up to `limit` pending items payable before `cutoff` to the run.
+    def assign(
+        self, owner: str, cutoff: datetime, limit: int, after: str | None = None
+    ) -> tuple[int, str | None]:
+        """Move up to `limit` pending items payable before `cutoff` to the run, walking
+        the pending items after the id `after`; how many, and the id to go on after.
 
         The index may still list items that were just moved: their update fails its
         `pending` condition and is skipped, and the walk goes on, so fewer than
@@ -60,26 +70,30 @@ class RunEntries:
         """
         moved = 0
         chunk: list[Values] = []
-        for item in self.payable(cutoff):
+        last = after
+        bound = to_micros(cutoff)
+        for item in self._pending(cutoff, after):
+            last = item["id"]
+            if items.payable_micros(item) >= bound:
+                continue  # still on hold at the cutoff
             chunk.append(item)
             if len(chunk) == min(PAYOUT_CHUNK, limit - moved):
                 moved += self._fenced_writes(owner, chunk, self._assigned, count_assigned=1)
                 chunk = []
                 if moved >= limit:
-                    return moved
-        return moved + self._fenced_writes(owner, chunk, self._assigned, count_assigned=1)
+                    return moved, last
+        return moved + self._fenced_writes(owner, chunk, self._assigned, count_assigned=1), last
 
     def _assigned(self, item: Values) -> Write:
         return update(
             self._tables.main,
             items.item_key(item),
             set={
-                "status_pk": PROCESSING,
+                "status_pk": None,  # out of `by_status`: paid with the run (run_states)
+                PAID_WITH_RUN: True,
                 "payout_period": self._period,
                 "period_pk": self._period,
                 "period_sk": f"{items.payee(item)}#{item['id']}",
-                "unpaid_pk": None,
-                "unpaid_sk": None,
             },
             condition=Attr("status_pk").eq(PENDING),
         )
@@ -90,9 +104,9 @@ class RunEntries:
 
         One pass over `by_period`: a user's totals are known when the next user starts
         (a user's items are together in the index, whatever their programs).
-        Released items go back into `unpaid` at their payable time and leave the
-        period, in fenced transactions that also take them off the run's `assigned`
-        count, so that waiting for the index expects what is left.
+        Released items go back to pending (the next run whose cutoff is later pays
+        them) and leave the period, in fenced transactions that also take them off the
+        run's `assigned` count, so that waiting for the index expects what is left.
         """
         self.wait_for_index()
         released_users = released_cents = 0
@@ -105,7 +119,7 @@ class RunEntries:
             for item in group:
                 totals[items.program_of(item)] += int(item["reward_cents"])
                 count += 1
-                settled = settled or item["status_pk"] != PROCESSING
+                settled = settled or not in_run(item)
                 if count <= RELEASE_BUFFER:
                     kept.append(item)
             below = {p for p, total in totals.items() if total < minimums.floor(p)}
@@ -129,31 +143,40 @@ class RunEntries:
         return update(
             self._tables.main,
             items.item_key(item),
-            set={
-                "status_pk": PENDING,
-                "unpaid_pk": items.UNPAID,
-                "unpaid_sk": items.unpaid_sk(item["id"], items.payable_micros(item)),
-            },
-            remove=("payout_period", "period_pk", "period_sk"),
+            set={"status_pk": PENDING},
+            remove=(PAID_WITH_RUN, "payout_period", "period_pk", "period_sk"),
             condition=self._assigned_here(),
         )
 
     def pay(self, owner: str) -> int:
-        """Mark every item of the run paid; how many items the run has paid, including
+        """Mark paid the items of the run that an earlier release assigned (those this one
+        assigned are paid by the run's completion); how many items the run pays, including
         those an attempt cut short paid already (and that may be clawed back since)."""
         self.wait_for_index()
-        paid = 0
+        paid = written = 0
         chunk: list[Values] = []
         for item in self._items():
             paid += 1
-            if item["status_pk"] != PROCESSING:
-                continue
+            if item.get("status_pk") != PROCESSING:
+                continue  # paid with the run, or paid already
             chunk.append(item)
             if len(chunk) == PAYOUT_CHUNK:
-                self._fenced_writes(owner, chunk, self._paid)
+                written += self._fenced_writes(owner, chunk, self._paid)
                 chunk = []
-        self._fenced_writes(owner, chunk, self._paid)
+        written += self._fenced_writes(owner, chunk, self._paid)
+        if not written:
+            # Nothing to mark (the run's completion pays what it assigned): a run that
+            # lost its lease learns it here all the same, not at its commit.
+            self._fence_alone(owner)
         return paid
+
+    def _fence_alone(self, owner: str) -> None:
+        try:
+            self._tables.send(self._fence(owner, 0))
+        except ConditionFailed as failed:
+            raise LeaseLost(
+                f"the lease of the payout run {self._period} passed to another"
+            ) from failed
 
     def _paid(self, item: Values) -> Write:
         return update(
@@ -164,7 +187,7 @@ class RunEntries:
         )
 
     def _assigned_here(self) -> ConditionBase:
-        return Attr("status_pk").eq(PROCESSING) & Attr("payout_period").eq(self._period)
+        return in_run_condition() & Attr("payout_period").eq(self._period)
 
     def _fenced_writes(
         self,
@@ -181,13 +204,7 @@ class RunEntries:
         for attempt in range(10):
             if not batch:
                 return 0
-            fence = update(
-                self._tables.main,
-                items.run_key(self._period),
-                set={"lease_owner": owner},
-                add={"assigned": count_assigned * len(batch)} if count_assigned else None,
-                condition=Attr("lease_owner").eq(owner) & Attr("status").eq(RUNNING),
-            )
+            fence = self._fence(owner, count_assigned * len(batch))
             try:
                 self._tables.transact([fence, *(write(item) for item in batch)])
                 return len(batch)
@@ -206,6 +223,17 @@ class RunEntries:
                 time.sleep(random.uniform(0, 0.01 * 2**attempt))
         raise Conflict("payout writes kept conflicting")
 
+    def _fence(self, owner: str, assigned: int) -> Write:
+        """The write of the run item that holds only while `owner` holds its lease, moving
+        its `assigned` count by `assigned`."""
+        return update(
+            self._tables.main,
+            items.run_key(self._period),
+            set={"lease_owner": owner},
+            add={"assigned": assigned} if assigned else None,
+            condition=Attr("lease_owner").eq(owner) & Attr("status").eq(RUNNING),
+        )
+
     def lines(self) -> Iterator[PayoutLine]:
         # Every item of the period whatever its state: a reward clawed back after
         # this run paid it stays in its lines (period_pk is never removed once paid).
@@ -215,15 +243,25 @@ class RunEntries:
 
     def preview(self, cutoff: datetime) -> Iterator[PayoutLine]:
         """The lines of what is assigned to the run and of what it would assign now."""
-        assigned = (i for i in self._items() if i["status_pk"] == PROCESSING)
+        assigned = (i for i in self._items() if in_run(i))
         return _lines(chain(self.payable(cutoff), assigned))
 
     def payable(self, cutoff: datetime) -> Iterator[Values]:
-        """Pending items payable before `cutoff`, as the `unpaid` index shows them."""
+        """Pending items payable before `cutoff`, as the `by_status` index shows them."""
+        bound = to_micros(cutoff)
+        return (i for i in self._pending(cutoff) if items.payable_micros(i) < bound)
+
+    def _pending(self, cutoff: datetime, after: str | None = None) -> Iterator[Values]:
+        """Pending items made before `cutoff` (those payable before it are among them: a
+        hold only delays), in id order after `after`."""
+        key = Key("status_pk").eq(PENDING)
+        if after is not None:
+            key &= Key("id").gt(after)
         return self._tables.query(
             self._tables.main,
-            Key("unpaid_pk").eq(items.UNPAID) & Key("unpaid_sk").lt(items.unpaid_before(cutoff)),
-            index="unpaid",
+            key,
+            index="by_status",
+            filter=Attr("created_at").lt(to_micros(cutoff)),
         )
 
     def _items(self) -> Iterator[Values]:

@@ -109,10 +109,10 @@ class DynamoPayouts:
     def assign_batch(
         self, period: str, cutoff: datetime, limit: int, after: str | None = None
     ) -> tuple[int, str | None]:
-        # Moved rewards leave the sparse `unpaid` index: the next batch starts from its
-        # start again, and `after` is not needed.
-        moved = RunEntries(self._tables, period).assign(self._owner(period), cutoff, limit)
-        return moved, None
+        # The next batch goes on after the last pending item this one read: those on
+        # hold at the cutoff are read once per run, not once per batch.
+        entries = RunEntries(self._tables, period)
+        return entries.assign(self._owner(period), cutoff, limit, after)
 
     def release(self, period: str, minimums: Minimums) -> tuple[int, int]:
         return RunEntries(self._tables, period).release(self._owner(period), minimums)

@@ -14,6 +14,7 @@ from boto3.dynamodb.conditions import Attr, ConditionBase, Key
 from referrals.adapters.dynamodb import items
 from referrals.adapters.dynamodb.access import Tables
 from referrals.adapters.dynamodb.expressions import Write, all_of, update
+from referrals.adapters.dynamodb.run_states import STATE_ATTRIBUTES, RunStates
 from referrals.adapters.dynamodb.transaction import Transaction
 from referrals.adapters.times import to_micros
 from referrals.domain.errors import Conflict
@@ -21,9 +22,10 @@ from referrals.domain.model import DEFAULT_PROGRAM, Earnings, LineKind, Referrer
 
 
 class DynamoReferrers:
-    def __init__(self, tables: Tables, tx: Transaction) -> None:
+    def __init__(self, tables: Tables, tx: Transaction, runs: RunStates) -> None:
         self._tables = tables
         self._tx = tx
+        self._runs = runs
         # Per referrer (program, user): the profile as read and as this unit of work
         # will write it, and the Update queued for it (a transaction writes an item once).
         self._profiles: dict[tuple[str, str], tuple[Referrer, Referrer]] = {}
@@ -113,19 +115,24 @@ class DynamoReferrers:
 
     def earnings(self, user_id: str, now: datetime, *, program: str = DEFAULT_PROGRAM) -> Earnings:
         # The user's referral rewards and the entries paid to them share the
-        # `by_referrer_id` partition of the user (entries carry no ordinal, so they
-        # stay out of `by_referrer`).
-        found = self._tables.query(
+        # `by_referrer_id_keys` partition of the user (entries carry no ordinal, so
+        # they stay out of `by_referrer_keys`). It holds keys only, so that a state
+        # change re-writes no copy of the item there: the amounts are read by key.
+        keys = self._tables.query(
             self._tables.main,
             Key("referrer_pk").eq(items.referrer_pk(user_id, program)),
-            index="by_referrer_id",
-            project="status_pk, reward_cents, created_at, hold_micros, entry_kind",
+            index="by_referrer_id_keys",
+        )
+        found = self._tables.hydrate(
+            self._tables.main,
+            keys,
+            project=f"reward_cents, created_at, hold_micros, entry_kind, {STATE_ATTRIBUTES}",
         )
         now_micros = to_micros(now)
         return Earnings.tally(
             (
                 items.line_kind(item) is LineKind.CLAWBACK,
-                item["status_pk"],
+                self._runs.status(item).value,
                 items.payable_micros(item) > now_micros,
                 int(item["reward_cents"]),
             )

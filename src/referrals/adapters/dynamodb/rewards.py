@@ -2,7 +2,7 @@
 
 An entry (a referee's reward, a clawback) is `REFERRAL#<referral_id>` /
 `REWARD#<id>`, with an id claim `REWARD#<id>` / `REWARD`. It carries the payout
-attributes of a referral item (status, the sparse `unpaid` and `by_period` keys,
+attributes of a referral item (status, the sparse `by_period` keys,
 the beneficiary's `referrer_pk`, `reward_cents`), so the payout steps walk
 referrals and entries alike.
 
@@ -20,19 +20,24 @@ from referrals.adapters.dynamodb import items
 from referrals.adapters.dynamodb.access import Tables
 from referrals.adapters.dynamodb.expressions import Values
 from referrals.adapters.dynamodb.referrals import status_update
+from referrals.adapters.dynamodb.run_states import RunStates
 from referrals.adapters.dynamodb.transaction import Transaction
 from referrals.domain.model import DEFAULT_PROGRAM, Conversion, ReferralStatus, Reward, SignupSlot
 
 
 class DynamoRewards:
-    def __init__(self, tables: Tables, tx: Transaction) -> None:
+    def __init__(self, tables: Tables, tx: Transaction, runs: RunStates) -> None:
         self._tables = tables
         self._tx = tx
+        self._runs = runs
+
+    def _reward(self, item: Values) -> Reward:
+        return items.reward(item, self._runs.status(item))
 
     def add(self, reward: Reward) -> None:
         self._tx.create(self._tables.main, items.entry_item(reward))
         claim = {**items.reward_claim_key(reward.id), "referral_id": reward.referral_id}
-        self._tx.create(self._tables.main, claim)  # a taken id makes the commit a Conflict
+        self._tx.claim_id(self._tables.main, claim)  # before the transaction (1 WCU, not 2)
 
     def _item(self, reward_id: str) -> tuple[Values, Values] | None:
         claim = self._tables.get(self._tables.main, items.reward_claim_key(reward_id))
@@ -44,7 +49,7 @@ class DynamoRewards:
 
     def get(self, reward_id: str) -> Reward | None:
         found = self._item(reward_id)
-        return items.reward(found[1]) if found else None
+        return self._reward(found[1]) if found else None
 
     def for_referral(self, referral_id: str) -> Sequence[Reward]:
         found = self._tables.query(
@@ -52,7 +57,7 @@ class DynamoRewards:
             Key("pk").eq(items.entry_pk(referral_id)) & Key("sk").begins_with("REWARD#"),
             consistent=True,
         )
-        return [items.reward(item) for item in found]  # sk order: by id
+        return [self._reward(item) for item in found]  # sk order: by id
 
     def transition(
         self,
@@ -66,7 +71,7 @@ class DynamoRewards:
         if found is None:
             return None
         key, item = found
-        current = items.reward(item)
+        current = self._reward(item)
         if current.status not in allowed:
             return None
         if self._tx.touches(self._tables.main, key):

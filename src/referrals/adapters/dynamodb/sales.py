@@ -32,6 +32,7 @@ from boto3.dynamodb.conditions import Attr, Key
 from referrals.adapters.dynamodb import items
 from referrals.adapters.dynamodb.access import Tables
 from referrals.adapters.dynamodb.expressions import Values, update
+from referrals.adapters.dynamodb.run_states import stored_as
 from referrals.adapters.dynamodb.transaction import Transaction
 from referrals.adapters.receipts import parse_receipt
 from referrals.adapters.times import from_micros, to_micros
@@ -104,23 +105,13 @@ class DynamoSales:
         if self._tx.touches(self._tables.main, key):
             raise ValueError(f"entry {reward.id} is already written in this unit of work")
         moved = replace(reward, cents=cents, status=to, note=note)
-        # As `status_update` moves an entry (in the sparse `unpaid` index only while
-        # pending), and conditioned on the amount read too.
-        pending = to is ReferralStatus.PENDING
-        unpaid_sk = items.unpaid_sk(moved.id, to_micros(moved.payable_at))
+        # As `status_update` moves an entry, and conditioned on the amount read too.
         self._tx.write(
             update(
                 self._tables.main,
                 key,
-                set={
-                    "status_pk": to.value,
-                    "reward_cents": cents,
-                    "note": note,
-                    "unpaid_pk": items.UNPAID if pending else None,
-                    "unpaid_sk": unpaid_sk if pending else None,
-                },
-                condition=Attr("status_pk").eq(reward.status.value)
-                & Attr("reward_cents").eq(reward.cents),
+                set={"status_pk": to.value, "reward_cents": cents, "note": note},
+                condition=stored_as(reward.status) & Attr("reward_cents").eq(reward.cents),
             )
         )
         return moved

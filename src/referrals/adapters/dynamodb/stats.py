@@ -4,7 +4,8 @@
   ids are ULIDs, in the order they were minted. `created_at` is filtered on the
   items the range yields, since an import's `created_at` is older than its id.
 - Unpaid money reads the `by_status` partitions of the unsettled states only
-  (referrals and entries alike), which a monthly run empties.
+  (referrals and entries alike), which a monthly run empties; what runs still in
+  progress hold is read from their `by_period` partitions (run_states).
 
 A Query reads (and is billed for) whole items, whatever it projects: the window of
 30 days costs about 30 days of referrals in read units per overview, so the
@@ -19,6 +20,7 @@ from boto3.dynamodb.conditions import Attr, Key
 
 from referrals.adapters.dynamodb.access import Tables
 from referrals.adapters.dynamodb.items import program_of
+from referrals.adapters.dynamodb.run_states import STATE_ATTRIBUTES, RunStates
 from referrals.adapters.times import from_micros, to_micros
 from referrals.domain.funnel import ReferralDay
 from referrals.domain.model import (
@@ -37,8 +39,9 @@ Row = tuple[int, int, ReferralStatus, str, str]
 
 
 class DynamoStats:
-    def __init__(self, tables: Tables) -> None:
+    def __init__(self, tables: Tables, runs: RunStates) -> None:
         self._tables = tables
+        self._runs = runs
         # One unit of work reads a window once, for both the days and the leaderboard.
         self._windows: dict[datetime, list[Row]] = {}
 
@@ -78,12 +81,18 @@ class DynamoStats:
         tallies = []
         for status in UNSETTLED:
             count = cents = 0
-            for item in self._tables.query(
-                self._tables.main,
-                Key("status_pk").eq(status.value),
-                index="by_status",
-                project="reward_cents, program_id",
-            ):
+            project = f"reward_cents, program_id, {STATE_ATTRIBUTES}"
+            found = (
+                self._runs.in_running_runs(project)
+                if status is ReferralStatus.PROCESSING
+                else self._tables.query(
+                    self._tables.main,
+                    Key("status_pk").eq(status.value),
+                    index="by_status",
+                    project=project,
+                )
+            )
+            for item in found:
                 if program not in (None, program_of(item)):
                     continue
                 count += 1
@@ -103,13 +112,13 @@ class DynamoStats:
             Key("kind").eq("REFERRAL") & Key("id").gte(first_id_at(since - ID_SLACK)),
             index="by_id",
             filter=Attr("created_at").gte(to_micros(since)),
-            project="created_at, reward_cents, status_pk, referrer_id, program_id",
+            project=f"created_at, reward_cents, referrer_id, program_id, {STATE_ATTRIBUTES}",
         )
         for item in items:
             yield (
                 int(item["created_at"]),
                 int(item["reward_cents"]),
-                ReferralStatus(item["status_pk"]),
+                self._runs.status(item),
                 item["referrer_id"],
                 program_of(item),
             )

@@ -26,23 +26,29 @@ Main table (`pk`, `sk`), one item per fact, every access a GetItem or a Query:
 | sale alias (another id of a sale: Stripe's payment of an invoice) | `ALIAS#<alias>` | `ALIAS` | |
 
 An entry carries a referral's payout attributes (`status_pk`, `reward_cents`:
-negative for a clawback, the `unpaid` and `by_period` keys) for the user it pays,
-plus `user_id` and `entry_kind`, so payouts walk referrals and entries alike; its
-`referrer_pk` is the user paid, which puts it in `by_referrer_id` and `by_status`
-(lists of referrals skip it) but not `by_referrer` (no ordinal) nor `by_id` (no `kind`).
+negative for a clawback, the `by_period` keys) for the user it pays, plus `user_id`
+and `entry_kind`, so payouts walk referrals and entries alike; its `referrer_pk` is
+the user paid, which puts it in `by_referrer_id_keys` and `by_status` (lists of
+referrals skip it) but not `by_referrer_keys` (no ordinal) nor `by_id` (no `kind`).
 
-Indexes (sparse where noted: an item is in the index only while it has the key):
+Indexes (sparse where noted: an item is in the index only while it has the key).
+A write re-writes an item's copy in each index that projects an attribute it
+changes (two writes when it changes the index's key): an index projects only what
+its readers need, and one that projects keys only is written when the item enters
+it and never again while its keys stay.
 
-- `by_referrer` (`referrer_pk`, `ordinal`): a referrer's referrals by ordinal.
-- `by_referrer_id` (`referrer_pk`, `id`): the same in id order, for filtered lists.
+- `by_referrer_keys` (`referrer_pk`, `ordinal`), KEYS_ONLY: a referrer's referrals by
+  ordinal; a page reads its items by key (BatchGetItem, strongly consistent).
+- `by_referrer_id_keys` (`referrer_pk`, `id`), KEYS_ONLY: the same and the entries
+  paid to the user, in id order, for filtered lists and earnings (read by key too).
 - `by_id` (`kind`, `id`): every referral in id (creation) order; `get(id)` of a
   referral written before id claims (the claim is read first, consistently). Also a
   program's clicks of one UTC day (`kind` = `CLICKS#<program>#<day>`), by time.
-- `by_status` (`status_pk`, `id`): referrals of one status in id order.
-- `unpaid` (`unpaid_pk`, `unpaid_sk`), sparse: pending rewards by the time they
-  become payable (created_at + hold), so a payout finds the rewards payable
-  before its cutoff with a Query, never a Scan. Held, rejected and reversed
-  rewards are not in it; an approved one re-enters it.
+  It projects everything: the dashboard's window reads its attributes from it.
+- `by_status` (`status_pk`, `id`), sparse: referrals and entries of one status in id
+  order, also how a payout finds the pending rewards payable before its cutoff
+  (filtered on their payable time), so no index of its own is written for that. A
+  reward a run assigns leaves it: it is paid with its run (run_states).
 - `by_period` (`period_pk`, `period_sk` = `<user paid>#<id>`), sparse: the rewards
   and entries assigned to a run, by the user paid, so a run aggregates its lines in
   user order as it reads. Kept once paid, also by a reward clawed back later: a
@@ -51,6 +57,12 @@ Indexes (sparse where noted: an item is in the index only while it has the key):
   the referral of a referee who signed up with an email, so a billing system's
   customer is matched by email (services/stripe_sync.py): 1 WCU per signup with an
   email, written when the referral is and never rewritten (its keys never change).
+
+Indexes of the earlier design (`RETIRED_GSIS`: `by_referrer` and `by_referrer_id`,
+which projected every attribute and so were re-written on each state change, and
+`unpaid`) are no longer read: a table made before keeps working while they exist
+(a query of a new index not yet created or still backfilling reads its retired
+twin, which has the same keys), and infra/README.md says how they are replaced.
 
 Outbox table (`id`), with a stream of new items for the notify function, a
 sparse index `due` (`due_pk`, `due_at`) of the events waiting for delivery, and
@@ -61,23 +73,31 @@ elsewhere; `table_differences` is how an existing table is checked against
 these definitions, in what the store relies on: its keys and indexes.
 """
 
+from collections.abc import Collection
 from typing import Any
 
 from referrals.config import ConfigError
 
 MAIN_GSIS: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
     # index name: ((partition key, type), (sort key, type))
-    "by_referrer": (("referrer_pk", "S"), ("ordinal", "N")),
-    "by_referrer_id": (("referrer_pk", "S"), ("id", "S")),
+    "by_referrer_keys": (("referrer_pk", "S"), ("ordinal", "N")),
+    "by_referrer_id_keys": (("referrer_pk", "S"), ("id", "S")),
     "by_id": (("kind", "S"), ("id", "S")),
     "by_status": (("status_pk", "S"), ("id", "S")),
-    "unpaid": (("unpaid_pk", "S"), ("unpaid_sk", "S")),
     "by_period": (("period_pk", "S"), ("period_sk", "S")),
     "by_referee_email": (("email_key", "S"), ("id", "S")),
 }
-# Indexes whose readers need only the keys (then read the item): written once, when the
+# Indexes whose readers need only the keys (then read the items): written once, when the
 # item is, and never again while its keys stay.
-KEYS_ONLY_GSIS = frozenset({"by_referee_email"})
+KEYS_ONLY_GSIS = frozenset({"by_referrer_keys", "by_referrer_id_keys", "by_referee_email"})
+# The earlier design's indexes (all projecting ALL), and the index of this design with the
+# same keys that replaces each: a table made before may still have them while it migrates.
+RETIRED_GSIS: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
+    "by_referrer": (("referrer_pk", "S"), ("ordinal", "N")),
+    "by_referrer_id": (("referrer_pk", "S"), ("id", "S")),
+    "unpaid": (("unpaid_pk", "S"), ("unpaid_sk", "S")),
+}
+REPLACED_BY = {"by_referrer_keys": "by_referrer", "by_referrer_id_keys": "by_referrer_id"}
 OUTBOX_GSIS: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
     "due": (("due_pk", "S"), ("due_at", "N")),
     "by_status": (("status", "S"), ("id", "S")),
@@ -114,24 +134,37 @@ def _definition(
             {"AttributeName": a, "AttributeType": t} for a, t in sorted(attributes.items())
         ],
         "GlobalSecondaryIndexes": [
-            {
-                "IndexName": index,
-                "KeySchema": [
-                    {"AttributeName": pk, "KeyType": "HASH"},
-                    {"AttributeName": sk, "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "KEYS_ONLY" if index in KEYS_ONLY_GSIS else "ALL"},
-            }
-            for index, ((pk, _), (sk, _)) in gsis.items()
+            _index(index, pk, sk) for index, ((pk, _), (sk, _)) in gsis.items()
         ],
     }
 
 
-def main_table(prefix: str) -> dict[str, Any]:
-    """CreateTable arguments of the main table."""
-    return _definition(
-        main_table_name(prefix), [("pk", "S", "HASH"), ("sk", "S", "RANGE")], MAIN_GSIS
-    )
+def _index(name: str, pk: str, sk: str) -> dict[str, Any]:
+    return {
+        "IndexName": name,
+        "KeySchema": [
+            {"AttributeName": pk, "KeyType": "HASH"},
+            {"AttributeName": sk, "KeyType": "RANGE"},
+        ],
+        "Projection": {"ProjectionType": "KEYS_ONLY" if name in KEYS_ONLY_GSIS else "ALL"},
+    }
+
+
+def main_table(
+    prefix: str, *, keep: Collection[str] = (), defer: Collection[str] = ()
+) -> dict[str, Any]:
+    """CreateTable arguments of the main table.
+
+    For a deployed table that migrates from the earlier design one index at a time
+    (DynamoDB creates or deletes one index per update): `keep` names retired indexes
+    still defined, `defer` indexes of this design not created yet.
+    """
+    unknown = sorted({*keep} - RETIRED_GSIS.keys()) + sorted({*defer} - MAIN_GSIS.keys())
+    if unknown:
+        raise ValueError(f"no such index to keep or defer: {', '.join(unknown)}")
+    gsis = {name: keys for name, keys in MAIN_GSIS.items() if name not in defer}
+    gsis |= {name: RETIRED_GSIS[name] for name in RETIRED_GSIS if name in keep}
+    return _definition(main_table_name(prefix), [("pk", "S", "HASH"), ("sk", "S", "RANGE")], gsis)
 
 
 def outbox_table(prefix: str) -> dict[str, Any]:
@@ -155,7 +188,8 @@ def _schema(key_schema: list[dict[str, str]], types: dict[str, str]) -> str:
 def table_differences(expected: dict[str, Any], described: dict[str, Any]) -> list[str]:
     """How a table (DescribeTable's `Table`) differs from its CreateTable definition,
     in its keys and indexes. Indexes the definition does not name are not differences:
-    they cost writes but break no query."""
+    they cost writes but break no query. Nor is an index missing whose retired twin
+    (same keys, `REPLACED_BY`) is there: its queries read the twin meanwhile."""
 
     def types(table: dict[str, Any]) -> dict[str, str]:
         return {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]}
@@ -171,6 +205,11 @@ def table_differences(expected: dict[str, Any], described: dict[str, Any]) -> li
     indexes = {i["IndexName"]: i for i in described.get("GlobalSecondaryIndexes", [])}
     for index in expected.get("GlobalSecondaryIndexes", []):
         name = index["IndexName"]
+        twin = indexes.get(REPLACED_BY.get(name, ""))
+        if name not in indexes and twin is not None:
+            twin_keys = _schema(twin["KeySchema"], have_types)
+            if twin_keys == _schema(index["KeySchema"], want_types):
+                continue
         if name not in indexes:
             found.append(f"it has no index {name}")
             continue
@@ -187,7 +226,11 @@ def table_differences(expected: dict[str, Any], described: dict[str, Any]) -> li
 def ensure_tables(client: Any, prefix: str, *, create: bool) -> None:
     """Check both tables against their definitions; with `create`, create those missing.
 
-    Without `create` nothing is written. boto3 takes the region from
+    With `create`, an index of the design that an existing table lacks is added (one at
+    a time, as DynamoDB allows, each waited for until it has read the table's items);
+    retired indexes are left for the operator to delete (infra/README.md), since
+    servers of the earlier release may still read them. Without `create` nothing is
+    written. boto3 takes the region from
     AWS_DEFAULT_REGION or the AWS profile: a command pointed at the wrong region
     must stop there, not fill fresh tables (and hand out keys) that the deployed
     API never reads.
@@ -199,6 +242,8 @@ def ensure_tables(client: Any, prefix: str, *, create: bool) -> None:
         if described is None and create:
             _create(client, definition)
             described = _describe(client, name)
+        elif described is not None and create and _same_keys(definition, described):
+            described = _add_indexes(client, definition, described)
         if described is None:
             raise DynamoSetupError(
                 f"DynamoDB table {name} does not exist in region {region} (the region comes "
@@ -250,6 +295,68 @@ def _create(client: Any, definition: dict[str, Any]) -> None:
         client.get_waiter("table_exists").wait(TableName=name)
     except BotoCoreError as error:  # WaiterError: still not active after the waiter's time
         raise _unreadable(client, name, error, "create") from error
+
+
+def _same_keys(expected: dict[str, Any], described: dict[str, Any]) -> bool:
+    """Whether a table has the keys of its definition: only then are indexes added to it
+    (another table under the name is reported, not altered)."""
+    differences = table_differences({**expected, "GlobalSecondaryIndexes": []}, described)
+    return not differences
+
+
+INDEX_WAIT_SECONDS = 900.0  # how long `db upgrade` waits for a new index to fill
+
+
+def _add_indexes(
+    client: Any, definition: dict[str, Any], described: dict[str, Any]
+) -> dict[str, Any]:
+    """Create the indexes of `definition` the table lacks, one UpdateTable each, waiting
+    for each to be active (DynamoDB refuses a second while one is being built); the
+    table as described after."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    name = definition["TableName"]
+    types = {a["AttributeName"]: a for a in definition["AttributeDefinitions"]}
+    for index in definition.get("GlobalSecondaryIndexes", []):
+        have = {i["IndexName"] for i in described.get("GlobalSecondaryIndexes", [])}
+        if index["IndexName"] in have:
+            continue
+        # Every attribute the table's keys use, the new index's too: a partial list
+        # would be taken for the whole by some implementations (moto).
+        attributes = {a["AttributeName"]: a for a in described["AttributeDefinitions"]}
+        for key in index["KeySchema"]:
+            attributes[key["AttributeName"]] = types[key["AttributeName"]]
+        try:
+            client.update_table(
+                TableName=name,
+                AttributeDefinitions=list(attributes.values()),
+                GlobalSecondaryIndexUpdates=[{"Create": index}],
+            )
+        except (BotoCoreError, ClientError) as error:
+            raise _unreadable(client, name, error, f"add index {index['IndexName']} to") from error
+        described = _wait_for_index(client, name, index["IndexName"])
+    return described
+
+
+def _wait_for_index(client: Any, name: str, index: str) -> dict[str, Any]:
+    import time
+
+    deadline = time.monotonic() + INDEX_WAIT_SECONDS
+    while True:
+        described = _describe(client, name) or {}
+        status = {
+            i["IndexName"]: i.get("IndexStatus", "ACTIVE")
+            for i in described.get("GlobalSecondaryIndexes", [])
+        }
+        if status.get(index) == "ACTIVE":
+            return described
+        if time.monotonic() > deadline:
+            raise DynamoSetupError(
+                f"index {index} of DynamoDB table {name} is still being built "
+                f"({status.get(index, 'not listed yet')}); the store reads its retired twin "
+                "meanwhile: run `referrals db upgrade` again once it is ACTIVE"
+            )
+        time.sleep(5)
 
 
 def _describe(client: Any, name: str) -> dict[str, Any] | None:

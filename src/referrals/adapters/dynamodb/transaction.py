@@ -6,6 +6,13 @@ it touches: a repository that would write one twice either joins the writes (the
 referrer's profile) or refuses. Creations are Puts conditioned on the item's
 absence, so a taken key (a referee already referred, a code already claimed) makes
 the whole commit a Conflict, and nothing of it is written.
+
+An id claim (`claim_id`: the small item that finds a referral or an entry by its id)
+is put on its own just before the transaction, not in it: a write in a transaction
+costs twice as much, and the claim needs no atomicity. Put first, it exists before
+the item it names; if the transaction then fails, the claim names an item that does
+not exist or has another id, which a look-up by the claim checks, so it reads as
+nothing (an orphan of a few bytes, left behind only by a lost race or a crash).
 """
 
 import json
@@ -13,14 +20,16 @@ from typing import Any
 
 from boto3.dynamodb.conditions import Attr
 
-from referrals.adapters.dynamodb.access import Tables
+from referrals.adapters.dynamodb.access import ConditionFailed, Tables
 from referrals.adapters.dynamodb.expressions import Values, Write, put, to_item
+from referrals.domain.errors import Conflict
 
 
 class Transaction:
     def __init__(self, tables: Tables) -> None:
         self._tables = tables
         self._writes: list[Write] = []
+        self._claims: list[Write] = []
         self._keys: set[tuple[str, str]] = set()
 
     def touches(self, table: str, key: Values) -> bool:
@@ -43,13 +52,25 @@ class Transaction:
         self._keys.add(_identity(table, to_item({name: item[name] for name in key})))
         self._writes.append(put(table, item, Attr(key[0]).not_exists()))
 
+    def claim_id(self, table: str, item: Values) -> None:
+        """A Put of an id claim (`pk`, `sk`) sent at commit on its own, before the
+        transaction; a taken id makes the commit a Conflict, with nothing written."""
+        self._keys.add(_identity(table, to_item({name: item[name] for name in ("pk", "sk")})))
+        self._claims.append(put(table, item, Attr("pk").not_exists()))
+
     def commit(self) -> None:
+        try:
+            for claim in self._claims:
+                self._tables.send(claim)
+        except ConditionFailed as taken:
+            raise Conflict("an id is taken") from taken
         if self._writes:
             self._tables.transact(self._writes)
         self.discard()
 
     def discard(self) -> None:
         self._writes = []
+        self._claims = []
         self._keys = set()
 
 

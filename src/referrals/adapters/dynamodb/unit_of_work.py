@@ -20,6 +20,7 @@ from referrals.adapters.dynamodb.programs import DynamoPrograms
 from referrals.adapters.dynamodb.referrals import DynamoReferrals
 from referrals.adapters.dynamodb.referrers import DynamoReferrers
 from referrals.adapters.dynamodb.rewards import DynamoConversions, DynamoRewards
+from referrals.adapters.dynamodb.run_states import RunStates
 from referrals.adapters.dynamodb.sales import DynamoSales
 from referrals.adapters.dynamodb.stats import DynamoStats
 from referrals.adapters.dynamodb.transaction import Transaction
@@ -48,9 +49,10 @@ class DynamoUnitOfWork:
     def __enter__(self) -> Self:
         tables = self.tables
         self._tx = tx = Transaction(tables)
-        self.referrers = DynamoReferrers(tables, tx)
-        self.referrals = DynamoReferrals(tables, tx, self.referrers)
-        self.rewards = DynamoRewards(tables, tx)
+        runs = RunStates(tables)  # the payout runs' states, as this unit of work read them
+        self.referrers = DynamoReferrers(tables, tx, runs)
+        self.referrals = DynamoReferrals(tables, tx, self.referrers, runs)
+        self.rewards = DynamoRewards(tables, tx, runs)
         self.conversions = DynamoConversions(tables, tx)
         self.api_keys = DynamoApiKeys(tables, tx)
         self.sessions = DynamoSessions(tables, tx)
@@ -59,7 +61,7 @@ class DynamoUnitOfWork:
         self.programs = DynamoPrograms(tables, tx)
         self.outbox = DynamoOutbox(tables, tx)
         self.audit = DynamoAudit(tables, tx)
-        self.stats = DynamoStats(tables)
+        self.stats = DynamoStats(tables, runs)
         self.sales = DynamoSales(tables, tx)
         self.clicks = DynamoClicks(tables, tx)
         self.sale_aliases = DynamoSaleAliases(tables, tx)

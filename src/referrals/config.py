@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     rate_limit_window_seconds: int = Field(60, ge=1, le=3600)
     auth_failure_limit: int = Field(20, ge=0)
     public_rate_limit: int = Field(300, ge=0)
+    # `serve` writes tracked-link clicks behind the redirect, in batches every 0.1 s
+    # (referrals.click_writer); off: each redirect writes its click (as on Lambda).
+    click_write_behind: bool = True
     # Stripe's signing secret of the webhook endpoint (whsec_..., on the endpoint's page in
     # Stripe's dashboard): POST /v1/integrations/stripe/webhook verifies each event with
     # it. Empty: the route is off and answers 404.

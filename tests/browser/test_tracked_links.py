@@ -9,6 +9,7 @@ import base64
 import hashlib
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -119,7 +120,15 @@ def follow_link(page: Page, live: LiveServer, landing: Landing, path: str) -> st
     query = parse_qs(landed.query)
     assert query["ref"] == ["ALICE"]
     [click_id] = query["click_id"]
-    return click_id
+    # `serve` writes clicks behind the redirect, within 0.1 s: a person takes longer
+    # to sign up; a test waits for it.
+    deadline = time.monotonic() + 5
+    while True:
+        with live.services.store.read() as uow:
+            if uow.clicks.get(click_id) is not None:
+                return click_id
+        assert time.monotonic() < deadline, "the click was never written"
+        time.sleep(0.02)
 
 
 def referral_cookie(page: Page) -> dict[str, Any] | None:

@@ -32,6 +32,7 @@ from referrals.api.request_id import RequestId
 from referrals.api.routes import Readiness, livez, router
 from referrals.api.schemas.common import Problem
 from referrals.bootstrap import Services, build
+from referrals.click_writer import ClickWriter
 from referrals.metrics import Metrics
 
 
@@ -51,10 +52,18 @@ def create_app(services: Services | None = None, *, background: bool = False) ->
 
         worker = BackgroundWorker(svc, metrics=app_metrics)
         worker.start()
+        # Clicks written behind the redirect (referrals.click_writer), flushed at the stop.
+        clicks = ClickWriter(svc.store, app_metrics) if svc.settings.click_write_behind else None
+        if clicks is not None:
+            clicks.start()
+            app.state.click_writer = clicks
         try:
             yield
         finally:
             worker.stop()
+            if clicks is not None:
+                app.state.click_writer = None  # a late request writes its own click
+                clicks.stop()
 
     # Swagger UI (/docs) and ReDoc (/redoc) load their scripts from this app, not
     # from a CDN, so they work offline. No online validator: Swagger UI would
@@ -75,6 +84,9 @@ def create_app(services: Services | None = None, *, background: bool = False) ->
     problems.install(app)
     app.add_route("/livez", livez, methods=["GET"], include_in_schema=False)
     app.include_router(router)
+    # Right after /healthz's: routes are tried in order, each miss costing microseconds,
+    # and a click must cost about nothing (BENCHMARKS.md, "Tracked-link clicks").
+    app.include_router(links.router)
     app.include_router(payouts.router)
     app.include_router(reviews.router)
     app.include_router(programs.router)
@@ -84,7 +96,6 @@ def create_app(services: Services | None = None, *, background: bool = False) ->
     app.include_router(metrics_routes.router)
     app.include_router(dashboard_routes.router)
     app.include_router(dashboard_programs.router)
-    app.include_router(links.router)
     app.include_router(sales.router)
     app.include_router(stripe_webhook.router)
     # The last added runs first: the request id is set before anything logs, requests

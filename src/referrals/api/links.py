@@ -9,6 +9,12 @@ store, never a person from the product. The answer is not cached by anyone (each
 visit is its own click) and leaves only the referring page's origin to the landing
 page.
 
+A click must cost about nothing: each app keeps the owners of the codes followed
+(`services.clicks.LinkOwners`: a code's owner never changes), and under `referrals
+serve` the click is written behind the redirect, in batches (`referrals.click_writer`).
+Elsewhere (AWS Lambda, an app built without its background work) the redirect writes
+its click itself.
+
 The click limit is counted by each process in memory (`CLICKS_PER_ADDRESS` per
 window of `rate_limit_window_seconds`), as the public pages' limit is: a shared
 count would cost a write per click, which is what it protects against.
@@ -26,8 +32,9 @@ from starlette.datastructures import Headers
 
 from referrals.api.deps import PROBLEMS, ServicesDep
 from referrals.api.ratelimits import Windows, client_address
+from referrals.click_writer import ClickWriter
 from referrals.domain.clicks import UTM_FIELDS, is_bot
-from referrals.services.clicks import Visit, follow_link
+from referrals.services.clicks import LinkOwners, Visit, follow_link
 
 router = APIRouter(tags=["tracking"])
 
@@ -71,7 +78,19 @@ def follow(
     archived program's code to its own, without a click; crawlers and HEAD requests
     are sent on without a click too."""
     visit = _visit(request) if _counts(request, svc) else None
-    target = follow_link(svc.store, svc.clock, svc.rules, svc.fingerprints.key, code, visit)
+    # `referrals serve` writes clicks behind the redirect; elsewhere (Lambda) the
+    # redirect writes its own.
+    writer: ClickWriter | None = getattr(request.app.state, "click_writer", None)
+    target = follow_link(
+        svc.store,
+        svc.clock,
+        svc.rules,
+        svc.fingerprints.key,
+        code,
+        visit,
+        record=writer.record if writer is not None else None,
+        owners=_owners(request, svc),
+    )
     return Response(
         status_code=status.HTTP_302_FOUND, headers={"Location": target.url, **NOT_CACHED}
     )
@@ -94,6 +113,17 @@ def _click_windows(request: Request, window: timedelta) -> Windows:
             windows = getattr(state, "click_windows", None) or Windows(window)
             state.click_windows = windows
     return windows
+
+
+def _owners(request: Request, svc: ServicesDep) -> LinkOwners:
+    """This app's owners of the codes followed (kept across requests)."""
+    state = request.app.state
+    owners: LinkOwners | None = getattr(state, "link_owners", None)
+    if owners is None:
+        with _creating:
+            owners = getattr(state, "link_owners", None) or LinkOwners(svc.store)
+            state.link_owners = owners
+    return owners
 
 
 def _visit(request: Request) -> Visit:

@@ -18,6 +18,7 @@ from referrals.domain.program import RuleVersion
 from referrals.domain.simulation import Simulation, Window
 from referrals.domain.tiers import TierSchedule
 from referrals.ports import Store
+from referrals.services.funnel import parse_day
 from referrals.services.programs import ProgramView
 from referrals.services.simulations import checks_report, simulate
 
@@ -66,10 +67,7 @@ class Proposal:
 
 
 def _day(text: str, field: str) -> datetime:
-    try:
-        day = date.fromisoformat(text[:MAX_FIELD].strip())
-    except ValueError:
-        raise InvalidInput(f"{field}: a day, YYYY-MM-DD", field=field) from None
+    day = parse_day(text[:MAX_FIELD].strip(), field)
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 

@@ -134,11 +134,11 @@ def test_a_conversion_right_after_the_signup_earns_the_reward(
     program = DOUBLE_SIDED_ON_PURCHASE
     signed_up = sign_up(dynamo, clock, program, "bob", "ALICE-1").referral
     assert signed_up.status is AWAITING
-    # The referral, the enrolled referee's profile and code claim, the referrer's
-    # counter, the event and the referee's signup slot (so a conversion racing the
-    # signup retries and finds it): six of the 100 allowed. The id claim is put just
-    # before, on its own (transaction.claim_id).
-    assert transactions == [6]
+    # The referral, the referrer's counter, the event and the referee's signup slot
+    # (so a conversion racing the signup retries and finds it): four of the 100
+    # allowed. The id claim and the referee's enrollment (code claim, profile) are
+    # put just before, each on its own (transaction.claim_id, send_first).
+    assert transactions == [4]
 
     result = record_conversion(dynamo, clock, program, "bob", "purchase", "order-1", 4999)
     assert result.referral is not None and result.referral.id == signed_up.id
@@ -162,7 +162,7 @@ def test_the_worst_signup_transaction_stays_small(
     transactions = count_transactions(dynamo, monkeypatch)
     program = replace(DOUBLE_SIDED_ON_PURCHASE, trigger=Trigger.SIGNUP)
     signed_up = sign_up(dynamo, clock, program, "bob", "ALICE-1").referral
-    assert transactions == [6]
+    assert transactions == [4]
     with dynamo.read() as uow:
         assert uow.referrals.get(signed_up.id) == signed_up
         assert [r.user_id for r in uow.rewards.for_referral(signed_up.id)] == ["bob"]

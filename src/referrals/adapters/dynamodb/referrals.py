@@ -85,6 +85,7 @@ class DynamoReferrals:
         if referrer is None:
             return SignupParties(None, None, None)
         program = referrer.program_id
+        self._referrers.read_as(referrer)  # the count goes up from this read: 1 RCU, not 2
         return SignupParties(
             self._referrers.increment_referral_count(referrer.user_id, program=program),
             self.by_referee(referee_id, program=program),
@@ -100,6 +101,8 @@ class DynamoReferrals:
             "program_id": referral.program_id,
         }
         self._tx.claim_id(main, claim)  # on its own, before the transaction (1 WCU, not 2)
+        # A referee this signup enrolls is enrolled just before it too (1 WCU a Put, not 2).
+        self._referrers.enroll_first(referral.referee_id, program=referral.program_id)
         referrer_key = items.referrer_key(referral.referrer_id, referral.program_id)
         # A transaction may touch an item once: the signup's counter update already
         # proves the referrer exists; otherwise check it explicitly.

@@ -4,6 +4,14 @@ A signup counts the referral on the profile optimistically: the update is
 conditioned on the counters as read (strongly consistent), so of two concurrent
 signups for one referrer one commits and the other gets a Conflict and retries
 with the new count. Ordinals come out exact, with no lock to hold.
+
+A referee enrolled by their own signup is not part of the signup's transaction:
+its code claim, then its profile, are put just before it (`enroll_first`), at 1 WCU
+each rather than 2. What that can leave behind is harmless. A code claim put before
+a profile that then fails names a user whose profile has another code: `by_code`
+reads it as nothing. A profile put before a transaction that then fails (a lost
+race, a crash) is a user enrolled as a referrer but not referred yet: the retried
+signup finds them enrolled, refers them and answers with their code.
 """
 
 from dataclasses import replace
@@ -17,6 +25,7 @@ from referrals.adapters.dynamodb.expressions import Write, all_of, update
 from referrals.adapters.dynamodb.run_states import STATE_ATTRIBUTES, RunStates
 from referrals.adapters.dynamodb.transaction import Transaction
 from referrals.adapters.times import to_micros
+from referrals.domain.codes import normalize_code
 from referrals.domain.errors import Conflict
 from referrals.domain.model import DEFAULT_PROGRAM, Earnings, LineKind, Referrer
 
@@ -30,6 +39,9 @@ class DynamoReferrers:
         # will write it, and the Update queued for it (a transaction writes an item once).
         self._profiles: dict[tuple[str, str], tuple[Referrer, Referrer]] = {}
         self._profile_writes: dict[tuple[str, str], Write] = {}
+        # Per referrer (program, user) added by this unit of work: its code claim and
+        # profile creations, in the order they may be put before the transaction.
+        self._added: dict[tuple[str, str], tuple[Write, Write]] = {}
 
     def get(self, user_id: str, *, program: str = DEFAULT_PROGRAM) -> Referrer | None:
         item = self._tables.get(self._tables.main, items.referrer_key(user_id, program))
@@ -37,16 +49,33 @@ class DynamoReferrers:
 
     def by_code(self, code: str) -> Referrer | None:
         claim = self._tables.get(self._tables.main, items.code_key(code))
-        return self.get(claim["user_id"], program=items.program_of(claim)) if claim else None
+        if claim is None:
+            return None
+        found = self.get(claim["user_id"], program=items.program_of(claim))
+        # A claim whose user has another code was left by an enrollment that lost
+        # (enroll_first): the code is nobody's.
+        if found is None or normalize_code(found.code) != normalize_code(code):
+            return None
+        return found
 
     def add(self, referrer: Referrer) -> None:
-        self._tx.create(self._tables.main, items.referrer_item(referrer))
         claim = {
             **items.code_key(referrer.code),
             "user_id": referrer.user_id,
             "program_id": referrer.program_id,
         }
-        self._tx.create(self._tables.main, claim)
+        claimed = self._tx.create(self._tables.main, claim)
+        profile = self._tx.create(self._tables.main, items.referrer_item(referrer))
+        self._added[(referrer.program_id, referrer.user_id)] = (claimed, profile)
+
+    def enroll_first(self, user_id: str, *, program: str = DEFAULT_PROGRAM) -> None:
+        """If this unit of work enrolls `user_id` (`add`), put the enrollment on its own
+        before the transaction instead of in it: for a referee enrolled by the signup
+        that refers them, whose retry keeps what a failed commit left (module
+        docstring). The code claim goes first, so a profile never names a code
+        another user holds."""
+        for write in self._added.pop((program, user_id), ()):
+            self._tx.send_first(write)
 
     def increment_referral_count(self, user_id: str, *, program: str = DEFAULT_PROGRAM) -> Referrer:
         _, pending = self._profile(program, user_id)
@@ -71,6 +100,12 @@ class DynamoReferrers:
         if seen is not None and seen.cap_counters != read.cap_counters:
             raise Conflict("the referrer's earnings changed meanwhile")
         self._update_profile(pending.counting(month, cents))
+
+    def read_as(self, profile: Referrer) -> None:
+        """Take `profile`, just read consistently by this unit of work, as the profile its
+        updates are conditioned on, rather than reading it again: a change since makes
+        the commit a Conflict all the same."""
+        self._profiles.setdefault((profile.program_id, profile.user_id), (profile, profile))
 
     def _profile(self, program: str, user_id: str) -> tuple[Referrer, Referrer]:
         """The profile as read (consistently) and as this unit of work will write it."""

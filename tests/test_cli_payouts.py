@@ -18,9 +18,11 @@ from referrals.bootstrap import Services, build
 from referrals.config import Settings
 from referrals.domain.model import AuditEntry, EventStatus, ReferralStatus
 from referrals.domain.periods import last_ended_period
+from referrals.domain.program import RuleVersion
 from referrals.services.audit import audit_log
 from referrals.services.referrers import enroll
 from referrals.services.signups import sign_up
+from tests.api.test_payout_currencies import japan_since_the_beginning
 
 ULID = re.compile(r"\b[0-9A-HJKMNP-TV-Z]{26}\b")
 
@@ -211,3 +213,26 @@ def test_events_discard_drops_a_dead_letter_audited_and_refuses_a_live_event(
         assert [e.id for e in uow.outbox.list(None, 10)] == [live.id]
     entries = [(e.actor, e.action, e.target) for e in audited(services)]
     assert entries == [("cli", "event.discard", f"event:{dead.id}")]
+
+
+def test_a_run_over_two_currencies_prints_each_currencys_total(
+    home: Path, services: Services
+) -> None:
+    """Alice earns $10 in the default program and 500 yen in a JPY one, in October 2026:
+    the dry run, the run and the list show both amounts, never their sum."""
+    yen = japan_since_the_beginning(services)
+    october = datetime(2026, 10, 10, tzinfo=UTC)
+    dollars = enroll(services.store, services.clock, "alice").referrer.code
+    sign_up(services.store, services.clock, RuleVersion(), "bob", dollars, signed_up_at=october)
+    japan = enroll(services.store, services.clock, "alice", program="japan").referrer.code
+    sign_up(services.store, services.clock, yen, "bob", japan, signed_up_at=october)
+
+    dry = invoke("payout", "run", "--period", "2026-10", "--dry-run")
+    assert "dry run: 2 rewards to 1 referrers, 500 JPY, $10.00; nothing was written" in dry
+    assert "500 JPY" in dry and "$10.00" in dry
+
+    paid = invoke("payout", "run", "--period", "2026-10")
+    assert re.search(r"total\s+│?\s*500 JPY, \$10\.00", paid), paid
+    listed = invoke("payout", "list")
+    assert "500 JPY, $10.00" in listed
+    assert "1500" not in paid + listed and "15.00" not in paid + listed  # no sum

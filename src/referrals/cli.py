@@ -2,7 +2,7 @@
 
 import logging.config
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Annotated
 
@@ -19,6 +19,7 @@ from referrals.cli_programs import programs_app
 from referrals.config import Settings
 from referrals.domain.errors import DomainError
 from referrals.domain.model import (
+    CurrencyTotal,
     EventStatus,
     PayoutLine,
     PayoutRun,
@@ -26,11 +27,16 @@ from referrals.domain.model import (
     Role,
     RunStatus,
 )
-from referrals.domain.money import format_cents
+from referrals.domain.money import (
+    DEFAULT_CURRENCY,
+    format_amounts,
+    format_cents,
+    format_money,
+)
 from referrals.domain.periods import Period, last_ended_period
 from referrals.domain.program import DEFAULT_PROGRAM
 from referrals.domain.reports import manifest_key, report_key
-from referrals.services import audit, keys, outbox, payouts, queries
+from referrals.services import audit, keys, outbox, payout_reports, payouts, queries
 from referrals.services.keys import CLI_ACTOR, create_first_admin_key, create_key
 from referrals.services.referrers import enroll
 from referrals.services.signups import sign_up
@@ -362,8 +368,8 @@ def demo(
     try:
         paid = _pay(svc, period)
         _print_run(svc, paid)
-        report = payouts.get_report(svc.store, svc.reports, period)
-        manifest = payouts.get_manifest(svc.store, svc.reports, period)
+        report = payout_reports.get_report(svc.store, svc.reports, period)
+        manifest = payout_reports.get_manifest(svc.store, svc.reports, period)
     except DomainError as error:
         raise _fail(error) from None
     where = svc.settings.reports_url.rstrip("/")
@@ -412,14 +418,14 @@ def payout_run(
         chosen = Period.parse(period) if period else last_ended_period(started)
         if dry_run:
             preview = payouts.preview_payout(svc.store, svc.clock, chosen, svc.rules.minimums())
-            _print_lines(preview.period, preview.lines)
+            _print_lines(preview.period, preview.lines, preview.currencies)
             if preview.status is RunStatus.COMPLETED:
                 done = preview.completed_at
                 at = f" at {done:%Y-%m-%d %H:%M} UTC" if done else ""
                 console.print(
                     f"dry run: {preview.period} is completed{at}: it paid "
                     f"{preview.referral_count} rewards to {preview.referrer_count} referrers, "
-                    f"${format_cents(preview.total_cents)}; running it again changes nothing"
+                    f"{_paid(preview.totals)}; running it again changes nothing"
                 )
                 return
             if preview.status is not None:
@@ -429,13 +435,10 @@ def payout_run(
                 )
             console.print(
                 f"dry run: {preview.referral_count} rewards to {preview.referrer_count} "
-                f"referrers, ${format_cents(preview.total_cents)}; nothing was written"
+                f"referrers, {_paid(preview.totals)}; nothing was written"
             )
             if preview.carried_forward:
-                console.print(
-                    f"carried forward (below the minimum): "
-                    f"${format_cents(preview.carried_forward_cents)}"
-                )
+                console.print(f"carried forward (below the minimum): {_carried(preview.totals)}")
             for held in preview.held:
                 reasons = [c.detail or c.name for c in held.receipt.failed] if held.receipt else []
                 console.print(
@@ -484,9 +487,10 @@ def _print_run(svc: Services, run: PayoutRun) -> None:
     table.add_row("status", run.status)
     table.add_row("referrers", str(run.referrer_count))
     table.add_row("rewards", str(run.referral_count))
-    table.add_row("total", f"${format_cents(run.total_cents)}")
-    table.add_row("clawed back", f"${format_cents(run.clawback_cents)}")
-    table.add_row("carried forward", f"${format_cents(run.carried_forward_cents)}")
+    # One amount per currency: a run never sums different currencies.
+    table.add_row("total", _paid(run.totals))
+    table.add_row("clawed back", format_amounts((t.currency, t.clawback_cents) for t in run.totals))
+    table.add_row("carried forward", _carried(run.totals))
     table.add_row("report", f"{svc.settings.reports_url.rstrip('/')}/{run.report_key}")
     table.add_row("sha256", run.report_sha256 or "")
     if run.status is RunStatus.COMPLETED and not run.report_published:
@@ -507,18 +511,30 @@ def payout_list() -> None:
             run.status,
             str(run.referrer_count),
             str(run.referral_count),
-            f"${format_cents(run.total_cents)}",
+            _paid(run.totals),
             completed,
         )
     console.print(table)
 
 
-def _print_lines(period: str, lines: list[PayoutLine]) -> None:
+def _paid(totals: Iterable[CurrencyTotal]) -> str:
+    return format_amounts((total.currency, total.total_cents) for total in totals)
+
+
+def _carried(totals: Iterable[CurrencyTotal]) -> str:
+    return format_amounts(
+        (total.currency, total.carried_forward_cents)
+        for total in totals
+        if total.carried_forward_cents
+    )
+
+
+def _print_lines(period: str, lines: list[PayoutLine], currencies: Mapping[str, str]) -> None:
     table = Table(_text_column("user"), "entries", "amount", "line", title=f"payout {period}")
     for line in lines[:50]:
-        table.add_row(
-            line.referrer_id, str(line.referral_count), format_cents(line.amount_cents), line.kind
-        )
+        currency = currencies.get(line.program_id, DEFAULT_CURRENCY)
+        amount = format_money(line.amount_cents, currency)
+        table.add_row(line.referrer_id, str(line.referral_count), amount, line.kind)
     if len(lines) > 50:
         table.add_row(f"... {len(lines) - 50} more", "", "", "")
     console.print(table)

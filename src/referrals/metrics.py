@@ -17,6 +17,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 
 from referrals.domain.errors import PayoutFailed
 from referrals.domain.model import EventStatus, PayoutRun, RunStatus
+from referrals.domain.money import DEFAULT_CURRENCY
 from referrals.ports import Clock, Store
 from referrals.services.signups import SignupResult
 
@@ -48,8 +49,18 @@ class Metrics:
         self.signups = Counter(
             "referrals_signups_total", "Signups recorded (replays not counted).", registry=r
         )
+        # By currency: each in its own minor units, never summed across currencies.
         self.reward_cents = Counter(
-            "referrals_reward_cents_total", "Reward cents earned by recorded signups.", registry=r
+            "referrals_reward_cents_total",
+            "Reward minor units (cents for USD) earned by recorded signups, by currency.",
+            ["currency"],
+            registry=r,
+        )
+        self.payout_cents = Counter(
+            "referrals_payout_cents_total",
+            "Minor units paid out by payout runs completed here, by currency.",
+            ["currency"],
+            registry=r,
         )
         self.payout_runs = Counter(
             "referrals_payout_runs_total",
@@ -64,6 +75,8 @@ class Metrics:
             buckets=PAYOUT_BUCKETS,
             registry=r,
         )
+        self._store = store
+        self._currencies: dict[str, str] = {}  # by program: a program's never changes
         r.register(OutboxCollector(store))
         r.register(PayoutCollector(store))
         # Label lookups take a lock and validate; the label sets are few, so the
@@ -85,7 +98,24 @@ class Metrics:
     def signed_up(self, result: SignupResult) -> None:
         if not result.replayed:  # a replay earned nothing new
             self.signups.inc()
-            self.reward_cents.inc(result.referral.reward_cents)
+            currency = self._currency(result.referral.program_id)
+            self.reward_cents.labels(currency).inc(result.referral.reward_cents)
+
+    def _currency(self, program_id: str) -> str:
+        """The program's currency, read once per program (it never changes). Counted
+        after the signup committed, so a failed read never fails the signup."""
+        known = self._currencies.get(program_id)
+        if known is not None:
+            return known
+        try:
+            with self._store.read() as uow:
+                program = uow.programs.get(program_id)
+        except Exception as error:
+            logger.warning("program currency unavailable: %s", type(error).__name__)
+            return "unknown"
+        currency = program.currency if program else DEFAULT_CURRENCY
+        self._currencies[program_id] = currency
+        return currency
 
     def payout(self, clock: Clock, work: Callable[[], R]) -> R:
         """Do `work`, a payout run, and count and time it by outcome.
@@ -101,6 +131,10 @@ class Metrics:
             raise
         if run is not None and run.started_at >= since:
             self._payout_run(run.status.value, time.perf_counter() - started)
+            if run.status is RunStatus.COMPLETED:
+                for total in run.totals:
+                    # Never negative: users owing are carried forward, not charged.
+                    self.payout_cents.labels(total.currency).inc(max(total.total_cents, 0))
         return run
 
     def _payout_run(self, status: str, seconds: float) -> None:

@@ -1,4 +1,4 @@
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -7,7 +7,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from referrals.api.app import create_app
 from referrals.bootstrap import Services
 from referrals.domain.errors import PayoutFailed, PayoutInProgress
-from referrals.domain.model import EventStatus, PayoutRun, RunStatus
+from referrals.domain.model import (
+    CurrencyTotal,
+    EventStatus,
+    PayoutRun,
+    RunStatus,
+)
+from referrals.domain.run_totals import with_totals
 from referrals.metrics import Metrics
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -62,11 +68,13 @@ def test_metrics_count_known_traffic_by_route_template(
 
     # The replay earned nothing new: three signups at the first tier's $10.
     assert value(samples, "referrals_signups_total") == 3
-    assert value(samples, "referrals_reward_cents_total") == 3 * 1000
+    assert value(samples, "referrals_reward_cents_total", currency="USD") == 3 * 1000
     # The second POST returned the completed run: one run, timed once.
     assert value(samples, "referrals_payout_runs_total", status="completed") == 1
     assert value(samples, "referrals_payout_runs_total", status="failed") is None
     assert value(samples, "referrals_payout_run_duration_seconds_count", status="completed") == 1
+    # Last month paid nothing: no currency has a paid amount.
+    assert not [name for name, _ in samples if name == "referrals_payout_cents_total"]
     # Nothing delivers in-process: three referral.created and one payout.completed wait.
     assert value(samples, "referrals_outbox_backlog") == 4
     assert value(samples, "referrals_outbox_dead_letters") == 0
@@ -177,6 +185,21 @@ def test_a_run_completed_earlier_is_not_counted_again(services: Services) -> Non
 
     labels = {"status": "completed"}
     assert metrics.registry.get_sample_value("referrals_payout_runs_total", labels) is None
+
+
+def test_a_completed_run_counts_what_it_paid_per_currency(services: Services) -> None:
+    metrics = Metrics(services.store)
+    now = services.clock.now() + timedelta(seconds=1)  # started once the call began
+    paid = with_totals(
+        PayoutRun("2026-10", RunStatus.COMPLETED, now, started_at=now),
+        (CurrencyTotal("USD", 1, 2, 2500), CurrencyTotal("JPY", 1, 1, 1500)),
+    )
+
+    metrics.payout(services.clock, lambda: paid)
+
+    cents = "referrals_payout_cents_total"
+    assert metrics.registry.get_sample_value(cents, {"currency": "USD"}) == 2500
+    assert metrics.registry.get_sample_value(cents, {"currency": "JPY"}) == 1500
 
 
 def test_an_unhandled_error_is_counted_as_a_500_of_its_route(

@@ -64,9 +64,11 @@ def test_dry_run_shows_lines_and_writes_nothing(
             "amount_cents": 3000,
             "kind": "reward",
             "program_id": "default",
+            "currency": "USD",
         }
     ]
     assert preview["total_cents"] == 3000 and "status" not in preview
+    assert [(t["currency"], t["total_cents"]) for t in preview["totals"]] == [("USD", 3000)]
     assert preview["run_status"] is None and preview["completed_at"] is None
     assert client.get("/v1/payouts", headers=admin).json()["items"] == []
     assert len(client.get("/v1/referrals?status=pending", headers=admin).json()["items"]) == 4

@@ -108,8 +108,6 @@ def test_a_program_is_created_once_and_listed(client: TestClient, admin: Headers
         ({"rules": {"trigger": "click"}}, "trigger"),
         ({"currency": "XYZ"}, "currency"),
         ({"currency": "usd"}, "currency"),
-        # A real currency, but not the one runs pay in: a run never sums two currencies.
-        ({"currency": "EUR"}, "currency"),
         ({"id": "Has Spaces"}, "id"),
         ({"share_url_template": "https://example.com/no-code"}, "share_url_template"),
     ],

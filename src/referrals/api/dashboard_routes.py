@@ -48,9 +48,17 @@ from referrals.api.problems import STATUS_BY_CODE
 from referrals.bootstrap import Services
 from referrals.domain.errors import DomainError
 from referrals.domain.model import DEFAULT_PROGRAM, EventStatus, ReferralStatus, Role
-from referrals.domain.money import format_dollars as dollars
+from referrals.domain.money import format_amounts, format_money
 from referrals.domain.periods import PERIOD_REGEX, Period
-from referrals.services import audit, dashboard_overview, outbox, payouts, programs, reviews
+from referrals.services import (
+    audit,
+    dashboard_overview,
+    outbox,
+    payout_reports,
+    payouts,
+    programs,
+    reviews,
+)
 from referrals.services import sessions as records
 from referrals.services.keys import authenticate, record_use
 from referrals.web import tokens
@@ -187,7 +195,10 @@ def overview_page(request: Request, svc: ServicesDep, program: str = "") -> Resp
         label_every=7,
         shorten=lambda iso: iso[5:],
     )
-    tiers = bar_chart([(dollars(row.reward_cents), row.count) for row in data.tiers], width=400)
+    tiers = bar_chart(
+        [(format_money(row.reward_cents, row.currency), row.count) for row in data.tiers],
+        width=400,
+    )
     return render(
         request,
         "overview",
@@ -198,6 +209,8 @@ def overview_page(request: Request, svc: ServicesDep, program: str = "") -> Resp
         signups_chart=signups,
         tier_chart=tiers,
         state_labels=STATE_LABELS,
+        money=format_money,
+        amounts=format_amounts,
     )
 
 
@@ -211,7 +224,11 @@ def payouts_page(request: Request, svc: ServicesDep) -> Response:
         return to_login(request)
     runs = payouts.list_runs(svc.store)
     return render(
-        request, "payouts", **signed_in(svc, session, "payouts", "Payout runs"), runs=runs
+        request,
+        "payouts",
+        **signed_in(svc, session, "payouts", "Payout runs"),
+        runs=runs,
+        money=format_money,
     )
 
 
@@ -223,7 +240,7 @@ def report(period: str, request: Request, svc: ServicesDep) -> Response:
     if not PERIOD.match(period):
         return message(request, 404, "No such report", "A period is written YYYY-MM.")
     try:
-        data = payouts.get_report(svc.store, svc.reports, Period.parse(period))
+        data = payout_reports.get_report(svc.store, svc.reports, Period.parse(period))
     except DomainError as error:
         return message(request, STATUS_BY_CODE.get(error.code, 400), "No such report", error.detail)
     headers = {

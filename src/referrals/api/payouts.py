@@ -21,7 +21,7 @@ from referrals.domain.model import ApiKey, EventStatus, PayoutRun
 from referrals.domain.periods import PERIOD_REGEX, Period, last_ended_period
 from referrals.domain.reports import HEADER
 from referrals.ports import PayoutStarter
-from referrals.services import audit, outbox, payout_start, payouts
+from referrals.services import audit, outbox, payout_reports, payout_start, payouts
 
 router = APIRouter(tags=["payouts"])
 PeriodPath = Annotated[str, Path(pattern=f"^{PERIOD_REGEX}$")]
@@ -113,7 +113,9 @@ def get_payout(
 
 
 REPORT = {
-    "description": f"The CSV report, under the header {','.join(HEADER)}",
+    "description": f"The CSV report, under the header {','.join(HEADER)}: a line per user"
+    " and program, `amount_cents` in minor units of the line's `currency` (its program's)"
+    " and `amount` with that currency's decimals (JPY none, USD 2, KWD 3)",
     "content": {"text/csv": {"schema": {"type": "string"}}},
     "headers": {
         "Content-Disposition": {
@@ -130,7 +132,7 @@ REPORT = {
     responses=PROBLEMS | {200: REPORT, 404: {}},
 )
 def get_report(period: PeriodPath, svc: ServicesDep, _: ApiKey = Depends(auth.admin)) -> Response:
-    data = payouts.get_report(svc.store, svc.reports, Period.parse(period))
+    data = payout_reports.get_report(svc.store, svc.reports, Period.parse(period))
     headers = {"Content-Disposition": f'attachment; filename="payouts-{period}.csv"'}
     return Response(data, media_type="text/csv; charset=utf-8", headers=headers)
 

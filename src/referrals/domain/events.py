@@ -1,6 +1,7 @@
 """The events the service announces. Payloads carry no email: notifications leave the system."""
 
 import json
+from dataclasses import asdict
 from datetime import datetime
 
 from referrals.domain.model import Event, PayoutRun, Referral, new_id
@@ -53,11 +54,15 @@ def _reward(referral: Referral) -> dict[str, object]:
 
 
 def payout_completed(run: PayoutRun, now: datetime) -> Event:
+    """`totals`: per currency, in its minor units. `total_cents` is the run's one
+    currency's total (the field the event always had), null when it paid in several:
+    a run never sums different currencies."""
     payload = {
         "period": run.period,
         "referrer_count": run.referrer_count,
         "referral_count": run.referral_count,
         "total_cents": run.total_cents,
+        "totals": [asdict(total) for total in run.totals],
         "report_key": run.report_key,
         "report_sha256": run.report_sha256,
     }

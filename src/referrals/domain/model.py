@@ -391,6 +391,19 @@ class RunStatus(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class CurrencyTotal:
+    """What a payout run settled in one currency: the lines of its programs in that
+    currency. Amounts are integer minor units of the currency (cents for USD)."""
+
+    currency: str
+    referrer_count: int = 0  # users paid in this currency
+    referral_count: int = 0  # entries settled: rewards and clawbacks
+    total_cents: int = 0  # paid out: rewards less clawbacks
+    clawback_cents: int = 0  # taken back by the clawback lines, as a positive sum
+    carried_forward_cents: int = 0  # deferred: users below the minimum payout
+
+
+@dataclass(frozen=True, slots=True)
 class PayoutRun:
     period: str
     status: RunStatus
@@ -398,9 +411,11 @@ class PayoutRun:
     started_at: datetime
     lease_owner: str | None = None
     lease_expires_at: datetime | None = None
-    referrer_count: int = 0
-    referral_count: int = 0
-    total_cents: int = 0
+    referrer_count: int = 0  # users paid, whatever the currency
+    referral_count: int = 0  # entries settled, whatever the currency
+    # The figures of the run's one currency (`totals`); None when it holds several: a
+    # run never sums different currencies.
+    total_cents: int | None = 0
     report_key: str | None = None
     report_sha256: str | None = None
     # The report hash chain, both ways (see `domain.reports.render_manifest`): the
@@ -412,9 +427,12 @@ class PayoutRun:
     previous_sha256: str | None = None
     completed_at: datetime | None = None
     error: str | None = None
-    clawback_cents: int = 0  # taken back in this run: the clawback lines, as a positive sum
+    clawback_cents: int | None = 0  # taken back in this run: the clawback lines, as a positive sum
     # Deferred to a later run: the totals of users below the minimum payout (debts aside).
-    carried_forward_cents: int = 0
+    carried_forward_cents: int | None = 0
+    # What the run settled per currency, sorted by currency: authoritative (see
+    # `domain.run_totals`); empty while it runs, or when it paid nothing.
+    totals: tuple[CurrencyTotal, ...] = ()
 
     @property
     def report_published(self) -> bool:

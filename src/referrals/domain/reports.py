@@ -5,11 +5,11 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from referrals.domain.model import PayoutLine, PayoutRun
-from referrals.domain.money import DEFAULT_CURRENCY, format_cents
+from referrals.domain.model import CurrencyTotal, PayoutLine, PayoutRun
+from referrals.domain.money import DEFAULT_CURRENCY, exponent, format_minor
 
 # `program` last: a reader of the columns before programs existed finds them in place.
 HEADER = (
@@ -60,20 +60,27 @@ def neutralise(cell: str) -> str:
     return cell
 
 
-def render_csv(period: str, lines: Iterable[PayoutLine]) -> Iterator[bytes]:
-    """The report, chunk by chunk, so a large run never holds it whole in memory."""
+def render_csv(
+    period: str, lines: Iterable[PayoutLine], currencies: Mapping[str, str] | None = None
+) -> Iterator[bytes]:
+    """The report, chunk by chunk, so a large run never holds it whole in memory.
+
+    Each line is in its program's currency (`currencies`: program id -> ISO 4217 code;
+    a program not in it pays in USD): `amount_cents` in its minor units, `amount` with
+    its exponent (1234 JPY is "1234", 1234 USD "12.34")."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(HEADER)
     for n, line in enumerate(lines, 1):
+        currency = (currencies or {}).get(line.program_id, DEFAULT_CURRENCY)
         writer.writerow(
             (
                 period,
                 neutralise(line.referrer_id),
                 line.referral_count,
                 line.amount_cents,
-                format_cents(line.amount_cents),
-                DEFAULT_CURRENCY,  # every program's (services.programs.create_program)
+                format_minor(line.amount_cents, currency),
+                currency,
                 line.program_id,
             )
         )
@@ -99,7 +106,11 @@ def render_manifest(run: PayoutRun, programs: Sequence[ProgramTotal] = ()) -> by
 
     `programs` sums the report's lines per program (sorted by program), each in its
     own currency: a run pays every program, and a reader checking one program's
-    payments, or a currency's, needs not read the CSV.
+    payments, or a currency's, needs not read the CSV. `totals` has the run's figures
+    per currency (`run.totals`); the single `total_cents`, `clawback_cents`,
+    `carried_forward_cents` and `currency` are those of the run's one currency, and
+    null when it holds several: a run never sums different currencies. Every amount
+    is in minor units, and again as a decimal string with the currency's exponent.
 
     `previous_period`/`previous_sha256` name the run completed just before this one,
     whatever its month, so every report is in one chain by completion order.
@@ -116,7 +127,7 @@ def render_manifest(run: PayoutRun, programs: Sequence[ProgramTotal] = ()) -> by
         "total_cents": run.total_cents,
         "clawback_cents": run.clawback_cents,
         "carried_forward_cents": run.carried_forward_cents,
-        "currency": DEFAULT_CURRENCY,
+        "currency": _single_currency(run),
         "report_key": run.report_key,
         "sha256": run.report_sha256,
         "previous_month_period": run.previous_month_period,
@@ -129,8 +140,32 @@ def render_manifest(run: PayoutRun, programs: Sequence[ProgramTotal] = ()) -> by
                 "currency": total.currency,
                 "lines": total.lines,
                 "total_cents": total.total_cents,
+                "total": format_minor(total.total_cents, total.currency),
             }
             for total in programs
         ],
+        "totals": [_currency_total(total) for total in run.totals],
     }
     return json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"
+
+
+def _single_currency(run: PayoutRun) -> str | None:
+    """The run's one currency; USD for a run that paid nothing; None with several."""
+    if len(run.totals) > 1:
+        return None
+    return run.totals[0].currency if run.totals else DEFAULT_CURRENCY
+
+
+def _currency_total(total: CurrencyTotal) -> dict[str, object]:
+    return {
+        "currency": total.currency,
+        "exponent": exponent(total.currency),
+        "referrer_count": total.referrer_count,
+        "referral_count": total.referral_count,
+        "total_cents": total.total_cents,
+        "total": format_minor(total.total_cents, total.currency),
+        "clawback_cents": total.clawback_cents,
+        "clawback": format_minor(total.clawback_cents, total.currency),
+        "carried_forward_cents": total.carried_forward_cents,
+        "carried_forward": format_minor(total.carried_forward_cents, total.currency),
+    }

@@ -14,15 +14,11 @@ keeps its rewards assigned to it: a later month is refused until it completes
 report is not published yet says so in its `error` until it is.
 """
 
-import hashlib
-import io
-import json
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from itertools import groupby
-from typing import IO
 
 from referrals.domain import events
 from referrals.domain.errors import (
@@ -34,7 +30,7 @@ from referrals.domain.errors import (
 )
 from referrals.domain.model import (
     REPORT_UNPUBLISHED,
-    LineKind,
+    CurrencyTotal,
     Minimums,
     PayoutLine,
     PayoutRun,
@@ -45,15 +41,24 @@ from referrals.domain.model import (
 )
 from referrals.domain.money import DEFAULT_CURRENCY
 from referrals.domain.periods import Period
-from referrals.domain.reports import (
-    ProgramTotal,
-    manifest_key,
-    render_csv,
-    render_manifest,
-    report_key,
-    staged_key,
+from referrals.domain.reports import report_key, staged_key
+from referrals.domain.run_totals import with_totals
+from referrals.ports import Clock, LeaseLost, ReportStore, Store
+from referrals.services.payout_reports import (
+    CurrencyTally,
+    ReportTotals,
+    currencies,
+    describe,
+    drop_staged,
+    mark_published,
+    publish_or_note,
+    put_manifest,
+    render_report,
+    unpublished,
 )
-from referrals.ports import Clock, LeaseLost, ReportStore, Store, UnitOfWork
+from referrals.services.payout_reports import (
+    publish_pending as publish_pending,  # where the schedule finds it
+)
 from referrals.services.retry import retry_on_conflict
 
 logger = logging.getLogger("referrals.payouts")
@@ -73,12 +78,15 @@ class PayoutPreview:
     lines: list[PayoutLine]  # what the run would pay
     referrer_count: int
     referral_count: int
-    total_cents: int
-    clawback_cents: int
+    # As a run's (PayoutRun): the one currency's figures, None with several currencies.
+    total_cents: int | None
+    clawback_cents: int | None
     carried_forward: list[PayoutLine]  # below the minimum (or negative): left for later
-    carried_forward_cents: int
+    carried_forward_cents: int | None
     held: list[Referral]  # the oldest rewards waiting for review, with their receipts
     held_count: int  # how many referrals are held in all (up to HELD_SHOWN + 1)
+    totals: tuple[CurrencyTotal, ...]  # per currency, sorted: what a run's totals would be
+    currencies: Mapping[str, str]  # each program's currency, by id: a line is in its program's
     # The period's run if there is one. Completed: the preview is what it paid, and
     # running it again changes nothing; running or failed: a run would resume it.
     status: RunStatus | None = None
@@ -135,7 +143,7 @@ def run_payout(
     if done is not None:
         # A crash, or the report store, may have come between completion and
         # publication: publish again (a no-op once the manifest is out).
-        return _publish_or_note(store, reports, done)
+        return publish_or_note(store, reports, done)
     checkpoint("claimed")
 
     completed: PayoutRun | None = None
@@ -146,10 +154,10 @@ def run_payout(
         ):
             return get_run(store, period)
         checkpoint("assigned")
-        carried = _carry_forward(store, clock, name, owner, _minimums(minimum_cents))
+        deferred = _carry_forward(store, clock, name, owner, _minimums(minimum_cents))
         checkpoint("carried_forward")
         with reports.scratch() as report:
-            totals = _render_report(store, name, report)
+            totals = render_report(store, name, report)
             checkpoint("report_rendered")
             # Staged under its own hash before anything is paid: a store that is down
             # fails the run here, and an attempt that lost its lease (and will fail
@@ -162,33 +170,29 @@ def run_payout(
             # it read the chain's head when it commits (Conflict): read the new head and
             # link to it.
             completed = retry_on_conflict(
-                lambda: _complete(store, clock, name, owner, totals, carried, checkpoint)
+                lambda: _complete(store, clock, name, owner, totals, deferred, checkpoint)
             )
             checkpoint("completed")
             report.seek(0)
             reports.put(report_key(name), report, "text/csv")
         checkpoint("report_published")
-        _put_manifest(reports, completed, totals.programs)
+        put_manifest(reports, completed, totals.programs)
         checkpoint("manifest_written")
-        return _mark_published(store, reports, completed)
+        return mark_published(store, reports, completed)
     except LeaseLost:
-        _drop_staged(reports, name, staged)  # the run that took over publishes its own
+        drop_staged(reports, name, staged)  # the run that took over publishes its own
         raise PayoutInProgress(f"the lease on {name} was taken over") from None
     except Exception as error:
         if completed is not None:
             # Paid and completed; only publishing failed. The run says so, and the
             # schedule, the next run of the period or a request for its report
             # publishes it from the rewards.
-            return _unpublished(store, completed, error)
-        _drop_staged(reports, name, staged)
-        _record_failure(store, clock, name, owner, _describe(error), failed_with)
+            return unpublished(store, completed, error)
+        drop_staged(reports, name, staged)
+        _record_failure(store, clock, name, owner, describe(error), failed_with)
         raise PayoutFailed(
             f"the payout run for {name} failed and can be run again: {error}"
         ) from error
-
-
-def _describe(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"
 
 
 def unfinished(runs: Iterable[PayoutRun], now: datetime) -> list[PayoutRun]:
@@ -264,8 +268,11 @@ def _minimums(minimum_cents: int | Minimums) -> Minimums:
     return minimum_cents if isinstance(minimum_cents, Minimums) else Minimums({}, minimum_cents)
 
 
-def _carry_forward(store: Store, clock: Clock, period: str, owner: str, minimums: Minimums) -> int:
-    """Send back to pending the entries of users who will not be paid this time.
+def _carry_forward(
+    store: Store, clock: Clock, period: str, owner: str, minimums: Minimums
+) -> dict[str, int]:
+    """Send back to pending the entries of users who will not be paid this time; what
+    that deferred, per currency.
 
     Runs after every batch is assigned, so a resumed run releases the same users
     again (their entries were re-assigned with the rest) and its totals match.
@@ -273,58 +280,24 @@ def _carry_forward(store: Store, clock: Clock, period: str, owner: str, minimums
     with store.unit_of_work() as uow:
         if not uow.payouts.renew(period, owner, clock.now() + LEASE):
             raise LeaseLost(period)
+        known = currencies(uow)
+        in_use = set(known.values()) or {DEFAULT_CURRENCY}
+        # The store sums what it defers across programs; with programs in several
+        # currencies, the same split of the assigned lines tells each currency's part
+        # (read before the release changes them, in its unit of work).
+        by_program = _deferred(uow.payouts.lines(period), minimums) if len(in_use) > 1 else {}
         _, cents = uow.payouts.release(period, minimums)
         uow.commit()
-    return cents
-
-
-@dataclass(frozen=True, slots=True)
-class _Totals:
-    referrer_count: int  # users paid
-    referral_count: int  # entries settled: rewards and clawbacks
-    total_cents: int  # what the run pays out: rewards less clawbacks
-    clawback_cents: int
-    sha256: str
-    programs: tuple[ProgramTotal, ...]  # the same lines, summed per program
-
-
-def _render_report(store: Store, period: str, out: IO[bytes]) -> _Totals:
-    digest = hashlib.sha256()
-    users = entries = total = clawed = 0
-    last_user: str | None = None
-    # Per program, not per user: as many entries as programs, whatever the run's size.
-    per_program: dict[str, list[int]] = {}
-
-    def counted(lines: Iterator[PayoutLine]) -> Iterator[PayoutLine]:
-        nonlocal users, entries, total, clawed, last_user
-        for line in lines:
-            # Lines come grouped by user: count users as they change, in constant memory.
-            users += line.referrer_id != last_user
-            last_user = line.referrer_id
-            entries += line.referral_count
-            total += line.amount_cents
-            if line.kind is LineKind.CLAWBACK:
-                clawed -= line.amount_cents
-            sums = per_program.setdefault(line.program_id, [0, 0])
-            sums[0] += 1
-            sums[1] += line.amount_cents
-            yield line
-
-    with store.read() as uow:
-        for chunk in render_csv(period, counted(uow.payouts.lines(period))):
-            digest.update(chunk)
-            out.write(chunk)
-        programs = tuple(
-            ProgramTotal(program, _currency(uow, program), lines, cents)
-            for program, (lines, cents) in sorted(per_program.items())
-        )
-    out.flush()
-    return _Totals(users, entries, total, clawed, digest.hexdigest(), programs)
-
-
-def _currency(uow: UnitOfWork, program_id: str) -> str:
-    program = uow.programs.get(program_id)
-    return program.currency if program else DEFAULT_CURRENCY
+    if len(in_use) == 1:
+        return {in_use.pop(): cents} if cents else {}
+    by_currency: dict[str, int] = {}
+    for program, deferred in by_program.items():
+        currency = known.get(program, DEFAULT_CURRENCY)
+        by_currency[currency] = by_currency.get(currency, 0) + deferred
+    if sum(by_currency.values()) != cents:
+        # The lines and the release disagree: never record a carry-forward it did not make.
+        raise RuntimeError(f"carried forward {cents}, but the lines defer {by_currency}")
+    return {currency: cents for currency, cents in by_currency.items() if cents}
 
 
 def _complete(
@@ -332,8 +305,8 @@ def _complete(
     clock: Clock,
     period: str,
     owner: str,
-    totals: _Totals,
-    carried_forward_cents: int,
+    totals: ReportTotals,
+    deferred: Mapping[str, int],
     checkpoint: Callable[[str], None],
 ) -> PayoutRun:
     with store.unit_of_work() as uow:
@@ -347,13 +320,10 @@ def _complete(
         previous = uow.payouts.completed_before(period)
         last = uow.payouts.last_completed()
         completed = replace(
-            run,
+            with_totals(run, totals.tally.totals(deferred)),
             status=RunStatus.COMPLETED,
             referrer_count=totals.referrer_count,
             referral_count=totals.referral_count,
-            total_cents=totals.total_cents,
-            clawback_cents=totals.clawback_cents,
-            carried_forward_cents=carried_forward_cents,
             report_key=report_key(period),
             report_sha256=totals.sha256,
             previous_month_period=previous.period if previous else None,
@@ -390,97 +360,6 @@ def _record_failure(
         uow.commit()
 
 
-def publish(store: Store, reports: ReportStore, run: PayoutRun) -> PayoutRun:
-    """Make sure a completed run's report and manifest are in the report store, and
-    return the run as it then is: saying its report is published.
-
-    The completing attempt publishes them right after completion; if it crashed
-    in between, the report is rendered again from the run's rewards, which no
-    longer change, and must hash to what the run recorded. A manifest already
-    published for this report stays as it is, even one written by an earlier
-    release in another shape: what was published is never rewritten.
-    """
-    if _published_sha256(reports.get(manifest_key(run.period))) != run.report_sha256:
-        with reports.scratch() as report:
-            totals = _render_report(store, run.period, report)
-            if totals.sha256 != run.report_sha256:
-                raise RuntimeError(f"the rewards of {run.period} no longer match its report")
-            report.seek(0)
-            reports.put(report_key(run.period), report, "text/csv")
-        _put_manifest(reports, run, totals.programs)
-    return _mark_published(store, reports, run)
-
-
-def publish_pending(store: Store, reports: ReportStore) -> list[PayoutRun]:
-    """Publish the report of every completed run that says it is not published; the
-    runs as they are after trying, each saying whether it now is."""
-    with store.read() as uow:
-        waiting = [r for r in uow.payouts.list() if r.status is RunStatus.COMPLETED and r.error]
-    return [_publish_or_note(store, reports, run) for run in sorted(waiting, key=_period)]
-
-
-def _period(run: PayoutRun) -> str:
-    return run.period
-
-
-def _publish_or_note(store: Store, reports: ReportStore, run: PayoutRun) -> PayoutRun:
-    try:
-        return publish(store, reports, run)
-    except Exception as error:
-        return _unpublished(store, run, error)
-
-
-def _mark_published(store: Store, reports: ReportStore, run: PayoutRun) -> PayoutRun:
-    """The report and manifest are out: drop the staged copy, then say so in the run."""
-    if run.report_sha256:
-        _drop_staged(reports, run.period, staged_key(run.period, run.report_sha256))
-    if run.error is not None:
-        with store.unit_of_work() as uow:
-            uow.payouts.note_publication(run.period, None)
-            uow.commit()
-    return replace(run, error=None)
-
-
-def _drop_staged(reports: ReportStore, period: str, key: str | None) -> None:
-    """Remove a staged copy: nothing reads it (a report is published from the attempt's
-    own file, or rendered again), it only proved the report store took the report."""
-    if key is None:
-        return
-    try:
-        reports.delete(key)
-    except Exception as error:  # a copy too many, not a report missing
-        logger.warning("payout %s: the staged report %s stays: %s", period, key, error)
-
-
-def _unpublished(store: Store, run: PayoutRun, error: BaseException) -> PayoutRun:
-    """A completed run whose report could not be published: the run says why."""
-    problem = f"report not published: {_describe(error)}"[:1000]
-    logger.warning("payout %s completed but its report is not published: %s", run.period, error)
-    if problem == run.error:
-        return run  # said already (the schedule tries again every minute)
-    try:
-        with store.unit_of_work() as uow:
-            uow.payouts.note_publication(run.period, problem)
-            uow.commit()
-    except Exception as noting:
-        # The run keeps saying REPORT_UNPUBLISHED (set as it completed): still true.
-        logger.warning("payout %s: could not record why: %s", run.period, noting)
-    return replace(run, error=problem)
-
-
-def _published_sha256(manifest: bytes | None) -> str | None:
-    """The report hash a published manifest names (the manifest is put after its report)."""
-    try:
-        return str(json.loads(manifest)["sha256"]) if manifest else None
-    except (ValueError, KeyError, TypeError):
-        return None  # unreadable: published again
-
-
-def _put_manifest(reports: ReportStore, run: PayoutRun, programs: tuple[ProgramTotal, ...]) -> None:
-    manifest = io.BytesIO(render_manifest(run, programs))
-    reports.put(manifest_key(run.period), manifest, "application/json")
-
-
 def preview_payout(
     store: Store, clock: Clock, period: Period, minimum_cents: int | Minimums = 0
 ) -> PayoutPreview:
@@ -492,30 +371,49 @@ def preview_payout(
     if not period.has_ended(clock.now()):
         raise InvalidInput(f"the period {period} has not ended yet")
     with store.read() as uow:
+        known = currencies(uow)
         run = uow.payouts.get(str(period))
         if run is not None and run.status is RunStatus.COMPLETED:
-            return _paid(run, list(uow.payouts.lines(str(period))))
+            return _paid(run, list(uow.payouts.lines(str(period))), known)
         lines, carried, deferred = _split_carried(
             uow.payouts.preview(str(period), period.cutoff), _minimums(minimum_cents)
         )
         held = list(uow.referrals.search(ReferralStatus.HELD, None, None, HELD_SHOWN + 1))
+    tally = CurrencyTally(known)
+    for line in lines:
+        tally.add(line)
+    deferred_by_currency: dict[str, int] = {}
+    for program, cents in deferred.items():
+        currency = tally.currency(program)
+        deferred_by_currency[currency] = deferred_by_currency.get(currency, 0) + cents
+    totals = tally.totals(deferred_by_currency)
+    one = _one_currency(totals)
     return PayoutPreview(
         period=str(period),
         cutoff=period.cutoff,
         lines=lines,
         referrer_count=len({line.referrer_id for line in lines}),
         referral_count=sum(line.referral_count for line in lines),
-        total_cents=sum(line.amount_cents for line in lines),
-        clawback_cents=-sum(line.amount_cents for line in lines if line.kind is LineKind.CLAWBACK),
+        total_cents=one.total_cents if one else None,
+        clawback_cents=one.clawback_cents if one else None,
         carried_forward=carried,
-        carried_forward_cents=deferred,
+        carried_forward_cents=one.carried_forward_cents if one else None,
         held=held[:HELD_SHOWN],
         held_count=len(held),
+        totals=totals,
+        currencies=known,
         status=run.status if run is not None else None,
     )
 
 
-def _paid(run: PayoutRun, lines: list[PayoutLine]) -> PayoutPreview:
+def _one_currency(totals: tuple[CurrencyTotal, ...]) -> CurrencyTotal | None:
+    """The figures of the one currency in `totals` (zeros with none); None with several."""
+    if len(totals) > 1:
+        return None
+    return totals[0] if totals else CurrencyTotal(DEFAULT_CURRENCY)
+
+
+def _paid(run: PayoutRun, lines: list[PayoutLine], known: Mapping[str, str]) -> PayoutPreview:
     """A completed run as a preview: its lines and the totals it recorded."""
     return PayoutPreview(
         period=run.period,
@@ -529,6 +427,8 @@ def _paid(run: PayoutRun, lines: list[PayoutLine]) -> PayoutPreview:
         carried_forward_cents=run.carried_forward_cents,
         held=[],
         held_count=0,
+        totals=run.totals,
+        currencies=known,
         status=run.status,
         completed_at=run.completed_at,
     )
@@ -536,22 +436,36 @@ def _paid(run: PayoutRun, lines: list[PayoutLine]) -> PayoutPreview:
 
 def _split_carried(
     lines: Iterable[PayoutLine], minimums: Minimums
-) -> tuple[list[PayoutLine], list[PayoutLine], int]:
+) -> tuple[list[PayoutLine], list[PayoutLine], dict[str, int]]:
     """Lines a run would pay, lines of users it would carry forward, and the money
-    deferred: as `release` counts it, the carried users' totals per program, debts
+    deferred per program: as `release` counts it, the carried users' totals, debts
     aside."""
     paid: list[PayoutLine] = []
     carried: list[PayoutLine] = []
-    deferred = 0
-    for (_, program), group in groupby(lines, key=lambda line: (line.referrer_id, line.program_id)):
-        user_lines = list(group)
-        total = sum(line.amount_cents for line in user_lines)
+    deferred: dict[str, int] = {}
+    for program, user_lines, total in _per_user(lines):
         if total < minimums.floor(program):
             carried.extend(user_lines)
-            deferred += max(total, 0)
+            deferred[program] = deferred.get(program, 0) + max(total, 0)
         else:
             paid.extend(user_lines)
     return paid, carried, deferred
+
+
+def _deferred(lines: Iterable[PayoutLine], minimums: Minimums) -> dict[str, int]:
+    """`_split_carried`'s money deferred per program, in constant memory (a run's lines)."""
+    deferred: dict[str, int] = {}
+    for program, _, total in _per_user(lines):
+        if total < minimums.floor(program):
+            deferred[program] = deferred.get(program, 0) + max(total, 0)
+    return deferred
+
+
+def _per_user(lines: Iterable[PayoutLine]) -> Iterator[tuple[str, list[PayoutLine], int]]:
+    """Each user's lines in a program (a reward line, a clawback line), with their sum."""
+    for (_, program), group in groupby(lines, key=lambda line: (line.referrer_id, line.program_id)):
+        user_lines = list(group)
+        yield program, user_lines, sum(line.amount_cents for line in user_lines)
 
 
 def get_run(store: Store, period: Period) -> PayoutRun:
@@ -578,28 +492,5 @@ def alerts(store: Store) -> list[PayoutRun]:
             if run.status is RunStatus.FAILED
             or (run.status is RunStatus.COMPLETED and not run.report_published)
         ),
-        key=_period,
+        key=lambda run: run.period,
     )
-
-
-def get_report(store: Store, reports: ReportStore, period: Period) -> bytes:
-    """The CSV report of a completed period, published again if it went missing."""
-    return _published(store, reports, period, report_key(str(period)))
-
-
-def get_manifest(store: Store, reports: ReportStore, period: Period) -> bytes:
-    """The manifest (JSON) of a completed period's report, published again if missing."""
-    return _published(store, reports, period, manifest_key(str(period)))
-
-
-def _published(store: Store, reports: ReportStore, period: Period, key: str) -> bytes:
-    run = get_run(store, period)
-    if run.status is not RunStatus.COMPLETED or run.report_key is None:
-        raise NotFound(f"no report for {period}: the run is {run.status}")
-    data = reports.get(key)
-    if data is None:
-        publish(store, reports, run)
-        data = reports.get(key)
-    if data is None:
-        raise NotFound(f"no report for {period}")
-    return data

@@ -25,7 +25,6 @@ from referrals.domain.errors import (
     ProgramPaused,
 )
 from referrals.domain.model import Minimums
-from referrals.domain.money import DEFAULT_CURRENCY
 from referrals.domain.program import (
     BEGINNING,
     DEFAULT_PROGRAM,
@@ -90,14 +89,9 @@ def create_program(
     """Create `program` with `rules` as its first version, in force at once (nothing
     can have been priced by a program that did not exist).
 
-    Its currency must be the one payout runs pay in: a run's totals are one sum, and
-    a run never sums amounts of different currencies."""
-    if program.currency != DEFAULT_CURRENCY:
-        raise InvalidInput(
-            f"currency: payout runs pay in {DEFAULT_CURRENCY}, and a run never sums "
-            "different currencies",
-            field="currency",
-        )
+    Its currency is any of ISO 4217's (`Program` checks it), and never changes: its
+    amounts are minor units of it. A payout run pays every program and keeps one total
+    per currency, never summing different currencies."""
     now = clock.now()
     program = replace(program, status=ProgramStatus.ACTIVE, created_at=now)
     first = replace(rules, program_id=program.id, version=1, effective_from=now, created_at=now)

@@ -7,7 +7,7 @@ from typing import Any
 
 from referrals.domain.errors import DomainError, InvalidInput
 from referrals.domain.funnel import Funnel
-from referrals.domain.money import format_cents
+from referrals.domain.money import format_minor
 from referrals.ports import Store
 from referrals.services.funnel import parse_day, program_funnel
 from referrals.web.charts import bar_chart
@@ -49,9 +49,9 @@ def funnel_context(store: Store, program_id: str, form: FunnelForm) -> tuple[int
 
 
 def _money(result: Funnel) -> Any:
-    """Minor units shown as an amount of the program's currency (two decimals for now:
-    programs are in USD, services.programs)."""
-    return lambda minor: f"{format_cents(minor)} {result.currency}"
+    """Minor units shown as an amount of the program's currency, with its ISO 4217
+    decimals: "12.34 USD", "1234 JPY"."""
+    return lambda minor: f"{format_minor(minor, result.currency)} {result.currency}"
 
 
 def _charts(result: Funnel) -> list[tuple[str, str, Any]]:

@@ -6,8 +6,23 @@ from datetime import UTC, datetime
 
 import pytest
 
-from referrals.domain.model import PayoutLine, PayoutRun, RunStatus
-from referrals.domain.reports import HEADER, neutralise, render_csv, render_manifest
+from referrals.domain.model import (
+    CurrencyTotal,
+    LineKind,
+    PayoutLine,
+    PayoutRun,
+    RunStatus,
+)
+from referrals.domain.reports import (
+    HEADER,
+    ProgramTotal,
+    neutralise,
+    render_csv,
+    render_manifest,
+)
+from referrals.domain.run_totals import with_totals
+
+NOV = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 def report(lines: list[PayoutLine]) -> bytes:
@@ -94,3 +109,55 @@ def test_manifest_carries_the_sha_chain() -> None:
     assert manifest["previous_sha256"] == "cd" * 32
     assert manifest["total_cents"] == 1000 and manifest["referrer_count"] == 1
     assert render_manifest(run) == render_manifest(run)
+
+
+def test_each_line_is_in_its_programs_currency_with_its_decimals() -> None:
+    lines = [
+        PayoutLine("alice", 2, 2500, program_id="default"),
+        PayoutLine("alice", 1, 1500, program_id="japan"),
+        PayoutLine("bob", 1, -1250, LineKind.CLAWBACK, "kuwait"),
+    ]
+    data = b"".join(render_csv("2026-10", lines, {"japan": "JPY", "kuwait": "KWD"}))
+    rows = list(csv.DictReader(io.StringIO(data.decode())))
+    assert [(r["amount_cents"], r["amount"], r["currency"]) for r in rows] == [
+        ("2500", "25.00", "USD"),  # a program not named pays in USD
+        ("1500", "1500", "JPY"),
+        ("-1250", "-1.250", "KWD"),
+    ]
+
+
+def test_a_manifest_of_several_currencies_sums_none_of_them_together() -> None:
+    run = with_totals(
+        PayoutRun("2026-10", RunStatus.COMPLETED, NOV, started_at=NOV, referrer_count=1),
+        (CurrencyTotal("USD", 1, 2, 2500), CurrencyTotal("JPY", 1, 1, 1500, 0, 300)),
+    )
+    japan = ProgramTotal("japan", "JPY", 1, 1500)
+    manifest = json.loads(render_manifest(run, [japan]))
+    assert (manifest["total_cents"], manifest["clawback_cents"], manifest["currency"]) == (
+        None,
+        None,
+        None,
+    )
+    assert manifest["carried_forward_cents"] is None
+    assert [(t["currency"], t["exponent"], t["total"]) for t in manifest["totals"]] == [
+        ("JPY", 0, "1500"),
+        ("USD", 2, "25.00"),
+    ]
+    assert manifest["totals"][0]["carried_forward"] == "300"
+    assert manifest["programs"] == [
+        {"program": "japan", "currency": "JPY", "lines": 1, "total_cents": 1500, "total": "1500"}
+    ]
+
+
+def test_a_manifest_of_one_currency_names_it_with_its_figures() -> None:
+    run = with_totals(
+        PayoutRun("2026-10", RunStatus.COMPLETED, NOV, started_at=NOV),
+        (CurrencyTotal("KWD", 1, 1, 1234, 100),),
+    )
+    manifest = json.loads(render_manifest(run))
+    assert (manifest["total_cents"], manifest["clawback_cents"], manifest["currency"]) == (
+        1234,
+        100,
+        "KWD",
+    )
+    assert manifest["totals"][0]["total"] == "1.234"

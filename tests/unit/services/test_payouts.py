@@ -11,7 +11,7 @@ from referrals.domain.errors import InvalidInput, PayoutFailed, PayoutInProgress
 from referrals.domain.model import ReferralStatus, RunStatus
 from referrals.domain.periods import Period
 from referrals.domain.program import RuleVersion
-from referrals.services import payouts, reviews
+from referrals.services import payout_reports, payouts, reviews
 from referrals.services.referrers import enroll
 from referrals.services.signups import sign_up
 from tests.clocks import FixedClock
@@ -66,7 +66,7 @@ def test_report_and_manifest_match_the_run(
     assert sum(int(r["amount_cents"]) for r in rows) == run.total_cents == 3000
     manifest = json.loads(reports.objects["payouts/2026-10/manifest.json"])
     assert manifest["sha256"] == hashlib.sha256(data).hexdigest() == run.report_sha256
-    assert payouts.get_report(store, reports, OCT) == data
+    assert payout_reports.get_report(store, reports, OCT) == data
 
 
 def test_older_unpaid_rewards_are_included(
@@ -251,7 +251,7 @@ def test_the_manifest_of_a_completed_month_is_served_and_published_again_if_lost
     seed(store, clock, "alice", [datetime(2026, 10, 5, tzinfo=UTC)])
     run = payouts.run_payout(store, reports, clock, OCT)
     del reports.objects["payouts/2026-10/manifest.json"]
-    manifest = json.loads(payouts.get_manifest(store, reports, OCT))
+    manifest = json.loads(payout_reports.get_manifest(store, reports, OCT))
     assert manifest["sha256"] == run.report_sha256 and manifest["total_cents"] == 1000
     assert "payouts/2026-10/manifest.json" in reports.objects
 
@@ -266,7 +266,7 @@ def test_a_published_manifest_is_never_rewritten_even_in_an_older_shape(
     reports.objects["payouts/2026-10/manifest.json"] = older
     payouts.run_payout(store, reports, clock, OCT)  # a completed month: a no-op
     assert reports.objects["payouts/2026-10/manifest.json"] == older
-    assert payouts.get_manifest(store, reports, OCT) == older
+    assert payout_reports.get_manifest(store, reports, OCT) == older
 
 
 def test_progress_is_reported_per_batch(
@@ -298,7 +298,10 @@ def test_a_publication_failure_after_completion_is_not_a_failed_run(
     assert [e.type for e in store.state.outbox.values()].count("payout.failed") == 0
     assert "payouts/2026-10/report.csv" not in reports.objects
     reports.refused.clear()
-    assert payouts.get_report(store, reports, OCT) == reports.objects["payouts/2026-10/report.csv"]
+    assert (
+        payout_reports.get_report(store, reports, OCT)
+        == reports.objects["payouts/2026-10/report.csv"]
+    )
     assert hashlib.sha256(reports.objects["payouts/2026-10/report.csv"]).hexdigest() == (
         run.report_sha256
     )

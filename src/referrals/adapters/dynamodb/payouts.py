@@ -1,6 +1,12 @@
 """Payout runs on DynamoDB: one item per period (`RUNS` / `<YYYY-MM>`) and the head of
 the report chain (`CHAIN` / `HEAD`).
 
+A completed run's totals per currency are its item's `totals`: a list of
+[currency, referrer_count, referral_count, total_cents, clawback_cents,
+carried_forward_cents] per currency (lists, not maps: no attribute names repeated, so
+a run of many currencies stays far below 1 KB). A run item of the release before has
+none: every program was in USD then, and it reads as USD totals of its own figures.
+
 Claiming and renewing a run's lease are conditional writes sent at once, not at
 commit: the lease must be visible to other processes the moment it is taken. The
 run's rewards are moved in batches fenced on the lease (`payout_entries`); the run
@@ -16,12 +22,19 @@ from boto3.dynamodb.conditions import Attr, ConditionBase, Key
 
 from referrals.adapters.dynamodb import items
 from referrals.adapters.dynamodb.access import ConditionFailed, Tables
-from referrals.adapters.dynamodb.expressions import Write, put, update
+from referrals.adapters.dynamodb.expressions import Values, Write, put, update
 from referrals.adapters.dynamodb.payout_entries import RunEntries
 from referrals.adapters.dynamodb.transaction import Transaction
 from referrals.adapters.times import to_micros
 from referrals.domain.errors import Conflict
-from referrals.domain.model import Minimums, PayoutLine, PayoutRun, RunStatus
+from referrals.domain.model import (
+    CurrencyTotal,
+    Minimums,
+    PayoutLine,
+    PayoutRun,
+    RunStatus,
+)
+from referrals.domain.run_totals import recorded_totals
 
 RUNS = Key("pk").eq("RUNS")
 RUNNING, COMPLETED = RunStatus.RUNNING.value, RunStatus.COMPLETED.value
@@ -36,11 +49,11 @@ class DynamoPayouts:
 
     def get(self, period: str) -> PayoutRun | None:
         item = self._tables.get(self._tables.main, items.run_key(period))
-        return items.run(item) if item else None
+        return _run(item) if item else None
 
     def list(self) -> Sequence[PayoutRun]:
         found = self._tables.query(self._tables.main, RUNS, consistent=True, newest_first=True)
-        return [items.run(item) for item in found]
+        return [_run(item) for item in found]
 
     def last_completed(self) -> PayoutRun | None:
         done = [r for r in self.list() if r.status is RunStatus.COMPLETED]
@@ -53,7 +66,7 @@ class DynamoPayouts:
             consistent=True,
             newest_first=True,
         )
-        runs = map(items.run, earlier)
+        runs = map(_run, earlier)
         return next((run for run in runs if run.status is RunStatus.COMPLETED), None)
 
     def claim(
@@ -142,9 +155,22 @@ class DynamoPayouts:
             "status": COMPLETED,
             "referrer_count": run.referrer_count,
             "referral_count": run.referral_count,
-            "total_cents": run.total_cents,
-            "clawback_cents": run.clawback_cents,
-            "carried_forward_cents": run.carried_forward_cents,
+            # The run's one currency's figures, for the release before `totals`; 0 with
+            # several currencies (it would read them as USD).
+            "total_cents": run.total_cents or 0,
+            "clawback_cents": run.clawback_cents or 0,
+            "carried_forward_cents": run.carried_forward_cents or 0,
+            "totals": [
+                [
+                    total.currency,
+                    total.referrer_count,
+                    total.referral_count,
+                    total.total_cents,
+                    total.clawback_cents,
+                    total.carried_forward_cents,
+                ]
+                for total in run.totals
+            ],
             "report_key": run.report_key or "",
             "report_sha256": run.report_sha256 or "",
             "completed_at": to_micros(run.completed_at or run.started_at),
@@ -194,6 +220,15 @@ class DynamoPayouts:
             set={"status": RunStatus.FAILED.value, "error": error},
             remove=("lease_owner", "lease_expires_at"),
         )
+
+
+def _run(item: Values) -> PayoutRun:
+    return recorded_totals(items.run(item), map(_currency_total, item.get("totals") or ()))
+
+
+def _currency_total(stored: list[Any]) -> CurrencyTotal:
+    currency, *figures = stored
+    return CurrencyTotal(str(currency), *(int(figure) for figure in figures))  # Decimals
 
 
 def _held_by(owner: str) -> ConditionBase:

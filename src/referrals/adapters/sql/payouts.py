@@ -7,7 +7,8 @@ assigned, never from memory.
 """
 
 import heapq
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict
 from datetime import datetime
 from itertools import groupby
 from operator import itemgetter
@@ -22,6 +23,7 @@ from sqlalchemy import (
     Table,
     and_,
     case,
+    delete,
     func,
     insert,
     literal,
@@ -35,9 +37,10 @@ from sqlalchemy.schema import CreateTable, DropTable
 
 from referrals.adapters.sql import rows
 from referrals.adapters.sql.repository import Repository
-from referrals.adapters.sql.schema import payout_runs, referrals, rewards
+from referrals.adapters.sql.schema import payout_run_totals, payout_runs, referrals, rewards
 from referrals.domain.errors import Conflict
 from referrals.domain.model import (
+    CurrencyTotal,
     LineKind,
     Minimums,
     PayoutLine,
@@ -47,6 +50,7 @@ from referrals.domain.model import (
     RunStatus,
     payout_floor,
 )
+from referrals.domain.run_totals import recorded_totals
 from referrals.ports import LeaseLost
 
 PENDING, PROCESSING, PAID = (
@@ -84,11 +88,11 @@ _ENTRIES = "rewards:"
 class SqlPayouts(Repository):
     def get(self, period: str) -> PayoutRun | None:
         row = self._execute(select(payout_runs).where(payout_runs.c.period == period)).first()
-        return rows.payout_run(row) if row else None
+        return self._runs([row])[0] if row else None
 
     def list(self) -> Sequence[PayoutRun]:
         query = select(payout_runs).order_by(payout_runs.c.period.desc())
-        return [rows.payout_run(row) for row in self._execute(query)]
+        return self._runs(self._execute(query))
 
     def last_completed(self) -> PayoutRun | None:
         query = (
@@ -98,7 +102,7 @@ class SqlPayouts(Repository):
             .limit(1)
         )
         row = self._execute(query).first()
-        return rows.payout_run(row) if row else None
+        return self._runs([row])[0] if row else None
 
     def completed_before(self, period: str) -> PayoutRun | None:
         query = (
@@ -108,7 +112,31 @@ class SqlPayouts(Repository):
             .limit(1)
         )
         row = self._execute(query).first()
-        return rows.payout_run(row) if row else None
+        return self._runs([row])[0] if row else None
+
+    def _runs(self, found: Iterable[Any]) -> Sequence[PayoutRun]:
+        """The runs of `found` rows, with their totals per currency (one read for all:
+        a run a month, a currency or a few each)."""
+        runs = [rows.payout_run(row) for row in found]
+        periods = [run.period for run in runs if run.status is RunStatus.COMPLETED]
+        totals: dict[str, tuple[CurrencyTotal, ...]] = {}
+        if periods:
+            query = (
+                select(payout_run_totals)
+                .where(payout_run_totals.c.period.in_(periods))
+                .order_by(payout_run_totals.c.period, payout_run_totals.c.currency)
+            )
+            for row in self._execute(query):
+                total = CurrencyTotal(
+                    row.currency,
+                    row.referrer_count,
+                    row.referral_count,
+                    row.total_cents,
+                    row.clawback_cents,
+                    row.carried_forward_cents,
+                )
+                totals[row.period] = (*totals.get(row.period, ()), total)
+        return [recorded_totals(run, totals.get(run.period, ())) for run in runs]
 
     def claim(
         self, period: str, cutoff: datetime, owner: str, now: datetime, until: datetime
@@ -334,9 +362,11 @@ class SqlPayouts(Repository):
                 status=COMPLETED,
                 referrer_count=run.referrer_count,
                 referral_count=run.referral_count,
-                total_cents=run.total_cents,
-                clawback_cents=run.clawback_cents,
-                carried_forward_cents=run.carried_forward_cents,
+                # The run's one currency's, for the release before per-currency totals;
+                # 0 with several (it would read them as USD).
+                total_cents=run.total_cents or 0,
+                clawback_cents=run.clawback_cents or 0,
+                carried_forward_cents=run.carried_forward_cents or 0,
                 report_key=run.report_key,
                 report_sha256=run.report_sha256,
                 previous_month_period=run.previous_month_period,
@@ -351,6 +381,9 @@ class SqlPayouts(Repository):
         )
         if done.rowcount != 1:
             raise LeaseLost(f"the lease of the payout run {run.period} passed to another owner")
+        self._execute(delete(payout_run_totals).where(payout_run_totals.c.period == run.period))
+        for total in run.totals:
+            self._execute(insert(payout_run_totals), {"period": run.period, **asdict(total)})
         paid = 0
         for table in (referrals, rewards):
             paid += self._execute(

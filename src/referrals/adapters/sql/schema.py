@@ -290,6 +290,23 @@ payout_runs = Table(
     Index("ix_payout_runs_status_completed", "status", "completed_at"),
 )
 
+# What a completed run settled per currency (domain.model.CurrencyTotal): a run pays
+# programs in several currencies and never sums them. payout_runs' own total_cents,
+# clawback_cents and carried_forward_cents keep the run's one currency's figures for
+# readers of the release before this table (0 in a run of several currencies); a run
+# with no row here was completed by that release, in USD.
+payout_run_totals = Table(
+    "payout_run_totals",
+    metadata,
+    Column("period", String(7), primary_key=True),
+    Column("currency", String(3), primary_key=True),
+    Column("referrer_count", BigInteger, nullable=False),
+    Column("referral_count", BigInteger, nullable=False),
+    Column("total_cents", BigInteger, nullable=False),
+    Column("clawback_cents", BigInteger, nullable=False),
+    Column("carried_forward_cents", BigInteger, nullable=False),
+)
+
 outbox = Table(
     "outbox",
     metadata,

@@ -1,5 +1,6 @@
 """Payout runs and their previews, and the notification events of the outbox."""
 
+from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import datetime
 from typing import Literal
@@ -7,7 +8,16 @@ from typing import Literal
 from pydantic import BaseModel, Field, StrictBool
 
 from referrals.api.schemas.common import Period, RequestBody
-from referrals.domain.model import Event, EventStatus, LineKind, PayoutRun, RunStatus
+from referrals.domain.model import (
+    CurrencyTotal,
+    Event,
+    EventStatus,
+    LineKind,
+    PayoutLine,
+    PayoutRun,
+    RunStatus,
+)
+from referrals.domain.money import DEFAULT_CURRENCY, exponent
 from referrals.services.payouts import HELD_SHOWN, PayoutPreview
 
 
@@ -18,15 +28,43 @@ class PayoutRequest(RequestBody):
     dry_run: StrictBool = False
 
 
+class CurrencyTotalOut(BaseModel):
+    """What a run settled in one currency: the lines of its programs in that currency."""
+
+    currency: str = Field(description="ISO 4217")
+    exponent: int = Field(description="decimals of the currency's minor unit: USD 2, JPY 0")
+    referrer_count: int = Field(description="users paid in this currency")
+    referral_count: int = Field(description="entries settled: rewards and clawbacks")
+    total_cents: int = Field(description="paid out: rewards less clawbacks, in minor units")
+    clawback_cents: int = Field(description="taken back by clawback lines, in minor units")
+    carried_forward_cents: int = Field(
+        description="left for a later run (below the minimum), in minor units"
+    )
+
+    @classmethod
+    def of(cls, total: CurrencyTotal) -> "CurrencyTotalOut":
+        return cls(exponent=exponent(total.currency), **asdict(total))
+
+
+_SINGLE = (
+    " in the run's one currency (`totals`); null when the run holds several currencies,"
+    " which are never summed: read `totals`"
+)
+Totals = Field(description="per currency, sorted: what is paid, taken back and carried forward")
+
+
 class PayoutRunOut(BaseModel):
     period: str
     status: RunStatus
     cutoff: datetime
-    referrer_count: int
-    referral_count: int
-    total_cents: int = Field(description="paid out: rewards less clawbacks")
-    clawback_cents: int = Field(description="taken back by clawback lines")
-    carried_forward_cents: int = Field(description="left for a later run: below the minimum")
+    referrer_count: int = Field(description="users paid, whatever the currency")
+    referral_count: int = Field(description="entries settled, whatever the currency")
+    total_cents: int | None = Field(description="paid out: rewards less clawbacks," + _SINGLE)
+    clawback_cents: int | None = Field(description="taken back by clawback lines," + _SINGLE)
+    carried_forward_cents: int | None = Field(
+        description="left for a later run: below the minimum," + _SINGLE
+    )
+    totals: list[CurrencyTotalOut] = Totals
     report_key: str | None
     report_sha256: str | None
     previous_period: str | None = Field(
@@ -62,6 +100,7 @@ class PayoutRunOut(BaseModel):
             total_cents=run.total_cents,
             clawback_cents=run.clawback_cents,
             carried_forward_cents=run.carried_forward_cents,
+            totals=[CurrencyTotalOut.of(total) for total in run.totals],
             report_key=run.report_key,
             report_sha256=run.report_sha256,
             previous_month_period=run.previous_month_period,
@@ -91,9 +130,14 @@ class PayoutStartedOut(BaseModel):
 class PayoutLineOut(BaseModel):
     referrer_id: str
     referral_count: int
-    amount_cents: int
+    amount_cents: int = Field(description="in minor units of `currency`")
     kind: LineKind
     program_id: str
+    currency: str = Field(description="the program's (ISO 4217)")
+
+    @classmethod
+    def of(cls, line: PayoutLine, currencies: Mapping[str, str]) -> "PayoutLineOut":
+        return cls(**asdict(line), currency=currencies.get(line.program_id, DEFAULT_CURRENCY))
 
 
 class HeldOut(BaseModel):
@@ -109,12 +153,13 @@ class PayoutPreviewOut(BaseModel):
     lines: list[PayoutLineOut]
     referrer_count: int
     referral_count: int
-    total_cents: int
-    clawback_cents: int
+    total_cents: int | None = Field(description="what a run would pay," + _SINGLE)
+    clawback_cents: int | None = Field(description="what it would take back," + _SINGLE)
     carried_forward: list[PayoutLineOut] = Field(
         description="users below the minimum payout (or owing): their entries wait"
     )
-    carried_forward_cents: int
+    carried_forward_cents: int | None = Field(description="what it would defer," + _SINGLE)
+    totals: list[CurrencyTotalOut] = Totals
     held: list[HeldOut] = Field(description="the oldest rewards held for review, left out")
     held_count: int = Field(description=f"held rewards in all, counted up to {HELD_SHOWN + 1}")
     # Not `status`: a preview is told from a run by having none.
@@ -129,13 +174,16 @@ class PayoutPreviewOut(BaseModel):
         return cls(
             period=preview.period,
             cutoff=preview.cutoff,
-            lines=[PayoutLineOut(**asdict(line)) for line in preview.lines],
+            lines=[PayoutLineOut.of(line, preview.currencies) for line in preview.lines],
             referrer_count=preview.referrer_count,
             referral_count=preview.referral_count,
             total_cents=preview.total_cents,
             clawback_cents=preview.clawback_cents,
-            carried_forward=[PayoutLineOut(**asdict(line)) for line in preview.carried_forward],
+            carried_forward=[
+                PayoutLineOut.of(line, preview.currencies) for line in preview.carried_forward
+            ],
             carried_forward_cents=preview.carried_forward_cents,
+            totals=[CurrencyTotalOut.of(total) for total in preview.totals],
             held=[
                 HeldOut(
                     referral_id=r.id,

@@ -95,10 +95,10 @@ Currency = Annotated[
     str,
     Field(
         strict=True,
-        description="ISO 4217; every amount of the program is in its minor unit. For now "
-        f"{DEFAULT_CURRENCY} only: the currency payout runs pay in (a run never sums "
-        "different currencies)",
-        json_schema_extra={"enum": [DEFAULT_CURRENCY]},
+        description="ISO 4217; every amount of the program is in its minor unit (cents for "
+        "USD, yen for JPY), and it never changes. A payout run pays every program and "
+        "keeps one total per currency: different currencies are never summed",
+        json_schema_extra={"enum": sorted(currencies())},
     ),
     AfterValidator(_known_currency),
 ]
@@ -207,7 +207,7 @@ class Rules(RequestBody):
 class ProgramCreate(RequestBody):
     id: ProgramId
     name: Name
-    currency: Currency = "USD"
+    currency: Currency = DEFAULT_CURRENCY
     share_url_template: ShareUrl | None = None
     landing_url: LandingUrl | None = None
     attribution_window_days: WindowDays = DEFAULT_ATTRIBUTION_DAYS

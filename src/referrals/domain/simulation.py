@@ -2,10 +2,11 @@
 backtest.
 
 A simulation answers "what would the rewards earned in this window have been under
-these rules?". It reads the program's referrals in id order, as a store pages them,
-and prices each one earned in the window again with `pricing.price`, the code that
-priced it, beside what it was actually given. With the versions that actually
-priced the window (no proposal: a backtest) it reproduces what was earned.
+these rules?". It reads the program's referrals in id order (`ReplayRow`s, from the
+store's `ports.replay`), and prices each one earned in the window again with
+`pricing.price`, the code that priced it, beside what it was actually given. With the
+versions that actually priced the window (no proposal: a backtest) it reproduces what
+was earned.
 
 Why the program's history up to the window's end is read, and not the window alone:
 the caps price a reward against what its referrer earned before it, in its month and
@@ -33,40 +34,52 @@ What the records allow:
   still counted it.
 - The window holds the rewards earned in it (by their earned moment) and recorded
   by its end: an import recorded after the window, dated inside it, is not read.
+
+A backtest replays a million referrals in a few seconds (docs/decisions/replay-read.md):
+rows are plain tuples (domain.replay_rows), what a receipt says is read once per
+receipt, `price` is asked once per distinct question for rules without caps, and
+the caps' counters are kept only when some rules have caps.
 """
 
 import heapq
-from collections.abc import Iterable, Mapping, Sequence
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Final
+from datetime import datetime, timedelta
+from itertools import accumulate
+from typing import Any
 
 from referrals.domain.checks import DISPOSABLE_EMAIL, EMAIL_ALIAS, SAME_DEVICE, CheckMode
 from referrals.domain.errors import InvalidInput
-from referrals.domain.model import (
-    Referral,
-    ReferralStatus,
-    counted,
-    first_id_at,
-    month_earned,
-)
+from referrals.domain.model import Check, Receipt, ReferralStatus, first_id_at
 from referrals.domain.pricing import (
     AWAITING_RULE,
     CONVERSION_RULE,
-    month_of,
+    Priced,
     month_of_utc,
     price,
     rejudged,
 )
-from referrals.domain.program import RuleVersion, Trigger, in_force
+from referrals.domain.program import RuleVersion, Trigger
+from referrals.domain.replay_rows import (
+    DAY,
+    SIGNUP,
+    ReceiptRead,
+    ReplayMember,
+    ReplayRow,
+    from_micros,
+    micros,
+)
 
 MAX_WINDOW = timedelta(days=366)
 # A reward cancelled by a review or a reversal counts toward no cap (see the docstring).
 CANCELLED = frozenset(
     {ReferralStatus.REJECTED, ReferralStatus.REVERSED, ReferralStatus.CLAWED_BACK}
 )
-_SIGNUP: Final = "signup"
 _TIME_CHARS = 10  # a ULID's first 10 characters are its millisecond
+# Entries a memo keeps before it starts again: a program has a few distinct receipts
+# and prices, and the memos must stay small whatever the records hold.
+_MEMO = 65_536
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,129 +155,42 @@ class Simulation:
     unjudged: int  # rewards a check of the proposal had no recorded verdict for
 
 
-class _Tally:
-    __slots__ = (
-        "capped",
-        "capped_count",
-        "count",
-        "earned",
-        "held",
-        "held_count",
-        "referee",
-        "tiers",
-    )
+# A reward as the tallies count it: its tier's threshold and amount, what it earned
+# after the caps, whether it is held, and the referee's own reward with it.
+_Tallied = tuple[int, int, int, bool, int]
 
-    def __init__(self) -> None:
-        self.count = self.earned = self.held_count = self.held = 0
-        self.capped_count = self.capped = self.referee = 0
-        self.tiers: dict[tuple[int, int], list[int]] = {}
 
-    def add(self, threshold: int, tier_cents: int, cents: int, held: bool, referee: int) -> None:
-        self.count += 1
-        self.earned += cents
-        if held:
-            self.held_count += 1
-            self.held += cents
+def _totals(counts: dict[_Tallied, int]) -> Totals:
+    count = earned = held_count = held = capped_count = capped = referee = 0
+    tiers: dict[tuple[int, int], list[int]] = {}
+    for (threshold, tier_cents, cents, is_held, referee_cents), n in counts.items():
+        count += n
+        earned += n * cents
+        if is_held:
+            held_count += n
+            held += n * cents
         if cents < tier_cents:
-            self.capped_count += 1
-            self.capped += tier_cents - cents
-        self.referee += referee
-        tier = self.tiers.get((threshold, tier_cents))
-        if tier is None:
-            self.tiers[threshold, tier_cents] = [1, cents]
-        else:
-            tier[0] += 1
-            tier[1] += cents
-
-    def totals(self) -> Totals:
-        tiers = tuple(TierCount(t, c, n, s) for (t, c), (n, s) in sorted(self.tiers.items()))
-        return Totals(
-            self.count,
-            self.earned,
-            self.held_count,
-            self.held,
-            self.capped_count,
-            self.capped,
-            self.referee,
-            tiers,
-        )
-
-
-class _Member:
-    """A referrer as the replay keeps it: the cap counters (priced against with the
-    code that prices a signup: `CapCounted`) and their window's figures, both ways."""
-
-    __slots__ = (
-        "actual",
-        "cap_lifetime_cents",
-        "cap_month",
-        "cap_month_cents",
-        "simulated",
-    )
-
-    def __init__(self) -> None:
-        self.cap_lifetime_cents = 0
-        self.cap_month: str | None = None
-        self.cap_month_cents = 0
-        self.actual: list[int] | None = None  # count, cents, held cents; None: nothing
-        self.simulated: list[int] | None = None
-
-    def earned_in(self, month: str) -> int | None:
-        return month_earned(self.cap_month, self.cap_month_cents, month)
-
-    def count(self, month: str, cents: int) -> None:
-        counters = (self.cap_lifetime_cents, self.cap_month, self.cap_month_cents)
-        self.cap_lifetime_cents, self.cap_month, self.cap_month_cents = counted(
-            counters, month, cents
-        )
-
-    def diff(self, referrer_id: str) -> ReferrerDiff:
-        actual, simulated = self.actual or [0, 0, 0], self.simulated or [0, 0, 0]
-        return ReferrerDiff(referrer_id, *actual, *simulated)
-
-
-def _add(figures: list[int] | None, cents: int, held: bool) -> list[int]:
-    if figures is None:
-        return [1, cents, cents if held else 0]
-    figures[0] += 1
-    figures[1] += cents
-    figures[2] += cents if held else 0
-    return figures
-
-
-class _Counted:
-    """A reward earned before the window, as given: it only moves its referrer's counters."""
-
-    __slots__ = ("cents", "member", "month")
-
-    def __init__(self, member: _Member, month: str, cents: int) -> None:
-        self.member, self.month, self.cents = member, month, cents
-
-
-# The rules that earn a reward, what earns it, when, and the rules judging its checks.
-_Earning = tuple[RuleVersion, str, datetime, RuleVersion]
-
-
-class _Priced:
-    """A reward of the window, to price again once its referrer's earlier ones are counted."""
-
-    __slots__ = ("at", "judge", "member", "referral", "rule", "rules")
-
-    def __init__(self, member: _Member, referral: Referral, earning: "_Earning") -> None:
-        self.member, self.referral = member, referral
-        self.rules, self.rule, self.at, self.judge = earning
+            capped_count += n
+            capped += n * (tier_cents - cents)
+        referee += n * referee_cents
+        tier = tiers.setdefault((threshold, tier_cents), [0, 0])
+        tier[0] += n
+        tier[1] += n * cents
+    by_tier = tuple(TierCount(t, c, n, s) for (t, c), (n, s) in sorted(tiers.items()))
+    return Totals(count, earned, held_count, held, capped_count, capped, referee, by_tier)
 
 
 class Replay:
     """Feed it a program's referrals in id order, from its first to the window's end
-    (`feed`, page by page), then ask for the `result`.
+    (`feed`, in as many parts as wanted), then ask for the `result`.
 
     A reward moves its referrer's counters when it was counted: when its record was
-    written (a ULID's time) or, for one earned by a later conversion, then. Rewards
-    wait in a heap until no referral still to come can have been counted before
-    them: ids grow, so a page's last id bounds what follows. Each of a referrer's
-    rewards is priced with the counters as they were then, ties going by ordinal
-    (a referrer's signups are counted in ordinal order).
+    written (a ULID's time) or, for one earned by a later conversion, then. Where some
+    rules have caps, rewards wait in a heap until no referral still to come can have
+    been counted before them: ids grow, so a row's id bounds what follows. Each of a
+    referrer's rewards is priced with the counters as they were then, ties going by
+    ordinal (a referrer's signups are counted in ordinal order). Without caps nothing
+    reads the counters, and each reward is priced as it is read.
     """
 
     def __init__(
@@ -277,149 +203,226 @@ class Replay:
         rules to price the window with (from its start on); None prices each reward
         by the version in force when it was earned, the backtest."""
         self.window = window
+        self._start, self._end = micros(window.start), micros(window.end)
         self._versions = tuple(versions)
-        self._by_number: Mapping[int, RuleVersion] = {v.version: v for v in versions}
+        # `in_force` stops at the first version in force after the time: a bisection of
+        # the running maximum of their starts finds the same one.
+        self._starts = list(accumulate((micros(v.effective_from) for v in versions), max))
+        self._by_number = {v.version: v for v in versions}
         self._proposal = proposal
-        self._members: dict[str, _Member] = {}
-        self._waiting: list[tuple[str, int, int, _Counted | _Priced]] = []
-        self._actual, self._simulated = _Tally(), _Tally()
+        everyone = (*versions, proposal) if proposal else self._versions
+        self._capped = any(v.monthly_cap_cents or v.lifetime_cap_cents for v in everyone)
+        self._members: dict[str, ReplayMember] = {}
+        self._waiting: list[tuple[Any, ...]] = []
+        self._actual: dict[_Tallied, int] = {}
+        self._simulated: dict[_Tallied, int] = {}
+        self._reads: dict[int, ReceiptRead] = {}
+        self._prices: dict[tuple[int, ...], tuple[ReceiptRead, bool, _Tallied]] = {}
         self._judged: dict[tuple[int, int], tuple[bool, bool]] = {}
-        self._months: dict[tuple[int, int], str] = {}
+        self._rejudged: dict[tuple[int, int], tuple[tuple[Check, ...], tuple[Check, ...]]] = {}
+        self._months: dict[int, str] = {}
         self._seq = 0
         self.scanned = 0
         self.unjudged = 0
 
-    def rules_at(self, at: datetime) -> RuleVersion | None:
-        """The rules a reward earned at `at` is priced by in this replay."""
-        if self._proposal is not None and at >= self.window.start:
-            return self._proposal
-        return in_force(self._versions, at)
-
-    def feed(self, referrals: Iterable[Referral]) -> None:
-        last = None
-        for referral in referrals:
-            self._read(referral)
-            last = referral.id
-        if last is not None:
-            self._release(last[:_TIME_CHARS])
+    def feed(self, rows: Iterable[ReplayRow]) -> None:
+        # The work of every row is written out here, not in calls: a backtest reads a
+        # million rows, and a call costs about what a row's tally does.
+        start, end, capped, proposal = self._start, self._end, self._capped, self._proposal
+        members, reads, waiting, starts = self._members, self._reads, self._waiting, self._starts
+        actual, simulated, prices = self._actual, self._simulated, self._prices
+        scanned = unjudged = 0
+        for rid, referrer_id, ordinal, cents, status, created, payable, receipt in rows:
+            scanned += 1
+            if waiting and waiting[0][0] < rid[:_TIME_CHARS]:
+                self._release(rid[:_TIME_CHARS])
+            member = members.get(referrer_id)
+            if member is None:
+                member = members[referrer_id] = ReplayMember()
+            read = reads.get(id(receipt)) or self._read(receipt)
+            rule = read.rule
+            if rule != AWAITING_RULE:
+                at = created if rule == SIGNUP else payable - read.hold
+                if at < start:
+                    if capped and cents and status not in CANCELLED:
+                        self._wait(rid, ordinal, created, at, (member, self._month(at), cents))
+                    continue
+                if at < end:
+                    tier = read.tier or self._tier_of(read, ordinal, cents)
+                    key = (*tier, cents, read.held, read.referee)
+                    actual[key] = actual.get(key, 0) + 1
+                    member.actual_count += 1
+                    member.actual_cents += cents
+                    if read.held:
+                        member.actual_held += cents
+            if proposal is not None and created >= start:
+                at_signup = proposal
+            else:  # in_force(versions, created)
+                index = bisect_right(starts, created)
+                if not index:
+                    continue
+                at_signup = self._versions[index - 1]
+            if at_signup.trigger is Trigger.SIGNUP:
+                rules, earned_by, at = at_signup, SIGNUP, created
+            else:
+                earning = self._converted(at_signup, rule, created, payable - read.hold)
+                if earning is None:
+                    continue
+                rules, earned_by, at = earning
+            if not start <= at < end:
+                continue
+            # The verdicts were given by the version in force at the signup, which names
+            # itself on the receipt unless a later conversion's version priced the reward.
+            if receipt is not None and at <= created:
+                judged_by = receipt.rule_version
+            else:
+                judged_by = self._version_at(created)
+            if capped:
+                priced = (member, read, ordinal, status, rules, earned_by, at, at_signup, judged_by)
+                self._wait(rid, ordinal, created, at, priced)
+                continue
+            memo = (id(rules), ordinal, id(read), judged_by, id(at_signup))
+            known = prices.get(memo) or self._priced(memo, read, ordinal, rules, at, at_signup)
+            unjudged += known[1]
+            key = known[2]
+            simulated[key] = simulated.get(key, 0) + 1
+            member.simulated_count += 1
+            member.simulated_cents += key[2]
+            if key[3]:
+                member.simulated_held += key[2]
+        self.scanned += scanned
+        self.unjudged += unjudged
 
     def result(self, limit: int) -> Simulation:
         self._release(None)
-        referrers = changed = 0
-        for member in self._members.values():
-            if member.actual is None and member.simulated is None:
-                continue
-            referrers += 1
-            changed += member.actual != member.simulated
-        active = (
-            (referrer_id, member)
-            for referrer_id, member in self._members.items()
-            if member.actual is not None or member.simulated is not None
-        )
+        active = [(r, m) for r, m in self._members.items() if m.actual_count or m.simulated_count]
+        changed = sum(m.actual() != m.simulated() for _, m in active)
         top = heapq.nsmallest(
             limit,
-            (m.diff(r) for r, m in active),
-            key=lambda d: (-abs(d.change_cents), d.referrer_id),
+            active,
+            key=lambda a: (-abs(a[1].simulated_cents - a[1].actual_cents), a[0]),
         )
         return Simulation(
             self.window,
             self.scanned,
-            self._actual.totals(),
-            self._simulated.totals(),
-            referrers,
+            _totals(self._actual),
+            _totals(self._simulated),
+            len(active),
             changed,
-            tuple(top),
+            tuple(ReferrerDiff(r, *m.actual(), *m.simulated()) for r, m in top),
             self.unjudged,
         )
 
-    def _read(self, referral: Referral) -> None:
-        self.scanned += 1
-        member = self._members.get(referral.referrer_id)
-        if member is None:
-            member = self._members[referral.referrer_id] = _Member()
-        receipt = referral.receipt
-        rule = receipt.rule if receipt is not None else _SIGNUP
-        if rule != AWAITING_RULE:
-            at = referral.created_at if rule == _SIGNUP else referral.earned_at
-            if at < self.window.start:
-                if referral.reward_cents and referral.status not in CANCELLED:
-                    counted_at = self._counted_at(referral, at)
-                    counts = _Counted(member, self._month(at), referral.reward_cents)
-                    self._wait(counted_at, referral.ordinal, counts)
-                return
-            if at < self.window.end:
-                self._add_actual(member, referral)
-        earning = self._earning(referral, rule)
-        if earning is not None and earning[2] in self.window:
-            priced = _Priced(member, referral, earning)
-            self._wait(self._counted_at(referral, earning[2]), referral.ordinal, priced)
+    def _read(self, receipt: Receipt | None) -> ReceiptRead:
+        if len(self._reads) >= _MEMO:
+            self._reads.clear()
+        version = self._by_number.get(receipt.rule_version if receipt is not None else 1)
+        read = self._reads[id(receipt)] = ReceiptRead(receipt, version)
+        return read
 
-    def _earning(self, referral: Referral, rule: str) -> "_Earning | None":
-        """The rules that earn `referral` its reward in this replay, what earns it, when,
-        and the rules in force at its signup, whose modes judge its checks' verdicts
-        (the checks run at the signup); None if nothing recorded earns it (as
-        signups.sign_up and conversions.record_conversion decide)."""
-        created_at = referral.created_at
-        at_signup = self.rules_at(created_at)
-        if at_signup is None:
-            return None
-        if at_signup.trigger is Trigger.SIGNUP:
-            return at_signup, _SIGNUP, created_at, at_signup
+    def _tier_of(self, read: ReceiptRead, ordinal: int, cents: int) -> tuple[int, int]:
+        """A reward recorded before receipts: priced by the first version."""
+        if read.version is None:
+            return ordinal, cents
+        tier = read.version.tiers.tier_of(ordinal)
+        return tier.threshold, tier.reward_cents
+
+    def _rules_at(self, at: int) -> RuleVersion | None:
+        """The rules a reward earned at `at` is priced by in this replay."""
+        if self._proposal is not None and at >= self._start:
+            return self._proposal
+        index = bisect_right(self._starts, at)
+        return self._versions[index - 1] if index else None
+
+    def _version_at(self, at: int) -> int:
+        index = bisect_right(self._starts, at)
+        return self._versions[index - 1].version if index else 1
+
+    def _converted(
+        self, at_signup: RuleVersion, rule: str, created: int, at: int
+    ) -> tuple[RuleVersion, str, int] | None:
+        """The rules that earn a reward in a program paying on conversions, what earns
+        it and when; None if no recorded conversion does (as conversions.record_conversion
+        decides)."""
         if not rule.startswith(CONVERSION_RULE):
             return None  # no conversion of the referee earned anything
-        at = referral.earned_at
-        rules = at_signup if at <= created_at else self.rules_at(at)
+        rules = at_signup if at <= created else self._rules_at(at)
         event = rule[len(CONVERSION_RULE) :]
         # The value is not on the referral: a recorded conversion meets the minimum.
-        if rules is None or not rules.qualifies(event, rules.conversion_min_cents, created_at, at):
+        if rules is None or not rules.qualifies(
+            event, rules.conversion_min_cents, from_micros(created), from_micros(at)
+        ):
             return None
-        return rules, rule, at, at_signup
+        return rules, rule, at
 
-    def _add_actual(self, member: _Member, referral: Referral) -> None:
-        receipt = referral.receipt
-        version = self._by_number.get(receipt.rule_version if receipt else 1)
-        referee = version.referee_reward_cents if version else 0
-        if receipt is None:  # recorded before receipts: priced by the first version
-            threshold, tier_cents, held = referral.ordinal, referral.reward_cents, False
-            if version is not None:
-                tier = version.tiers.tier_of(referral.ordinal)
-                threshold, tier_cents = tier.threshold, tier.reward_cents
+    def _priced(
+        self,
+        memo: tuple[int, ...],
+        read: ReceiptRead,
+        ordinal: int,
+        rules: RuleVersion,
+        at: int,
+        judge: RuleVersion,
+    ) -> tuple[ReceiptRead, bool, _Tallied]:
+        """A reward priced by rules without caps: `price` answers the same for the same
+        rules, ordinal, trigger and verdicts, whatever the counters, so it is asked once
+        for each (`memo`; the trigger follows from the rules and the receipt, the
+        verdicts from the receipt and the versions that judge them)."""
+        if len(self._prices) >= _MEMO:
+            self._prices.clear()
+        unjudged, checks = self._verdicts(read, judge, memo[3])
+        earned_by = SIGNUP if rules.trigger is Trigger.SIGNUP else read.rule
+        priced = price(rules, ordinal, ReplayMember(), earned_by, checks, self._month(at))
+        known = self._prices[memo] = (read, unjudged, _tallied(rules, priced))
+        return known
+
+    def _price(
+        self,
+        member: ReplayMember,
+        read: ReceiptRead,
+        ordinal: int,
+        status: str,
+        rules: RuleVersion,
+        earned_by: str,
+        at: int,
+        judge: RuleVersion,
+        judged_by: int,
+    ) -> None:
+        """Price a reward of a replay with caps, its referrer's earlier ones counted."""
+        if rules.monthly_cap_cents or rules.lifetime_cap_cents:
+            unjudged, checks = self._verdicts(read, judge, judged_by)
+            month = self._month(at)
+            key = _tallied(rules, price(rules, ordinal, member, earned_by, checks, month))
         else:
-            threshold, tier_cents = receipt.tier_threshold, receipt.tier_cents
-            held = bool(receipt.failed)
-        cents = referral.reward_cents
-        self._actual.add(threshold, tier_cents, cents, held, referee)
-        member.actual = _add(member.actual, cents, held)
+            memo = (id(rules), ordinal, id(read), judged_by, id(judge))
+            known = self._prices.get(memo) or self._priced(memo, read, ordinal, rules, at, judge)
+            unjudged, key = known[1], known[2]
+        self.unjudged += unjudged
+        cents = key[2]
+        if cents and status not in CANCELLED:
+            member.count(self._month(at), cents)
+        self._simulated[key] = self._simulated.get(key, 0) + 1
+        member.simulated_count += 1
+        member.simulated_cents += cents
+        if key[3]:
+            member.simulated_held += cents
 
-    def _price(self, item: _Priced) -> None:
-        referral, rules, member = item.referral, item.rules, item.member
-        receipt = referral.receipt
-        recorded = receipt.checks if receipt is not None else ()
-        unjudged, same_modes = self._judging(self._judged_by(referral, item.at), item.judge)
-        if unjudged:
-            self.unjudged += 1
-        month = self._month(item.at)
-        # Verdicts given in the modes that judge them stand as they are (every backtest).
-        checks = recorded if same_modes else rejudged(recorded, item.judge.checks)
-        priced = price(rules, referral.ordinal, member, item.rule, checks, month)
-        held = priced.status is ReferralStatus.HELD
-        new = priced.receipt
-        self._simulated.add(
-            new.tier_threshold, new.tier_cents, priced.cents, held, rules.referee_reward_cents
-        )
-        member.simulated = _add(member.simulated, priced.cents, held)
-        if priced.cents and referral.status not in CANCELLED:
-            member.count(month, priced.cents)
-
-    def _judged_by(self, referral: Referral, earned_at: datetime) -> int:
-        """The number of the version whose checks gave the recorded verdicts: the one in
-        force at the signup, which names itself on the receipt unless a later
-        conversion's version priced the reward."""
-        receipt = referral.receipt
-        if receipt is not None and earned_at <= referral.created_at:
-            return receipt.rule_version
-        at_signup = in_force(self._versions, referral.created_at)
-        return at_signup.version if at_signup is not None else 1
+    def _verdicts(
+        self, read: ReceiptRead, judge: RuleVersion, judged_by: int
+    ) -> tuple[bool, tuple[Check, ...]]:
+        """Whether the reward is unjudged (see `_judging`), and its verdicts as `judge`'s
+        modes leave them: as they were if given in the same modes (every backtest)."""
+        unjudged, same_modes = self._judging(judged_by, judge)
+        if same_modes:
+            return unjudged, read.checks
+        key = (id(read.checks), id(judge))
+        known = self._rejudged.get(key)
+        if known is None:
+            if len(self._rejudged) >= _MEMO:
+                self._rejudged.clear()
+            # Kept with its input: the memo is keyed by ids.
+            known = self._rejudged[key] = (read.checks, rejudged(read.checks, judge.checks))
+        return unjudged, known[1]
 
     def _judging(self, priced_by: int, rules: RuleVersion) -> tuple[bool, bool]:
         """Whether `rules` run a check the version numbered `priced_by` did not run (or
@@ -446,24 +449,19 @@ class Replay:
             known = self._judged[key] = (unjudged, was is not None and was.checks == now)
         return known
 
-    def _counted_at(self, referral: Referral, at: datetime) -> str:
-        """When a reward moved its referrer's counters, as a ULID's time: its record's
-        writing, or its later conversion's."""
-        written = referral.id[:_TIME_CHARS]
-        if at <= referral.created_at:
-            return written
-        return max(written, first_id_at(at)[:_TIME_CHARS])
-
-    def _month(self, at: datetime) -> str:
-        if at.tzinfo is not UTC:
-            return month_of(at)
-        key = (at.year, at.month)
-        month = self._months.get(key)
+    def _month(self, at: int) -> str:
+        day = at // DAY
+        month = self._months.get(day)
         if month is None:
-            month = self._months[key] = month_of_utc(at)
+            month = self._months[day] = month_of_utc(from_micros(at))
         return month
 
-    def _wait(self, counted_at: str, ordinal: int, item: _Counted | _Priced) -> None:
+    def _wait(self, rid: str, ordinal: int, created: int, at: int, item: tuple[Any, ...]) -> None:
+        """Keep a reward (`item`) until its turn to move its referrer's counters: when its
+        record was written, or when a later conversion earned it (as a ULID's time)."""
+        counted_at = rid[:_TIME_CHARS]
+        if at > created:
+            counted_at = max(counted_at, first_id_at(from_micros(at))[:_TIME_CHARS])
         self._seq += 1
         heapq.heappush(self._waiting, (counted_at, ordinal, self._seq, item))
 
@@ -472,7 +470,13 @@ class Replay:
         waiting = self._waiting
         while waiting and (before is None or waiting[0][0] < before):
             item = heapq.heappop(waiting)[3]
-            if isinstance(item, _Counted):
-                item.member.count(item.month, item.cents)
+            if len(item) == 3:  # earned before the window: it only moves the counters
+                item[0].count(item[1], item[2])
             else:
-                self._price(item)
+                self._price(*item)
+
+
+def _tallied(rules: RuleVersion, priced: Priced) -> _Tallied:
+    held = priced.status is ReferralStatus.HELD
+    tier = priced.receipt.tier_threshold, priced.receipt.tier_cents
+    return *tier, priced.cents, held, rules.referee_reward_cents

@@ -17,6 +17,7 @@ from referrals.ports.ledger import (
 from referrals.ports.outbox import Notifier, OutboxRepository
 from referrals.ports.payouts import LeaseLost, PayoutRepository, PayoutStarter, ReportStore
 from referrals.ports.programs import ProgramRepository
+from referrals.ports.replay import ReplayReader
 from referrals.ports.sales import SaleRepository
 from referrals.ports.stats import StatsRepository
 from referrals.ports.store import Clock, Store, UnitOfWork
@@ -35,6 +36,7 @@ __all__ = [
     "ProgramRepository",
     "ReferralRepository",
     "ReferrerRepository",
+    "ReplayReader",
     "ReportStore",
     "RewardRepository",
     "SaleRepository",

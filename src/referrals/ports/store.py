@@ -21,6 +21,7 @@ from referrals.ports.ledger import (
 from referrals.ports.outbox import OutboxRepository
 from referrals.ports.payouts import PayoutRepository
 from referrals.ports.programs import ProgramRepository
+from referrals.ports.replay import ReplayReader
 from referrals.ports.sales import SaleRepository
 from referrals.ports.stats import StatsRepository
 
@@ -131,6 +132,12 @@ class Store(Protocol):
         with no window, or whose window ended by `now`, starts one of `window` at `now`
         with a count of 1. Every server of the store shares the count. Ended windows may
         be deleted meanwhile."""
+        ...
+
+    @property
+    def replay(self) -> ReplayReader:
+        """A program's referrals as a simulation replays them, read apart from any unit
+        of work (a stream of a million rows, not a transaction's repository)."""
         ...
 
     def dispose(self) -> None:

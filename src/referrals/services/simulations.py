@@ -1,13 +1,16 @@
 """Simulating rule versions against a program's recorded referrals, and the fraud checks'
-report: read-only, streamed page by page from the store.
+report: read-only, streamed from the store.
 
-Each page is read in a unit of work of its own (a short read transaction, never one
-held open across a million rows), in id order, through `ReferralRepository.search`.
-Memory holds a page and the replay's small record per referrer (domain.simulation),
-never the window; time is bounded by `max_rows` read.
+A simulation reads the program's referrals through the store's `replay` reader
+(ports.replay): only what the replay reads of each, streamed in id order in one read
+(a few seconds for a million rows on SQL). The checks report reads whole referrals,
+a page per read transaction, through `ReferralRepository.search`. Memory holds a
+part or a page and the replay's small record per referrer (domain.simulation), never
+the window; time is bounded by `max_rows` read.
 """
 
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 from dataclasses import replace
 
 from referrals.domain.checks_report import ChecksReport, ChecksTally
@@ -19,9 +22,10 @@ from referrals.ports import Store
 from referrals.services.programs import get_program
 
 PAGE = 2000
-# About two minutes of a server thread (a backtest reads and prices about 60 us a
-# referral on SQLite and PostgreSQL, BENCHMARKS.md): past it, a request is refused
-# rather than left running.
+# Past this many referrals read, a request is refused rather than left running: a
+# backtest reads and prices about 3.5 us a referral on SQLite and PostgreSQL, a
+# proposal with caps 8 us, the checks report 12 us (BENCHMARKS.md), so at most about
+# half a minute of a server thread.
 MAX_ROWS = 2_000_000
 MAX_MOVERS = 500
 
@@ -52,8 +56,10 @@ def simulate(
     replay = Replay(window, view.versions, proposal)
     # Ids are minted when a referral is written, at most ID_SLACK before its time.
     stop = first_id_at(window.end + ID_SLACK)
-    for referrals in pages(store, program_id, None, stop, page, max_rows):
-        replay.feed(referrals)
+    with closing(store.replay.rows(program_id, stop, page)) as parts:
+        for rows in parts:
+            _bounded(replay.scanned + len(rows), max_rows)
+            replay.feed(rows)
     return replay.result(limit)
 
 
@@ -93,13 +99,18 @@ def pages(
         rows = [r for r in found if r.id < stop]
         if rows:
             read += len(rows)
-            if read > max_rows:
-                raise InvalidInput(
-                    f"to: the program's referrals up to it are more than {max_rows:,}: "
-                    "choose an earlier end",
-                    field="to",
-                )
+            _bounded(read, max_rows)
             yield rows
         if len(rows) < page:
             return
         after = rows[-1].id
+
+
+def _bounded(read: int, max_rows: int) -> None:
+    """Refuse a window whose history is too long to read."""
+    if read > max_rows:
+        raise InvalidInput(
+            f"to: the program's referrals up to it are more than {max_rows:,}: "
+            "choose an earlier end",
+            field="to",
+        )

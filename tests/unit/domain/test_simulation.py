@@ -6,10 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from referrals.domain import simulation
 from referrals.domain.checks import CheckMode, FraudChecks
 from referrals.domain.errors import InvalidInput
 from referrals.domain.model import Check, Receipt, Referral, ReferralStatus, new_id, ulid
 from referrals.domain.program import RuleVersion, Trigger
+from referrals.domain.replay_rows import replay_row
 from referrals.domain.simulation import Replay, Simulation, Window
 from referrals.domain.tiers import TierSchedule
 
@@ -63,8 +65,8 @@ def run(
     limit: int = 20,
 ) -> Simulation:
     replay = Replay(WINDOW, versions, proposal)
-    ordered = sorted(records, key=lambda r: r.id)
-    for start in range(0, len(ordered), 2):  # pages of two, as a store would give them
+    ordered = [replay_row(r) for r in sorted(records, key=lambda r: r.id)]
+    for start in range(0, len(ordered), 2):  # parts of two, as a store may give them
         replay.feed(ordered[start : start + 2])
     return replay.result(limit)
 
@@ -207,3 +209,34 @@ def test_the_movers_are_the_largest_changes_first_and_bounded() -> None:
         ("cat", -900),
     ]
     assert (result.referrers, result.changed) == (3, 2)
+
+
+def test_each_reward_is_priced_by_its_own_version_however_many_share_a_receipt() -> None:
+    """The replay asks `price` once per rules, ordinal and verdicts (without caps): two
+    rewards of the same ordinal and receipt under two versions are priced apart."""
+    later = replace(V1, tiers=TierSchedule.parse("1:700"), version=2, effective_from=T)
+    receipt = Receipt("signup", 1, 1000, 0, (), None)
+    before = replace(record("ann", 1, T - timedelta(days=1)), receipt=receipt)
+    after = replace(record("ben", 1, T + timedelta(days=1), 700), receipt=receipt)
+    result = run([before, after], None, versions=(V1, later))
+    assert (result.simulated.count, result.simulated.earned_cents) == (1, 700)
+    early = Window(T - timedelta(days=2), T + timedelta(days=2))
+    replay = Replay(early, (V1, later))
+    replay.feed([replay_row(before), replay_row(after)])
+    both = replay.result(5)
+    assert [t.reward_cents for t in both.simulated.tiers] == [700, 1000]
+    assert (both.simulated.earned_cents, both.changed) == (1700, 0)
+
+
+def test_memos_that_start_again_when_full_change_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    shadow = replace(DISPOSABLE, shadow=True)
+    records = [
+        record(name, n, T + timedelta(days=n, hours=h), checks=(shadow,) if n % 2 else ())
+        for h, name in enumerate(("ann", "ben", "cat"))
+        for n in (1, 2, 3, 4)
+    ]
+    capped = replace(V1, checks=replace(V1.checks, disposable_email=CheckMode.HOLD))
+    proposals = (None, capped, replace(capped, monthly_cap_cents=2500))
+    expected = [run(records, proposal) for proposal in proposals]
+    monkeypatch.setattr(simulation, "_MEMO", 1)
+    assert [run(records, proposal) for proposal in proposals] == expected

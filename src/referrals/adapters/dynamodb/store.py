@@ -9,6 +9,7 @@ from typing import Any
 
 from referrals.adapters.dynamodb import auth_failures
 from referrals.adapters.dynamodb.access import Tables
+from referrals.adapters.dynamodb.replay import DynamoReplay
 from referrals.adapters.dynamodb.tables import ensure_tables
 from referrals.adapters.dynamodb.unit_of_work import DynamoUnitOfWork
 
@@ -17,6 +18,7 @@ class DynamoStore:
     def __init__(self, client: Any, prefix: str) -> None:
         self.prefix = prefix
         self.tables = Tables(client, prefix)
+        self.replay = DynamoReplay(self.read)
 
     @property
     def concurrency_limit(self) -> int | None:

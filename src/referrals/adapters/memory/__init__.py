@@ -22,6 +22,7 @@ from referrals.adapters.memory.referrers import (
     MemoryReferrers,
     MemoryRewards,
 )
+from referrals.adapters.memory.replay import MemoryReplay
 from referrals.adapters.memory.sales import MemorySales
 from referrals.adapters.memory.state import State
 from referrals.adapters.memory.stats import MemoryStats
@@ -86,6 +87,7 @@ class MemoryStore:
         # Failed authentications by subject: (window end, count). Apart from `state`,
         # which each unit of work copies whole.
         self.failures: dict[str, tuple[datetime, int]] = {}
+        self.replay = MemoryReplay(self)
 
     def unit_of_work(self) -> MemoryUnitOfWork:
         return MemoryUnitOfWork(self)

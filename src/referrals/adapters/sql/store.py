@@ -12,6 +12,7 @@ from sqlalchemy import Engine, QueuePool, text
 
 from referrals.adapters.sql.auth_failures import count_failure
 from referrals.adapters.sql.failures import StorageWatch, require_room
+from referrals.adapters.sql.replay import SqlReplay
 from referrals.adapters.sql.unit_of_work import SqlUnitOfWork
 
 __all__ = ["SqlStore", "SqlUnitOfWork"]
@@ -28,6 +29,7 @@ class SqlStore:
         self.reader = reader
         self._sqlite = writer.dialect.name == "sqlite"
         self._watch = StorageWatch()
+        self.replay = SqlReplay(reader, self._watch)
 
     @property
     def concurrency_limit(self) -> int | None:

@@ -35,8 +35,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -294,6 +294,27 @@ def pg_sessions(name: str) -> int:
     return int(row[0])
 
 
+@contextmanager
+def autoanalyze(name: str) -> Iterator[Callable[[], None] | None]:
+    """What the server's autovacuum would do between two runs, when it is off.
+
+    Without autovacuum PostgreSQL never gathers statistics, and each pooled connection
+    keeps the plans it made for its prepared statements while the tables were nearly
+    empty: a signup's first statement then scans the whole referrals table, and each
+    round is slower than the one before (BENCHMARKS.md, issue 27). A server with its
+    default settings analyzes a table once a tenth of it changed; this runs ANALYZE
+    after each run instead, on one session opened before the first is counted.
+    Yields None when autovacuum is on: the server does it itself."""
+    import psycopg
+
+    with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{name}", autocommit=True) as conn:
+        row = conn.execute("SHOW autovacuum").fetchone()
+        if row is not None and row[0] == "on":
+            yield None
+            return
+        yield lambda: conn.execute("ANALYZE").close()
+
+
 def settle(pid: int, timeout: float = 20.0) -> float:
     """Wait until the server's processes use under 5% of a core (what a run left
     queued, e.g. outbox deliveries, must not load the next server's run); seconds waited."""
@@ -312,8 +333,17 @@ class Runs:
     """wrk runs against one server, each with the machine's load and, on PostgreSQL
     (`pg_name`), the sessions opened on the database during it."""
 
-    def __init__(self, base: str, key: str, pid: int, pg_name: str, args: argparse.Namespace):
+    def __init__(
+        self,
+        base: str,
+        key: str,
+        pid: int,
+        pg_name: str,
+        args: argparse.Namespace,
+        analyze: Callable[[], None] | None = None,
+    ):
         self.base, self.key, self.pid, self.pg_name, self.args = base, key, pid, pg_name, args
+        self.analyze = analyze
 
     def run(self, path: str, script: str, cpu: bool = False) -> dict[str, float]:
         before = pg_sessions(self.pg_name) if self.pg_name else 0
@@ -324,6 +354,8 @@ class Runs:
             settle(self.pid)  # the outbox worker's deliveries left by the run included
             time.sleep(1.5)  # idle backends report their session counts within about a second
             result["new_sessions"] = pg_sessions(self.pg_name) - before
+        if self.analyze is not None:
+            self.analyze()
         return result
 
     def healthz(self, pause: int, cpu: bool = False) -> dict[str, float]:
@@ -417,8 +449,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, database(args.database, Path(tmp)) as url:
         seed_referrers(url, Path(tmp))
         pg_name = url.rsplit("/", 1)[1] if args.database == "postgresql" else ""
-        with server(url, Path(tmp), args.workers) as (base, key, pid):
-            runs = Runs(base, key, pid, pg_name, args)
+        with (
+            server(url, Path(tmp), args.workers) as (base, key, pid),
+            autoanalyze(pg_name) if pg_name else nullcontext() as analyze,
+        ):
+            runs = Runs(base, key, pid, pg_name, args, analyze)
             sessions_before = pg_sessions(pg_name) if pg_name else 0
             for round_no in range(args.rounds):
                 rounds.append(one_round(runs))
@@ -435,6 +470,7 @@ def main() -> None:
         row = results[name]
         row["vs_healthz"] = round(row["peak_rps"] / results["healthz_rps"], 2)
     if pg_name:
+        results["autovacuum"] = "off: ANALYZE after each run" if analyze else "on"
         results["sessions_before_after"] = [sessions_before, sessions_after]
         results |= problems
     if args.rounds > 1:

@@ -38,6 +38,21 @@ def upgrade(engine: Engine) -> None:
                 raise RuntimeError(f"the migration broke a foreign key: {tuple(broken)}")
     if after != before:
         logger.info("migrated the database from %s to %s", before or "empty", after)
+    if engine.dialect.name == "postgresql":
+        _warn_if_autovacuum_off(engine)
+
+
+def _warn_if_autovacuum_off(engine: Engine) -> None:
+    """Without autovacuum, PostgreSQL never gathers statistics: the plans each pooled
+    connection keeps for its prepared statements stay the ones made while the tables
+    were small (scans of whole tables), and a signup slows as the tables grow
+    (BENCHMARKS.md, issue 27). The server cannot fix that setting; it says so once."""
+    with engine.connect() as connection:
+        if connection.execute(text("SHOW autovacuum")).scalar() == "off":
+            logger.warning(
+                "PostgreSQL runs with autovacuum off: statistics go stale and queries slow "
+                "down as tables grow; turn it on (the default), or run ANALYZE regularly"
+            )
 
 
 @contextmanager

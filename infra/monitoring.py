@@ -21,6 +21,12 @@ NAMESPACE = "Referrals"
 # Powertools Metrics adds `service` (POWERTOOLS_SERVICE_NAME) to every metric.
 BUSINESS_DIMENSIONS = {"service": "referrals"}
 BUSINESS_METRICS = ("Signups", "RewardCents", "PayoutsCompleted", "PayoutCents")
+# One `PayoutCents` per currency (aws.observability): a line each, found by a search,
+# since the currencies are the programs' (data), not known here.
+PAYOUTS_PER_CURRENCY = (
+    f"SEARCH('{{{NAMESPACE},Currency,service}} MetricName=\"PayoutCents\"', 'Sum', "
+    f"{PERIOD.to_seconds()})"
+)
 
 
 def business_metric(name: str) -> cw.Metric:
@@ -72,7 +78,14 @@ class Monitoring(Construct):
             cw.GraphWidget(
                 title="Payouts",
                 left=[business_metric("PayoutsCompleted")],
-                right=[business_metric("PayoutCents")],
+                right=[
+                    cw.MathExpression(
+                        expression=PAYOUTS_PER_CURRENCY,
+                        using_metrics={},
+                        label="PayoutCents",
+                        period=PERIOD,
+                    )
+                ],
                 width=12,
             ),
         )

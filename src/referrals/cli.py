@@ -16,6 +16,7 @@ from referrals.cli_common import console
 from referrals.cli_common import refused as _fail
 from referrals.cli_common import services as _services
 from referrals.cli_programs import programs_app
+from referrals.cli_referrers import referrers_app
 from referrals.config import Settings
 from referrals.domain.errors import DomainError
 from referrals.domain.model import (
@@ -34,7 +35,6 @@ from referrals.domain.money import (
     format_money,
 )
 from referrals.domain.periods import Period, last_ended_period
-from referrals.domain.program import DEFAULT_PROGRAM
 from referrals.domain.reports import manifest_key, report_key
 from referrals.services import audit, keys, outbox, payout_reports, payouts, queries
 from referrals.services.keys import CLI_ACTOR, create_first_admin_key, create_key
@@ -47,7 +47,6 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
-referrers_app = typer.Typer(help="Referrers.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(referrers_app, name="referrers")
@@ -218,49 +217,9 @@ def keys_rotate(
     print(plaintext, flush=True)
 
 
-ProgramOption = Annotated[str, typer.Option(help="The program's id")]
-
-
-@referrers_app.command("enroll")
-def referrers_enroll(
-    user_id: str,
-    email: str | None = None,
-    code: Annotated[str | None, typer.Option()] = None,
-    program: ProgramOption = DEFAULT_PROGRAM,
-) -> None:
-    """Enroll a referrer of a program (idempotent), with a generated or vanity code."""
-    svc = _services()
-    try:
-        enrollment = enroll(svc.store, svc.clock, user_id, email, code, program=program)
-    except DomainError as error:
-        raise _fail(error) from None
-    verb = "enrolled" if enrollment.created else "already enrolled"
-    console.print(f"{verb} {user_id} with code [bold]{enrollment.referrer.code}[/bold]")
-
-
-@referrers_app.command("show")
-def referrers_show(user_id: str, program: ProgramOption = DEFAULT_PROGRAM) -> None:
-    """Show a referrer's counts, earnings and next tier in a program."""
-    svc = _services()
-    try:
-        rules = svc.rules.current(svc.clock, program)
-        stats = queries.referrer_stats(svc.store, svc.clock, rules, user_id)
-    except DomainError as error:
-        raise _fail(error) from None
-    r, e = stats.referrer, stats.earnings
-    table = Table(title=f"referrer {r.user_id} in {r.program_id}", show_header=False)
-    table.add_row("code", r.code)
-    table.add_row("referrals", str(r.referral_count))
-    table.add_row("earned", f"${format_cents(e.earned_cents)}")
-    table.add_row("pending (hold)", f"${format_cents(e.pending_cents)}")
-    table.add_row("payable", f"${format_cents(e.payable_cents)}")
-    table.add_row("held (review)", f"${format_cents(e.held_cents)}")
-    table.add_row("paid", f"${format_cents(e.paid_cents)}")
-    table.add_row("clawed back", f"${format_cents(e.clawed_back_cents)}")
-    if stats.next_tier:
-        next_at = f"${format_cents(stats.next_tier.reward_cents)} from referral "
-        table.add_row("next tier", next_at + str(stats.next_tier.threshold))
-    console.print(table)
+def _money(svc: Services, program_id: str, minor: int) -> str:
+    """An amount of a program's rewards, in its currency (RulesBook keeps its programs)."""
+    return format_money(minor, svc.rules.view(program_id).program.currency)
 
 
 @app.command()
@@ -276,7 +235,8 @@ def signup(user_id: str, referral_code: str, email: str | None = None) -> None:
     replay = " (replay of a recorded signup)" if result.replayed else ""
     console.print(
         f"{user_id} referred by {r.referrer_id}: referral #{r.ordinal}, "
-        f"reward ${format_cents(r.reward_cents)}{replay}; their code: {result.referee_code}"
+        f"reward {_money(svc, r.program_id, r.reward_cents)}{replay}; "
+        f"their code: {result.referee_code}"
     )
 
 
@@ -305,7 +265,7 @@ def referrals_list(
             r.referrer_id,
             r.referee_id,
             str(r.ordinal),
-            f"${format_cents(r.reward_cents)}",
+            _money(svc, r.program_id, r.reward_cents),
             r.status,
             r.created_at.isoformat(timespec="seconds"),
         )

@@ -12,6 +12,7 @@ from referrals.adapters.host import attempt_owner
 from referrals.bootstrap import Services
 from referrals.domain.errors import DomainError
 from referrals.domain.model import PayoutRun
+from referrals.domain.money import format_amounts
 from referrals.metrics import Metrics
 from referrals.services.outbox import PRUNE_BATCH, PRUNE_BATCHES, dispatch, prune
 from referrals.services.schedule import run_due_payout
@@ -84,7 +85,9 @@ class BackgroundWorker:
 
         run = self.metrics.payout(svc.clock, due) if self.metrics else due()
         if run is not None:
-            logger.info("scheduled payout %s completed: %s cents", run.period, run.total_cents)
+            # Per currency, never one sum: a run may pay dollars and yen.
+            paid = format_amounts((t.currency, t.total_cents) for t in run.totals)
+            logger.info("scheduled payout %s completed: %s", run.period, paid)
 
     def _dispatch(self) -> bool:
         """Deliver what is due; whether anything was delivered."""

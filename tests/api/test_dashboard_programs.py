@@ -40,11 +40,44 @@ def test_the_programs_page_shows_each_version_and_which_is_in_force(
     assert 'aria-current="page"' in page.text and ">Programs</a>" in page.text
     sections = dict(re.findall(r'data-program="([a-z0-9-]+)">(.*?)</section>', page.text, re.S))
     assert list(sections) == ["default", "partners"]
-    assert "Default program" in sections["default"] and "1: 10.00, 5: 15.00" in sections["default"]
+    assert (
+        "Default program" in sections["default"] and "1: $10.00, 5: $15.00" in sections["default"]
+    )
     rows = dict(re.findall(r'data-version="(\d+)">(.*?)</tr>', sections["partners"], re.S))
-    assert "in force" in rows["1"] and "1: 20.00" in rows["1"] and ">14<" in rows["1"]
+    assert "in force" in rows["1"] and "1: $20.00" in rows["1"] and ">14<" in rows["1"]
     assert "scheduled" in rows["2"] and "2099-01-01 00:00:00 UTC" in rows["2"]
     assert "velocity: shadow" in rows["2"] and "velocity: hold" in rows["1"]
+
+
+def test_a_programs_amounts_are_shown_in_its_currency(
+    client: TestClient, services: Services, admin: Headers
+) -> None:
+    """Yen have no decimals: 500 is 500 JPY, never $5.00; the form says its amounts
+    are minor units of JPY."""
+    plaintext, _ = create_key(services.store, services.clock, Role.ADMIN)
+    assert client.post("/dashboard/login", data={"key": plaintext}).is_success
+    japan = {
+        "id": "japan",
+        "name": "Japan",
+        "currency": "JPY",
+        "rules": {
+            "tiers": [{"threshold": 1, "reward_cents": 500}, {"threshold": 5, "reward_cents": 800}],
+            "monthly_cap_cents": 3000,
+            "referee_reward_cents": 100,
+        },
+    }
+    assert client.post("/v1/programs", json=japan, headers=admin).status_code == 201
+
+    page = client.get("/dashboard/programs")
+    assert page.status_code == 200
+    sections = dict(re.findall(r'data-program="([a-z0-9-]+)">(.*?)</section>', page.text, re.S))
+    (row,) = re.findall(r'data-version="1">(.*?)</tr>', sections["japan"], re.S)
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", row)
+    assert "1: 500 JPY, 5: 800 JPY" in cells and "3000 JPY / none" in cells
+    assert "100 JPY" in cells
+    assert "1000 is 1000 JPY" in sections["japan"] and "1000 is $10.00" in sections["default"]
+    assert 'aria-label="Monthly cap in minor units of JPY"' in sections["japan"]
+    assert "$5.00" not in sections["japan"] and "30.00" not in sections["japan"]
 
 
 def test_the_overview_shows_one_programs_figures_or_every_programs(
@@ -105,3 +138,31 @@ def test_the_funnel_page_charts_each_stage_and_lists_the_referrers(
     assert bad.status_code == 400 and "a day, YYYY-MM-DD" in bad.text
     missing = client.get("/dashboard/programs/nope/funnel")
     assert missing.status_code == 404
+
+
+def test_the_funnel_page_shows_money_in_the_programs_currency(
+    client: TestClient, services: Services, admin: Headers
+) -> None:
+    """A KWD program: 3 decimals, so 1500 fils are 1.500 KWD, not $15.00."""
+    plaintext, _ = create_key(services.store, services.clock, Role.ADMIN)
+    assert client.post("/dashboard/login", data={"key": plaintext}).is_success
+    kuwait = {
+        "id": "kuwait",
+        "name": "Kuwait",
+        "currency": "KWD",
+        "rules": {"tiers": [{"threshold": 1, "reward_cents": 1500}]},
+    }
+    assert client.post("/v1/programs", json=kuwait, headers=admin).status_code == 201
+    code = client.post(
+        "/v1/programs/kuwait/referrers", json={"user_id": "alice"}, headers=admin
+    ).json()["code"]
+    body = {"user_id": "bob", "referral_code": code}
+    assert client.post("/v1/signups", json=body, headers=admin).status_code == 201
+
+    page = client.get("/dashboard/programs/kuwait/funnel")
+    assert page.status_code == 200, page.text
+    assert re.search(r'data-stage="rewards"><td>Rewards</td><td class="num">1.500 KWD<', page.text)
+    assert re.search(r'data-stage="revenue">.*?<td class="num">0.000 KWD<', page.text)
+    assert "Cost per acquired user: 1.500 KWD." in page.text
+    assert re.search(r'data-referrer="alice">.*?<td class="num">1.500 KWD</td></tr>', page.text)
+    assert "Revenue per day (minor units of KWD)" in page.text and "$" not in page.text

@@ -61,12 +61,54 @@ def test_a_simulation_shows_before_and_after_and_writes_nothing(
     page = signed_in.get("/dashboard/programs/default/simulate", params=FORM)
     assert page.status_code == 200, page.text
     cells = dict(re.findall(r'<td>([^<]+)</td>\s*<td class="num actual">([^<]+)</td>', page.text))
-    assert cells["Rewards earned"] == "3" and cells["Earned (after the caps)"] == "30.00"
+    assert cells["Rewards earned"] == "3" and cells["Earned (after the caps)"] == "$30.00"
     simulated = re.findall(r'<td class="num simulated">([^<]+)</td>', page.text)
-    assert simulated[:2] == ["3", "2.00"]  # 1.00 + 0.50 + 0.50
-    assert 'data-referrer="alice"' in page.text and "-28.00" in page.text
+    assert simulated[:2] == ["3", "$2.00"]  # 1.00 + 0.50 + 0.50
+    assert 'data-referrer="alice"' in page.text and "-$28.00" in page.text
     assert 'style="background:#3b6fd4;height:.5rem;width:6.7%' in page.text  # the bar: 2 of 30
     assert signed_in.get("/v1/referrals", headers=admin).json() == before
+
+
+def test_a_simulation_shows_amounts_in_the_programs_currency(
+    signed_in: TestClient, admin: Headers
+) -> None:
+    """Yen have no decimals: 1500 earned are 1500 JPY, not $15.00."""
+    japan = {
+        "id": "japan",
+        "name": "Japan",
+        "currency": "JPY",
+        "rules": {"tiers": [{"threshold": 1, "reward_cents": 500}]},
+    }
+    assert signed_in.post("/v1/programs", json=japan, headers=admin).status_code == 201
+    enrolled = signed_in.post(
+        "/v1/programs/japan/referrers", json={"user_id": "alice"}, headers=admin
+    )
+    for n in range(3):
+        signup(signed_in, admin, f"user{n}", enrolled.json()["code"])
+
+    page = signed_in.get("/dashboard/programs/japan/simulate", params=FORM)
+    assert page.status_code == 200, page.text
+    actual = re.findall(r'<td class="num actual">([^<]+)</td>', page.text)
+    simulated = re.findall(r'<td class="num simulated">([^<]+)</td>', page.text)
+    change = re.findall(r'<td class="num change">([^<]+)</td>', page.text)
+    assert (actual[1], simulated[1], change[1]) == ("1500 JPY", "200 JPY", "-1300 JPY")
+    assert "<td>from referral 1: 500 JPY</td>" in page.text
+    assert "<td>from referral 2: 50 JPY</td>" in page.text
+    mover = re.search(r'data-referrer="alice">(.*?)</tr>', page.text)
+    assert mover is not None and "1500 JPY" in mover[1] and "-1300 JPY" in mover[1]
+    assert "1000 is 1000 JPY" in page.text and "15.00" not in page.text
+
+
+def test_a_monthly_cap_is_read_in_the_programs_minor_units(
+    signed_in: TestClient, admin: Headers
+) -> None:
+    kuwait = {"id": "kuwait", "name": "Kuwait", "currency": "KWD"}
+    assert signed_in.post("/v1/programs", json=kuwait, headers=admin).status_code == 201
+    bad = FORM | {"monthly_cap": "1.5"}
+    page = signed_in.get("/dashboard/programs/kuwait/simulate", params=bad)
+    assert page.status_code == 400
+    assert "monthly cap: whole minor units of KWD, e.g. 5000 is 5.000 KWD" in page.text
+    assert 'aria-label="Monthly cap in minor units of KWD"' in page.text
 
 
 def test_the_form_alone_is_filled_in_with_the_rules_in_force(signed_in: TestClient) -> None:

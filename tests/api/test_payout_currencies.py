@@ -162,3 +162,26 @@ def test_a_programs_currency_never_changes(client: TestClient, admin: Headers) -
     response = client.patch("/v1/programs/japan", json={"currency": "USD"}, headers=admin)
     assert response.status_code == 400 and response.json()["code"] == "validation_error"
     assert client.get("/v1/programs/japan", headers=admin).json()["currency"] == "JPY"
+
+
+def test_a_dry_run_names_the_program_and_currency_of_each_held_reward(
+    client: TestClient, admin: Headers, services: Services
+) -> None:
+    japan_since_the_beginning(services)
+    yen = enroll(client, admin, "japan")
+    body = {"email": "m@yopmail.com", "signed_up_at": OCTOBER}
+    held = signup(client, admin, "mallory", yen, **body)
+    assert held["status"] == "held"
+    response = client.post(
+        "/v1/payouts", json={"period": "2026-10", "dry_run": True}, headers=admin
+    )
+    assert response.status_code == 200
+    [shown] = response.json()["held"]
+    assert shown == {
+        "referral_id": held["id"],
+        "referrer_id": "alice",
+        "program_id": "japan",
+        "reward_cents": 500,
+        "currency": "JPY",
+        "reasons": ["yopmail.com is a disposable domain"],
+    }

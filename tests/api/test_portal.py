@@ -227,6 +227,38 @@ def test_held_and_paid_amounts_are_shown(
     assert text_of(html, "referral-count") == "4 referrals."
 
 
+def test_a_page_in_a_yen_program_shows_yen(
+    app: TestClient, services: Services, admin: dict[str, str], clock: FixedClock, code: str
+) -> None:
+    """Alice refers in the default program (dollars) and in a JPY one: her JPY page shows
+    her yen alone, with no decimals, and never her dollars added in."""
+    japan = {
+        "id": "japan",
+        "name": "Japan",
+        "currency": "JPY",
+        "rules": {
+            "tiers": [{"threshold": 1, "reward_cents": 500}, {"threshold": 5, "reward_cents": 800}]
+        },
+    }
+    assert app.post("/v1/programs", json=japan, headers=admin).status_code == 201
+    enrolled = app.post("/v1/programs/japan/referrers", json={"user_id": "alice"}, headers=admin)
+    yen_code = enrolled.json()["code"]
+    for n in range(2):
+        signup = {"user_id": f"yen-referee-{n}", "referral_code": yen_code}
+        assert app.post("/v1/signups", json=signup, headers=admin).status_code == 201
+    claims = LinkClaims("alice", yen_code, int(clock.now().timestamp()) + 60)
+    token = tokens.sign_link(services.settings, claims)
+
+    response = app.get(f"/r/{yen_code}", params={"token": token})
+    assert response.status_code == 200, response.text
+    html = response.text
+    assert text_of(html, "pending") == "1000 JPY" and text_of(html, "paid") == "0 JPY"
+    assert text_of(html, "earned") == "1000 JPY"
+    assert "800 JPY a referral from referral 5 on" in text_of(html, "tier-text")
+    assert html.count('<td class="num">500 JPY</td>') == 2
+    assert "$" not in html and "20.00" not in html
+
+
 def test_a_referrer_without_referrals_sees_an_empty_list(
     app: TestClient, ingest: dict[str, str]
 ) -> None:

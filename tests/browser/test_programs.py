@@ -36,9 +36,9 @@ def test_propose_simulate_and_activate_a_rule_then_a_receipt_names_it(
     section.locator("form.simulate button").click()
 
     earned = page.locator('#totals tr[data-row="2"]')  # earned, after the caps
-    expect(earned.locator("td.actual")).to_have_text("30.00")
-    expect(earned.locator("td.simulated")).to_have_text("75.00")
-    expect(page.locator('#movers tr[data-referrer="alice"] td.change')).to_have_text("45.00")
+    expect(earned.locator("td.actual")).to_have_text("$30.00")
+    expect(earned.locator("td.simulated")).to_have_text("$75.00")
+    expect(page.locator('#movers tr[data-referrer="alice"] td.change')).to_have_text("$45.00")
 
     # Activate it: the proposal as the program's next version, from a moment ahead.
     starts = datetime.now(UTC) + LEAD

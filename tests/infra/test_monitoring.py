@@ -51,8 +51,23 @@ def test_dashboard_shows_the_api_stage(template_json: Json) -> None:
 
 def test_dashboard_shows_the_business_metrics(template_json: Json) -> None:
     metrics = _dashboard_metrics(template_json)
-    for name in ("Signups", "RewardCents", "PayoutsCompleted", "PayoutCents"):
+    for name in ("Signups", "RewardCents", "PayoutsCompleted"):
         assert ("Referrals", name, frozenset({("service", "referrals")})) in metrics
+
+
+def test_dashboard_shows_the_payouts_per_currency(template_json: Json) -> None:
+    """`PayoutCents` has a `Currency` dimension: a search finds a line per currency."""
+    _, dashboard = find(template_json, "AWS::CloudWatch::Dashboard", DashboardName=PREFIX)
+    body = json.loads(render(dashboard["Properties"]["DashboardBody"], template_json))
+    expressions = [
+        metric[0]["expression"]
+        for widget in body["widgets"]
+        for metric in widget.get("properties", {}).get("metrics", [])
+        if isinstance(metric[0], dict) and "expression" in metric[0]
+    ]
+    assert expressions == [
+        """SEARCH('{Referrals,Currency,service} MetricName="PayoutCents"', 'Sum', 300)"""
+    ]
 
 
 def test_every_alarm_notifies_the_topic(template_json: Json) -> None:

@@ -1,12 +1,16 @@
+import logging
 import time
 from datetime import UTC, datetime
+
+import pytest
 
 from referrals.adapters.memory import MemoryStore
 from referrals.bootstrap import Services
 from referrals.config import Settings
 from referrals.domain.checks import Fingerprints
 from referrals.domain.model import Event, EventStatus, RunStatus, new_id
-from referrals.domain.program import RuleVersion
+from referrals.domain.program import BEGINNING, Program, RuleVersion
+from referrals.domain.tiers import TierSchedule
 from referrals.metrics import Metrics
 from referrals.services.keys import create_first_admin_key
 from referrals.services.outbox import RetryPolicy
@@ -183,3 +187,29 @@ def test_the_worker_prunes_delivered_events_past_their_retention(store: MemorySt
     finally:
         worker.stop()
     assert list(store.state.outbox) == [old[1].id]  # a dead letter stays
+
+
+def test_a_scheduled_run_logs_what_it_paid_in_each_currency(
+    store: MemoryStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Alice earned $10.00 in the default program and 500 yen in a JPY one: the line
+    names both amounts, never one sum of cents and yen."""
+    svc = services(store, scheduler=True)
+    yen = RuleVersion(
+        tiers=TierSchedule.parse("1:500"), program_id="japan", effective_from=BEGINNING
+    )
+    with store.unit_of_work() as uow:
+        uow.programs.add(Program("japan", "Japan", "JPY", created_at=BEGINNING), yen)
+        uow.commit()
+    october = datetime(2026, 10, 3, tzinfo=UTC)
+    for rules, program in ((svc.rules.current(svc.clock), "default"), (yen, "japan")):
+        code = enroll(store, svc.clock, "alice", program=program).referrer.code
+        sign_up(store, svc.clock, rules, f"bob-{program}", code, signed_up_at=october)
+    caplog.set_level(logging.INFO, logger="referrals.worker")
+    worker = BackgroundWorker(svc, dispatch_every=0.01)
+    worker.start()
+    try:
+        assert wait_for(lambda: "completed" in caplog.text)
+    finally:
+        worker.stop()
+    assert "scheduled payout 2026-10 completed: 500 JPY, $10.00" in caplog.text

@@ -13,7 +13,7 @@ from referrals.api.dashboard_kit import message, render, session_of, signed_in, 
 from referrals.api.deps import ServicesDep
 from referrals.bootstrap import Services
 from referrals.domain.errors import DomainError
-from referrals.domain.money import format_cents
+from referrals.domain.money import format_money
 from referrals.services import programs
 from referrals.services.programs import ProgramView
 from referrals.web import funnel_page, program_pages
@@ -33,7 +33,7 @@ def programs_page(request: Request, svc: ServicesDep) -> Response:
     kept = request.app.state.__dict__.setdefault("checks_reports", {})
     context = program_pages.programs_context(svc.store, views, now, kept)
     page = signed_in(svc, session, "programs", "Programs")
-    return render(request, "programs", **page, **context, views=views, now=now, cents=format_cents)
+    return render(request, "programs", **page, **context, views=views, now=now, money=format_money)
 
 
 @router.get("/programs/{program_id}/simulate")
@@ -51,7 +51,7 @@ def simulation_page(
     def page(view: ProgramView) -> tuple[int, dict[str, Any]]:
         form = program_pages.Proposal(tiers, monthly_cap, start, end)
         status, context = program_pages.simulation_context(svc.store, view, svc.clock.now(), form)
-        return status, context | {"cents": format_cents}
+        return status, context | {"money": format_money}
 
     return _program_page(request, svc, program_id, "simulation", "Simulate", page)
 

@@ -115,7 +115,8 @@ def portal_page(
     except InvalidLink:  # a failed authentication (this route runs in a worker thread)
         return ratelimits.count_failure(request) or _refused(status.HTTP_403_FORBIDDEN)
     program = svc.rules.view(view.stats.referrer.program_id).program
-    html = portal_pages.render_page(view, program.share_url_template or svc.settings.share_url)
+    share_url = program.share_url_template or svc.settings.share_url
+    html = portal_pages.render_page(view, share_url, program.currency)
     return HTMLResponse(html, headers=PAGE_HEADERS)
 
 

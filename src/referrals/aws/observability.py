@@ -5,13 +5,19 @@ S3, SNS, Secrets Manager). Patching every library the X-Ray SDK knows would impo
 each cold start, each of them that is installed (sqlite3 among them), and record each AWS
 call twice (its HTTP request again, through http.client). On Lambda the SDK samples
 locally (the Lambda service decides): it makes no X-Ray client of its own.
+
+`PayoutCents` is one value per currency, with a `Currency` dimension, each in that
+currency's minor units: a payout run never sums different currencies.
 """
 
+from collections.abc import Mapping
+
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from referrals.domain import events
 from referrals.domain.model import Event
+from referrals.domain.money import DEFAULT_CURRENCY
 from referrals.ports import Notifier
 
 logger = Logger(service="referrals")
@@ -35,10 +41,38 @@ class MeasuredNotifier:
             )
         elif event.type == events.PAYOUT_COMPLETED:
             metrics.add_metric(name="PayoutsCompleted", unit=MetricUnit.Count, value=1)
-            metrics.add_metric(
-                name="PayoutCents", unit=MetricUnit.Count, value=_cents(payload["total_cents"])
-            )
+            for currency, minor in _paid_per_currency(payload):
+                _payout_cents(currency, minor)
+
+
+def _payout_cents(currency: str, minor: int) -> None:
+    """`PayoutCents` in one currency. An EMF document has one set of dimensions for all
+    its metrics, so each currency's value goes out in a document of its own (now)."""
+    dimensions = {"service": str(metrics.service), "Currency": currency}
+    with single_metric(
+        name="PayoutCents",
+        unit=MetricUnit.Count,
+        value=minor,
+        namespace=metrics.namespace,
+        default_dimensions=dimensions,
+    ):
+        pass
+
+
+def _paid_per_currency(payload: Mapping[str, object]) -> list[tuple[str, int]]:
+    """(currency, minor units paid) of a `payout.completed` event. An event written by
+    the release before `totals` (still in the outbox after an upgrade) has only
+    `total_cents`, in USD, the one currency then."""
+    totals = payload.get("totals")
+    if not isinstance(totals, list):
+        return [(DEFAULT_CURRENCY, _cents(payload.get("total_cents")))]
+    return [
+        (str(total["currency"]), _cents(total.get("total_cents")))
+        for total in totals
+        if isinstance(total, dict) and "currency" in total
+    ]
 
 
 def _cents(value: object) -> int:
-    return value if isinstance(value, int) else 0
+    # Never negative: users owing are carried forward, not charged (as `metrics.Metrics`).
+    return max(value, 0) if isinstance(value, int) else 0

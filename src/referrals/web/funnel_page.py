@@ -7,7 +7,7 @@ from typing import Any
 
 from referrals.domain.errors import DomainError, InvalidInput
 from referrals.domain.funnel import Funnel
-from referrals.domain.money import format_minor
+from referrals.domain.money import format_money
 from referrals.ports import Store
 from referrals.services.funnel import parse_day, program_funnel
 from referrals.web.charts import bar_chart
@@ -50,8 +50,8 @@ def funnel_context(store: Store, program_id: str, form: FunnelForm) -> tuple[int
 
 def _money(result: Funnel) -> Any:
     """Minor units shown as an amount of the program's currency, with its ISO 4217
-    decimals: "12.34 USD", "1234 JPY"."""
-    return lambda minor: f"{format_minor(minor, result.currency)} {result.currency}"
+    decimals: "$12.34", "1234 JPY"."""
+    return lambda minor: format_money(minor, result.currency)
 
 
 def _charts(result: Funnel) -> list[tuple[str, str, Any]]:
@@ -65,5 +65,9 @@ def _charts(result: Funnel) -> list[tuple[str, str, Any]]:
         ("Clicks per day", "clicks", chart(lambda s: s.clicks)),
         ("Signups per day", "signups", chart(lambda s: s.signups)),
         ("Conversions per day", "purchases", chart(lambda s: s.conversions)),
-        ("Revenue per day (minor units)", "minor units", chart(lambda s: s.revenue_minor)),
+        (
+            f"Revenue per day (minor units of {result.currency})",
+            f"minor units of {result.currency}",
+            chart(lambda s: s.revenue_minor),
+        ),
     ]

@@ -1,7 +1,8 @@
 """The referrer portal's pages, rendered from a `PortalView`.
 
 A referrer sees their own referrals, but not who the referees are: no email, and a
-referee's user id only masked.
+referee's user id only masked. A page is one program's (its code's), so every amount
+on it is in that program's currency.
 """
 
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 from referrals.domain.model import ReferralStatus
-from referrals.domain.money import format_dollars as dollars
+from referrals.domain.money import format_money
 from referrals.services.portal_views import CLICK_DAYS, PortalView
 from referrals.web import templates
 
@@ -44,7 +45,12 @@ def mask(user_id: str) -> str:
     return user_id[:shown] + "•••"
 
 
-def render_page(view: PortalView, share_url: str) -> str:
+def render_page(view: PortalView, share_url: str, currency: str) -> str:
+    """The referrer's page in their program, its amounts in the program's `currency`."""
+
+    def money(minor: int) -> str:
+        return format_money(minor, currency)
+
     stats = view.stats
     referrer, earnings, next_tier = stats.referrer, stats.earnings, stats.next_tier
     rows = [
@@ -52,7 +58,7 @@ def render_page(view: PortalView, share_url: str) -> str:
             date=r.created_at.astimezone(UTC).strftime("%Y-%m-%d"),
             referee=mask(r.referee_id),
             status=STATUS_LABELS.get(r.status, str(r.status)),
-            reward=dollars(r.reward_cents),
+            reward=money(r.reward_cents),
         )
         for r in view.recent
     ]
@@ -61,7 +67,7 @@ def render_page(view: PortalView, share_url: str) -> str:
     unpaid = earnings.pending_cents + earnings.payable_cents
     note = "earned, not paid yet"
     if earnings.payable_cents:
-        note += f"; {dollars(earnings.payable_cents)} of it in the next payout"
+        note += f"; {money(earnings.payable_cents)} of it in the next payout"
     amounts = [("pending", "Pending", unpaid, note)]
     if earnings.held_cents:
         amounts.append(("held", "In review", earnings.held_cents, "checked before it is paid"))
@@ -78,11 +84,11 @@ def render_page(view: PortalView, share_url: str) -> str:
         clicks=view.clicks,
         click_days=CLICK_DAYS,
         rows=rows,
-        amounts=[(slug, label, dollars(cents), note) for slug, label, cents, note in amounts],
-        earned=dollars(earnings.earned_cents),
+        amounts=[(slug, label, money(cents), note) for slug, label, cents, note in amounts],
+        earned=money(earnings.earned_cents),
         next_tier=None
         if next_tier is None
-        else {"at": next_tier.threshold, "reward": dollars(next_tier.reward_cents)},
+        else {"at": next_tier.threshold, "reward": money(next_tier.reward_cents)},
         expires_at=_when(view.expires_at),
     )
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from referrals.domain.checks_report import ChecksReport
 from referrals.domain.errors import DomainError, InvalidInput, NotFound
-from referrals.domain.money import format_cents
+from referrals.domain.money import format_money
 from referrals.domain.program import RuleVersion
 from referrals.domain.simulation import Simulation, Window
 from referrals.domain.tiers import TierSchedule
@@ -49,15 +49,20 @@ class Proposal:
             end=today.isoformat(),
         )
 
-    def rules(self, current: RuleVersion) -> RuleVersion:
-        """The version in force with the typed tiers and monthly cap (cents; empty: none)."""
+    def rules(self, current: RuleVersion, currency: str) -> RuleVersion:
+        """The version in force with the typed tiers and monthly cap (whole minor units
+        of the program's `currency`; empty: none)."""
         try:
             tiers = TierSchedule.parse(self.tiers[:MAX_FIELD])
         except InvalidInput as error:
             raise InvalidInput(f"tiers: {error.detail}", field="tiers") from None
         cap = self.monthly_cap.strip()
         if cap and not (cap.isdigit() and len(cap) <= 12):
-            raise InvalidInput("monthly cap: whole cents, e.g. 5000", field="monthly_cap")
+            example = f"5000 is {format_money(5000, currency)}"
+            raise InvalidInput(
+                f"monthly cap: whole minor units of {currency}, e.g. {example}",
+                field="monthly_cap",
+            )
         return replace(current, tiers=tiers, monthly_cap_cents=int(cap) if cap else 0)
 
     def window(self) -> Window:
@@ -78,7 +83,7 @@ class Row:
     label: str
     actual: int
     simulated: int
-    money: bool  # cents, shown as an amount; else a count
+    money: bool  # minor units of the program's currency, shown as an amount; else a count
     actual_width: float
     simulated_width: float
 
@@ -104,14 +109,14 @@ def comparison(result: Simulation) -> list[Row]:
     ]
 
 
-def tier_rows(result: Simulation) -> list[Row]:
-    """Rewards per tier (threshold and amount), either way."""
+def tier_rows(result: Simulation, currency: str) -> list[Row]:
+    """Rewards per tier (threshold and amount in the program's `currency`), either way."""
     actual = {(t.threshold, t.reward_cents): t.count for t in result.actual.tiers}
     simulated = {(t.threshold, t.reward_cents): t.count for t in result.simulated.tiers}
     keys = sorted(actual.keys() | simulated.keys())
     return [
         _row(
-            f"from referral {t}: {format_cents(c)}",
+            f"from referral {t}: {format_money(c, currency)}",
             actual.get((t, c), 0),
             simulated.get((t, c), 0),
             False,
@@ -173,17 +178,19 @@ def simulation_context(
 ) -> tuple[int, dict[str, Any]]:
     """The simulation page: the form alone until it is filled in, then its result; a
     form that cannot be read is shown back with why (400), naming the field."""
-    current = view.current(now)
+    current, currency = view.current(now), view.program.currency
     context: dict[str, Any] = {"program": view.program, "current": current, "result": None}
     if current is None:
         return 404, context | {"form": form, "error": "The program has no rules in force."}
     if not (form.tiers or form.start or form.end):
         return 200, context | {"form": Proposal.default(current, now.date())}
     try:
-        result = simulate(store, view.program.id, form.window(), form.rules(current), MOVERS)
+        result = simulate(
+            store, view.program.id, form.window(), form.rules(current, currency), MOVERS
+        )
     except NotFound as error:
         return 404, context | {"form": form, "error": f"Not simulated: {error.detail}."}
     except DomainError as error:
         return 400, context | {"form": form, "error": f"Not simulated: {error.detail}."}
-    rows = {"rows": comparison(result), "tier_rows": tier_rows(result)}
+    rows = {"rows": comparison(result), "tier_rows": tier_rows(result, currency)}
     return 200, context | {"form": form, "result": result} | rows

@@ -15,6 +15,7 @@ from referrals.domain.model import (
     LineKind,
     PayoutLine,
     PayoutRun,
+    Referral,
     RunStatus,
 )
 from referrals.domain.money import DEFAULT_CURRENCY, exponent
@@ -143,8 +144,22 @@ class PayoutLineOut(BaseModel):
 class HeldOut(BaseModel):
     referral_id: str
     referrer_id: str
-    reward_cents: int
+    program_id: str
+    reward_cents: int = Field(description="in minor units of `currency`")
+    currency: str = Field(description="the program's (ISO 4217)")
     reasons: list[str] = Field(description="the failed checks' details")
+
+    @classmethod
+    def of(cls, referral: Referral, currencies: Mapping[str, str]) -> "HeldOut":
+        receipt = referral.receipt
+        return cls(
+            referral_id=referral.id,
+            referrer_id=referral.referrer_id,
+            program_id=referral.program_id,
+            reward_cents=referral.reward_cents,
+            currency=currencies.get(referral.program_id, DEFAULT_CURRENCY),
+            reasons=[c.detail or c.name for c in receipt.failed] if receipt else [],
+        )
 
 
 class PayoutPreviewOut(BaseModel):
@@ -184,15 +199,7 @@ class PayoutPreviewOut(BaseModel):
             ],
             carried_forward_cents=preview.carried_forward_cents,
             totals=[CurrencyTotalOut.of(total) for total in preview.totals],
-            held=[
-                HeldOut(
-                    referral_id=r.id,
-                    referrer_id=r.referrer_id,
-                    reward_cents=r.reward_cents,
-                    reasons=[c.detail or c.name for c in r.receipt.failed] if r.receipt else [],
-                )
-                for r in preview.held
-            ],
+            held=[HeldOut.of(referral, preview.currencies) for referral in preview.held],
             held_count=preview.held_count,
             run_status=preview.status,
             completed_at=preview.completed_at,

@@ -11,7 +11,7 @@ from referrals.derived_keys import FINGERPRINT, secret_for
 from referrals.domain.checks import CheckMode, Fingerprints, FraudChecks
 from referrals.domain.program import RuleVersion, Trigger
 from referrals.domain.tiers import TierSchedule
-from referrals.ports import Clock, Notifier, PayoutStarter, ReportStore, Store
+from referrals.ports import Clock, HealthProbe, Notifier, PayoutStarter, ReportStore, Store
 from referrals.services.kept_secret import kept_secret
 from referrals.services.outbox import RetryPolicy
 from referrals.services.programs import RulesBook
@@ -38,6 +38,8 @@ class Services:
     # Where POST /v1/payouts starts a run and answers at once (AWS: the state machine);
     # None: the request runs it to completion.
     payout_starter: PayoutStarter | None = None
+    # /healthz's check on the event loop (PostgreSQL); None: `store.check` in a thread.
+    health_probe: HealthProbe | None = None
 
 
 def build(
@@ -63,7 +65,19 @@ def build(
         fingerprints=Fingerprints(secret_for(settings, FINGERPRINT)),
         request_threads=store.concurrency_limit,
         payout_starter=build_payout_starter(settings.payout_state_machine_arn),
+        health_probe=build_health_probe(settings.database_url),
     )
+
+
+def build_health_probe(url: str) -> HealthProbe | None:
+    """PostgreSQL's probe on the event loop (adapters.sql.probe: under full load a
+    request thread can wait seconds for the GIL). SQLite's check is a file read, and a
+    Lambda function's serves one request at a time: both keep `store.check`."""
+    if not url.startswith("postgresql"):
+        return None
+    from referrals.adapters.sql.probe import PostgresProbe
+
+    return PostgresProbe(url)
 
 
 def with_secret(settings: Settings, store: Store, clock: Clock) -> Settings:

@@ -81,7 +81,8 @@ class Settings(BaseSettings):
     # many requests run at once (their thread limit is this number, api.app), one
     # connection each; the background worker (outbox delivery, the payout schedule) and
     # /readyz take their turn for one. A steady load then opens no connection after
-    # warm-up, and N processes need N x pool_size of the database's max_connections.
+    # warm-up, and N processes need N x (pool_size + 1) of the database's max_connections
+    # (/healthz keeps a connection of its own: adapters.sql.probe).
     # SQLite ignores it (one writer connection; readers, with WAL, are not bounded).
     pool_size: int = Field(5, ge=1, le=1000)
     # `serve`'s logs: one JSON object a line for log collectors, or text for a terminal;

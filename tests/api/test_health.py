@@ -3,11 +3,14 @@ readiness (`/readyz`: a write can begin and end now), and where the server's bar
 address leads."""
 
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from anyio import to_thread
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
@@ -143,3 +146,36 @@ def test_livez_is_never_rate_limited(tmp_path: Path) -> None:
         assert client.get("/readyz").status_code == 200
         assert [client.get("/readyz").status_code for _ in range(3)][-1] == 429
     assert answers == [200] * 5
+
+
+def test_on_postgresql_healthz_answers_while_every_request_thread_is_taken(
+    tmp_path: Path,
+) -> None:
+    # Its round trip is made on the event loop (adapters.sql.probe): under full load a
+    # request thread could wait seconds for the GIL, and a balancer's probe time out.
+    with migrated_database("healthz_loop") as url:
+        svc = build(Settings(database_url=url, reports_url=str(tmp_path), pool_size=1))
+        try:
+            with TestClient(create_app(svc)) as client:
+                assert client.portal is not None
+                release = threading.Event()
+                client.portal.start_task_soon(to_thread.run_sync, release.wait)  # the one thread
+                asking = ThreadPoolExecutor(1)
+                try:
+                    deadline = time.monotonic() + 5
+                    while client.portal.call(_threads_borrowed) < 1:
+                        assert time.monotonic() < deadline
+                        time.sleep(0.01)
+                    # A check waiting for the taken thread would not answer in time.
+                    answered = asking.submit(client.get, "/healthz").result(timeout=3)
+                finally:
+                    release.set()
+                    asking.shutdown()
+                assert answered.status_code == 200
+                assert answered.json() == {"status": "ok"}
+        finally:
+            svc.store.dispose()  # type: ignore[attr-defined]
+
+
+async def _threads_borrowed() -> int:
+    return to_thread.current_default_thread_limiter().borrowed_tokens

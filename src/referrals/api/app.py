@@ -36,6 +36,28 @@ from referrals.click_writer import ClickWriter
 from referrals.metrics import Metrics
 
 
+@asynccontextmanager
+async def _background(svc: Services, app: FastAPI, app_metrics: Metrics) -> AsyncIterator[None]:
+    """The server's background work while it serves: outbox delivery and the schedule
+    (referrals.worker), and clicks written behind the redirect (referrals.click_writer),
+    flushed at the stop."""
+    from referrals.worker import BackgroundWorker
+
+    worker = BackgroundWorker(svc, metrics=app_metrics)
+    worker.start()
+    clicks = ClickWriter(svc.store, app_metrics) if svc.settings.click_write_behind else None
+    if clicks is not None:
+        clicks.start()
+        app.state.click_writer = clicks
+    try:
+        yield
+    finally:
+        worker.stop()
+        if clicks is not None:
+            app.state.click_writer = None  # a late request writes its own click
+            clicks.stop()
+
+
 def create_app(services: Services | None = None, *, background: bool = False) -> FastAPI:
     """Build the app; with `background`, deliver notifications and run the schedule too."""
     svc = services or build()
@@ -45,25 +67,15 @@ def create_app(services: Services | None = None, *, background: bool = False) ->
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if svc.request_threads:  # the limiter of this event loop, which runs the routes
             to_thread.current_default_thread_limiter().total_tokens = svc.request_threads
-        if not background:
-            yield
-            return
-        from referrals.worker import BackgroundWorker
-
-        worker = BackgroundWorker(svc, metrics=app_metrics)
-        worker.start()
-        # Clicks written behind the redirect (referrals.click_writer), flushed at the stop.
-        clicks = ClickWriter(svc.store, app_metrics) if svc.settings.click_write_behind else None
-        if clicks is not None:
-            clicks.start()
-            app.state.click_writer = clicks
         try:
-            yield
+            if not background:
+                yield
+                return
+            async with _background(svc, app, app_metrics):
+                yield
         finally:
-            worker.stop()
-            if clicks is not None:
-                app.state.click_writer = None  # a late request writes its own click
-                clicks.stop()
+            if svc.health_probe is not None:
+                await svc.health_probe.close()
 
     # Swagger UI (/docs) and ReDoc (/redoc) load their scripts from this app, not
     # from a CDN, so they work offline. No online validator: Swagger UI would

@@ -58,10 +58,17 @@ logger = logging.getLogger("referrals.api")
     tags=["health"],
     responses={503: {"description": "The database cannot be reached (code unavailable)"}},
 )
-def healthz(svc: ServicesDep) -> Health:
-    """200 when the service can reach its database; 503 otherwise, so a balancer moves on."""
+async def healthz(svc: ServicesDep) -> Health:
+    """200 when the service can reach its database; 503 otherwise, so a balancer moves on.
+
+    On PostgreSQL the round trip is made on the event loop (`Services.health_probe`):
+    under full load a request thread can wait seconds for the GIL, and the balancer
+    would take a healthy server out of rotation (BENCHMARKS.md, issue 27)."""
     try:
-        svc.store.check()
+        if svc.health_probe is not None:
+            await svc.health_probe.check()
+        else:
+            await to_thread.run_sync(svc.store.check)
     except Exception as error:
         logger.warning("health check failed: %s", type(error).__name__)
         raise ApiError("unavailable", "the database cannot be reached") from None

@@ -20,7 +20,7 @@ from referrals.ports.programs import ProgramRepository
 from referrals.ports.replay import ReplayReader
 from referrals.ports.sales import SaleRepository
 from referrals.ports.stats import StatsRepository
-from referrals.ports.store import Clock, Store, UnitOfWork
+from referrals.ports.store import Clock, HealthProbe, Store, UnitOfWork
 
 __all__ = [
     "ApiKeyRepository",
@@ -28,6 +28,7 @@ __all__ = [
     "ClickRepository",
     "Clock",
     "ConversionRepository",
+    "HealthProbe",
     "LeaseLost",
     "Notifier",
     "OutboxRepository",

@@ -143,3 +143,15 @@ class Store(Protocol):
     def dispose(self) -> None:
         """Close every connection the store holds; it is not used afterwards."""
         ...
+
+
+class HealthProbe(Protocol):
+    """A check that the store answers, made on the event loop (no request thread)."""
+
+    async def check(self) -> None:
+        """Raise if the store cannot be reached."""
+        ...
+
+    async def close(self) -> None:
+        """Let go of what the checks hold (a connection)."""
+        ...

@@ -1,5 +1,6 @@
 """The FastAPI application factory."""
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -199,5 +200,13 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 
 
 def serve_app() -> FastAPI:
-    """The app `referrals serve` runs in each worker process (uvicorn --factory)."""
-    return create_app(build(), background=True)
+    """The app `referrals serve` runs in each worker process (uvicorn --factory).
+
+    What is built by now (modules, schemas, routes, the store) lives as long as the
+    process: frozen, the collector no longer walks it. Each full collection walked it
+    all and stopped every request for 35 to 85 ms, a few times a minute under load
+    (BENCHMARKS.md, issue 27)."""
+    app = create_app(build(), background=True)
+    gc.collect()  # what import and build left as garbage is freed, not frozen
+    gc.freeze()
+    return app

@@ -3,7 +3,6 @@ what they print, what they write, and what they leave in the audit log."""
 
 import hashlib
 import json
-import os
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ from referrals.services.audit import audit_log
 from referrals.services.referrers import enroll
 from referrals.services.signups import sign_up
 from tests.api.test_payout_currencies import japan_since_the_beginning
+from tests.cli_home import cli_home
 
 ULID = re.compile(r"\b[0-9A-HJKMNP-TV-Z]{26}\b")
 
@@ -30,14 +30,7 @@ ULID = re.compile(r"\b[0-9A-HJKMNP-TV-Z]{26}\b")
 @pytest.fixture
 def home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """The CLI's settings: a SQLite file and a reports folder under `tmp_path`."""
-    for name in [n for n in os.environ if n.startswith("REFERRALS_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("REFERRALS_DATABASE_URL", f"sqlite:///{tmp_path}/cli.db")
-    monkeypatch.setenv("REFERRALS_REPORTS_URL", str(tmp_path / "reports"))
-    monkeypatch.setenv("COLUMNS", "200")
-    # The module's console read the width when it was made: one for this test's width.
-    monkeypatch.setattr(cli, "console", Console())
-    return tmp_path
+    return cli_home(monkeypatch, tmp_path, cli)
 
 
 @pytest.fixture

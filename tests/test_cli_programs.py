@@ -1,7 +1,6 @@
 """`referrals programs create/links`: a program's landing URL and attribution settings
 from the command line, on a SQLite file; a bad value is refused naming its field."""
 
-import os
 from pathlib import Path
 
 import pytest
@@ -12,17 +11,12 @@ from referrals.bootstrap import build
 from referrals.config import Settings
 from referrals.domain.program import Attribution, Program
 from referrals.services.programs import get_program
+from tests.cli_home import cli_home
 
 
 @pytest.fixture
 def home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    for name in [n for n in os.environ if n.startswith("REFERRALS_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("REFERRALS_DATABASE_URL", f"sqlite:///{tmp_path}/cli.db")
-    monkeypatch.setenv("REFERRALS_REPORTS_URL", str(tmp_path / "reports"))
-    monkeypatch.setenv("COLUMNS", "200")
-    assert CliRunner().invoke(cli.app, ["db", "upgrade"]).exit_code == 0
-    return tmp_path
+    return cli_home(monkeypatch, tmp_path, upgrade=True)
 
 
 def program(home: Path, program_id: str) -> Program:

@@ -1,28 +1,19 @@
 """`referrals referrers enroll/show` on a SQLite file: a referrer's earnings in a program
 are shown in that program's currency (yen without decimals, never "$")."""
 
-import os
 import re
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 from typer.testing import CliRunner
 
 from referrals import cli, cli_referrers
+from tests.cli_home import cli_home
 
 
 @pytest.fixture
 def home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    for name in [n for n in os.environ if n.startswith("REFERRALS_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("REFERRALS_DATABASE_URL", f"sqlite:///{tmp_path}/cli.db")
-    monkeypatch.setenv("REFERRALS_REPORTS_URL", str(tmp_path / "reports"))
-    monkeypatch.setenv("COLUMNS", "200")
-    # The module's console read the width when it was made: one for this test's width.
-    monkeypatch.setattr(cli_referrers, "console", Console())
-    assert CliRunner().invoke(cli.app, ["db", "upgrade"]).exit_code == 0
-    return tmp_path
+    return cli_home(monkeypatch, tmp_path, cli_referrers, upgrade=True)
 
 
 def run(*args: str) -> tuple[int, str]:

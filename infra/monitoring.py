@@ -21,12 +21,15 @@ NAMESPACE = "Referrals"
 # Powertools Metrics adds `service` (POWERTOOLS_SERVICE_NAME) to every metric.
 BUSINESS_DIMENSIONS = {"service": "referrals"}
 BUSINESS_METRICS = ("Signups", "RewardCents", "PayoutsCompleted", "PayoutCents")
-# One `PayoutCents` per currency (aws.observability): a line each, found by a search,
-# since the currencies are the programs' (data), not known here.
-PAYOUTS_PER_CURRENCY = (
-    f"SEARCH('{{{NAMESPACE},Currency,service}} MetricName=\"PayoutCents\"', 'Sum', "
-    f"{PERIOD.to_seconds()})"
-)
+# `RewardCents` and `PayoutCents` per currency (aws.observability): a line each, found
+# by a search, since the currencies are the programs' (data), not known here.
+
+
+def per_currency(name: str) -> cw.MathExpression:
+    search = f"SEARCH('{{{NAMESPACE},Currency,service}} MetricName=\"{name}\"', 'Sum', "
+    return cw.MathExpression(
+        expression=f"{search}{PERIOD.to_seconds()})", using_metrics={}, label=name, period=PERIOD
+    )
 
 
 def business_metric(name: str) -> cw.Metric:
@@ -72,20 +75,13 @@ class Monitoring(Construct):
             cw.GraphWidget(
                 title="Signups",
                 left=[business_metric("Signups")],
-                right=[business_metric("RewardCents")],
+                right=[per_currency("RewardCents")],
                 width=12,
             ),
             cw.GraphWidget(
                 title="Payouts",
                 left=[business_metric("PayoutsCompleted")],
-                right=[
-                    cw.MathExpression(
-                        expression=PAYOUTS_PER_CURRENCY,
-                        using_metrics={},
-                        label="PayoutCents",
-                        period=PERIOD,
-                    )
-                ],
+                right=[per_currency("PayoutCents")],
                 width=12,
             ),
         )

@@ -51,12 +51,13 @@ def test_dashboard_shows_the_api_stage(template_json: Json) -> None:
 
 def test_dashboard_shows_the_business_metrics(template_json: Json) -> None:
     metrics = _dashboard_metrics(template_json)
-    for name in ("Signups", "RewardCents", "PayoutsCompleted"):
+    for name in ("Signups", "PayoutsCompleted"):
         assert ("Referrals", name, frozenset({("service", "referrals")})) in metrics
 
 
-def test_dashboard_shows_the_payouts_per_currency(template_json: Json) -> None:
-    """`PayoutCents` has a `Currency` dimension: a search finds a line per currency."""
+def test_dashboard_shows_rewards_and_payouts_per_currency(template_json: Json) -> None:
+    """`RewardCents` and `PayoutCents` have a `Currency` dimension: a search finds a line
+    per currency."""
     _, dashboard = find(template_json, "AWS::CloudWatch::Dashboard", DashboardName=PREFIX)
     body = json.loads(render(dashboard["Properties"]["DashboardBody"], template_json))
     expressions = [
@@ -66,7 +67,8 @@ def test_dashboard_shows_the_payouts_per_currency(template_json: Json) -> None:
         if isinstance(metric[0], dict) and "expression" in metric[0]
     ]
     assert expressions == [
-        """SEARCH('{Referrals,Currency,service} MetricName="PayoutCents"', 'Sum', 300)"""
+        f"""SEARCH('{{Referrals,Currency,service}} MetricName="{name}"', 'Sum', 300)"""
+        for name in ("RewardCents", "PayoutCents")
     ]
 
 

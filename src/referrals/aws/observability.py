@@ -6,11 +6,11 @@ each cold start, each of them that is installed (sqlite3 among them), and record
 call twice (its HTTP request again, through http.client). On Lambda the SDK samples
 locally (the Lambda service decides): it makes no X-Ray client of its own.
 
-`PayoutCents` is one value per currency, with a `Currency` dimension, each in that
-currency's minor units: a payout run never sums different currencies.
+`PayoutCents` and `RewardCents` are one value per currency, with a `Currency` dimension,
+each in that currency's minor units: nothing sums different currencies.
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -26,31 +26,38 @@ metrics = Metrics(namespace="Referrals", service="referrals")
 
 
 class MeasuredNotifier:
-    """Counts the business metrics off the events it delivers: once per event, not per retry."""
+    """Counts the business metrics off the events it delivers: once per event, not per retry.
 
-    def __init__(self, inner: Notifier) -> None:
+    `currency_of` names a program's currency (its rewards are in its minor units)."""
+
+    def __init__(self, inner: Notifier, currency_of: Callable[[str], str]) -> None:
         self.inner = inner
+        self.currency_of = currency_of
 
     def deliver(self, event: Event) -> None:
         self.inner.deliver(event)
         payload = event.payload
         if event.type == events.REFERRAL_CREATED:
             metrics.add_metric(name="Signups", unit=MetricUnit.Count, value=1)
-            metrics.add_metric(
-                name="RewardCents", unit=MetricUnit.Count, value=_cents(payload["reward_cents"])
-            )
+            _in_currency("RewardCents", self._currency(payload), _cents(payload["reward_cents"]))
         elif event.type == events.PAYOUT_COMPLETED:
             metrics.add_metric(name="PayoutsCompleted", unit=MetricUnit.Count, value=1)
             for currency, minor in _paid_per_currency(payload):
-                _payout_cents(currency, minor)
+                _in_currency("PayoutCents", currency, minor)
+
+    def _currency(self, payload: Mapping[str, object]) -> str:
+        # An event written before it named its program (still in the outbox after an
+        # upgrade) is the default program's, in USD, the one currency then.
+        program = payload.get("program_id")
+        return self.currency_of(program) if isinstance(program, str) else DEFAULT_CURRENCY
 
 
-def _payout_cents(currency: str, minor: int) -> None:
-    """`PayoutCents` in one currency. An EMF document has one set of dimensions for all
+def _in_currency(name: str, currency: str, minor: int) -> None:
+    """Metric `name` in one currency. An EMF document has one set of dimensions for all
     its metrics, so each currency's value goes out in a document of its own (now)."""
     dimensions = {"service": str(metrics.service), "Currency": currency}
     with single_metric(
-        name="PayoutCents",
+        name=name,
         unit=MetricUnit.Count,
         value=minor,
         namespace=metrics.namespace,

@@ -18,6 +18,7 @@ PAYOUT_FAILED = "payout.failed"
 def referral_created(referral: Referral, now: datetime) -> Event:
     payload = {
         "referral_id": referral.id,
+        "program_id": referral.program_id,  # its rewards are in that program's currency
         "referrer_id": referral.referrer_id,
         "referee_id": referral.referee_id,
         "ordinal": referral.ordinal,

@@ -59,3 +59,14 @@ def test_a_server_that_cannot_be_reached_fails_the_check() -> None:
     probe = PostgresProbe(f"postgresql+psycopg://postgres@127.0.0.1:{port}/nothing")
     with pytest.raises(psycopg.OperationalError):
         asyncio.run(probe.check())
+
+
+def test_an_app_started_again_checks_on_its_new_event_loop() -> None:
+    async def serve_once(probe: PostgresProbe) -> None:
+        await asyncio.gather(*(probe.check() for _ in range(5)))  # they wait their turn
+        await probe.close()  # the app's shutdown
+
+    with locale_database("probe_loops") as url:
+        probe = PostgresProbe(url)
+        asyncio.run(serve_once(probe))
+        asyncio.run(serve_once(probe))  # a turn bound to the first loop would refuse here

@@ -41,10 +41,17 @@ class PostgresProbe:
                         )
                     await self._connection.execute("SELECT 1")
             except BaseException:
-                await self.close()  # mid-query or broken: the next check connects anew
+                await self._drop()  # mid-query or broken: the next check connects anew
                 raise
 
     async def close(self) -> None:
+        """At the app's shutdown: close the connection. A check after it opens another,
+        with a new turn, on the event loop it runs on (an app started again, as tests do,
+        runs on a new loop)."""
+        self._turn = None
+        await self._drop()
+
+    async def _drop(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
             await connection.close()

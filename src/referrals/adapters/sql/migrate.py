@@ -32,27 +32,26 @@ def upgrade(engine: Engine) -> None:
         before = _revision(connection)
         command.upgrade(config, "head")
         after = _revision(connection)
+        autovacuum_off = connection.dialect.name == "postgresql" and _autovacuum_off(connection)
         if connection.dialect.name == "sqlite":
             broken = connection.exec_driver_sql("PRAGMA foreign_key_check").first()
             if broken is not None:
                 raise RuntimeError(f"the migration broke a foreign key: {tuple(broken)}")
     if after != before:
         logger.info("migrated the database from %s to %s", before or "empty", after)
-    if engine.dialect.name == "postgresql":
-        _warn_if_autovacuum_off(engine)
+    if autovacuum_off:
+        logger.warning(
+            "PostgreSQL runs with autovacuum off: statistics go stale and queries slow "
+            "down as tables grow; turn it on (the default), or run ANALYZE regularly"
+        )
 
 
-def _warn_if_autovacuum_off(engine: Engine) -> None:
+def _autovacuum_off(connection: Connection) -> bool:
     """Without autovacuum, PostgreSQL never gathers statistics: the plans each pooled
     connection keeps for its prepared statements stay the ones made while the tables
     were small (scans of whole tables), and a signup slows as the tables grow
     (BENCHMARKS.md, issue 27). The server cannot fix that setting; it says so once."""
-    with engine.connect() as connection:
-        if connection.execute(text("SHOW autovacuum")).scalar() == "off":
-            logger.warning(
-                "PostgreSQL runs with autovacuum off: statistics go stale and queries slow "
-                "down as tables grow; turn it on (the default), or run ANALYZE regularly"
-            )
+    return connection.execute(text("SHOW autovacuum")).scalar() == "off"
 
 
 @contextmanager

@@ -12,7 +12,7 @@ from rich.table import Column, Table
 from referrals import logs
 from referrals.adapters.host import attempt_owner
 from referrals.bootstrap import Services, build
-from referrals.cli_common import console
+from referrals.cli_common import console, program_money
 from referrals.cli_common import refused as _fail
 from referrals.cli_common import services as _services
 from referrals.cli_programs import programs_app
@@ -217,11 +217,6 @@ def keys_rotate(
     print(plaintext, flush=True)
 
 
-def _money(svc: Services, program_id: str, minor: int) -> str:
-    """An amount of a program's rewards, in its currency (RulesBook keeps its programs)."""
-    return format_money(minor, svc.rules.view(program_id).program.currency)
-
-
 @app.command()
 def signup(user_id: str, referral_code: str, email: str | None = None) -> None:
     """Record that USER_ID signed up with REFERRAL_CODE."""
@@ -235,7 +230,7 @@ def signup(user_id: str, referral_code: str, email: str | None = None) -> None:
     replay = " (replay of a recorded signup)" if result.replayed else ""
     console.print(
         f"{user_id} referred by {r.referrer_id}: referral #{r.ordinal}, "
-        f"reward {_money(svc, r.program_id, r.reward_cents)}{replay}; "
+        f"reward {program_money(svc, r.program_id, r.reward_cents)}{replay}; "
         f"their code: {result.referee_code}"
     )
 
@@ -265,7 +260,7 @@ def referrals_list(
             r.referrer_id,
             r.referee_id,
             str(r.ordinal),
-            _money(svc, r.program_id, r.reward_cents),
+            program_money(svc, r.program_id, r.reward_cents),
             r.status,
             r.created_at.isoformat(timespec="seconds"),
         )

@@ -6,6 +6,7 @@ from rich.console import Console
 
 from referrals.bootstrap import Services, build
 from referrals.domain.errors import DomainError
+from referrals.domain.money import format_money
 from referrals.startup import operator_errors
 
 console = Console()
@@ -21,3 +22,8 @@ def services(*, create_tables: bool = False) -> Services:
 def refused(error: DomainError) -> typer.Exit:
     console.print(f"[red]error[/red] {error.code}: {error.detail}")
     return typer.Exit(code=1)
+
+
+def program_money(svc: Services, program_id: str, minor: int) -> str:
+    """An amount of a program's rewards, in its currency (RulesBook keeps its programs)."""
+    return format_money(minor, svc.rules.view(program_id).program.currency)

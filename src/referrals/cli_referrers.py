@@ -7,9 +7,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from referrals.cli_common import console, refused, services
+from referrals.cli_common import console, program_money, refused, services
 from referrals.domain.errors import DomainError
-from referrals.domain.money import format_money
 from referrals.domain.program import DEFAULT_PROGRAM
 from referrals.services import queries
 from referrals.services.referrers import enroll
@@ -41,13 +40,12 @@ def referrers_show(user_id: str, program: ProgramOption = DEFAULT_PROGRAM) -> No
     svc = services()
     try:
         rules = svc.rules.current(svc.clock, program)
-        currency = svc.rules.view(program).program.currency
         stats = queries.referrer_stats(svc.store, svc.clock, rules, user_id)
     except DomainError as error:
         raise refused(error) from None
 
     def money(minor: int) -> str:
-        return format_money(minor, currency)
+        return program_money(svc, program, minor)
 
     r, e = stats.referrer, stats.earnings
     table = Table(title=f"referrer {r.user_id} in {r.program_id}", show_header=False)

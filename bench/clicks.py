@@ -36,7 +36,6 @@ before/after figures from the same benchmark.
 
 import argparse
 import json
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -53,11 +52,13 @@ from bench.signup_http import (
     extra,
     median_of,
     pause_for,
+    require_wrk,
     seed_referrers,
     server,
     server_problems,
     settle,
     wrk,
+    wrk_arguments,
 )
 
 TARGET = 0.8
@@ -182,20 +183,13 @@ def one_round(runs: Runs) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
-    parser.add_argument("--duration", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=1, help="server processes")
-    parser.add_argument("--rounds", type=int, default=1, help="the whole sequence, repeated")
+    parser = wrk_arguments()
     parser.add_argument("--tree", type=Path, default=None, help="serve this checkout's code")
     parser.add_argument(
         "--warmup", type=int, default=10, help="seconds of clicks first, not measured (0: none)"
     )
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        sys.exit("wrk is not installed: apt-get install wrk")
+    require_wrk()
     rounds: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp, database(args.database, Path(tmp)) as url:
         seed_referrers(url, Path(tmp), args.tree)

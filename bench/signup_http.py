@@ -434,7 +434,8 @@ def server_problems(log: Path) -> dict[str, int]:
     }
 
 
-def main() -> None:
+def wrk_arguments() -> argparse.ArgumentParser:
+    """The options of a wrk benchmark against a served `referrals` (bench.clicks adds its own)."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--duration", type=int, default=10)
@@ -442,9 +443,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workers", type=int, default=1, help="server processes")
     parser.add_argument("--rounds", type=int, default=1, help="the whole sequence, repeated")
-    args = parser.parse_args()
+    return parser
+
+
+def require_wrk() -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
+
+
+def main() -> None:
+    args = wrk_arguments().parse_args()
+    require_wrk()
     rounds: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp, database(args.database, Path(tmp)) as url:
         seed_referrers(url, Path(tmp))

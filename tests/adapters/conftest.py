@@ -1,10 +1,13 @@
 """Fixtures shared by the adapter tests."""
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
+from moto import mock_aws
 
 from referrals.domain.events import referral_created
 from referrals.domain.model import Event, Referral, ReferralStatus
@@ -77,3 +80,10 @@ def referral(clock: FixedClock) -> Referral:
 @pytest.fixture
 def event(referral: Referral, clock: FixedClock) -> Event:
     return referral_created(referral, clock.now())
+
+
+@pytest.fixture
+def dynamodb_client() -> Iterator[Any]:
+    """A DynamoDB client on moto, with this test's own fresh state."""
+    with mock_aws():
+        yield boto3.client("dynamodb", region_name=AWS_REGION)

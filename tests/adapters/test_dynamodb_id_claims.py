@@ -1,14 +1,11 @@
 """DynamoDB's id claims, put just before a signup's transaction rather than in it: a claim
 left by a transaction that failed reads as nothing, and a taken id writes nothing."""
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from referrals.adapters.dynamodb.expressions import to_item
 from referrals.adapters.dynamodb.store import DynamoStore
@@ -17,19 +14,12 @@ from referrals.domain.model import Referral, new_id
 from referrals.domain.program import RuleVersion
 from referrals.services.referrers import enroll
 from referrals.services.signups import sign_up
-from tests.adapters.conftest import AWS_REGION
 from tests.clocks import FixedClock
 
 
 @pytest.fixture
-def client() -> Iterator[Any]:
-    with mock_aws():
-        yield boto3.client("dynamodb", region_name=AWS_REGION)
-
-
-@pytest.fixture
-def store(client: Any) -> DynamoStore:
-    store = DynamoStore(client, "claims")
+def store(dynamodb_client: Any) -> DynamoStore:
+    store = DynamoStore(dynamodb_client, "claims")
     store.create_tables()
     return store
 
@@ -41,27 +31,29 @@ def bobs(store: DynamoStore) -> Referral:
     return sign_up(store, clock, RuleVersion(), "bob", code).referral
 
 
-def claim_of(client: Any, referral_id: str) -> dict[str, Any] | None:
+def claim_of(dynamodb_client: Any, referral_id: str) -> dict[str, Any] | None:
     key = to_item({"pk": f"REFID#{referral_id}", "sk": "REFID"})
-    found: dict[str, Any] | None = client.get_item(TableName="claims-main", Key=key).get("Item")
+    found: dict[str, Any] | None = dynamodb_client.get_item(TableName="claims-main", Key=key).get(
+        "Item"
+    )
     return found
 
 
 def test_a_claim_left_by_a_failed_transaction_reads_as_nothing(
-    store: DynamoStore, client: Any, bobs: Referral
+    store: DynamoStore, dynamodb_client: Any, bobs: Referral
 ) -> None:
     again = replace(bobs, id=new_id(datetime.now(UTC)))  # bob is referred already
     with store.unit_of_work() as uow, pytest.raises(Conflict):
         uow.referrals.add(again)
         uow.commit()
-    assert claim_of(client, again.id) is not None  # put before the transaction failed
+    assert claim_of(dynamodb_client, again.id) is not None  # put before the transaction failed
     with store.read() as uow:
         assert uow.referrals.get(again.id) is None  # it names bob, whose referral is another
         assert uow.referrals.get(bobs.id) == bobs
 
 
 def test_a_taken_id_makes_the_commit_a_conflict_and_writes_nothing_else(
-    store: DynamoStore, client: Any, bobs: Referral
+    store: DynamoStore, dynamodb_client: Any, bobs: Referral
 ) -> None:
     carols = replace(bobs, referee_id="carol")  # bob's id again
     with store.unit_of_work() as uow, pytest.raises(Conflict):

@@ -3,14 +3,11 @@ processing until the run completes and as paid from then on, whatever reads them
 run the earlier release started (rewards stored as processing) is still paid; a
 pending event is listed from the `due` index alone."""
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from referrals.adapters.dynamodb.expressions import from_item, to_item
 from referrals.adapters.dynamodb.store import DynamoStore
@@ -22,7 +19,6 @@ from referrals.domain.program import RuleVersion
 from referrals.services.payouts import run_payout
 from referrals.services.referrers import enroll
 from referrals.services.signups import sign_up
-from tests.adapters.conftest import AWS_REGION
 from tests.clocks import FixedClock
 from tests.fakes import MemoryReports
 
@@ -31,14 +27,8 @@ PENDING, PROCESSING, PAID = ReferralStatus.PENDING, ReferralStatus.PROCESSING, R
 
 
 @pytest.fixture
-def client() -> Iterator[Any]:
-    with mock_aws():
-        yield boto3.client("dynamodb", region_name=AWS_REGION)
-
-
-@pytest.fixture
-def store(client: Any) -> DynamoStore:
-    store = DynamoStore(client, "paid")
+def store(dynamodb_client: Any) -> DynamoStore:
+    store = DynamoStore(dynamodb_client, "paid")
     store.create_tables()
     return store
 
@@ -65,9 +55,9 @@ def failed_run(store: DynamoStore, clock: FixedClock) -> None:
         run_payout(store, reports, clock, OCTOBER)
 
 
-def raw(client: Any, referee: str) -> dict[str, Any]:
+def raw(dynamodb_client: Any, referee: str) -> dict[str, Any]:
     key = to_item({"pk": f"REFEREE#{referee}", "sk": "REFERRAL"})
-    return from_item(client.get_item(TableName="paid-main", Key=key)["Item"])
+    return from_item(dynamodb_client.get_item(TableName="paid-main", Key=key)["Item"])
 
 
 def states(store: DynamoStore, ids: list[str]) -> set[ReferralStatus]:
@@ -81,11 +71,11 @@ def searched(store: DynamoStore, status: ReferralStatus) -> list[str]:
 
 
 def test_an_assigned_reward_is_written_once_and_reads_as_processing_until_its_run_completes(
-    store: DynamoStore, client: Any, clock: FixedClock
+    store: DynamoStore, dynamodb_client: Any, clock: FixedClock
 ) -> None:
     ids = earn(store, clock, 3)
     failed_run(store, clock)
-    item = raw(client, "u0")
+    item = raw(dynamodb_client, "u0")
     assert "status_pk" not in item and item["paid_with_run"]  # out of `by_status`
     assert states(store, ids) == {PROCESSING}
     assert sorted(ids) == searched(store, PROCESSING)
@@ -131,12 +121,12 @@ def test_paid_ones_stored_so_and_paid_with_a_run_are_listed_together_in_id_order
 
 
 def test_a_run_the_earlier_release_assigned_as_processing_is_paid_item_by_item(
-    store: DynamoStore, client: Any, clock: FixedClock
+    store: DynamoStore, dynamodb_client: Any, clock: FixedClock
 ) -> None:
     ids = earn(store, clock, 2)
     failed_run(store, clock)
     for referee in ("u0", "u1"):  # as the earlier release stored an assigned reward
-        client.update_item(
+        dynamodb_client.update_item(
             TableName="paid-main",
             Key=to_item({"pk": f"REFEREE#{referee}", "sk": "REFERRAL"}),
             UpdateExpression="SET status_pk = :p REMOVE paid_with_run",
@@ -146,12 +136,12 @@ def test_a_run_the_earlier_release_assigned_as_processing_is_paid_item_by_item(
 
     run_payout(store, MemoryReports(), clock, OCTOBER)
 
-    assert raw(client, "u0")["status_pk"] == PAID.value
+    assert raw(dynamodb_client, "u0")["status_pk"] == PAID.value
     assert states(store, ids) == {PAID}
 
 
 def test_a_pending_event_is_listed_from_the_due_index_and_enters_by_status_once_delivered(
-    store: DynamoStore, client: Any, clock: FixedClock
+    store: DynamoStore, dynamodb_client: Any, clock: FixedClock
 ) -> None:
     ids = earn(store, clock, 1)
     with store.read() as uow:
@@ -161,7 +151,7 @@ def test_a_pending_event_is_listed_from_the_due_index_and_enters_by_status_once_
     with store.unit_of_work() as uow:
         uow.outbox.add(event)
         uow.commit()
-    item = client.get_item(TableName="paid-outbox", Key=to_item({"id": event.id}))["Item"]
+    item = dynamodb_client.get_item(TableName="paid-outbox", Key=to_item({"id": event.id}))["Item"]
     assert "status" not in item and item["due_pk"] == {"S": "PENDING"}
     with store.read() as uow:
         assert event.id in {e.id for e in uow.outbox.list(EventStatus.PENDING, 10)}

@@ -16,11 +16,11 @@ from referrals.services.payouts import run_payout
 from referrals.services.programs import create_program
 from referrals.services.referrers import enroll
 from referrals.services.signups import sign_up
-from tests.adapters.test_dynamodb_paid_with_run import client, clock, store
+from tests.adapters.test_dynamodb_paid_with_run import clock, store
 from tests.clocks import FixedClock
 from tests.fakes import MemoryReports
 
-__all__ = ["client", "clock", "store"]  # the fixtures: moto, the store on it, Nov 1st
+__all__ = ["clock", "store"]  # the fixtures: the store on moto (conftest), Nov 1st
 
 OCTOBER = Period(2026, 10)
 EARNED = datetime(2026, 10, 10, tzinfo=UTC)
@@ -32,12 +32,12 @@ def earn(store: DynamoStore, clock: FixedClock, program: str, rules: RuleVersion
     sign_up(store, clock, rules, f"{program}-u1", code, signed_up_at=EARNED)
 
 
-def stored_item(client: Any) -> dict[str, Any]:
-    return from_item(client.get_item(TableName="paid-main", Key=RUN_KEY)["Item"])
+def stored_item(dynamodb_client: Any) -> dict[str, Any]:
+    return from_item(dynamodb_client.get_item(TableName="paid-main", Key=RUN_KEY)["Item"])
 
 
 def test_a_run_in_several_currencies_keeps_a_small_item(
-    store: DynamoStore, client: Any, clock: FixedClock
+    store: DynamoStore, dynamodb_client: Any, clock: FixedClock
 ) -> None:
     earn(store, clock, "default", RuleVersion())
     for currency in ("JPY", "KWD", "EUR"):
@@ -53,7 +53,7 @@ def test_a_run_in_several_currencies_keeps_a_small_item(
         ("KWD", 1234),
         ("USD", 1000),
     ]
-    item = stored_item(client)
+    item = stored_item(dynamodb_client)
     assert item["totals"][0] == ["EUR", 1, 1, 1234, 0, 0]
     # A rough upper bound of DynamoDB's item size (names and values as text).
     assert len(json.dumps(item, default=str)) < 800
@@ -62,18 +62,18 @@ def test_a_run_in_several_currencies_keeps_a_small_item(
 
 
 def test_a_run_item_of_the_release_before_reads_as_usd(
-    store: DynamoStore, client: Any, clock: FixedClock
+    store: DynamoStore, dynamodb_client: Any, clock: FixedClock
 ) -> None:
     earn(store, clock, "default", RuleVersion())
     run = run_payout(store, MemoryReports(), clock, OCTOBER)
     assert run.totals == (CurrencyTotal("USD", 1, 1, 1000, 0, 0),)
-    client.update_item(
+    dynamodb_client.update_item(
         TableName="paid-main",
         Key=RUN_KEY,
         UpdateExpression="REMOVE #t",
         ExpressionAttributeNames={"#t": "totals"},
     )
-    assert "totals" not in stored_item(client)
+    assert "totals" not in stored_item(dynamodb_client)
 
     with store.read() as uow:
         assert uow.payouts.get("2026-10") == run

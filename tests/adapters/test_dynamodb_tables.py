@@ -1,11 +1,8 @@
 """Creating and checking the DynamoDB tables: idempotent, and clear about a table that differs."""
 
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from referrals.adapters.clock import SystemClock
 from referrals.adapters.dynamodb.store import DynamoStore
@@ -23,43 +20,36 @@ from referrals.domain.program import RuleVersion
 from referrals.services.keys import create_key
 from referrals.services.referrers import enroll
 from referrals.services.signups import sign_up
-from tests.adapters.conftest import AWS_REGION
 
 PREFIX = "tables-test"
 
 
-@pytest.fixture
-def client() -> Iterator[Any]:
-    with mock_aws():
-        yield boto3.client("dynamodb", region_name=AWS_REGION)
-
-
-def tables(client: Any) -> list[str]:
-    names: list[str] = client.list_tables()["TableNames"]
+def tables(dynamodb_client: Any) -> list[str]:
+    names: list[str] = dynamodb_client.list_tables()["TableNames"]
     return names
 
 
-def test_create_tables_again_keeps_the_tables_and_their_items(client: Any) -> None:
-    store = DynamoStore(client, PREFIX)
+def test_create_tables_again_keeps_the_tables_and_their_items(dynamodb_client: Any) -> None:
+    store = DynamoStore(dynamodb_client, PREFIX)
     store.create_tables()
     _, key = create_key(store, SystemClock(), Role.ADMIN)
     store.create_tables()
     with store.read() as uow:
         assert uow.api_keys.by_hash(key.key_hash) == key
-    assert tables(client) == [f"{PREFIX}-main", f"{PREFIX}-outbox"]
+    assert tables(dynamodb_client) == [f"{PREFIX}-main", f"{PREFIX}-outbox"]
 
 
 def test_require_tables_names_the_missing_table_and_region_and_creates_nothing(
-    client: Any,
+    dynamodb_client: Any,
 ) -> None:
     with pytest.raises(DynamoSetupError, match=f"{PREFIX}-main does not exist in region us-east-2"):
-        DynamoStore(client, PREFIX).require_tables()
-    assert tables(client) == []
+        DynamoStore(dynamodb_client, PREFIX).require_tables()
+    assert tables(dynamodb_client) == []
 
 
-def test_require_tables_accepts_tables_made_by_create_tables(client: Any) -> None:
-    DynamoStore(client, PREFIX).create_tables()
-    DynamoStore(client, PREFIX).require_tables()
+def test_require_tables_accepts_tables_made_by_create_tables(dynamodb_client: Any) -> None:
+    DynamoStore(dynamodb_client, PREFIX).create_tables()
+    DynamoStore(dynamodb_client, PREFIX).require_tables()
 
 
 def without_attributes(definition: dict[str, Any], *names: str) -> dict[str, Any]:
@@ -68,35 +58,35 @@ def without_attributes(definition: dict[str, Any], *names: str) -> dict[str, Any
     return {**definition, "AttributeDefinitions": attributes}
 
 
-def test_a_table_with_other_keys_names_it_and_both_key_schemas(client: Any) -> None:
+def test_a_table_with_other_keys_names_it_and_both_key_schemas(dynamodb_client: Any) -> None:
     definition = main_table(PREFIX)
     definition["KeySchema"] = [{"AttributeName": "pk", "KeyType": "HASH"}]
-    client.create_table(**without_attributes(definition, "sk"))
+    dynamodb_client.create_table(**without_attributes(definition, "sk"))
     with pytest.raises(DynamoSetupError) as raised:
-        DynamoStore(client, PREFIX).create_tables()
+        DynamoStore(dynamodb_client, PREFIX).create_tables()
     assert str(raised.value) == (
         f"DynamoDB table {PREFIX}-main in region us-east-2 is not the table referrals "
         "expects: its keys are (pk S), expected (pk S, sk S)"
     )
-    assert tables(client) == [f"{PREFIX}-main"]  # stopped there: no outbox either
+    assert tables(dynamodb_client) == [f"{PREFIX}-main"]  # stopped there: no outbox either
 
 
-def test_a_missing_index_and_an_index_projecting_less_are_named(client: Any) -> None:
+def test_a_missing_index_and_an_index_projecting_less_are_named(dynamodb_client: Any) -> None:
     indexes = main_table(PREFIX)["GlobalSecondaryIndexes"]
     kept = [i for i in indexes if i["IndexName"] != "by_period"]
     for index in kept:
         if index["IndexName"] == "by_id":
             index["Projection"] = {"ProjectionType": "KEYS_ONLY"}
     definition = {**main_table(PREFIX), "GlobalSecondaryIndexes": kept}
-    client.create_table(**without_attributes(definition, "period_pk", "period_sk"))
+    dynamodb_client.create_table(**without_attributes(definition, "period_pk", "period_sk"))
     with pytest.raises(DynamoSetupError) as raised:
-        DynamoStore(client, PREFIX).require_tables()
+        DynamoStore(dynamodb_client, PREFIX).require_tables()
     assert str(raised.value).endswith(
         "expects: index by_id projects KEYS_ONLY, expected ALL; it has no index by_period"
     )
 
 
-def test_an_index_beyond_the_design_is_accepted(client: Any) -> None:
+def test_an_index_beyond_the_design_is_accepted(dynamodb_client: Any) -> None:
     definition = main_table(PREFIX)
     definition["GlobalSecondaryIndexes"].append(
         {
@@ -106,45 +96,45 @@ def test_an_index_beyond_the_design_is_accepted(client: Any) -> None:
         }
     )
     definition["AttributeDefinitions"].append({"AttributeName": "email", "AttributeType": "S"})
-    client.create_table(**definition)
-    DynamoStore(client, PREFIX).create_tables()
-    assert tables(client) == [f"{PREFIX}-main", f"{PREFIX}-outbox"]
+    dynamodb_client.create_table(**definition)
+    DynamoStore(dynamodb_client, PREFIX).create_tables()
+    assert tables(dynamodb_client) == [f"{PREFIX}-main", f"{PREFIX}-outbox"]
 
 
-def time_to_live(client: Any, table: str) -> dict[str, Any]:
-    described: dict[str, Any] = client.describe_time_to_live(TableName=table)
+def time_to_live(dynamodb_client: Any, table: str) -> dict[str, Any]:
+    described: dict[str, Any] = dynamodb_client.describe_time_to_live(TableName=table)
     return described["TimeToLiveDescription"]
 
 
-def test_create_tables_turns_on_time_to_live_as_the_stack_does(client: Any) -> None:
-    DynamoStore(client, PREFIX).create_tables()
-    assert time_to_live(client, f"{PREFIX}-main") == {
+def test_create_tables_turns_on_time_to_live_as_the_stack_does(dynamodb_client: Any) -> None:
+    DynamoStore(dynamodb_client, PREFIX).create_tables()
+    assert time_to_live(dynamodb_client, f"{PREFIX}-main") == {
         "TimeToLiveStatus": "ENABLED",
         "AttributeName": TTL_ATTRIBUTE,
     }
 
 
-def test_create_tables_turns_it_on_for_a_table_made_without_it(client: Any) -> None:
-    client.create_table(**main_table(PREFIX))  # as an earlier `db upgrade` made it
-    assert time_to_live(client, f"{PREFIX}-main")["TimeToLiveStatus"] == "DISABLED"
-    DynamoStore(client, PREFIX).create_tables()
-    assert time_to_live(client, f"{PREFIX}-main")["TimeToLiveStatus"] == "ENABLED"
+def test_create_tables_turns_it_on_for_a_table_made_without_it(dynamodb_client: Any) -> None:
+    dynamodb_client.create_table(**main_table(PREFIX))  # as an earlier `db upgrade` made it
+    assert time_to_live(dynamodb_client, f"{PREFIX}-main")["TimeToLiveStatus"] == "DISABLED"
+    DynamoStore(dynamodb_client, PREFIX).create_tables()
+    assert time_to_live(dynamodb_client, f"{PREFIX}-main")["TimeToLiveStatus"] == "ENABLED"
 
 
 EARLIER = {"keep": RETIRED_GSIS, "defer": REPLACED_BY}  # the indexes of the earlier design
 
 
-def index_names(client: Any) -> set[str]:
-    described = client.describe_table(TableName=f"{PREFIX}-main")["Table"]
+def index_names(dynamodb_client: Any) -> set[str]:
+    described = dynamodb_client.describe_table(TableName=f"{PREFIX}-main")["Table"]
     return {i["IndexName"] for i in described["GlobalSecondaryIndexes"]}
 
 
 def test_a_table_of_the_earlier_design_is_accepted_and_read_while_it_migrates(
-    client: Any,
+    dynamodb_client: Any,
 ) -> None:
-    client.create_table(**main_table(PREFIX, **EARLIER))
-    client.create_table(**outbox_table(PREFIX))
-    store = DynamoStore(client, PREFIX)
+    dynamodb_client.create_table(**main_table(PREFIX, **EARLIER))
+    dynamodb_client.create_table(**outbox_table(PREFIX))
+    store = DynamoStore(dynamodb_client, PREFIX)
     store.require_tables()  # the keys-only indexes are not built yet: their twins serve
     clock = SystemClock()
     code = enroll(store, clock, "alice").referrer.code
@@ -155,16 +145,18 @@ def test_a_table_of_the_earlier_design_is_accepted_and_read_while_it_migrates(
         assert uow.referrers.earnings("alice", clock.now()).earned_cents == 1000
 
 
-def test_db_upgrade_adds_the_new_indexes_to_a_table_of_the_earlier_design(client: Any) -> None:
-    client.create_table(**main_table(PREFIX, **EARLIER))
-    client.create_table(**outbox_table(PREFIX))
-    store = DynamoStore(client, PREFIX)
+def test_db_upgrade_adds_the_new_indexes_to_a_table_of_the_earlier_design(
+    dynamodb_client: Any,
+) -> None:
+    dynamodb_client.create_table(**main_table(PREFIX, **EARLIER))
+    dynamodb_client.create_table(**outbox_table(PREFIX))
+    store = DynamoStore(dynamodb_client, PREFIX)
     clock = SystemClock()
     code = enroll(store, clock, "alice").referrer.code
     sign_up(store, clock, RuleVersion(), "bob", code)
     store.create_tables()
     # Added beside the retired ones, which servers of the earlier release may still read.
-    assert index_names(client) == {*MAIN_GSIS, *RETIRED_GSIS}
+    assert index_names(dynamodb_client) == {*MAIN_GSIS, *RETIRED_GSIS}
     store.require_tables()
     with store.read() as uow:  # an item written before is in the new index
         assert [r.referee_id for r in uow.referrals.for_referrer("alice", None, 10)] == ["bob"]

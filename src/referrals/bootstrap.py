@@ -1,5 +1,6 @@
 """Builds the adapters from settings: the only place that chooses them."""
 
+import threading
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -165,7 +166,7 @@ def build_reports(url: str) -> ReportStore:
         from referrals.adapters.reports.s3 import S3ReportStore
 
         bucket, _, prefix = url.removeprefix("s3://").partition("/")
-        return S3ReportStore(_boto3_client("s3"), bucket, prefix)
+        return S3ReportStore(LazyClient("s3"), bucket, prefix)
     from referrals.adapters.reports.local import LocalReportStore
 
     return LocalReportStore(Path(url))
@@ -176,7 +177,7 @@ def build_notifier(settings: Settings) -> Notifier:
     if url.startswith("arn:aws:sns:"):
         from referrals.adapters.notify.sns import SnsNotifier
 
-        return SnsNotifier(_boto3_client("sns", region=url.split(":")[3]), url)
+        return SnsNotifier(LazyClient("sns", region=url.split(":")[3]), url)
     if url.startswith(("https://", "http://")):
         import httpx
 
@@ -197,10 +198,43 @@ def build_payout_starter(state_machine_arn: str) -> PayoutStarter | None:
 
     # arn:aws:states:REGION:ACCOUNT:stateMachine:NAME
     region = state_machine_arn.split(":")[3]
-    return StepFunctionsPayoutStarter(_boto3_client("stepfunctions", region), state_machine_arn)
+    return StepFunctionsPayoutStarter(LazyClient("stepfunctions", region), state_machine_arn)
 
 
 def _boto3_client(service: str, region: str | None = None) -> Any:
     import boto3
 
     return boto3.client(service, region_name=region) if region else boto3.client(service)
+
+
+class LazyClient:
+    """A boto3 client made by its first call, for the services a process may never call.
+
+    Making a client parses the service's model: about 50 ms for S3 in a Lambda cold
+    start (BENCHMARKS.md, issue 26). The API function answers signups without writing a
+    report, publishing or starting a run, and the payout function's hourly check does
+    neither; neither pays for clients it does not call. DynamoDB's client, which every
+    request uses, is made at build.
+    """
+
+    def __init__(self, service: str, region: str | None = None) -> None:
+        self.service = service
+        self.region = region
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._client is not None
+
+    def load(self) -> Any:
+        if self._client is None:
+            # Two request threads must not make it at once: boto3's default session is
+            # not safe to make clients from concurrently.
+            with self._lock:
+                if self._client is None:
+                    self._client = _boto3_client(self.service, self.region)
+        return self._client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.load(), name)

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from referrals.adapters.clock import SystemClock
 from referrals.aws import payout
 from referrals.aws.api import handler
+from referrals.aws.runtime import services
 from referrals.config import Settings
 from referrals.domain.model import ReferralStatus, Role
 from referrals.services.keys import create_key
@@ -177,3 +178,20 @@ def test_a_state_machine_that_cannot_start_is_a_503_and_starts_nothing(
     assert json.loads(response["body"])["code"] == "unavailable"
     with aws.store.read() as uow:
         assert uow.payouts.get(OCTOBER) is None
+
+
+def test_a_signup_makes_no_client_for_reports_notifications_or_runs(
+    aws: Aws, payout_machine: PayoutMachine
+) -> None:
+    # A cold start that answers a signup does not pay for the S3, SNS and Step Functions
+    # models it does not call (bootstrap.LazyClient); starting a run makes its client.
+    headers = with_october_rewards(aws)
+    svc = services()
+    clients = {"s3": svc.reports.client, "sns": svc.notifier.client}  # type: ignore[attr-defined]
+    clients["stepfunctions"] = svc.payout_starter.client  # type: ignore[union-attr]
+    assert {name: client.loaded for name, client in clients.items()} == dict.fromkeys(
+        clients, False
+    )
+    assert call("POST", "/v1/payouts", headers, {"period": OCTOBER})["statusCode"] == 202
+    assert clients["stepfunctions"].loaded and len(payout_machine.executions()) == 1
+    assert not clients["s3"].loaded and not clients["sns"].loaded

@@ -115,6 +115,7 @@ def prime() -> None:
     loads botocore's models into its default session, and opens no connection.
     """
     from referrals.bootstrap import (
+        LazyClient,
         build_notifier,
         build_payout_starter,
         build_reports,
@@ -123,9 +124,15 @@ def prime() -> None:
 
     settings = Settings()
     build_store(settings.database_url, settings.pool_size)
-    build_reports(settings.reports_url)
-    build_notifier(settings)
-    build_payout_starter(settings.payout_state_machine_arn)  # the API function's only
+    adapters = (
+        build_reports(settings.reports_url),
+        build_notifier(settings),
+        build_payout_starter(settings.payout_state_machine_arn),  # the API function's only
+    )
+    for adapter in adapters:  # their clients are made by their first call: make them now
+        client = getattr(adapter, "client", None)
+        if isinstance(client, LazyClient):
+            client.load()
     if settings.secret_key_arn:
         _client("secretsmanager", _region_of(settings.secret_key_arn))
     if settings.stripe_webhook_secret_arn:

@@ -24,7 +24,14 @@ Two figures per function, medians of fresh processes:
 
 Each is wall time and the process's CPU time over the same span (the moto server's
 CPU is not in it; `moto_call_ms` is one GetItem's round trip to it). Floor: a bare
-interpreter start (`python3.12 -s -c pass`) in the same run.
+interpreter start (`python3.12 -s -c pass`) in the same run. Two outside references,
+started the same way from the same folder, show what the libraries alone cost on this
+machine, which no change to this project's code can go below:
+
+- boto3_call: import boto3, make a DynamoDB client, read one item: the least a function
+  that reads its table does (payout and notify are measured against it);
+- fastapi_app: a FastAPI app of one route with a pydantic body, behind Mangum, answering
+  the same API Gateway event with one DynamoDB read (the api function's reference).
 
     python -m bench.cold_start [--runs 10]
 
@@ -88,6 +95,48 @@ t2, c2 = time.perf_counter(), time.process_time()
 print(json.dumps({{"first_response_s": t2 - t0, "cpu_s": c2 - c0, "result": result}},
                  default=str))
 """
+
+# The references: the same clock as FRESH, around code that is not this project's.
+BOTO3_CALL = """
+import json, time
+t0, c0 = time.perf_counter(), time.process_time()
+import boto3
+key = {{"pk": {{"S": "x"}}, "sk": {{"S": "x"}}}}
+boto3.client("dynamodb").get_item(TableName={table!r}, Key=key)
+t2, c2 = time.perf_counter(), time.process_time()
+print(json.dumps({{"first_response_s": t2 - t0, "cpu_s": c2 - c0, "result": None}}))
+"""
+
+FASTAPI_APP = """
+import json, time
+t0, c0 = time.perf_counter(), time.process_time()
+import boto3
+from fastapi import FastAPI
+from mangum import Mangum
+from pydantic import BaseModel
+
+class Signup(BaseModel):
+    userId: str
+    referralCode: str
+
+app = FastAPI()
+table = boto3.client("dynamodb")
+
+@app.post("/signup")
+def signup(body: Signup) -> dict[str, str]:
+    table.get_item(TableName={table!r}, Key={{"pk": {{"S": body.userId}}, "sk": {{"S": "x"}}}})
+    return {{"message": "Signup successful"}}
+
+result = Mangum(app, lifespan="off")({event!r}, Context())
+t2, c2 = time.perf_counter(), time.process_time()
+print(json.dumps({{"first_response_s": t2 - t0, "cpu_s": c2 - c0, "result": result}}))
+"""
+
+# reference: (its code, whether its answer is a success, the functions measured against it)
+REFERENCES: dict[str, tuple[str, Callable[[Any], bool], tuple[str, ...]]] = {
+    "boto3_call": (BOTO3_CALL, lambda answer: answer is None, ("payout", "payout_month", "notify")),
+    "fastapi_app": (FASTAPI_APP, lambda answer: answer["statusCode"] == 200, ("api",)),
+}
 
 CONTEXT = """
 class Context:
@@ -359,6 +408,8 @@ def measure(runs: int) -> dict[str, Any]:
         with moto_server(workdir) as endpoint:
             prepared = prepare(endpoint)
             result["moto_call_ms"] = round(prepared.call_ms, 1)
+            references = measure_references(python, asset, endpoint, prepared, runs, floor)
+            result["references"] = references
             run = 0
             for name, (module, success) in CASES.items():
                 env = function_environment(name, asset, endpoint, prepared)
@@ -378,7 +429,34 @@ def measure(runs: int) -> dict[str, Any]:
                             raise RuntimeError(f"{name}: the first response failed: {figures}")
                         samples.append(figures)
                     result[name][mode] = medians(samples, floor)
+                reference = next(r for r, (_, _, of) in REFERENCES.items() if name in of)
+                fresh = result[name]["fresh"]
+                fresh["vs_" + reference] = round(
+                    fresh["first_response_s"] / references[reference]["first_response_s"], 2
+                )
         return result
+
+
+def measure_references(
+    python: str, asset: Path, endpoint: str, prepared: Prepared, runs: int, floor: float
+) -> dict[str, dict[str, float]]:
+    """The outside references' medians, from the api function's folder and environment."""
+    env = function_environment("api", asset, endpoint, prepared)
+    context = CONTEXT.format(name=env["AWS_LAMBDA_FUNCTION_NAME"], region=REGION, account=ACCOUNT)
+    figures = {}
+    for name, (template, success, _) in REFERENCES.items():
+        samples = []
+        for run in range(runs):
+            user = {"userId": f"reference-{run}", "referralCode": "ALICE"}
+            code = context + template.format(
+                table=f"{PREFIX}-main", event=rest_event(prepared.key, "/signup", user)
+            )
+            sample_figures = sample(python, asset, env, code)
+            if not success(sample_figures["result"]):
+                raise RuntimeError(f"{name}: the reference's answer failed: {sample_figures}")
+            samples.append(sample_figures)
+        figures[name] = medians(samples, floor)
+    return figures
 
 
 def main() -> None:

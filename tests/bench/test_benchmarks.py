@@ -38,6 +38,11 @@ def test_cold_start_benchmark_measures_each_function_against_the_interpreter() -
     assert out["python"].startswith("3.12.")  # Lambda's, from the asset's own folder
     assert 0 < out["asset_mb"] <= 30
     assert out["interpreter_start_s"] > 0 and out["moto_call_ms"] > 0
+    # The outside references answered too, and each function is measured against one.
+    assert set(out["references"]) == {"boto3_call", "fastapi_app"}
+    assert all(r["first_response_s"] > 0 for r in out["references"].values())
+    assert out["api"]["fresh"]["vs_fastapi_app"] > 0
+    assert out["notify"]["fresh"]["vs_boto3_call"] > 0
     for function in ("api", "payout", "payout_month", "notify"):
         fresh, restored = out[function]["fresh"], out[function]["restored"]
         # Each sample answered its event (the bench checks), then was timed.

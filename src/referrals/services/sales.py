@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+from referrals.domain import events
 from referrals.domain.codes import is_valid_user_id
 from referrals.domain.errors import (
     Conflict,
@@ -139,6 +140,8 @@ def record_sale(store: Store, clock: Clock, sale: SaleIn) -> SaleOutcome:
             referral = uow.referrals.by_referee(sale.user_id, program=sale.program)
             recorded, reward = _attributed(uow, new, referral, now)
             uow.sales.add(recorded)
+            if reward is not None:
+                uow.outbox.add(events.share_earned(recorded, reward, now))
             uow.commit()
             return SaleOutcome(recorded, reward, replayed=False)
 
@@ -238,7 +241,7 @@ def record_refund(store: Store, clock: Clock, refund: RefundIn) -> RefundOutcome
                 )
             now = clock.now()
             refund_id = new_id(now)
-            reversed_minor, clawback = _reverse_share(
+            reversed_minor, share, clawback = _reverse_share(
                 uow, sale, refund.amount_minor, refund_id, now
             )
             recorded = Refund(
@@ -253,6 +256,8 @@ def record_refund(store: Store, clock: Clock, refund: RefundIn) -> RefundOutcome
                 reversed_minor=reversed_minor,
             )
             uow.sales.add_refund(recorded, sale)
+            if share is not None:
+                uow.outbox.add(events.share_refunded(sale, recorded, share, clawback, now))
             uow.commit()
             after = replace(sale, refunded_minor=sale.refunded_minor + refund.amount_minor)
             return RefundOutcome(recorded, after, clawback, replayed=False)
@@ -288,23 +293,25 @@ def _clawback_id_of(refund: Refund) -> str:
 
 def _reverse_share(
     uow: UnitOfWork, sale: Sale, refund_minor: int, refund_id: str, now: datetime
-) -> tuple[int, Reward | None]:
+) -> tuple[int, Reward | None, Reward | None]:
     """Take back what a refund of `refund_minor` takes from the sale's share: lowered in
     place while unpaid, by a clawback entry once a run has it. Returns the amount taken
-    back and the clawback, if one."""
+    back, the share as it is now (None if nothing was taken) and the clawback, if one."""
     if sale.reward_id is None:
-        return 0, None
+        return 0, None, None
     taken = sale.reversal(refund_minor)
     reward = uow.rewards.get(sale.reward_id)
     if not taken or reward is None or reward.status in CANCELLED:
-        return 0, None  # nothing owed, or a share refused or reversed: nothing to take back
+        return 0, None, None  # nothing owed, or a share refused or reversed: nothing taken
     clawback = None
     if reward.status in (PENDING, HELD):
         left = reward.cents - taken
         to = reward.status if left else ReferralStatus.REVERSED
         note = f"refunded: {sale.refunded_minor + refund_minor} of {sale.amount_minor}"
-        if uow.sales.reprice_share(reward, left, to, note) is None:
+        repriced = uow.sales.reprice_share(reward, left, to, note)
+        if repriced is None:
             raise Conflict("the share changed meanwhile")  # a run took it: retried
+        reward = repriced
     else:  # processing or paid: the run pays it whole, the clawback takes back the rest
         clawback = Reward(
             id=refund_id,  # see _clawback_id_of
@@ -322,7 +329,7 @@ def _reverse_share(
     uow.referrers.add_earned(
         reward.user_id, month_of(reward.created_at), -taken, program=reward.program_id
     )
-    return taken, clawback
+    return taken, reward, clawback
 
 
 def hold_sale(store: Store, clock: Clock, sale_external_id: str, reason: str) -> HoldOutcome:
@@ -335,6 +342,7 @@ def hold_sale(store: Store, clock: Clock, sale_external_id: str, reason: str) ->
 
     def attempt() -> HoldOutcome:
         with store.unit_of_work() as uow:
+            now = clock.now()
             sale = uow.sales.get(sale_external_id)
             if sale is None:
                 raise SaleNotFound(f"no sale {sale_external_id!r}")
@@ -344,6 +352,8 @@ def hold_sale(store: Store, clock: Clock, sale_external_id: str, reason: str) ->
             held = uow.rewards.transition(reward.id, {PENDING}, HELD, reason.strip())
             if held is None:
                 raise Conflict("the share changed meanwhile")
+            event = events.share_reviewed(events.SHARE_HELD, sale, held, reason.strip(), now)
+            uow.outbox.add(event)
             uow.commit()
             return HoldOutcome(sale, held, held=True)
 
@@ -382,6 +392,8 @@ def review_share(
                 )
             action = "share.approve" if approve else "share.reject"
             add_entry(uow, clock, actor, action, f"sale:{sale_external_id}", reason.strip())
+            kind = events.SHARE_APPROVED if approve else events.SHARE_REJECTED
+            uow.outbox.add(events.share_reviewed(kind, sale, changed, reason.strip(), clock.now()))
             uow.commit()
             return changed
 

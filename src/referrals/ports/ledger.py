@@ -174,6 +174,11 @@ class RewardRepository(Protocol):
         """The entries that came from one referral, by id."""
         ...
 
+    def held_shares(self, after_id: str | None, limit: int) -> Sequence[Reward]:
+        """Revenue shares held for review (by a dispute, or with their referral), in id
+        order, those after `after_id`, at most `limit`."""
+        ...
+
     def transition(
         self,
         reward_id: str,

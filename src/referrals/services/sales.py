@@ -43,6 +43,7 @@ from referrals.domain.sales import MAX_AMOUNT, Refund, Sale, SaleKind, within_sh
 from referrals.ports import Clock, Store, UnitOfWork
 from referrals.services.audit import add_entry
 from referrals.services.programs import program_in
+from referrals.services.queries import Page, check_limit, decode_cursor, page
 from referrals.services.retry import retry_on_conflict
 
 PENDING, HELD = ReferralStatus.PENDING, ReferralStatus.HELD
@@ -358,6 +359,17 @@ def hold_sale(store: Store, clock: Clock, sale_external_id: str, reason: str) ->
             return HoldOutcome(sale, held, held=True)
 
     return retry_on_conflict(attempt)
+
+
+def held_shares(store: Store, limit: int, cursor: str | None) -> Page[Reward]:
+    """The revenue shares held for review, oldest first: by a dispute (`note` is its
+    reason), or from their start, with their referral held by a fraud check (approving
+    or rejecting the referral does the same to them). Each waits for `review_share`."""
+    check_limit(limit)
+    after = decode_cursor(cursor)
+    with store.read() as uow:
+        rows = uow.rewards.held_shares(after, limit + 1)
+    return page(rows, limit, lambda last: last.id)
 
 
 def review_share(

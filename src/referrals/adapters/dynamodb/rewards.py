@@ -11,6 +11,7 @@ external id once. A user's signup slot in a program (`items.signup_slot_key`) is
 Both are created by the conditional Put of the commit, so a second one is a Conflict.
 """
 
+import itertools
 from collections.abc import Collection, Sequence
 from dataclasses import replace
 
@@ -22,7 +23,14 @@ from referrals.adapters.dynamodb.expressions import Values
 from referrals.adapters.dynamodb.referrals import status_update
 from referrals.adapters.dynamodb.run_states import RunStates
 from referrals.adapters.dynamodb.transaction import Transaction
-from referrals.domain.model import DEFAULT_PROGRAM, Conversion, ReferralStatus, Reward, SignupSlot
+from referrals.domain.model import (
+    DEFAULT_PROGRAM,
+    Conversion,
+    ReferralStatus,
+    Reward,
+    RewardKind,
+    SignupSlot,
+)
 
 
 class DynamoRewards:
@@ -58,6 +66,18 @@ class DynamoRewards:
             consistent=True,
         )
         return [self._reward(item) for item in found]  # sk order: by id
+
+    def held_shares(self, after_id: str | None, limit: int) -> Sequence[Reward]:
+        # The partition of held in `by_status`: referrals and entries, in id order.
+        key = Key("status_pk").eq(ReferralStatus.HELD.value)
+        if after_id is not None:
+            key &= Key("id").gt(after_id)
+        shares = (
+            self._reward(item)
+            for item in self._tables.query(self._tables.main, key, index="by_status")
+            if item.get("entry_kind") == RewardKind.SHARE.value
+        )
+        return list(itertools.islice(shares, limit))
 
     def transition(
         self,

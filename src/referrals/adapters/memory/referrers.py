@@ -17,6 +17,7 @@ from referrals.domain.model import (
     ReferralStatus,
     Referrer,
     Reward,
+    RewardKind,
     SignupParties,
     SignupSlot,
 )
@@ -201,6 +202,16 @@ class MemoryRewards:
             (r for r in self._s.rewards.values() if r.referral_id == referral_id),
             key=lambda r: r.id,
         )
+
+    def held_shares(self, after_id: str | None, limit: int) -> Sequence[Reward]:
+        held = (
+            r
+            for r in self._s.rewards.values()
+            if r.kind is RewardKind.SHARE
+            and r.status is ReferralStatus.HELD
+            and (after_id is None or r.id > after_id)
+        )
+        return sorted(held, key=lambda r: r.id)[:limit]
 
     def transition(
         self,

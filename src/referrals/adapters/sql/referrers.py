@@ -394,6 +394,16 @@ class SqlRewards(Repository):
         query = select(rewards).where(rewards.c.referral_id == referral_id).order_by(rewards.c.id)
         return [rows.reward(row) for row in self._execute(query)]
 
+    def held_shares(self, after_id: str | None, limit: int) -> Sequence[Reward]:
+        # ix_rewards_status_id: the few held entries, in id order.
+        query = select(rewards).where(
+            rewards.c.status == ReferralStatus.HELD.value, rewards.c.kind == RewardKind.SHARE.value
+        )
+        if after_id is not None:
+            query = query.where(rewards.c.id > after_id)
+        query = query.order_by(rewards.c.id).limit(limit)
+        return [rows.reward(row) for row in self._execute(query)]
+
     def transition(
         self,
         reward_id: str,

@@ -13,6 +13,7 @@ from referrals.bootstrap import Services
 from referrals.derived_keys import DASHBOARD_SESSION, PORTAL_LINK, serializer
 from referrals.domain.model import EventStatus, ReferralStatus, Role
 from referrals.services.keys import create_key, revoke_key, rotate_key
+from referrals.services.sales import hold_sale
 from referrals.web import tokens
 from tests.api.common import signup
 
@@ -413,6 +414,108 @@ def test_a_form_in_another_encoding_is_refused(signed_in: TestClient, held: Any)
 def test_a_bad_cursor_on_the_review_queue_is_a_400_page(signed_in: TestClient) -> None:
     response = signed_in.get("/dashboard/reviews?cursor=%%%")
     assert response.status_code == 400 and "invalid cursor" in response.text
+
+
+# Revenue shares held for review
+
+
+@pytest.fixture
+def disputed(client: TestClient, admin: Headers, ingest: Headers, services: Services) -> str:
+    """A JPY program paying 10 % of sales; bob, referred by alice, bought for 4,999 yen
+    and disputed it: his share (499 yen) is held. Returns the sale's id."""
+    rules = {
+        "tiers": [{"threshold": 1, "reward_cents": 500}],
+        "share": {"tiers": [{"threshold": 1, "bps": 1000}], "months": 0, "ceiling_cents": 0},
+    }
+    program = {"id": "shop", "name": "Shop", "currency": "JPY", "rules": rules}
+    assert client.post("/v1/programs", json=program, headers=admin).status_code == 201
+    code = client.post("/v1/programs/shop/referrers", json={"user_id": "alice"}, headers=admin)
+    body = {"user_id": "bob", "referral_code": code.json()["code"]}
+    assert client.post("/v1/signups", json=body, headers=ingest).status_code == 201
+    sale_id = 'in_1/"<b>'  # a billing system's id: a "/" and what HTML must escape
+    sale = {
+        "external_id": sale_id,
+        "user_id": "bob",
+        "amount_minor": 4999,
+        "currency": "JPY",
+        "occurred_at": services.clock.now().isoformat(),
+        "program_id": "shop",
+    }
+    assert client.post("/v1/sales", json=sale, headers=ingest).status_code == 201
+    hold_sale(services.store, services.clock, sale_id, "dispute du_1 opened")
+    return sale_id
+
+
+def share_status(client: TestClient, admin: Headers) -> list[str]:
+    return [h["note"] for h in client.get("/v1/reviews/shares", headers=admin).json()["items"]]
+
+
+def post_share_review(client: TestClient, decision: str, **fields: str) -> Any:
+    data = {"csrf": csrf_of(client, "/dashboard/reviews"), **fields}
+    return client.post(f"/dashboard/reviews/shares/{decision}", data=data, follow_redirects=False)
+
+
+def test_the_review_queue_lists_a_held_share_in_its_programs_currency(
+    signed_in: TestClient, disputed: str
+) -> None:
+    page = signed_in.get("/dashboard/reviews").text
+    assert 'id="held-shares"' in page and "dispute du_1 opened" in page
+    assert '<td class="num">499 JPY</td>' in page  # yen have no minor unit: not "$4.99"
+    assert 'value="in_1/&#34;&lt;b&gt;"' in page  # escaped, and posted as a form field
+    assert '"<b>' not in page
+
+
+def test_approving_a_held_share_releases_it_and_is_audited(
+    signed_in: TestClient, admin: Headers, disputed: str, admin_key: tuple[str, str]
+) -> None:
+    response = post_share_review(signed_in, "approve", sale_id=disputed, reason="dispute won")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/dashboard/reviews?done=share_approved"
+    assert share_status(signed_in, admin) == []
+    assert audit_actions(signed_in, admin)[0] == ("share.approve", admin_key[1], "dispute won")
+    assert "the share is payable again" in signed_in.get(response.headers["location"]).text
+
+
+def test_rejecting_a_held_share_needs_a_reason(
+    signed_in: TestClient, admin: Headers, disputed: str
+) -> None:
+    missing = post_share_review(signed_in, "reject", sale_id=disputed, reason=" ")
+    assert missing.status_code == 400 and "reason must be" in missing.text
+    assert share_status(signed_in, admin) == ["dispute du_1 opened"]
+    done = post_share_review(signed_in, "reject", sale_id=disputed, reason="dispute lost")
+    assert done.status_code == 303 and share_status(signed_in, admin) == []
+
+
+@pytest.mark.parametrize(
+    ("decision", "fields", "status"),
+    [
+        ("promote", {"reason": "r"}, 404),
+        ("approve", {"sale_id": "in_404", "reason": "r"}, 404),
+        ("approve", {"sale_id": "", "reason": "r"}, 400),
+        ("approve", {"sale_id": "x" * 129, "reason": "r"}, 400),
+        ("approve", {"reason": "tab\there"}, 400),
+    ],
+)
+def test_bad_share_review_input_is_a_4xx_page_and_writes_nothing(
+    signed_in: TestClient,
+    admin: Headers,
+    disputed: str,
+    decision: str,
+    fields: dict[str, str],
+    status: int,
+) -> None:
+    response = post_share_review(signed_in, decision, **{"sale_id": disputed, **fields})
+    assert response.status_code == status and 'role="alert"' in response.text
+    assert share_status(signed_in, admin) == ["dispute du_1 opened"]
+
+
+def test_a_share_review_without_the_csrf_token_is_refused(
+    signed_in: TestClient, admin: Headers, disputed: str
+) -> None:
+    data = {"sale_id": disputed, "reason": "r", "csrf": "forged"}
+    response = signed_in.post("/dashboard/reviews/shares/approve", data=data)
+    assert response.status_code == 403
+    assert share_status(signed_in, admin) == ["dispute du_1 opened"]
 
 
 # Payout runs and reports

@@ -7,6 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from referrals.bootstrap import Services
+from referrals.services.sales import hold_sale
 
 Headers = dict[str, str]
 SHARE = {"tiers": [{"threshold": 1, "bps": 1000}], "months": 0, "ceiling_cents": 0}
@@ -191,3 +192,39 @@ def test_bad_share_rules_are_a_400_naming_the_field(
 def test_the_default_rules_pay_no_share(client: TestClient, admin: Headers) -> None:
     rules = client.get("/v1/programs/default/rules", headers=admin).json()["items"][0]["rules"]
     assert rules["share"] == {"tiers": [], "months": 0, "ceiling_cents": 0}
+
+
+def test_held_shares_are_listed_for_review_until_decided(
+    client: TestClient, admin: Headers, ingest: Headers, services: Services, shop: None
+) -> None:
+    assert client.post("/v1/sales", json=sale(), headers=ingest).status_code == 201
+    assert (
+        client.post("/v1/sales", json=sale(external_id="in_2"), headers=ingest).status_code == 201
+    )
+    hold_sale(services.store, services.clock, "in_2", "dispute du_1: fraudulent")
+    listed = client.get("/v1/reviews/shares", headers=admin)
+    assert listed.status_code == 200
+    (held,) = listed.json()["items"]
+    assert {k: held[k] for k in ("sale_id", "program_id", "user_id", "cents", "note")} == {
+        "sale_id": "in_2",
+        "program_id": "shop",
+        "user_id": "alice",
+        "cents": 499,
+        "note": "dispute du_1: fraudulent",
+    }
+    assert held["with_referral"] is False and listed.json()["next_cursor"] is None
+    decided = client.post(
+        "/v1/sales/in_2/share/approve", json={"reason": "dispute won"}, headers=admin
+    )
+    assert decided.status_code == 200
+    assert client.get("/v1/reviews/shares", headers=admin).json()["items"] == []
+
+
+def test_the_held_shares_queue_is_admin_only_and_checks_its_cursor(
+    client: TestClient, admin: Headers, ingest: Headers
+) -> None:
+    assert client.get("/v1/reviews/shares", headers=ingest).status_code == 403
+    assert client.get("/v1/reviews/shares").status_code == 401
+    bad = client.get("/v1/reviews/shares", params={"cursor": "%%%"}, headers=admin)
+    assert (bad.status_code, bad.json()["code"]) == (400, "validation_error")
+    assert client.get("/v1/reviews/shares?limit=0", headers=admin).status_code == 400

@@ -52,12 +52,14 @@ def test_only_the_shares_a_dispute_holds_are_listed_oldest_first(
     for sale in ("in_3", "in_1", "in_4"):
         hold_sale(sold, clock, sale, f"dispute of {sale}")
     page = held_shares(sold, 10, None)
-    assert [(s.sale_id, s.cents, s.note) for s in page.items] == [
+    assert [(h.share.sale_id, h.share.cents, h.share.note) for h in page.items] == [
         ("in_1", 100, "dispute of in_1"),
         ("in_3", 300, "dispute of in_3"),
         ("in_4", 400, "dispute of in_4"),
     ]
-    assert all(s.user_id == "alice" and s.status is ReferralStatus.HELD for s in page.items)
+    for held in page.items:
+        assert held.share.user_id == "alice" and held.share.status is ReferralStatus.HELD
+        assert not held.with_referral  # bob's referral stands: held by the dispute alone
     assert page.next_cursor is None
 
 
@@ -65,9 +67,9 @@ def test_the_queue_pages_by_cursor(sold: Store, clock: FixedClock) -> None:
     for sale in ("in_1", "in_2", "in_3"):
         hold_sale(sold, clock, sale, "dispute")
     first = held_shares(sold, 2, None)
-    assert [s.sale_id for s in first.items] == ["in_1", "in_2"]
+    assert [h.share.sale_id for h in first.items] == ["in_1", "in_2"]
     second = held_shares(sold, 2, first.next_cursor)
-    assert [s.sale_id for s in second.items] == ["in_3"] and second.next_cursor is None
+    assert [h.share.sale_id for h in second.items] == ["in_3"] and second.next_cursor is None
 
 
 def test_a_reviewed_share_leaves_the_queue(sold: Store, clock: FixedClock) -> None:
@@ -81,3 +83,12 @@ def test_a_reviewed_share_leaves_the_queue(sold: Store, clock: FixedClock) -> No
 def test_a_cursor_that_is_not_one_is_refused(sold: Store) -> None:
     with pytest.raises(InvalidInput):
         held_shares(sold, 10, "not a cursor!")
+
+
+def test_a_share_of_a_held_referral_is_listed_as_held_with_it(
+    sold: Store, clock: FixedClock
+) -> None:
+    # carol's referral is held: her sale's share is born held, decided with the referral.
+    record_sale(sold, clock, SaleIn("in_9", "carol", 5000, "USD", START, SaleKind.PURCHASE))
+    (held,) = held_shares(sold, 10, None).items
+    assert (held.share.sale_id, held.share.cents, held.with_referral) == ("in_9", 500, True)

@@ -58,6 +58,7 @@ from referrals.services import (
     payouts,
     programs,
     reviews,
+    sales,
 )
 from referrals.services import sessions as records
 from referrals.services.keys import authenticate, record_use
@@ -83,6 +84,8 @@ NOTICES = {
     "approved": "Approved: the next payout run pays it (once its hold is over).",
     "rejected": "Rejected: it will never be paid.",
     "retried": "Queued for delivery again.",
+    "share_approved": "Approved: the share is payable again.",
+    "share_rejected": "Rejected: the share will never be paid.",
 }
 
 STATE_LABELS = {
@@ -260,15 +263,23 @@ def _reviews(
     session: Session,
     cursor: str | None = None,
     status: int = 200,
+    shares_cursor: str | None = None,
     **context: Any,
 ) -> HTMLResponse:
     try:
         page = reviews.review_queue(svc.store, 50, cursor)
+        shares = sales.held_shares(svc.store, 50, shares_cursor)
     except DomainError as error:  # a cursor that is not one of ours
         page = reviews.review_queue(svc.store, 50, None)
+        shares = sales.held_shares(svc.store, 50, None)
         context["error"], status = error.detail, 400
     recent = audit.audit_log(svc.store, 20, None).items
     frame = signed_in(svc, session, "reviews", "Review queue")
+
+    def money_in(cents: int, program_id: str) -> str:
+        # Each program's rewards are in its own currency (a view is cached per program).
+        return format_money(cents, svc.rules.view(program_id).program.currency)
+
     return render(
         request,
         "reviews",
@@ -276,18 +287,62 @@ def _reviews(
         **(frame | context),
         held=page.items,
         next_cursor=page.next_cursor,
+        shares=shares.items,
+        shares_next_cursor=shares.next_cursor,
+        money_in=money_in,
         audit=recent,
     )
 
 
 @router.get("/reviews")
 def reviews_page(
-    request: Request, svc: ServicesDep, cursor: str | None = None, done: str | None = None
+    request: Request,
+    svc: ServicesDep,
+    cursor: str | None = None,
+    shares_cursor: str | None = None,
+    done: str | None = None,
 ) -> Response:
     session = session_of(request, svc)
     if session is None:
         return to_login(request)
-    return _reviews(request, svc, session, cursor, notice=NOTICES.get(done or ""))
+    notice = NOTICES.get(done or "")
+    return _reviews(request, svc, session, cursor, shares_cursor=shares_cursor, notice=notice)
+
+
+# Before the referrals' route below, whose path would take "shares" for a referral id.
+# The sale's id is a form field: a billing system's ids may hold a "/".
+@router.post("/reviews/shares/{decision}")
+async def review_share(decision: str, request: Request, svc: ServicesDep) -> Response:
+    try:
+        session, form = await authorized(request, svc)
+    except Refused as refused:
+        return message(request, refused.status, "Not done", refused.message)
+    sale_id, reason = form.get("sale_id", ""), form.get("reason", "").strip()
+    try:
+        if decision not in ("approve", "reject"):
+            raise Refused(404, "There is no such decision.")
+        if CONTROL.search(reason):
+            raise Refused(400, "A reason cannot contain control characters.")
+        await run_in_threadpool(
+            sales.review_share,
+            svc.store,
+            svc.clock,
+            session.key_id,
+            sale_id,
+            decision == "approve",
+            reason,
+        )
+    except Refused as refused:
+        return await run_in_threadpool(
+            _reviews, request, svc, session, None, refused.status, error=refused.message
+        )
+    except DomainError as error:  # not held any more, no such sale, a bad reason
+        status = STATUS_BY_CODE.get(error.code, 400)
+        return await run_in_threadpool(
+            _reviews, request, svc, session, None, status, error=f"Not done: {error.detail}."
+        )
+    done = "share_approved" if decision == "approve" else "share_rejected"
+    return redirect(request, f"/dashboard/reviews?done={done}")
 
 
 @router.post("/reviews/{referral_id}/{decision}")

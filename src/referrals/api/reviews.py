@@ -9,13 +9,14 @@ from referrals.api.deps import PROBLEMS, Cursor, Limit, ServicesDep
 from referrals.api.schemas.reviews import (
     AuditPage,
     Decision,
+    HeldSharePage,
     ReasonRequired,
     ReferralDetail,
     ReviewPage,
 )
 from referrals.bootstrap import Services
 from referrals.domain.model import ApiKey
-from referrals.services import audit, queries, reviews
+from referrals.services import audit, queries, reviews, sales
 
 router = APIRouter(tags=["reviews"])
 ReferralId = Annotated[str, Path(pattern=r"^[0-9A-Z]{26}$")]
@@ -64,6 +65,15 @@ def review_queue(
 ) -> ReviewPage:
     """Rewards held by a fraud check, oldest first, with the checks that failed."""
     return ReviewPage.of(reviews.review_queue(svc.store, limit, cursor))
+
+
+@router.get("/v1/reviews/shares", response_model=HeldSharePage, responses=PROBLEMS)
+def held_shares(
+    svc: ServicesDep, limit: Limit = 50, cursor: Cursor = None, _: ApiKey = Depends(auth.admin)
+) -> HeldSharePage:
+    """Revenue shares of sales held for review, oldest first: by a dispute (decide each
+    with `POST /v1/sales/{sale_id}/share/{approve|reject}`), or with their referral."""
+    return HeldSharePage.of(sales.held_shares(svc.store, limit, cursor))
 
 
 @router.post("/v1/reviews/{referral_id}/approve", response_model=ReferralDetail, responses=CHANGES)

@@ -361,15 +361,28 @@ def hold_sale(store: Store, clock: Clock, sale_external_id: str, reason: str) ->
     return retry_on_conflict(attempt)
 
 
-def held_shares(store: Store, limit: int, cursor: str | None) -> Page[Reward]:
-    """The revenue shares held for review, oldest first: by a dispute (`note` is its
-    reason), or from their start, with their referral held by a fraud check (approving
-    or rejecting the referral does the same to them). Each waits for `review_share`."""
+@dataclass(frozen=True, slots=True)
+class HeldShare:
+    share: Reward
+    # Held from its start with its referral (a fraud check): decided with the referral,
+    # whose approval or rejection does the same to it. Otherwise held by a dispute, whose
+    # reason is the share's `note`, and decided on its own with `review_share`.
+    with_referral: bool
+
+
+def held_shares(store: Store, limit: int, cursor: str | None) -> Page[HeldShare]:
+    """The revenue shares held for review, oldest first."""
     check_limit(limit)
     after = decode_cursor(cursor)
     with store.read() as uow:
-        rows = uow.rewards.held_shares(after, limit + 1)
-    return page(rows, limit, lambda last: last.id)
+        shares = uow.rewards.held_shares(after, limit + 1)
+        held = [HeldShare(share, _status_of(uow, share.referral_id) is HELD) for share in shares]
+    return page(held, limit, lambda last: last.share.id)
+
+
+def _status_of(uow: UnitOfWork, referral_id: str) -> ReferralStatus | None:
+    referral = uow.referrals.get(referral_id)
+    return referral.status if referral else None
 
 
 def review_share(
@@ -382,6 +395,7 @@ def review_share(
 ) -> Reward:
     """Approve (payable again) or reject (never paid, the caps give it back) a sale's
     held share; logged in the audit log with the reason."""
+    _check_external_id(sale_external_id, "sale_external_id")
     _check_reason(reason)
 
     def attempt() -> Reward:

@@ -10,6 +10,7 @@ from referrals.api.schemas.common import Reason, RequestBody
 from referrals.api.schemas.signups import ReferralOut
 from referrals.domain.model import AuditEntry, Referral, ReferralStatus, Reward, RewardKind
 from referrals.services.queries import Page
+from referrals.services.sales import HeldShare
 
 
 class CheckOut(BaseModel):
@@ -92,6 +93,50 @@ class ReviewPage(BaseModel):
     @classmethod
     def of(cls, page: Page[Referral]) -> "ReviewPage":
         return cls(items=[ReferralDetail.of(r) for r in page.items], next_cursor=page.next_cursor)
+
+
+class HeldShareOut(BaseModel):
+    """A sale's revenue share held for review."""
+
+    id: str
+    sale_id: str
+    referral_id: str
+    program_id: str
+    user_id: str = Field(description="the referrer it is owed to")
+    cents: int = Field(description="in the minor units of the program's currency")
+    payable_at: datetime
+    note: str | None = Field(description="why it is held: the dispute's reason")
+    with_referral: bool = Field(
+        description="held from its start with its referral (a fraud check): approved or "
+        "rejected with the referral (/v1/reviews/{referral_id}/...); otherwise held by a "
+        "dispute, decided by POST /v1/sales/{sale_id}/share/{approve|reject}"
+    )
+
+    @classmethod
+    def of(cls, held: HeldShare) -> "HeldShareOut":
+        share = held.share
+        return cls(
+            id=share.id,
+            sale_id=share.sale_id or "",  # a share always names its sale
+            referral_id=share.referral_id,
+            program_id=share.program_id,
+            user_id=share.user_id,
+            cents=share.cents,
+            payable_at=share.payable_at,
+            note=share.note,
+            with_referral=held.with_referral,
+        )
+
+
+class HeldSharePage(BaseModel):
+    """Revenue shares held for review, oldest first."""
+
+    items: list[HeldShareOut]
+    next_cursor: str | None
+
+    @classmethod
+    def of(cls, page: Page[HeldShare]) -> "HeldSharePage":
+        return cls(items=[HeldShareOut.of(h) for h in page.items], next_cursor=page.next_cursor)
 
 
 class Decision(RequestBody):

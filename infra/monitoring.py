@@ -20,9 +20,9 @@ PERIOD = Duration.minutes(5)
 NAMESPACE = "Referrals"
 # Powertools Metrics adds `service` (POWERTOOLS_SERVICE_NAME) to every metric.
 BUSINESS_DIMENSIONS = {"service": "referrals"}
-BUSINESS_METRICS = ("Signups", "RewardCents", "PayoutsCompleted", "PayoutCents")
-# `RewardCents` and `PayoutCents` per currency (aws.observability): a line each, found
-# by a search, since the currencies are the programs' (data), not known here.
+# `RewardCents`, `ShareCents` (revenue shares earned) and `PayoutCents` per currency
+# (aws.observability): a line each, found by a search, since the currencies are the
+# programs' (data), not known here.
 
 
 def per_currency(name: str) -> cw.MathExpression:
@@ -75,7 +75,7 @@ class Monitoring(Construct):
             cw.GraphWidget(
                 title="Signups",
                 left=[business_metric("Signups")],
-                right=[per_currency("RewardCents")],
+                right=[per_currency("RewardCents"), per_currency("ShareCents")],
                 width=12,
             ),
             cw.GraphWidget(

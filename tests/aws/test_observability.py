@@ -119,3 +119,13 @@ def test_a_signup_event_written_before_it_named_its_program_is_counted_in_dollar
     payload = {"referral_id": "r1", "reward_cents": 500, "status": "pending"}
     measured(Delivered()).deliver(Event("e1", events.REFERRAL_CREATED, payload, NOW))
     assert in_currencies(capsys.readouterr().out, "RewardCents") == {"USD": [500.0]}
+
+
+def test_a_revenue_share_is_counted_in_its_sales_currency(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    payload = {"reward_id": "w1", "sale_id": "in_1", "currency": "JPY", "share_cents": 499}
+    measured(Delivered()).deliver(Event("e1", events.SHARE_EARNED, payload, NOW))
+    out = capsys.readouterr().out
+    assert in_currencies(out, "ShareCents") == {"JPY": [499.0]}
+    assert in_currencies(out, "RewardCents") == {} and payout_cents(out) == {}

@@ -56,8 +56,8 @@ def test_dashboard_shows_the_business_metrics(template_json: Json) -> None:
 
 
 def test_dashboard_shows_rewards_and_payouts_per_currency(template_json: Json) -> None:
-    """`RewardCents` and `PayoutCents` have a `Currency` dimension: a search finds a line
-    per currency."""
+    """`RewardCents`, `ShareCents` and `PayoutCents` have a `Currency` dimension: a search
+    finds a line per currency."""
     _, dashboard = find(template_json, "AWS::CloudWatch::Dashboard", DashboardName=PREFIX)
     body = json.loads(render(dashboard["Properties"]["DashboardBody"], template_json))
     expressions = [
@@ -68,7 +68,7 @@ def test_dashboard_shows_rewards_and_payouts_per_currency(template_json: Json) -
     ]
     assert expressions == [
         f"""SEARCH('{{Referrals,Currency,service}} MetricName="{name}"', 'Sum', 300)"""
-        for name in ("RewardCents", "PayoutCents")
+        for name in ("RewardCents", "ShareCents", "PayoutCents")
     ]
 
 

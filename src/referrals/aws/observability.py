@@ -40,6 +40,8 @@ class MeasuredNotifier:
         if event.type == events.REFERRAL_CREATED:
             metrics.add_metric(name="Signups", unit=MetricUnit.Count, value=1)
             _in_currency("RewardCents", self._currency(payload), _cents(payload["reward_cents"]))
+        elif event.type == events.SHARE_EARNED:  # the event names its sale's currency
+            _in_currency("ShareCents", str(payload["currency"]), _cents(payload["share_cents"]))
         elif event.type == events.PAYOUT_COMPLETED:
             metrics.add_metric(name="PayoutsCompleted", unit=MetricUnit.Count, value=1)
             for currency, minor in _paid_per_currency(payload):

@@ -13,11 +13,12 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from referrals import cli
-from referrals.bootstrap import Services, build
+from referrals.bootstrap import Services, build, build_store
 from referrals.config import Settings
-from referrals.domain.model import AuditEntry, EventStatus, ReferralStatus
+from referrals.domain.model import DEFAULT_PROGRAM, AuditEntry, EventStatus, ReferralStatus
 from referrals.domain.periods import last_ended_period
-from referrals.domain.program import RuleVersion
+from referrals.domain.program import BEGINNING, Program, RuleVersion
+from referrals.domain.tiers import TierSchedule
 from referrals.services.audit import audit_log
 from referrals.services.referrers import enroll
 from referrals.services.signups import sign_up
@@ -229,3 +230,19 @@ def test_a_run_over_two_currencies_prints_each_currencys_total(
     listed = invoke("payout", "list")
     assert "500 JPY, $10.00" in listed
     assert "1500" not in paid + listed and "15.00" not in paid + listed  # no sum
+
+
+def test_demo_prints_the_rewards_in_the_default_programs_currency(home: Path) -> None:
+    # A database whose default program pays in yen (made so before anything built it).
+    store = build_store(Settings().database_url, migrate=True)
+    rules = RuleVersion(
+        tiers=TierSchedule.parse("1:500"), effective_from=BEGINNING, created_at=BEGINNING
+    )
+    with store.unit_of_work() as uow:
+        uow.programs.add(Program(DEFAULT_PROGRAM, "Default", "JPY", created_at=BEGINNING), rules)
+        uow.commit()
+    store.dispose()
+
+    output = invoke("demo", "--referrers", "1")
+
+    assert "1 x 500 JPY" in output and "$" not in output

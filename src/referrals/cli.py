@@ -20,6 +20,7 @@ from referrals.cli_referrers import referrers_app
 from referrals.config import Settings
 from referrals.domain.errors import DomainError
 from referrals.domain.model import (
+    DEFAULT_PROGRAM,
     CurrencyTotal,
     EventStatus,
     PayoutLine,
@@ -31,7 +32,6 @@ from referrals.domain.model import (
 from referrals.domain.money import (
     DEFAULT_CURRENCY,
     format_amounts,
-    format_cents,
     format_money,
 )
 from referrals.domain.periods import Period, last_ended_period
@@ -294,6 +294,10 @@ def demo(
         _text_column("referrer"), "referrals", "rewards by tier", "total", title="demo rewards"
     )
     signed = 0
+
+    def money(minor: int) -> str:  # the demo signs up in the default program
+        return program_money(svc, DEFAULT_PROGRAM, minor)
+
     for n in range(referrers):
         referrer_id = f"demo-{run}-referrer-{n + 1}"
         code = enroll(svc.store, svc.clock, referrer_id).referrer.code
@@ -313,9 +317,9 @@ def demo(
             signed += 1
             cents = result.referral.reward_cents
             rewards[cents] = rewards.get(cents, 0) + 1
-        by_tier = ", ".join(f"{count} x ${format_cents(c)}" for c, count in rewards.items())
+        by_tier = ", ".join(f"{count} x {money(c)}" for c, count in rewards.items())
         earned = sum(c * count for c, count in rewards.items())
-        table.add_row(referrer_id, str(top + n), by_tier, f"${format_cents(earned)}")
+        table.add_row(referrer_id, str(top + n), by_tier, money(earned))
     console.print(table)
     if period is None:
         return

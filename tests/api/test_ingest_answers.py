@@ -233,6 +233,7 @@ ROUTES: dict[str, tuple[Access, Calls]] = {
         lambda w: [_post(f"/v1/referrals/{w.referral_id}/reverse", {"reason": "refunded"})],
     ),
     "GET /v1/reviews": (Access.REFUSED, lambda w: [_get("/v1/reviews")]),
+    "GET /v1/reviews/shares": (Access.REFUSED, lambda w: [_get("/v1/reviews/shares")]),
     "POST /v1/reviews/{referral_id}/approve": (
         Access.REFUSED,
         lambda w: [_post(f"/v1/reviews/{w.referral_id}/approve")],
@@ -327,6 +328,10 @@ ROUTES: dict[str, tuple[Access, Calls]] = {
     "POST /dashboard/reviews/{referral_id}/{decision}": (
         Access.REFUSED,
         lambda w: [_post(f"/dashboard/reviews/{w.referral_id}/approve")],
+    ),
+    "POST /dashboard/reviews/shares/{decision}": (
+        Access.REFUSED,
+        lambda w: [_post("/dashboard/reviews/shares/approve", {"sale_id": "in_1", "reason": "r"})],
     ),
     "GET /dashboard/notifications": (Access.REFUSED, lambda w: [_get("/dashboard/notifications")]),
     "GET /dashboard/programs": (Access.REFUSED, lambda w: [_get("/dashboard/programs")]),

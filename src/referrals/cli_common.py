@@ -26,4 +26,4 @@ def refused(error: DomainError) -> typer.Exit:
 
 def program_money(svc: Services, program_id: str, minor: int) -> str:
     """An amount of a program's rewards, in its currency (RulesBook keeps its programs)."""
-    return format_money(minor, svc.rules.view(program_id).program.currency)
+    return format_money(minor, svc.rules.currency(program_id))

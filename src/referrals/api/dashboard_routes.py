@@ -276,9 +276,8 @@ def _reviews(
     recent = audit.audit_log(svc.store, 20, None).items
     frame = signed_in(svc, session, "reviews", "Review queue")
 
-    def money_in(cents: int, program_id: str) -> str:
-        # Each program's rewards are in its own currency (a view is cached per program).
-        return format_money(cents, svc.rules.view(program_id).program.currency)
+    def money_in(cents: int, program_id: str) -> str:  # each program's in its currency
+        return format_money(cents, svc.rules.currency(program_id))
 
     return render(
         request,

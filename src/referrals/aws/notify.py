@@ -19,7 +19,7 @@ from referrals.services.outbox import dispatch, prune
 
 def deliver_due() -> dict[str, int]:
     svc = services()
-    notifier = MeasuredNotifier(svc.notifier, lambda p: svc.rules.view(p).program.currency)
+    notifier = MeasuredNotifier(svc.notifier, svc.rules.currency)
     delivered = failed = dead = 0
     while True:
         result = dispatch(svc.store, notifier, svc.clock, svc.retry_policy)

@@ -257,6 +257,10 @@ class RulesBook:
             ensure_default_program(self._store, self._clock, self._seed, self._share_url_template)
             self._default_ensured = True
 
+    def currency(self, program_id: str) -> str:
+        """The currency `program_id` pays its rewards in (it never changes)."""
+        return self.view(program_id).program.currency
+
     def view(self, program_id: str, uow: UnitOfWork | None = None) -> ProgramView:
         """The program as this book keeps it, read again if it is `ttl` old: through
         `uow` if given (a signup's: it already holds a connection, and waiting for a

@@ -24,6 +24,7 @@ Bad input is a 4xx page, never a 500.
 
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -308,73 +309,72 @@ def reviews_page(
     return _reviews(request, svc, session, cursor, shares_cursor=shares_cursor, notice=notice)
 
 
+# What a review decision, posted, says when it is done: the queue's notice (NOTICES).
+DONE = {"approve": "approved", "reject": "rejected"}
+# A decision, run once the form is checked: (the signed-in key's id, the reason, the form).
+Decide = Callable[[str, str, dict[str, str]], object]
+
+
+async def _decided(
+    request: Request,
+    svc: Services,
+    decision: str,
+    decide: Decide | None,
+    missing: str,
+    notice: str = "",
+) -> Response:
+    """A review queue's form, posted: the session and its CSRF token are checked, then
+    that `decision` is one and what it is on exists (`decide` is None if not: 404
+    `missing`), then the reason. A refusal shows the queue again with why; a decision
+    redirects to the queue with its notice (`notice` + approved or rejected)."""
+    try:
+        session, form = await authorized(request, svc)
+    except Refused as refused:
+        return message(request, refused.status, "Not done", refused.message)
+    reason = form.get("reason", "").strip()
+    try:
+        if decide is None or decision not in DONE:
+            raise Refused(404, missing)
+        if CONTROL.search(reason):
+            raise Refused(400, "A reason cannot contain control characters.")
+        await run_in_threadpool(decide, session.key_id, reason, form)
+    except Refused as refused:
+        return await run_in_threadpool(
+            _reviews, request, svc, session, None, refused.status, error=refused.message
+        )
+    except DomainError as error:  # not held any more, nothing of that id, a bad reason
+        status = STATUS_BY_CODE.get(error.code, 400)
+        return await run_in_threadpool(
+            _reviews, request, svc, session, None, status, error=f"Not done: {error.detail}."
+        )
+    return redirect(request, f"/dashboard/reviews?done={notice}{DONE[decision]}")
+
+
 # Before the referrals' route below, whose path would take "shares" for a referral id.
 # The sale's id is a form field: a billing system's ids may hold a "/".
 @router.post("/reviews/shares/{decision}")
 async def review_share(decision: str, request: Request, svc: ServicesDep) -> Response:
-    try:
-        session, form = await authorized(request, svc)
-    except Refused as refused:
-        return message(request, refused.status, "Not done", refused.message)
-    sale_id, reason = form.get("sale_id", ""), form.get("reason", "").strip()
-    try:
-        if decision not in ("approve", "reject"):
-            raise Refused(404, "There is no such decision.")
-        if CONTROL.search(reason):
-            raise Refused(400, "A reason cannot contain control characters.")
-        await run_in_threadpool(
-            sales.review_share,
-            svc.store,
-            svc.clock,
-            session.key_id,
-            sale_id,
-            decision == "approve",
-            reason,
-        )
-    except Refused as refused:
-        return await run_in_threadpool(
-            _reviews, request, svc, session, None, refused.status, error=refused.message
-        )
-    except DomainError as error:  # not held any more, no such sale, a bad reason
-        status = STATUS_BY_CODE.get(error.code, 400)
-        return await run_in_threadpool(
-            _reviews, request, svc, session, None, status, error=f"Not done: {error.detail}."
-        )
-    done = "share_approved" if decision == "approve" else "share_rejected"
-    return redirect(request, f"/dashboard/reviews?done={done}")
+    def decide(key_id: str, reason: str, form: dict[str, str]) -> None:
+        sale_id, approve = form.get("sale_id", ""), decision == "approve"
+        sales.review_share(svc.store, svc.clock, key_id, sale_id, approve, reason)
+
+    return await _decided(
+        request, svc, decision, decide, "There is no such decision.", notice="share_"
+    )
 
 
 @router.post("/reviews/{referral_id}/{decision}")
 async def review(referral_id: str, decision: str, request: Request, svc: ServicesDep) -> Response:
-    try:
-        session, form = await authorized(request, svc)
-    except Refused as refused:
-        return message(request, refused.status, "Not done", refused.message)
-    reason = form.get("reason", "").strip() or None
-    try:
-        if decision not in ("approve", "reject") or not ULID.match(referral_id):
-            raise Refused(404, "There is no such decision or referral.")
-        if reason is not None and CONTROL.search(reason):
-            raise Refused(400, "A reason cannot contain control characters.")
-        if decision == "approve":
-            await run_in_threadpool(
-                reviews.approve, svc.store, svc.clock, session.key_id, referral_id, reason
-            )
+    def decide(key_id: str, reason: str, _: dict[str, str]) -> None:
+        if decision == "approve":  # the reason is optional
+            reviews.approve(svc.store, svc.clock, key_id, referral_id, reason or None)
         else:
-            await run_in_threadpool(
-                reviews.reject, svc.store, svc.clock, session.key_id, referral_id, reason or ""
-            )
-    except Refused as refused:
-        return await run_in_threadpool(
-            _reviews, request, svc, session, None, refused.status, error=refused.message
-        )
-    except DomainError as error:  # not held any more, no such referral, a bad reason
-        status = STATUS_BY_CODE.get(error.code, 400)
-        return await run_in_threadpool(
-            _reviews, request, svc, session, None, status, error=f"Not done: {error.detail}."
-        )
-    done = "approved" if decision == "approve" else "rejected"
-    return redirect(request, f"/dashboard/reviews?done={done}")
+            reviews.reject(svc.store, svc.clock, key_id, referral_id, reason)
+
+    missing = "There is no such decision or referral."
+    return await _decided(
+        request, svc, decision, decide if ULID.match(referral_id) else None, missing
+    )
 
 
 # Notifications

@@ -8,7 +8,8 @@ from sqlalchemy import create_engine, text
 
 from referrals.adapters.sql.schema import metadata
 from referrals.adapters.sql.store import SqlStore
-from referrals.bootstrap import build_store
+from referrals.bootstrap import Services, build, build_store
+from referrals.config import Settings
 
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 
@@ -56,3 +57,15 @@ def emptied_store(url: str) -> Iterator[SqlStore]:
         yield store
     finally:
         store.dispose()
+
+
+@contextmanager
+def services_on(prefix: str, reports: str, pool_size: int = 5) -> Iterator[Services]:
+    """Services built as `referrals serve` builds them, on a migrated database of their
+    own with a pool of `pool_size`; its connections closed, then the database dropped."""
+    with migrated_database(prefix) as url:
+        svc = build(Settings(database_url=url, reports_url=reports, pool_size=pool_size))
+        try:
+            yield svc
+        finally:
+            svc.store.dispose()  # type: ignore[attr-defined]

@@ -20,7 +20,7 @@ from referrals.bootstrap import Services, build
 from referrals.config import Settings
 from referrals.domain.model import Role
 from referrals.services.keys import create_key
-from tests.postgresql import migrated_database
+from tests.postgresql import migrated_database, services_on
 
 
 def test_readyz_is_200_when_a_write_can_begin(client: TestClient) -> None:
@@ -104,12 +104,8 @@ def test_readyz_is_503_on_a_postgresql_database_that_only_reads(
 
 
 def test_readyz_is_200_on_postgresql(tmp_path: Path) -> None:
-    with migrated_database("readyz") as url:
-        svc = build(Settings(database_url=url, reports_url=str(tmp_path)))
-        try:
-            assert TestClient(create_app(svc)).get("/readyz").status_code == 200
-        finally:
-            svc.store.dispose()  # type: ignore[attr-defined]
+    with services_on("readyz", str(tmp_path)) as svc:
+        assert TestClient(create_app(svc)).get("/readyz").status_code == 200
 
 
 def test_the_bare_address_leads_to_the_dashboard(client: TestClient) -> None:
@@ -153,28 +149,26 @@ def test_on_postgresql_healthz_answers_while_every_request_thread_is_taken(
 ) -> None:
     # Its round trip is made on the event loop (adapters.sql.probe): under full load a
     # request thread could wait seconds for the GIL, and a balancer's probe time out.
-    with migrated_database("healthz_loop") as url:
-        svc = build(Settings(database_url=url, reports_url=str(tmp_path), pool_size=1))
+    with (
+        services_on("healthz_loop", str(tmp_path), pool_size=1) as svc,
+        TestClient(create_app(svc)) as client,
+    ):
+        assert client.portal is not None
+        release = threading.Event()
+        client.portal.start_task_soon(to_thread.run_sync, release.wait)  # the one thread
+        asking = ThreadPoolExecutor(1)
         try:
-            with TestClient(create_app(svc)) as client:
-                assert client.portal is not None
-                release = threading.Event()
-                client.portal.start_task_soon(to_thread.run_sync, release.wait)  # the one thread
-                asking = ThreadPoolExecutor(1)
-                try:
-                    deadline = time.monotonic() + 5
-                    while client.portal.call(_threads_borrowed) < 1:
-                        assert time.monotonic() < deadline
-                        time.sleep(0.01)
-                    # A check waiting for the taken thread would not answer in time.
-                    answered = asking.submit(client.get, "/healthz").result(timeout=3)
-                finally:
-                    release.set()
-                    asking.shutdown()
-                assert answered.status_code == 200
-                assert answered.json() == {"status": "ok"}
+            deadline = time.monotonic() + 5
+            while client.portal.call(_threads_borrowed) < 1:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            # A check waiting for the taken thread would not answer in time.
+            answered = asking.submit(client.get, "/healthz").result(timeout=3)
         finally:
-            svc.store.dispose()  # type: ignore[attr-defined]
+            release.set()
+            asking.shutdown()
+        assert answered.status_code == 200
+        assert answered.json() == {"status": "ok"}
 
 
 async def _threads_borrowed() -> int:

@@ -6,9 +6,8 @@ from anyio import to_thread
 from fastapi.testclient import TestClient
 
 from referrals.api.app import create_app
-from referrals.bootstrap import Services, build
-from referrals.config import Settings
-from tests.postgresql import migrated_database
+from referrals.bootstrap import Services
+from tests.postgresql import services_on
 
 
 def _request_threads(client: TestClient) -> float:
@@ -20,14 +19,12 @@ def _request_threads(client: TestClient) -> float:
 def test_on_postgresql_requests_get_as_many_threads_as_the_pool_has_connections(
     tmp_path: Path,
 ) -> None:
-    with migrated_database("request_threads") as url:
-        svc = build(Settings(database_url=url, reports_url=str(tmp_path), pool_size=3))
-        try:
-            with TestClient(create_app(svc)) as client:
-                assert client.get("/healthz").status_code == 200
-                assert _request_threads(client) == 3
-        finally:
-            svc.store.dispose()  # type: ignore[attr-defined]
+    with (
+        services_on("request_threads", str(tmp_path), pool_size=3) as svc,
+        TestClient(create_app(svc)) as client,
+    ):
+        assert client.get("/healthz").status_code == 200
+        assert _request_threads(client) == 3
 
 
 def test_on_sqlite_requests_keep_the_default_thread_pool(services: Services) -> None:

@@ -40,6 +40,7 @@ PyPI the first time (uv caches the wheels): the asset's, and Flask for the moto 
 """
 
 import argparse
+import itertools
 import json
 import os
 import socket
@@ -48,7 +49,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -410,24 +411,18 @@ def measure(runs: int) -> dict[str, Any]:
             result["moto_call_ms"] = round(prepared.call_ms, 1)
             references = measure_references(python, asset, endpoint, prepared, runs, floor)
             result["references"] = references
-            run = 0
+            numbers = itertools.count(1)  # each sample's own user, month or event
             for name, (module, success) in CASES.items():
                 env = function_environment(name, asset, endpoint, prepared)
-                context = CONTEXT.format(
-                    name=env["AWS_LAMBDA_FUNCTION_NAME"], region=REGION, account=ACCOUNT
-                )
                 result[name] = {}
                 for mode, template in (("fresh", FRESH), ("restored", RESTORED)):
-                    samples = []
-                    for _ in range(runs):
-                        run += 1
-                        code = context + template.format(
-                            module=module, event=event(name, run, prepared)
-                        )
-                        figures = sample(python, asset, env, code)
-                        if not success(figures["result"]):
-                            raise RuntimeError(f"{name}: the first response failed: {figures}")
-                        samples.append(figures)
+                    # A generator: each event is made just before its sample runs.
+                    codes = (
+                        context_of(env)
+                        + template.format(module=module, event=event(name, run, prepared))
+                        for run in itertools.islice(numbers, runs)
+                    )
+                    samples = sampled(python, asset, env, codes, success, name)
                     result[name][mode] = medians(samples, floor)
                 reference = next(r for r, (_, _, of) in REFERENCES.items() if name in of)
                 fresh = result[name]["fresh"]
@@ -442,21 +437,43 @@ def measure_references(
 ) -> dict[str, dict[str, float]]:
     """The outside references' medians, from the api function's folder and environment."""
     env = function_environment("api", asset, endpoint, prepared)
-    context = CONTEXT.format(name=env["AWS_LAMBDA_FUNCTION_NAME"], region=REGION, account=ACCOUNT)
     figures = {}
     for name, (template, success, _) in REFERENCES.items():
-        samples = []
-        for run in range(runs):
-            user = {"userId": f"reference-{run}", "referralCode": "ALICE"}
-            code = context + template.format(
-                table=f"{PREFIX}-main", event=rest_event(prepared.key, "/signup", user)
+        codes = (
+            context_of(env)
+            + template.format(
+                table=f"{PREFIX}-main",
+                event=rest_event(
+                    prepared.key, "/signup", {"userId": f"reference-{run}", "referralCode": "ALICE"}
+                ),
             )
-            sample_figures = sample(python, asset, env, code)
-            if not success(sample_figures["result"]):
-                raise RuntimeError(f"{name}: the reference's answer failed: {sample_figures}")
-            samples.append(sample_figures)
-        figures[name] = medians(samples, floor)
+            for run in range(runs)
+        )
+        figures[name] = medians(sampled(python, asset, env, codes, success, name), floor)
     return figures
+
+
+def context_of(env: dict[str, str]) -> str:
+    """The Lambda context object of the function `env` is the environment of."""
+    return CONTEXT.format(name=env["AWS_LAMBDA_FUNCTION_NAME"], region=REGION, account=ACCOUNT)
+
+
+def sampled(
+    python: str,
+    asset: Path,
+    env: dict[str, str],
+    codes: Iterable[str],
+    success: Callable[[Any], bool],
+    what: str,
+) -> list[dict[str, Any]]:
+    """Each of `codes` run as a fresh process (`sample`); each must answer a success."""
+    samples = []
+    for code in codes:
+        figures = sample(python, asset, env, code)
+        if not success(figures["result"]):
+            raise RuntimeError(f"{what}: the first response failed: {figures}")
+        samples.append(figures)
+    return samples
 
 
 def main() -> None:

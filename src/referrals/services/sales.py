@@ -376,13 +376,14 @@ def held_shares(store: Store, limit: int, cursor: str | None) -> Page[HeldShare]
     after = decode_cursor(cursor)
     with store.read() as uow:
         shares = uow.rewards.held_shares(after, limit + 1)
-        held = [HeldShare(share, _status_of(uow, share.referral_id) is HELD) for share in shares]
+        # One read per referral: a referee's sales are often many shares of one referral.
+        referrals = {r: uow.referrals.get(r) for r in {share.referral_id for share in shares}}
+    held = [HeldShare(share, _is_held(referrals[share.referral_id])) for share in shares]
     return page(held, limit, lambda last: last.share.id)
 
 
-def _status_of(uow: UnitOfWork, referral_id: str) -> ReferralStatus | None:
-    referral = uow.referrals.get(referral_id)
-    return referral.status if referral else None
+def _is_held(referral: Referral | None) -> bool:
+    return referral is not None and referral.status is HELD
 
 
 def review_share(
